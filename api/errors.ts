@@ -1,0 +1,57 @@
+import type { FastifyError, FastifyInstance } from 'fastify'
+import { HphError } from '../errors.ts'
+import { isTransient } from '../streams/transient.ts'
+
+// spec/api.md: every error body is {error, message, details}. One place maps errors to HTTP.
+
+export interface ErrorBody {
+  error: string
+  message: string
+  details: Array<{ path: string; problem: string }>
+}
+
+export class HttpError extends HphError {
+  constructor(
+    readonly status: number,
+    code: string,
+    message: string,
+    details: Array<{ path: string; problem: string }> = [],
+  ) {
+    super(code, message, details)
+  }
+}
+
+const FASTIFY_CODES: Record<string, { status: number; error: string }> = {
+  FST_ERR_CTP_BODY_TOO_LARGE: { status: 413, error: 'payload_too_large' },
+  FST_ERR_CTP_INVALID_MEDIA_TYPE: { status: 415, error: 'unsupported_media_type' },
+  FST_ERR_CTP_EMPTY_JSON_BODY: { status: 400, error: 'invalid_json' },
+  FST_ERR_CTP_INVALID_CONTENT_LENGTH: { status: 400, error: 'invalid_content_length' },
+}
+
+export function toHttp(err: unknown): { status: number; body: ErrorBody } {
+  if (err instanceof HttpError) return { status: err.status, body: { error: err.code, message: err.message, details: err.details } }
+  if (err instanceof HphError && err.code === 'validation_failed') return { status: 400, body: { error: err.code, message: err.message, details: err.details } }
+  const fe = err as Partial<FastifyError>
+  const known = fe.code ? FASTIFY_CODES[fe.code] : undefined
+  if (known) return { status: known.status, body: { error: known.error, message: fe.message ?? known.error, details: [] } }
+  if (err instanceof SyntaxError || (fe.statusCode === 400 && /JSON|prototype|constructor/i.test(fe.message ?? ''))) {
+    return { status: 400, body: { error: 'invalid_json', message: `body is not valid JSON: ${fe.message}`, details: [] } }
+  }
+  if (typeof fe.statusCode === 'number' && fe.statusCode >= 400 && fe.statusCode < 500) {
+    return { status: fe.statusCode, body: { error: 'bad_request', message: fe.message ?? 'bad request', details: [] } }
+  }
+  if (isTransient(err)) return { status: 503, body: { error: 'unavailable', message: 'the event store is unreachable; retry later', details: [] } }
+  return { status: 500, body: { error: 'internal', message: 'internal error', details: [] } }
+}
+
+export function installErrorHandling(app: FastifyInstance): void {
+  app.setErrorHandler((err, req, reply) => {
+    const { status, body } = toHttp(err)
+    if (status >= 500) req.log.error({ err }, 'request failed')
+    if (status === 503) void reply.header('retry-after', '5')
+    void reply.status(status).send(body)
+  })
+  app.setNotFoundHandler((req, reply) => {
+    void reply.status(404).send({ error: 'not_found', message: `no route ${req.method} ${req.url.split('?')[0]}`, details: [] })
+  })
+}

@@ -1,0 +1,12 @@
+// `npm run bench`: every figure of the issues, with the machine and the ceilings beside it.
+// Each benchmark runs on its own database and HPH_PREFIX and removes them afterwards.
+import { samplesWriterBench } from './samples-writer.ts'
+import { httpIngestBench } from './http-ingest.ts'
+
+const only = process.argv[2]
+const benches: Record<string, () => Promise<void>> = { 'samples-writer': samplesWriterBench, 'http-ingest': httpIngestBench }
+for (const [name, run] of Object.entries(benches)) {
+  if (only && only !== name) continue
+  process.stdout.write(`\n== ${name}\n`)
+  await run()
+}

@@ -1,0 +1,46 @@
+import { parseArgs } from 'node:util'
+import { loadConfig, ConfigError } from '../config.ts'
+import { createLogger } from '../log.ts'
+import { commands } from './commands.ts'
+
+const USAGE = `hph — Holistic Performance Hub
+
+usage: hph <command> [options]
+
+  up                      create the database if missing, migrate, apply streams, run api + every stage
+  worker <stage>          run one stage (${'normalize | samples-writer'}); several instances share one durable
+  migrate                 apply the database migrations
+  streams apply           create or update the streams and durable consumers
+  demo [--exit]           run the pipeline, post a demo data set to it, show what landed
+
+configuration: environment variables (see README.md), e.g. NATS_URL, DATABASE_URL, PORT, HPH_PREFIX`
+
+async function main(argv: string[]): Promise<number> {
+  const { positionals, values } = parseArgs({ args: argv, allowPositionals: true, strict: false, options: { exit: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } } })
+  const [name, ...rest] = positionals
+  const command = name ? commands[name] : undefined
+  if (!command || values.help) {
+    process.stdout.write(`${USAGE}\n`)
+    return command || values.help ? 0 : 2
+  }
+  let config
+  try {
+    config = loadConfig()
+  } catch (err) {
+    if (!(err instanceof ConfigError)) throw err
+    process.stderr.write(`${err.message}\n`)
+    return 2
+  }
+  const log = createLogger(config)
+  return command({ config, log, args: rest, flags: values })
+}
+
+main(process.argv.slice(2)).then(
+  (code) => {
+    if (code !== undefined) process.exitCode = code
+  },
+  (err: unknown) => {
+    process.stderr.write(`hph: ${err instanceof Error ? err.message : String(err)}\n`)
+    process.exitCode = 1
+  },
+)

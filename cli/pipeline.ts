@@ -1,0 +1,110 @@
+import type { FastifyInstance } from 'fastify'
+import type { Kysely } from 'kysely'
+import type pg from 'pg'
+import type { Config } from '../config.ts'
+import type { Logger } from '../log.ts'
+import { buildApi } from '../api/server.ts'
+import { normalizeStage } from '../processors/normalize/stage.ts'
+import { samplesWriter } from '../projections/samples/writer.ts'
+import { createDb, ensureDatabase, type Database } from '../schema/db.ts'
+import { migrateToLatest, migrationVersion } from '../schema/migrate.ts'
+import { connectNats, type Nats } from '../streams/connect.ts'
+import { startConsumer, type BatchHandler, type BatchStats, type RunningConsumer } from '../streams/consumer.ts'
+import { applyTopology, type StageName } from '../streams/topology.ts'
+
+export const STAGES = ['normalize', 'samples-writer'] as const satisfies readonly StageName[]
+export type PipelineStage = (typeof STAGES)[number]
+
+export interface PipelineOptions {
+  stages: readonly PipelineStage[]
+  api: boolean
+  /** create the database if missing, migrate, apply streams (what `hph up` does first) */
+  prepare: boolean
+  onBatch?: (s: BatchStats) => void
+}
+
+export interface Pipeline {
+  config: Config
+  nats: Nats
+  db: Kysely<Database>
+  pool: pg.Pool
+  api?: FastifyInstance
+  /** the address the api listens on, e.g. http://127.0.0.1:8080 */
+  url?: string
+  consumers: RunningConsumer[]
+  stop(): Promise<void>
+}
+
+/** Prepares the storage and the streams: idempotent, safe on every start. */
+export async function prepare(config: Config, log: Logger, nats: Nats, db: Kysely<Database>): Promise<void> {
+  const applied = await migrateToLatest(db, config, log)
+  log.info({ applied, version: await migrationVersion(db) }, 'database migrated')
+  const topology = await applyTopology(nats.jsm, config)
+  log.info(topology, 'streams applied')
+}
+
+function handlerFor(stage: PipelineStage, p: Pick<Pipeline, 'config' | 'nats' | 'db' | 'pool'>, log: Logger): BatchHandler<never> {
+  const prefix = p.config.HPH_PREFIX
+  switch (stage) {
+    case 'normalize':
+      return normalizeStage({ nats: p.nats, prefix, maxSamples: p.config.HPH_MAX_SAMPLES, log }) as BatchHandler<never>
+    case 'samples-writer':
+      return samplesWriter({ db: p.db, pool: p.pool, nats: p.nats, prefix, schema: p.config.HPH_DB_SCHEMA }) as BatchHandler<never>
+  }
+}
+
+/** Starts the chosen stages (and the api) in this process: `hph up` runs them all, `hph worker <stage>` one. */
+export async function startPipeline(config: Config, log: Logger, opts: PipelineOptions): Promise<Pipeline> {
+  if (opts.prepare) await ensureDatabase(config.DATABASE_URL)
+  const nats = await connectNats(config, `hph:${opts.stages.join('+') || 'api'}`)
+  const { db, pool } = createDb(config, { max: 8 })
+  if (opts.prepare) await prepare(config, log, nats, db)
+
+  const consumers: RunningConsumer[] = []
+  for (const stage of opts.stages) {
+    consumers.push(
+      await startConsumer(handlerFor(stage, { config, nats, db, pool }, log), {
+        nats,
+        prefix: config.HPH_PREFIX,
+        log,
+        batchSize: config.HPH_BATCH_SIZE,
+        maxDeliver: config.HPH_MAX_DELIVER,
+        shutdownTimeoutMs: config.HPH_SHUTDOWN_TIMEOUT_MS,
+        ...(opts.onBatch ? { onBatch: opts.onBatch } : {}),
+      }),
+    )
+    log.info({ stage }, 'stage started')
+  }
+
+  let api: FastifyInstance | undefined
+  let url: string | undefined
+  if (opts.api) {
+    api = await buildApi({
+      config,
+      log,
+      nats,
+      probes: [
+        { name: 'nats', check: async () => void (await nats.nc.rtt()) },
+        { name: 'postgres', check: async () => void (await migrationVersion(db).then((v) => { if (!v) throw new Error('migrations not applied') })) },
+      ],
+    })
+    url = await api.listen({ port: config.PORT, host: config.HOST })
+  }
+
+  let stopped: Promise<void> | undefined
+  return {
+    config, nats, db, pool, consumers,
+    ...(api ? { api } : {}),
+    ...(url ? { url } : {}),
+    stop() {
+      // stop taking input first, then each stage in pipeline order, then the connections
+      stopped ??= (async () => {
+        await api?.close()
+        for (const c of consumers) await c.stop()
+        await nats.nc.drain()
+        await db.destroy()
+      })()
+      return stopped
+    },
+  }
+}

@@ -1,0 +1,99 @@
+import type pg from 'pg'
+import type { Nats } from '../../streams/connect.ts'
+import type { BatchHandler, Delivered } from '../../streams/consumer.ts'
+import { envelope, typedEnvelope } from '../../streams/envelope.ts'
+import { hashHex } from '../../streams/ids.ts'
+import { publishAll, type Outgoing } from '../../streams/publish.ts'
+import { CHANGES_TYPE, Sample, SAMPLE_TYPE, type DaysChanged } from '../../streams/schemas.ts'
+import { streamName, subjects } from '../../streams/subjects.ts'
+import { ensurePartitions } from '../../schema/partitions.ts'
+import type { Kysely } from 'kysely'
+import type { Database } from '../../schema/db.ts'
+import { inTransaction } from '../../schema/transaction.ts'
+
+export const SampleEvent = typedEnvelope(SAMPLE_TYPE, Sample)
+
+export interface SamplesWriterDeps {
+  db: Kysely<Database>
+  pool: pg.Pool
+  nats: Nats
+  prefix: string
+  schema: string
+}
+
+/** The local date (YYYY-MM-DD) of a UTC instant seen at an offset: spec/insights.md "local date". */
+export function localDate(utcIso: string, offsetMinutes: number): string {
+  return new Date(Date.parse(utcIso) + offsetMinutes * 60_000).toISOString().slice(0, 10)
+}
+
+/** The insert of one pull: column arrays unnested into rows; duplicates (same id and start) are dropped. */
+export function insertSql(schema: string): string {
+  return `insert into "${schema}".samples
+      (sample_id, user_id, metric, start_ts, end_ts, utc_offset_min, value, stage,
+       source_name, source_bundle, device, external_id, ingest_id, stream_seq)
+    select * from unnest($1::uuid[], $2::text[], $3::text[], $4::timestamptz[], $5::timestamptz[], $6::smallint[],
+       $7::float8[], $8::text[], $9::text[], $10::text[], $11::text[], $12::text[], $13::text[], $14::bigint[])
+    on conflict do nothing`
+}
+
+function checkpointSql(schema: string): string {
+  return `insert into "${schema}".projection_checkpoints (projection, stream, last_seq, updated_at)
+    values ('samples', $1, $2, now())
+    on conflict (projection) do update
+      set last_seq = greatest(projection_checkpoints.last_seq, excluded.last_seq), stream = excluded.stream, updated_at = now()`
+}
+
+export function columnsOf(batch: readonly Delivered<Sample>[]): unknown[][] {
+  const cols: unknown[][] = Array.from({ length: 14 }, () => new Array(batch.length))
+  batch.forEach((d, i) => {
+    const s = d.data
+    const row = [d.event.id, s.userId, s.metric, s.start, s.end, s.utcOffsetMinutes, s.value ?? null, s.stage ?? null,
+      s.source.name, s.source.bundleId ?? null, s.source.device ?? null, s.externalId ?? null, s.ingestId, d.seq]
+    row.forEach((v, c) => ((cols[c] as unknown[])[i] = v))
+  })
+  return cols
+}
+
+/** One HPH_CHANGES event per touched user, listing the local dates of every sample's start and end. */
+export function changesOf(prefix: string, batch: readonly Delivered<Sample>[]): Outgoing[] {
+  const byUser = new Map<string, { days: Set<string>; minSeq: number; maxSeq: number; traceparent: string | undefined }>()
+  for (const d of batch) {
+    const s = d.data
+    let u = byUser.get(s.userId)
+    if (!u) byUser.set(s.userId, (u = { days: new Set(), minSeq: d.seq, maxSeq: d.seq, traceparent: d.traceparent }))
+    u.days.add(localDate(s.start, s.utcOffsetMinutes)).add(localDate(s.end, s.utcOffsetMinutes))
+    u.minSeq = Math.min(u.minSeq, d.seq)
+    u.maxSeq = Math.max(u.maxSeq, d.seq)
+  }
+  return [...byUser].map(([userId, u]) => {
+    const data: DaysChanged = { userId, days: [...u.days].sort(), maxSeq: u.maxSeq }
+    return {
+      subject: subjects.changes(prefix, userId),
+      event: envelope({ id: hashHex('changes', userId, data.days.join(','), u.minSeq, u.maxSeq), type: CHANGES_TYPE, source: 'samples-writer', subject: userId, data }),
+      traceparent: u.traceparent,
+    }
+  })
+}
+
+/**
+ * samples-writer (DESIGN.md §5): each pull in ONE transaction, then the changes, then the runtime acks.
+ * A redelivered pull inserts nothing new but publishes its changes again, so a crash between commit
+ * and publish never loses a change.
+ */
+export function samplesWriter(deps: SamplesWriterDeps): BatchHandler<Sample> {
+  const insert = insertSql(deps.schema)
+  const checkpoint = checkpointSql(deps.schema)
+  const stream = streamName(deps.prefix, 'SAMPLES')
+  return {
+    stage: 'samples-writer',
+    schema: SampleEvent,
+    async handle(batch) {
+      await ensurePartitions(deps.db, deps.schema, batch.map((d) => d.data.start))
+      await inTransaction(deps.pool, async (client) => {
+        await client.query({ name: `hph_insert_samples_${deps.schema}`, text: insert, values: columnsOf(batch) })
+        await client.query({ name: `hph_checkpoint_samples_${deps.schema}`, text: checkpoint, values: [stream, Math.max(...batch.map((d) => d.seq))] })
+      })
+      await publishAll(deps.nats.js, changesOf(deps.prefix, batch))
+    },
+  }
+}

@@ -1,0 +1,222 @@
+import { setImmediate as nextMacrotask } from 'node:timers/promises'
+import type { ConsumerMessages, JsMsg } from '@nats-io/jetstream'
+import type { z } from 'zod'
+import type { Logger } from '../log.ts'
+import { HphError } from '../errors.ts'
+import { decodeJson, envelope, type Envelope } from './envelope.ts'
+import type { Nats } from './connect.ts'
+import { hashHex } from './ids.ts'
+import { publishEvent } from './publish.ts'
+import { DLQ_TYPE, type DeadLetter } from './schemas.ts'
+import { streamName, subjects, safeToken, userOfSubject } from './subjects.ts'
+import { CONSUMERS, type StageName } from './topology.ts'
+import { isTransient } from './transient.ts'
+
+// The one batched durable consumer loop (STYLE.md): pull ≤ batchSize, decode + validate,
+// handle, (the handler commits), ack; nak with backoff on transient errors; poison to the DLQ.
+
+export interface Delivered<T> {
+  event: Envelope<T>
+  data: T
+  subject: string
+  /** stream sequence of the message */
+  seq: number
+  deliveries: number
+  traceparent: string | undefined
+}
+
+/** A message the handler can never process: dead-lettered with the reason, then terminated. */
+export interface Poison {
+  index: number
+  error: Error
+}
+
+export interface BatchHandler<T> {
+  stage: StageName
+  schema: z.ZodType<Envelope<T>>
+  /** Makes the batch's effect durable (one transaction, acknowledged publishes). Never acks. */
+  handle(batch: Delivered<T>[]): Promise<void | { poison: Poison[] }>
+}
+
+export interface BatchStats {
+  stage: StageName
+  size: number
+  ok: number
+  poison: number
+  retried: number
+  ms: number
+}
+
+export interface ConsumerOptions {
+  nats: Nats
+  prefix: string
+  log: Logger
+  batchSize: number
+  maxDeliver: number
+  shutdownTimeoutMs: number
+  onBatch?: (s: BatchStats) => void
+}
+
+export interface RunningConsumer {
+  stage: StageName
+  /** Stops pulling, finishes (or gives up on) the batch in hand, naks what was pulled but not handled. */
+  stop(): Promise<void>
+  /** resolves when the loop has ended */
+  done: Promise<void>
+}
+
+const BACKOFF_BASE_MS = 250
+const BACKOFF_MAX_MS = 30_000
+export const backoffMs = (deliveries: number) => Math.min(BACKOFF_MAX_MS, BACKOFF_BASE_MS * 2 ** Math.max(0, deliveries - 1))
+
+export async function startConsumer<T>(handler: BatchHandler<T>, opts: ConsumerOptions): Promise<RunningConsumer> {
+  const spec = CONSUMERS[handler.stage]
+  const stream = streamName(opts.prefix, spec.stream)
+  const log = opts.log.child({ stage: handler.stage })
+  const consumer = await opts.nats.js.consumers.get(stream, spec.durable)
+
+  const queue: JsMsg[] = []
+  let wake: (() => void) | undefined
+  let stopping = false
+  const messages: ConsumerMessages = await consumer.consume({
+    max_messages: opts.batchSize,
+    // the server's max_ack_pending bounds what can pile up here; the callback only queues
+    callback: (m) => {
+      queue.push(m)
+      wake?.()
+    },
+  })
+
+  const nakAll = (msgs: readonly JsMsg[], delay?: number) => msgs.forEach((m) => m.nak(delay))
+
+  async function deadLetter(m: JsMsg, reason: string, error: unknown): Promise<void> {
+    const details = error instanceof HphError ? error.details : []
+    const letter: DeadLetter = {
+      stage: handler.stage,
+      kind: 'poison',
+      reason,
+      details,
+      originalStream: stream,
+      originalSubject: m.subject,
+      originalSeq: m.seq,
+      deliveries: m.info.deliveryCount,
+      firstSeen: new Date(m.info.timestampNanos / 1e6).toISOString(),
+      payloadBase64: Buffer.from(m.data).toString('base64'),
+      headers: m.headers ? Object.fromEntries([...m.headers.keys()].map((k) => [k, m.headers?.values(k) ?? []])) : {},
+    }
+    const user = safeToken(userOfSubject(m.subject))
+    await publishEvent(opts.nats.js, {
+      subject: subjects.dlq(opts.prefix, handler.stage, user),
+      event: envelope({ id: hashHex('dlq', handler.stage, stream, m.seq), type: DLQ_TYPE, source: handler.stage, subject: user, data: letter }),
+    })
+    log.warn({ seq: m.seq, subject: m.subject, reason }, 'dead-lettered')
+    m.term()
+  }
+
+  function decode(m: JsMsg): Delivered<T> | Error {
+    try {
+      const parsed = handler.schema.safeParse(decodeJson(m.data))
+      if (!parsed.success) {
+        const problems = parsed.error.issues.map((i) => ({ path: i.path.join('.'), problem: i.message }))
+        return new HphError('invalid_event', `event does not match its schema: ${problems.map((p) => `${p.path || '(root)'}: ${p.problem}`).join('; ')}`, problems)
+      }
+      return { event: parsed.data, data: parsed.data.data, subject: m.subject, seq: m.seq, deliveries: m.info.deliveryCount, traceparent: m.headers?.get('traceparent') || undefined }
+    } catch (err) {
+      return new HphError('invalid_json', `message is not JSON: ${(err as Error).message}`)
+    }
+  }
+
+  /** Runs the handler on the batch; returns what to ack, what is poison, what to retry. */
+  async function process(msgs: JsMsg[]): Promise<{ ok: number; poison: number; retried: number }> {
+    const good: JsMsg[] = []
+    const items: Delivered<T>[] = []
+    let poison = 0
+    for (const m of msgs) {
+      const d = decode(m)
+      if (d instanceof Error) {
+        await deadLetter(m, d.message, d)
+        poison++
+      } else {
+        good.push(m)
+        items.push(d)
+      }
+    }
+    if (items.length === 0) return { ok: 0, poison, retried: 0 }
+    try {
+      const r = await handler.handle(items)
+      const bad = new Map((r?.poison ?? []).map((p) => [p.index, p.error]))
+      for (const [i, m] of good.entries()) {
+        const err = bad.get(i)
+        if (err) await deadLetter(m, err.message, err)
+        else m.ack()
+      }
+      return { ok: good.length - bad.size, poison: poison + bad.size, retried: 0 }
+    } catch (err) {
+      if (isTransient(err) || good.length === 1) {
+        const m = good[0] as JsMsg
+        if (!isTransient(err) && m.info.deliveryCount >= opts.maxDeliver) {
+          await deadLetter(m, `failed ${m.info.deliveryCount} times: ${(err as Error).message}`, err)
+          return { ok: 0, poison: poison + 1, retried: 0 }
+        }
+        const delay = backoffMs(Math.max(...good.map((g) => g.info.deliveryCount)))
+        log.warn({ err, size: good.length, delayMs: delay, transient: isTransient(err) }, 'batch failed; will retry')
+        nakAll(good, delay)
+        return { ok: 0, poison, retried: good.length }
+      }
+      // a permanent failure of a multi-message batch: find the culprit by handling each alone
+      log.warn({ err, size: good.length }, 'batch failed; isolating messages')
+      const acc = { ok: 0, poison, retried: 0 }
+      for (const m of good) {
+        const r = await process([m])
+        acc.ok += r.ok
+        acc.poison += r.poison
+        acc.retried += r.retried
+      }
+      return acc
+    }
+  }
+
+  async function waitForMessages(): Promise<void> {
+    if (queue.length > 0 || stopping) return
+    await new Promise<void>((resolve) => (wake = resolve))
+    wake = undefined
+    // let the rest of a pull that is arriving land in the queue before cutting a batch
+    await nextMacrotask()
+  }
+
+  const done = (async () => {
+    while (!stopping) {
+      await waitForMessages()
+      if (stopping) break
+      const batch = queue.splice(0, opts.batchSize)
+      const t0 = performance.now()
+      try {
+        const r = await process(batch)
+        opts.onBatch?.({ stage: handler.stage, size: batch.length, ...r, ms: performance.now() - t0 })
+      } catch (err) {
+        // publishing to the DLQ failed (NATS away): nothing was acked, so retry later
+        log.error({ err, size: batch.length }, 'batch could not be settled; will retry')
+        nakAll(batch, backoffMs(2))
+      }
+    }
+  })()
+
+  return {
+    stage: handler.stage,
+    done,
+    async stop() {
+      if (stopping) return done
+      stopping = true
+      wake?.()
+      await messages.close().catch((err: unknown) => log.warn({ err }, 'closing the pull subscription failed'))
+      let timer: NodeJS.Timeout | undefined
+      const deadline = new Promise<'timeout'>((resolve) => (timer = setTimeout(() => resolve('timeout'), opts.shutdownTimeoutMs)))
+      const outcome = await Promise.race([done.then(() => 'drained' as const), deadline])
+      clearTimeout(timer)
+      // pulled but never handled: give them back now rather than after ack_wait
+      nakAll(queue.splice(0))
+      if (outcome === 'timeout') log.warn({ timeoutMs: opts.shutdownTimeoutMs }, 'batch in hand did not finish before the deadline; left unacked for redelivery')
+      else log.info('stopped')
+    },
+  }
+}

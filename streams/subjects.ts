@@ -1,0 +1,37 @@
+import type { Metric } from './schemas.ts'
+
+// DESIGN.md §2–3: the userId is the last token of every subject. Nobody writes a subject by hand.
+
+export type StreamKey = 'INGEST' | 'SAMPLES' | 'CHANGES' | 'INSIGHTS' | 'DLQ' | 'AUDIT'
+export const STREAM_KEYS: readonly StreamKey[] = ['INGEST', 'SAMPLES', 'CHANGES', 'INSIGHTS', 'DLQ', 'AUDIT']
+
+/** `HPH_INGEST` for prefix `hph`; `T1_INGEST` for prefix `t1`. */
+export function streamName(prefix: string, key: StreamKey): string {
+  return `${prefix.toUpperCase()}_${key}`
+}
+
+/** The subject filter a stream owns: `<prefix>.ingest.>` … */
+export function streamSubjects(prefix: string, key: StreamKey): string {
+  return `${prefix}.${key.toLowerCase()}.>`
+}
+
+export const subjects = {
+  ingest: (prefix: string, source: string, userId: string) => `${prefix}.ingest.v1.${source}.${userId}`,
+  sample: (prefix: string, metric: Metric, userId: string) => `${prefix}.samples.v1.${metric}.${userId}`,
+  changes: (prefix: string, userId: string) => `${prefix}.changes.v1.days.${userId}`,
+  insight: (prefix: string, kind: string, userId: string) => `${prefix}.insights.v1.${kind}.${userId}`,
+  dlq: (prefix: string, stage: string, userId: string) => `${prefix}.dlq.${stage}.${userId}`,
+  audit: (prefix: string, action: string) => `${prefix}.audit.v1.${action}`,
+  /** Every subject of one user in every stream (per-user replay and erasure). */
+  ofUser: (prefix: string, userId: string) => `${prefix}.*.*.*.${userId}`,
+}
+
+/** The last token of a subject: the userId by construction. */
+export function userOfSubject(subject: string): string {
+  return subject.slice(subject.lastIndexOf('.') + 1)
+}
+
+/** Subject tokens must not contain `.`, `*`, `>` or whitespace; unknown users in the DLQ use `_`. */
+export function safeToken(s: string | undefined): string {
+  return s && /^[A-Za-z0-9_-]{1,64}$/.test(s) ? s : '_'
+}

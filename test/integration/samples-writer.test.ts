@@ -1,0 +1,141 @@
+import { spawn, type ChildProcess } from 'node:child_process'
+import { sql } from 'kysely'
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
+import { prepare } from '../../cli/pipeline.ts'
+import { samplesWriter } from '../../projections/samples/writer.ts'
+import { createDb, type Database } from '../../schema/db.ts'
+import { startConsumer, type BatchHandler, type BatchStats, type RunningConsumer } from '../../streams/consumer.ts'
+import { decodeJson } from '../../streams/envelope.ts'
+import type { DeadLetter, Sample } from '../../streams/schemas.ts'
+import { streamName, subjects } from '../../streams/subjects.ts'
+import { eventually, testEnv, type TestEnv } from '../helpers/env.ts'
+import { canonicalSamples, fillSamples, sampleEvents } from '../helpers/samples.ts'
+import { publishAll } from '../../streams/publish.ts'
+import type { Kysely } from 'kysely'
+import type pg from 'pg'
+
+let env: TestEnv
+let db: Kysely<Database>
+let pool: pg.Pool
+const running: RunningConsumer[] = []
+
+beforeAll(async () => {
+  env = await testEnv()
+  ;({ db, pool } = createDb(env.config))
+  await prepare(env.config, env.log, env.nats, db)
+})
+afterEach(async () => {
+  while (running.length) await running.pop()?.stop()
+})
+afterAll(async () => {
+  await db?.destroy()
+  await env?.cleanup()
+})
+
+async function startWriter(onBatch?: (s: BatchStats) => void, wrap?: (h: BatchHandler<Sample>) => BatchHandler<Sample>) {
+  const h = samplesWriter({ db, pool, nats: env.nats, prefix: env.config.HPH_PREFIX, schema: env.config.HPH_DB_SCHEMA })
+  const c = await startConsumer(wrap ? wrap(h) : h, {
+    nats: env.nats, prefix: env.config.HPH_PREFIX, log: env.log, batchSize: 1000, maxDeliver: 3, shutdownTimeoutMs: 10_000, ...(onBatch ? { onBatch } : {}),
+  })
+  running.push(c)
+  return c
+}
+
+const counts = async () =>
+  (await sql<{ n: number; ids: number }>`select count(*)::int as n, count(distinct sample_id)::int as ids from samples`.execute(db)).rows[0] ?? { n: 0, ids: 0 }
+
+async function settled(): Promise<boolean> {
+  const info = await env.nats.jsm.consumers.info(streamName(env.config.HPH_PREFIX, 'SAMPLES'), 'samples-writer')
+  return info.num_pending === 0 && info.num_ack_pending === 0
+}
+
+async function resetTable() {
+  await sql`truncate samples`.execute(db)
+}
+
+describe('samples-writer', () => {
+  it('takes 1000-message pulls under load and writes every sample once', async () => {
+    await resetTable()
+    const samples = canonicalSamples(20, 20) // ≈ 12k samples, all published before the writer starts
+    await fillSamples(env.nats, env.config.HPH_PREFIX, samples)
+    const sizes: number[] = []
+    await startWriter((s) => sizes.push(s.size))
+    await eventually(settled, 60_000, 'the writer to drain HPH_SAMPLES')
+    expect(await counts()).toEqual({ n: samples.length, ids: samples.length })
+    expect(Math.max(...sizes)).toBe(1000)
+    // every pull but the tail is full
+    expect(sizes.filter((n) => n === 1000).length).toBeGreaterThanOrEqual(Math.floor(samples.length / 1000) - 2)
+  })
+
+  it('publishes one changes event per touched user listing the local dates', async () => {
+    const changes = streamName(env.config.HPH_PREFIX, 'CHANGES')
+    const info = await env.nats.jsm.streams.info(changes)
+    expect(info.state.messages).toBeGreaterThan(0)
+    const msg = await env.nats.jsm.streams.getMessage(changes, { last_by_subj: subjects.changes(env.config.HPH_PREFIX, 'u3') })
+    const data = (decodeJson(msg!.data) as { data: { userId: string; days: string[] } }).data
+    expect(data.userId).toBe('u3')
+    expect(data.days.length).toBeGreaterThan(0)
+    expect([...data.days].sort()).toEqual(data.days)
+  })
+
+  it('writes each sample exactly once when a batch is redelivered after its commit', async () => {
+    await resetTable()
+    const samples = canonicalSamples(3, 10, '2026-02-01')
+    let crashes = 0
+    // the handler commits, then "dies" before the ack on the first two pulls
+    await startWriter(undefined, (h) => ({
+      ...h,
+      async handle(batch) {
+        await h.handle(batch)
+        if (crashes++ < 2) throw new Error('simulated crash between commit and ack')
+      },
+    }))
+    await fillSamples(env.nats, env.config.HPH_PREFIX, [...samples, ...samples.slice(0, 100)])
+    await eventually(settled, 60_000, 'drained')
+    expect(crashes).toBeGreaterThan(2)
+    expect(await counts()).toEqual({ n: samples.length, ids: samples.length })
+  })
+
+  it('loses nothing and doubles nothing when the process is killed mid-run', async () => {
+    await resetTable()
+    const samples = canonicalSamples(40, 30, '2025-06-01') // ≈ 36k samples, across several monthly partitions
+    await fillSamples(env.nats, env.config.HPH_PREFIX, samples)
+    const worker = () =>
+      spawn(process.execPath, ['bin/hph.js', 'worker', 'samples-writer'], {
+        env: { ...process.env, DATABASE_URL: env.config.DATABASE_URL, HPH_PREFIX: env.config.HPH_PREFIX, HPH_ACK_WAIT_S: '2', LOG_LEVEL: 'warn' },
+        stdio: ['ignore', 'inherit', 'inherit'],
+      })
+    let child: ChildProcess = worker()
+    try {
+      await eventually(async () => (await counts()).n > 2000, 60_000, 'the first rows')
+      child.kill('SIGKILL')
+      await new Promise((r) => child.once('exit', r))
+      const atKill = (await counts()).n
+      expect(atKill).toBeLessThan(samples.length)
+      child = worker()
+      await eventually(async () => (await settled()) && (await counts()).n === samples.length, 90_000, 'the restarted writer to finish')
+      expect(await counts()).toEqual({ n: samples.length, ids: samples.length })
+    } finally {
+      child.kill('SIGTERM')
+    }
+  })
+
+  it('sends a poison message to the DLQ with its reason, without blocking the messages behind it', async () => {
+    await resetTable()
+    const prefix = env.config.HPH_PREFIX
+    const samples = canonicalSamples(1, 5, '2026-04-01')
+    const good = sampleEvents(prefix, samples)
+    const bad = { ...good[0]!, event: { ...good[0]!.event, id: 'bad-1', data: { ...(good[0]!.event.data as object), utcOffsetMinutes: 5000 } } }
+    await env.nats.js.publish(subjects.sample(prefix, 'hrv_sdnn', 'u0'), new TextEncoder().encode('{not json'))
+    await publishAll(env.nats.js, [bad, ...good])
+    await startWriter()
+    await eventually(settled, 30_000, 'drained')
+    expect(await counts()).toEqual({ n: samples.length, ids: samples.length })
+    const dlq = streamName(prefix, 'DLQ')
+    await eventually(async () => (await env.nats.jsm.streams.info(dlq)).state.messages === 2, 10_000, 'two dead letters')
+    const letters: DeadLetter[] = []
+    for (const seq of [1, 2]) letters.push((decodeJson((await env.nats.jsm.streams.getMessage(dlq, { seq }))!.data) as { data: DeadLetter }).data)
+    expect(letters.map((l) => l.reason)).toEqual([expect.stringContaining('not JSON'), expect.stringContaining('utcOffsetMinutes')])
+    expect(letters.every((l) => l.stage === 'samples-writer' && l.kind === 'poison' && l.originalStream === streamName(prefix, 'SAMPLES'))).toBe(true)
+  })
+})
