@@ -1,0 +1,213 @@
+import { Kysely, PostgresDialect, type ColumnType, type Generated, type QueryExecutorProvider } from 'kysely'
+import pg from 'pg'
+import type { Config } from '../config.ts'
+
+// spec/schema.md is the contract: these interfaces name every table and column of it.
+
+/** A timestamptz: read as a Date, written as a Date or an ISO string. */
+export type Timestamp = ColumnType<Date, Date | string, Date | string>
+/** A date (the user's local date), read and written as 'YYYY-MM-DD'. */
+export type LocalDay = string
+
+/** Every insight row: the highest HPH_SAMPLES sequence its computation read, and when it was written. */
+interface Versioned {
+  data_version: number
+  updated_at: Generated<Timestamp>
+}
+
+export interface SamplesTable {
+  sample_id: string
+  user_id: string
+  metric: string
+  start_ts: Timestamp
+  end_ts: Timestamp
+  utc_offset_min: number
+  value: number | null
+  stage: string | null
+  source_name: string
+  source_bundle: string | null
+  device: string | null
+  external_id: string | null
+  ingest_id: string
+  stream_seq: number
+  inserted_at: Generated<Timestamp>
+}
+
+export interface HrvDailyTable extends Versioned {
+  user_id: string
+  day: LocalDay
+  metric: string
+  value_ms: number
+  ln_value: number
+  n: number
+  min_ms: number
+  max_ms: number
+  basis: string
+}
+
+export interface SleepDailyTable extends Versioned {
+  user_id: string
+  day: LocalDay
+  total_sleep_min: number
+  in_bed_min: number
+  deep_min: number
+  rem_min: number
+  core_min: number
+  asleep_unspecified_min: number
+  awake_min: number
+  nap_min: number
+  efficiency: number
+  episode_start: Timestamp
+  episode_end: Timestamp
+  sleep_onset: Timestamp
+  wake_time: Timestamp
+  valid: boolean
+}
+
+/** The baseline figures shared by `baseline_history` and `user_baselines` (spec/insights.md §3). */
+export interface BaselineColumns extends Versioned {
+  hrv_metric: string
+  hrv_baseline_sdnn: number
+  hrv_ln_mean: number
+  hrv_ln_sd: number
+  hrv_days: number
+  sleep_baseline_hours: number
+  sleep_sd_hours: number
+  sleep_days: number
+  baseline_source: string
+  data_quality_score: number
+}
+
+export interface BaselineHistoryTable extends BaselineColumns {
+  user_id: string
+  day: LocalDay
+}
+
+export interface UserBaselinesTable extends BaselineColumns {
+  user_id: string
+  as_of_day: LocalDay
+  created_at: Generated<Timestamp>
+  last_incremental_update: Timestamp | null
+  last_full_update: Timestamp | null
+}
+
+/** `cpt_probabilities` (spec/insights.md §4): keys "<sleep state>|<hrv state>", rows [high, medium, low]. */
+export interface CptProbabilities {
+  states: string[]
+  table: Record<string, number[]>
+}
+
+export interface UserCptTablesTable extends Versioned {
+  user_id: string
+  as_of_day: LocalDay
+  sleep_good_threshold: number
+  sleep_medium_threshold: number
+  hrv_good_threshold: number
+  hrv_medium_threshold: number
+  cpt_probabilities: ColumnType<CptProbabilities, CptProbabilities | string, CptProbabilities | string>
+  created_at: Generated<Timestamp>
+}
+
+export interface ReadinessDailyTable extends Versioned {
+  user_id: string
+  day: LocalDay
+  score: number
+  label: string
+  p_high: number
+  p_medium: number
+  p_low: number
+  sleep_state: string | null
+  hrv_state: string | null
+}
+
+export interface ProjectionCheckpointsTable {
+  projection: string
+  stream: string
+  last_seq: number
+  updated_at: Generated<Timestamp>
+}
+
+export interface Database {
+  samples: SamplesTable
+  hrv_daily: HrvDailyTable
+  sleep_daily: SleepDailyTable
+  baseline_history: BaselineHistoryTable
+  user_baselines: UserBaselinesTable
+  user_cpt_tables: UserCptTablesTable
+  readiness_daily: ReadinessDailyTable
+  projection_checkpoints: ProjectionCheckpointsTable
+}
+
+/** Anything a raw `sql` template executes on: a Kysely of any schema, or a transaction. */
+export type Executor = QueryExecutorProvider
+
+const IDENTIFIER = /^[a-z_][a-z0-9_]{0,62}$/
+
+/** A plain lower-case SQL identifier, or an error: the only names ever spliced into SQL text. */
+export function identifier(name: string): string {
+  if (!IDENTIFIER.test(name)) throw new Error(`not a plain SQL identifier: ${JSON.stringify(name)}`)
+  return name
+}
+
+const INT8_OID = 20
+const DATE_OID = 1082
+
+/** Per-pool parsers (pg's global ones stay untouched): int8 as a JS number, date as 'YYYY-MM-DD'. */
+const typeParsers: pg.CustomTypesConfig = {
+  getTypeParser: ((oid: number, format?: 'text' | 'binary') => {
+    if (oid === INT8_OID) return (v: string) => Number(v)
+    if (oid === DATE_OID) return (v: string) => v
+    return pg.types.getTypeParser(oid, format)
+  }) as pg.CustomTypesConfig['getTypeParser'],
+}
+
+/** A pool whose connections resolve unqualified names in the configured schema first. */
+export function createDb(
+  config: Pick<Config, 'DATABASE_URL' | 'HPH_DB_SCHEMA'>,
+  opts: { max?: number; onIdleError?: (err: Error) => void } = {},
+): { db: Kysely<Database>; pool: pg.Pool } {
+  const pool = new pg.Pool({
+    connectionString: config.DATABASE_URL,
+    max: opts.max ?? 10,
+    options: `-c search_path=${identifier(config.HPH_DB_SCHEMA)},public`,
+    types: typeParsers,
+  })
+  // the pool already discards an idle client that errored (server restart, terminated backend);
+  // without a listener that event would crash the process
+  pool.on('error', opts.onIdleError ?? (() => undefined))
+  return { db: new Kysely<Database>({ dialect: new PostgresDialect({ pool }) }), pool }
+}
+
+/** Creates the database of `databaseUrl` when missing, through the `postgres` maintenance database. */
+export async function ensureDatabase(databaseUrl: string): Promise<void> {
+  const url = new URL(databaseUrl)
+  const name = decodeURIComponent(url.pathname.replace(/^\//, '')) || 'postgres'
+  url.pathname = '/postgres'
+  const client = new pg.Client({ connectionString: url.toString() })
+  await client.connect()
+  try {
+    const found = await client.query('select 1 from pg_database where datname = $1', [name])
+    if (found.rowCount) return
+    // CREATE DATABASE takes no parameters: the name is quoted as an identifier
+    await client.query(`create database ${quoteIdent(name)}`)
+  } catch (err) {
+    // another process created it meanwhile: duplicate_database, or (both past the check) the catalog's unique index
+    const code = pgCode(err)
+    const raced = code === '42P04' || (code === '23505' && (err as { constraint?: string }).constraint === 'pg_database_datname_index')
+    if (!raced) throw err
+  } finally {
+    await client.end()
+  }
+}
+
+/** Any name as a quoted SQL identifier (for names that are not ours to restrict, like a database's). */
+export function quoteIdent(name: string): string {
+  return `"${name.replaceAll('"', '""')}"`
+}
+
+/** The SQLSTATE of a pg error, if it is one. */
+export function pgCode(err: unknown): string | undefined {
+  const code = (err as { code?: unknown } | null)?.code
+  return typeof code === 'string' ? code : undefined
+}
+
