@@ -127,6 +127,14 @@ export interface ProjectionCheckpointsTable {
   updated_at: Generated<Timestamp>
 }
 
+export interface InsightTombstonesTable {
+  user_id: string
+  kind: string
+  key: string
+  data_version: number
+  updated_at: Generated<Timestamp>
+}
+
 export interface Database {
   samples: SamplesTable
   hrv_daily: HrvDailyTable
@@ -136,6 +144,7 @@ export interface Database {
   user_cpt_tables: UserCptTablesTable
   readiness_daily: ReadinessDailyTable
   projection_checkpoints: ProjectionCheckpointsTable
+  insight_tombstones: InsightTombstonesTable
 }
 
 /** Anything a raw `sql` template executes on: a Kysely of any schema, or a transaction. */

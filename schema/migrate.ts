@@ -3,6 +3,7 @@ import type { Config } from '../config.ts'
 import type { Logger } from '../log.ts'
 import { identifier } from './db.ts'
 import { initial } from './migrations/0001_initial.ts'
+import { insightTombstones } from './migrations/0002_insight_tombstones.ts'
 
 type SchemaConfig = Pick<Config, 'HPH_DB_SCHEMA' | 'HPH_ANALYST_ROLE'>
 
@@ -11,6 +12,7 @@ export function migrations(config: SchemaConfig): Record<string, Migration> {
   const names = { schema: identifier(config.HPH_DB_SCHEMA), role: identifier(config.HPH_ANALYST_ROLE) }
   return {
     '0001_initial': initial(names),
+    '0002_insight_tombstones': insightTombstones(names),
   }
 }
 

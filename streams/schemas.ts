@@ -78,3 +78,60 @@ export const DeadLetter = z.object({
 })
 export type DeadLetter = z.infer<typeof DeadLetter>
 export const DLQ_TYPE = 'hph.dlq.v1'
+
+// `hph.insight.v1`: one derived row (spec/insights.md), or a tombstone (`row: null`) when the row must go.
+const num = z.number().finite()
+const instant = z.string().datetime({ offset: true })
+const baselineFigures = {
+  hrv_metric: z.enum(['sdnn', 'rmssd']),
+  hrv_baseline_sdnn: num,
+  hrv_ln_mean: num,
+  hrv_ln_sd: num,
+  hrv_days: z.number().int().nonnegative(),
+  sleep_baseline_hours: num,
+  sleep_sd_hours: num,
+  sleep_days: z.number().int().nonnegative(),
+  baseline_source: z.enum(['default', 'blended', 'personal']),
+  data_quality_score: num,
+}
+const State = z.enum(['good', 'medium', 'poor'])
+
+export const InsightRows = {
+  hrv_daily: z.object({ day: LocalDate, metric: z.enum(['sdnn', 'rmssd']), value_ms: num, ln_value: num, n: z.number().int().positive(), min_ms: num, max_ms: num, basis: z.enum(['sleep', 'day']) }),
+  sleep_daily: z.object({
+    day: LocalDate, total_sleep_min: num, in_bed_min: num, deep_min: num, rem_min: num, core_min: num, asleep_unspecified_min: num,
+    awake_min: num, nap_min: num, efficiency: num, episode_start: instant, episode_end: instant, sleep_onset: instant, wake_time: instant, valid: z.boolean(),
+  }),
+  baseline_history: z.object({ day: LocalDate, ...baselineFigures }),
+  readiness_daily: z.object({
+    day: LocalDate, score: z.number().int(), label: z.enum(['high', 'medium', 'low']), p_high: num, p_medium: num, p_low: num,
+    sleep_state: State.nullable(), hrv_state: State.nullable(),
+  }),
+  baseline: z.object({ as_of_day: LocalDate, ...baselineFigures }),
+  cpt: z.object({
+    as_of_day: LocalDate, sleep_good_threshold: num, sleep_medium_threshold: num, hrv_good_threshold: num, hrv_medium_threshold: num,
+    cpt_probabilities: z.object({ states: z.array(z.string()), table: z.record(z.string(), z.array(num).length(3)) }),
+  }),
+} as const
+export type InsightKind = keyof typeof InsightRows
+export const INSIGHT_KINDS = Object.keys(InsightRows) as InsightKind[]
+export type InsightRow<K extends InsightKind> = z.infer<(typeof InsightRows)[K]>
+
+const insightOf = <K extends InsightKind>(kind: K) =>
+  z.object({
+    userId: UserId,
+    kind: z.literal(kind),
+    /** the row's key inside the user: the day, `day|metric` for hrv_daily, '' for the current baseline and CPT */
+    key: z.string(),
+    /** the highest HPH_SAMPLES sequence of the user's samples when it was computed: newer never loses to older */
+    dataVersion: z.number().int().nonnegative(),
+    row: InsightRows[kind].nullable(),
+    /** whether the engine recomputed the user's whole history or a touched range (user_baselines' last_*_update) */
+    recompute: z.enum(['incremental', 'full']).optional(),
+  })
+
+export const Insight = z.discriminatedUnion('kind', [
+  insightOf('hrv_daily'), insightOf('sleep_daily'), insightOf('baseline_history'), insightOf('readiness_daily'), insightOf('baseline'), insightOf('cpt'),
+])
+export type Insight = z.infer<typeof Insight>
+export const INSIGHT_TYPE = 'hph.insight.v1'

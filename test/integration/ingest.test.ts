@@ -28,6 +28,20 @@ function post(userId: string, body: unknown, opts: { token?: string | null; cont
   })
 }
 
+interface Answer {
+  eventId: string
+  stream: string
+  seq: number
+  duplicate: boolean
+  accepted: number
+  ignored: number
+  rejected: Array<{ index: number; problem: string }>
+  error?: string
+  message?: string
+  details?: unknown[]
+}
+const json = async (r: Response | Promise<Response>) => (await (await r).json()) as Answer
+
 const hrv = (uuid: string | undefined, value: number, start = '2026-03-01T02:14:00-08:00', end = '2026-03-01T02:15:00-08:00') => ({
   ...(uuid ? { uuid } : {}), type: 'HKQuantityTypeIdentifierHeartRateVariabilitySDNN', value, unit: 'ms', startDate: start, endDate: end,
 })
@@ -41,7 +55,7 @@ describe('POST /v1/users/:userId/samples', () => {
   it('answers 202 with the event id and sequence, and the samples become rows', async () => {
     const res = await post('ana', { batchId: 'b-first', source: { name: 'Apple Watch' }, samples: [hrv('3a1f2b4c-0000-4000-8000-000000000001', 48.2), hrv(undefined, 51)] })
     expect(res.status).toBe(202)
-    const body = await res.json()
+    const body = await json(res)
     expect(body).toMatchObject({ stream: streamName(env.config.HPH_PREFIX, 'INGEST'), duplicate: false, accepted: 2, ignored: 0, rejected: [] })
     expect(body.seq).toBeGreaterThan(0)
     expect(body.eventId).toMatch(/^[0-9a-f-]{36}$/)
@@ -54,18 +68,18 @@ describe('POST /v1/users/:userId/samples', () => {
   it('stores a batch posted twice once: the second answer is 200 duplicate with the same event id', async () => {
     const batch = { batchId: 'b-twice', samples: [hrv(undefined, 60, '2026-03-02T02:14:00-08:00', '2026-03-02T02:15:00-08:00')] }
     const before = await ingestMessages()
-    const first = await (await post('bo', batch)).json()
+    const first = await json(post('bo', batch))
     const again = await post('bo', batch)
     expect(again.status).toBe(200)
-    const second = await again.json()
+    const second = await json(again)
     expect(second).toMatchObject({ eventId: first.eventId, seq: first.seq, duplicate: true })
     expect(await ingestMessages()).toBe(before + 1)
     // without a batchId the body hash is the key
     const noId = { samples: [hrv(undefined, 61, '2026-03-02T03:14:00-08:00', '2026-03-02T03:15:00-08:00')] }
-    const a = await (await post('bo', noId)).json()
+    const a = await json(post('bo', noId))
     const b = await post('bo', noId)
     expect(b.status).toBe(200)
-    expect((await b.json()).eventId).toBe(a.eventId)
+    expect((await json(b)).eventId).toBe(a.eventId)
     expect(await ingestMessages()).toBe(before + 2)
     await eventually(async () => (await rowsOf('bo')) === 2, 30_000, 'two rows for bo')
   })
@@ -89,7 +103,7 @@ describe('POST /v1/users/:userId/samples', () => {
       ],
     })
     expect(res.status).toBe(202)
-    const body = await res.json()
+    const body = await json(res)
     expect(body.accepted).toBe(1)
     expect(body.ignored).toBe(1)
     expect(body.rejected).toEqual([{ index: 0, problem: expect.stringContaining('out of range') }])
@@ -112,7 +126,7 @@ describe('POST /v1/users/:userId/samples', () => {
     ]
     for (const [response, status, error] of cases) {
       const res = await response
-      const body = await res.json()
+      const body = await json(res)
       expect({ status: res.status, error: body.error }).toEqual({ status, error })
       expect(typeof body.message).toBe('string')
       expect(Array.isArray(body.details)).toBe(true)

@@ -1,0 +1,103 @@
+import type pg from 'pg'
+import type { BatchHandler, Delivered } from '../../streams/consumer.ts'
+import { typedEnvelope } from '../../streams/envelope.ts'
+import { Insight, INSIGHT_TYPE, type InsightKind } from '../../streams/schemas.ts'
+import { streamName } from '../../streams/subjects.ts'
+import { inTransaction } from '../../schema/transaction.ts'
+import { INSIGHT_TABLES } from './tables.ts'
+
+export const InsightEvent = typedEnvelope(INSIGHT_TYPE, Insight)
+
+export interface InsightsWriterDeps {
+  pool: pg.Pool
+  prefix: string
+  schema: string
+}
+
+/** Within one pull, only the newest event of each row counts (equal versions: the later in the stream). */
+export function latestPerRow(batch: readonly Delivered<Insight>[]): Map<InsightKind, Insight[]> {
+  const latest = new Map<string, Insight>()
+  for (const d of batch) {
+    const id = `${d.data.kind}\0${d.data.userId}\0${d.data.key}`
+    const seen = latest.get(id)
+    if (!seen || seen.dataVersion <= d.data.dataVersion) latest.set(id, d.data)
+  }
+  const byKind = new Map<InsightKind, Insight[]>()
+  for (const i of latest.values()) byKind.set(i.kind, [...(byKind.get(i.kind) ?? []), i])
+  return byKind
+}
+
+/**
+ * The upsert of one kind: rows arrive as one JSON parameter; a row replaces an existing one only
+ * with an equal or newer data version, and never resurrects a row a newer tombstone removed.
+ */
+export function upsertSql(schema: string, kind: InsightKind): string {
+  const { table, keys, columns } = INSIGHT_TABLES[kind]
+  const cols = Object.keys(columns)
+  const recordset = [...cols.map((c) => `${c} ${columns[c]}`), 'user_id text', 'key text', 'data_version bigint', 'recompute text'].join(', ')
+  const baselineStamps = kind === 'baseline'
+  const extraCols = baselineStamps ? ', last_incremental_update, last_full_update' : ''
+  const extraVals = baselineStamps
+    ? `, case when r.recompute = 'incremental' then now() end, case when r.recompute = 'full' then now() end`
+    : ''
+  const extraSet = baselineStamps
+    ? `, last_incremental_update = coalesce(excluded.last_incremental_update, t.last_incremental_update), last_full_update = coalesce(excluded.last_full_update, t.last_full_update)`
+    : ''
+  return `insert into "${schema}".${table} as t (user_id, ${cols.join(', ')}, data_version, updated_at${extraCols})
+    select r.user_id, ${cols.map((c) => `r.${c}`).join(', ')}, r.data_version, now()${extraVals}
+    from jsonb_to_recordset($1::jsonb) as r(${recordset})
+    where not exists (select 1 from "${schema}".insight_tombstones x
+                      where x.user_id = r.user_id and x.kind = '${kind}' and x.key = r.key and x.data_version > r.data_version)
+    on conflict (user_id${keys.map((k) => `, ${k}`).join('')}) do update
+      set ${cols.map((c) => `${c} = excluded.${c}`).join(', ')}, data_version = excluded.data_version, updated_at = now()${extraSet}
+      where t.data_version <= excluded.data_version`
+}
+
+/** A tombstone deletes the row when it is not newer, and is remembered with the highest version seen. */
+export function tombstoneSql(schema: string, kind: InsightKind): string[] {
+  const { table, keys } = INSIGHT_TABLES[kind]
+  const keyMatch = keys.length === 0 ? 'true' : `concat_ws('|', ${keys.map((k) => `t.${k}::text`).join(', ')}) = r.key`
+  const recordset = `r(user_id text, key text, data_version bigint)`
+  return [
+    `delete from "${schema}".${table} t using jsonb_to_recordset($1::jsonb) as ${recordset}
+      where t.user_id = r.user_id and ${keyMatch} and t.data_version <= r.data_version`,
+    `insert into "${schema}".insight_tombstones (user_id, kind, key, data_version)
+      select r.user_id, '${kind}', r.key, r.data_version from jsonb_to_recordset($1::jsonb) as ${recordset}
+      on conflict (user_id, kind, key) do update set data_version = greatest(insight_tombstones.data_version, excluded.data_version), updated_at = now()`,
+  ]
+}
+
+/** A row written at a version at least as new as its tombstone makes the tombstone obsolete. */
+function clearTombstonesSql(schema: string, kind: InsightKind): string {
+  return `delete from "${schema}".insight_tombstones x using jsonb_to_recordset($1::jsonb) as r(user_id text, key text, data_version bigint)
+    where x.user_id = r.user_id and x.kind = '${kind}' and x.key = r.key and x.data_version <= r.data_version`
+}
+
+function checkpointSql(schema: string): string {
+  return `insert into "${schema}".projection_checkpoints (projection, stream, last_seq, updated_at) values ('insights', $1, $2, now())
+    on conflict (projection) do update set last_seq = greatest(projection_checkpoints.last_seq, excluded.last_seq), stream = excluded.stream, updated_at = now()`
+}
+
+/** insights-writer (DESIGN.md §5): HPH_INSIGHTS → the insight tables, one transaction per pull. */
+export function insightsWriter(deps: InsightsWriterDeps): BatchHandler<Insight> {
+  const stream = streamName(deps.prefix, 'INSIGHTS')
+  return {
+    stage: 'insights-writer',
+    schema: InsightEvent,
+    async handle(batch) {
+      const byKind = latestPerRow(batch)
+      await inTransaction(deps.pool, async (client) => {
+        for (const [kind, events] of byKind) {
+          const live = events.filter((e) => e.row !== null).map((e) => ({ ...e.row, user_id: e.userId, key: e.key, data_version: e.dataVersion, recompute: e.recompute ?? null }))
+          const dead = events.filter((e) => e.row === null).map((e) => ({ user_id: e.userId, key: e.key, data_version: e.dataVersion }))
+          if (dead.length) for (const text of tombstoneSql(deps.schema, kind)) await client.query(text, [JSON.stringify(dead)])
+          if (live.length) {
+            await client.query(upsertSql(deps.schema, kind), [JSON.stringify(live)])
+            await client.query(clearTombstonesSql(deps.schema, kind), [JSON.stringify(live)])
+          }
+        }
+        await client.query(checkpointSql(deps.schema), [stream, Math.max(...batch.map((d) => d.seq))])
+      })
+    },
+  }
+}
