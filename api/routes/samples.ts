@@ -35,6 +35,8 @@ export function checkUserId(userId: string): string {
 export function samplesRoutes(app: FastifyInstance, deps: SamplesRouteDeps): void {
   // keep the body's hash: without a batchId it is the idempotency key
   const parseJson = app.getDefaultJsonParser('error', 'error')
+  // JSON only (415 for anything else); prototype-polluting keys are refused by the parser (400)
+  app.removeAllContentTypeParsers()
   app.addContentTypeParser('application/json', { parseAs: 'string' }, (req, body, done) => {
     req.rawBodyHash = hashHex(body as string)
     parseJson(req, body as string, done)

@@ -1,0 +1,74 @@
+import type pg from 'pg'
+import type { Sample } from '../../streams/schemas.ts'
+
+export interface UserSamples {
+  samples: Array<{ id: string; sample: Sample }>
+  /** highest HPH_SAMPLES sequence among ALL the user's samples: the data version of what is computed */
+  maxSeq: number
+  /** the user has at least one sdnn sample anywhere in their history (spec/insights.md §2 metric choice) */
+  hasSdnn: boolean
+  /** hrv_metric of the stored current baseline, if any: a change of metric means a full recompute */
+  storedMetric: string | undefined
+  /** the user has samples that start before `since` */
+  hasEarlier: boolean
+}
+
+interface Row {
+  sample_id: string | null
+  metric: Sample['metric'] | null
+  start_ts: Date | null
+  end_ts: Date | null
+  utc_offset_min: number | null
+  value: number | null
+  stage: Sample['stage'] | null
+  source_name: string | null
+  source_bundle: string | null
+  device: string | null
+  external_id: string | null
+  ingest_id: string | null
+  max_seq: number | null
+  has_sdnn: boolean
+  stored_metric: string | null
+  has_earlier: boolean
+}
+
+/** One query per user (index samples(user_id, start_ts)): the samples starting at or after `since`, and the user-wide facts. */
+export function loadSql(schema: string): string {
+  return `select s.sample_id, s.metric, s.start_ts, s.end_ts, s.utc_offset_min, s.value, s.stage, s.source_name, s.source_bundle,
+      s.device, s.external_id, s.ingest_id, a.max_seq, a.has_sdnn, a.stored_metric, a.has_earlier
+    from (select
+        (select max(stream_seq) from "${schema}".samples where user_id = $1) as max_seq,
+        exists (select 1 from "${schema}".samples where user_id = $1 and metric = 'hrv_sdnn') as has_sdnn,
+        (select hrv_metric from "${schema}".user_baselines where user_id = $1) as stored_metric,
+        exists (select 1 from "${schema}".samples where user_id = $1 and start_ts < $2) as has_earlier) a
+    left join "${schema}".samples s on s.user_id = $1 and s.start_ts >= $2 and s.metric in ('hrv_sdnn', 'hrv_rmssd', 'sleep_stage')`
+}
+
+export async function loadUserSamples(pool: pg.Pool, schema: string, userId: string, since: Date): Promise<UserSamples> {
+  const { rows } = await pool.query<Row>({ name: `hph_load_user_${schema}`, text: loadSql(schema), values: [userId, since] })
+  const first = rows[0]
+  const samples = rows
+    .filter((r) => r.sample_id !== null)
+    .map((r) => ({
+      id: r.sample_id as string,
+      sample: {
+        userId,
+        metric: r.metric as Sample['metric'],
+        start: (r.start_ts as Date).toISOString(),
+        end: (r.end_ts as Date).toISOString(),
+        utcOffsetMinutes: r.utc_offset_min as number,
+        ...(r.value !== null ? { value: r.value } : {}),
+        ...(r.stage !== null ? { stage: r.stage } : {}),
+        source: { name: r.source_name as string, ...(r.source_bundle ? { bundleId: r.source_bundle } : {}), ...(r.device ? { device: r.device } : {}) },
+        ...(r.external_id ? { externalId: r.external_id } : {}),
+        ingestId: r.ingest_id as string,
+      } satisfies Sample,
+    }))
+  return {
+    samples,
+    maxSeq: first?.max_seq ?? 0,
+    hasSdnn: first?.has_sdnn ?? false,
+    storedMetric: first?.stored_metric ?? undefined,
+    hasEarlier: first?.has_earlier ?? false,
+  }
+}
