@@ -23,7 +23,6 @@ export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
   const app = Fastify({
     loggerInstance: deps.log.child({ stage: 'api' }) as FastifyBaseLogger,
     bodyLimit: config.HPH_MAX_BODY_BYTES,
-    disableRequestLogging: false,
     requestIdHeader: 'x-request-id',
   })
   installErrorHandling(app)

@@ -1,6 +1,6 @@
 import { performance } from 'node:perf_hooks'
 import { sql } from 'kysely'
-import { STAGES, startPipeline } from '../cli/pipeline.ts'
+import { STAGES, startPipeline, type PipelineStage } from '../cli/pipeline.ts'
 import { demoBatches } from '../cli/demo-data.ts'
 import { testEnv, eventually } from '../test/helpers/env.ts'
 import { machine, percentile, rate } from './machine.ts'
@@ -10,11 +10,16 @@ const CONCURRENCY = Number(process.env.BENCH_HTTP_CONCURRENCY ?? 16)
 
 /** HTTP ingest of 100-sample batches: samples/s and latency, with every stage running in the same process. */
 export async function httpIngestBench(): Promise<void> {
+  await httpIngest([])
+  await httpIngest(STAGES)
+}
+
+async function httpIngest(stages: readonly PipelineStage[]): Promise<void> {
   const env = await testEnv({ LOG_LEVEL: 'warn', HPH_ACK_WAIT_S: '60' })
-  const p = await startPipeline(env.config, env.log, { stages: STAGES, api: true, prepare: true })
+  const p = await startPipeline(env.config, env.log, { stages, api: true, prepare: true })
   try {
     process.stdout.write(`machine: ${await machine(env.nats, p.db as never)}\n`)
-    const users = Math.ceil(BATCHES / 20)
+    const users = Math.ceil(BATCHES / 10)
     const bodies: Array<{ userId: string; body: string; n: number }> = []
     for (let u = 0; u < users && bodies.length < BATCHES; u++) {
       for (const b of demoBatches({ userId: `h${u}`, nights: 67, firstNight: '2026-01-01', seed: u + 1, batchSize: 100 })) {
@@ -39,7 +44,8 @@ export async function httpIngestBench(): Promise<void> {
     const httpMs = performance.now() - t0
     const total = bodies.reduce((a, b) => a + b.n, 0)
     latencies.sort((a, b) => a - b)
-    process.stdout.write(`http ingest: ${bodies.length} batches × 100 samples, ${CONCURRENCY} concurrent: ${rate(total, httpMs)} samples (${rate(bodies.length, httpMs)} requests); latency p50 ${percentile(latencies, 50).toFixed(1)} ms, p99 ${percentile(latencies, 99).toFixed(1)} ms\n`)
+    process.stdout.write(`http ingest with ${stages.length ? stages.join(' + ') : 'no stage'} running: ${bodies.length} batches × 100 samples, ${CONCURRENCY} concurrent: ${rate(total, httpMs)} samples (${rate(bodies.length, httpMs)} requests); latency p50 ${percentile(latencies, 50).toFixed(1)} ms, p99 ${percentile(latencies, 99).toFixed(1)} ms\n`)
+    if (stages.length === 0) return
     await eventually(async () => ((await sql<{ n: number }>`select count(*)::int as n from samples`.execute(p.db)).rows[0]?.n ?? 0) >= total, 300_000, 'rows')
     const e2eMs = performance.now() - t0
     process.stdout.write(`through to table samples (api + normalize + samples-writer in one process): ${rate(total, e2eMs)} samples, ${(e2eMs / 1000).toFixed(1)} s wall\n`)

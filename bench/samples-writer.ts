@@ -9,7 +9,7 @@ import { startConsumer, type Delivered } from '../streams/consumer.ts'
 import type { Sample } from '../streams/schemas.ts'
 import { streamName } from '../streams/subjects.ts'
 import { testEnv } from '../test/helpers/env.ts'
-import { canonicalSamples, fillSamples } from '../test/helpers/samples.ts'
+import { fillSamples, manySamples } from '../test/helpers/samples.ts'
 import { machine, rate } from './machine.ts'
 
 const N = Number(process.env.BENCH_SAMPLES ?? 200_000)
@@ -21,8 +21,7 @@ export async function samplesWriterBench(): Promise<void> {
   try {
     await prepare(env.config, env.log, env.nats, db)
     process.stdout.write(`machine: ${await machine(env.nats, db as never)}\n`)
-    const users = Math.ceil(N / 30 / 60)
-    const samples = canonicalSamples(users, 60, '2026-01-01').slice(0, N)
+    const samples = manySamples(N)
     let t = performance.now()
     await fillSamples(env.nats, env.config.HPH_PREFIX, samples)
     process.stdout.write(`filled HPH_SAMPLES with ${samples.length} samples in ${((performance.now() - t) / 1000).toFixed(1)} s (${rate(samples.length, performance.now() - t)} publishes)\n`)

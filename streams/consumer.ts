@@ -34,6 +34,11 @@ export interface Poison {
 export interface BatchHandler<T> {
   stage: StageName
   schema: z.ZodType<Envelope<T>>
+  /**
+   * Batches in flight at once (default 1). Above 1, the next pull is decoded and handled while the
+   * previous transaction commits; only for handlers whose effects commute (idempotent inserts, version guards).
+   */
+  concurrency?: number
   /** Makes the batch's effect durable (one transaction, acknowledged publishes). Never acks. */
   handle(batch: Delivered<T>[]): Promise<void | { poison: Poison[] }>
 }
@@ -120,7 +125,14 @@ export async function startConsumer<T>(handler: BatchHandler<T>, opts: ConsumerO
         const problems = parsed.error.issues.map((i) => ({ path: i.path.join('.'), problem: i.message }))
         return new HphError('invalid_event', `event does not match its schema: ${problems.map((p) => `${p.path || '(root)'}: ${p.problem}`).join('; ')}`, problems)
       }
-      return { event: parsed.data, data: parsed.data.data, subject: m.subject, seq: m.seq, deliveries: m.info.deliveryCount, traceparent: m.headers?.get('traceparent') || undefined }
+      const info = m.info
+      return {
+        event: parsed.data, data: parsed.data.data, subject: m.subject, seq: info.streamSequence, deliveries: info.deliveryCount,
+        // headers are decoded only when a handler asks (every message carries Nats-Msg-Id; most never need the trace)
+        get traceparent() {
+          return m.headers?.get('traceparent') || undefined
+        },
+      }
     } catch (err) {
       return new HphError('invalid_json', `message is not JSON: ${(err as Error).message}`)
     }
@@ -184,21 +196,29 @@ export async function startConsumer<T>(handler: BatchHandler<T>, opts: ConsumerO
     await nextMacrotask()
   }
 
+  async function settle(batch: JsMsg[]): Promise<void> {
+    const t0 = performance.now()
+    try {
+      const r = await process(batch)
+      opts.onBatch?.({ stage: handler.stage, size: batch.length, ...r, ms: performance.now() - t0 })
+    } catch (err) {
+      // publishing to the DLQ failed (NATS away): nothing was acked, so retry later
+      log.error({ err, size: batch.length }, 'batch could not be settled; will retry')
+      nakAll(batch, backoffMs(2))
+    }
+  }
+
+  const concurrency = Math.max(1, handler.concurrency ?? 1)
   const done = (async () => {
+    const inflight = new Set<Promise<void>>()
     while (!stopping) {
       await waitForMessages()
       if (stopping) break
-      const batch = queue.splice(0, opts.batchSize)
-      const t0 = performance.now()
-      try {
-        const r = await process(batch)
-        opts.onBatch?.({ stage: handler.stage, size: batch.length, ...r, ms: performance.now() - t0 })
-      } catch (err) {
-        // publishing to the DLQ failed (NATS away): nothing was acked, so retry later
-        log.error({ err, size: batch.length }, 'batch could not be settled; will retry')
-        nakAll(batch, backoffMs(2))
-      }
+      const running = settle(queue.splice(0, opts.batchSize)).finally(() => inflight.delete(running))
+      inflight.add(running)
+      if (inflight.size >= concurrency) await Promise.race(inflight)
     }
+    await Promise.all(inflight)
   })()
 
   return {

@@ -22,12 +22,12 @@ export function typedEnvelope<S extends z.ZodTypeAny>(type: string, data: S) {
 }
 
 const encoder = new TextEncoder()
-const decoder = new TextDecoder()
 
 export function encodeEnvelope(e: Envelope): Uint8Array {
   return encoder.encode(JSON.stringify(e))
 }
 
 export function decodeJson(bytes: Uint8Array): unknown {
-  return JSON.parse(decoder.decode(bytes))
+  // Buffer's UTF-8 decoding is markedly faster than TextDecoder's on the hot path
+  return JSON.parse(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('utf8'))
 }

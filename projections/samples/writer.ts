@@ -21,9 +21,20 @@ export interface SamplesWriterDeps {
   schema: string
 }
 
-/** The local date (YYYY-MM-DD) of a UTC instant seen at an offset: spec/insights.md "local date". */
+const DAY_MS = 86_400_000
+
+/** The local day number (days since 1970-01-01) of a UTC instant seen at an offset: spec/insights.md "local date". */
+export function localDayNumber(utcIso: string, offsetMinutes: number): number {
+  return Math.floor((Date.parse(utcIso) + offsetMinutes * 60_000) / DAY_MS)
+}
+
+export function dayString(dayNumber: number): string {
+  return new Date(dayNumber * DAY_MS).toISOString().slice(0, 10)
+}
+
+/** The local date (YYYY-MM-DD) of a UTC instant seen at an offset. */
 export function localDate(utcIso: string, offsetMinutes: number): string {
-  return new Date(Date.parse(utcIso) + offsetMinutes * 60_000).toISOString().slice(0, 10)
+  return dayString(localDayNumber(utcIso, offsetMinutes))
 }
 
 /** The insert of one pull: column arrays unnested into rows; duplicates (same id and start) are dropped. */
@@ -56,17 +67,17 @@ export function columnsOf(batch: readonly Delivered<Sample>[]): unknown[][] {
 
 /** One HPH_CHANGES event per touched user, listing the local dates of every sample's start and end. */
 export function changesOf(prefix: string, batch: readonly Delivered<Sample>[]): Outgoing[] {
-  const byUser = new Map<string, { days: Set<string>; minSeq: number; maxSeq: number; traceparent: string | undefined }>()
+  const byUser = new Map<string, { days: Set<number>; minSeq: number; maxSeq: number; traceparent: string | undefined }>()
   for (const d of batch) {
     const s = d.data
     let u = byUser.get(s.userId)
     if (!u) byUser.set(s.userId, (u = { days: new Set(), minSeq: d.seq, maxSeq: d.seq, traceparent: d.traceparent }))
-    u.days.add(localDate(s.start, s.utcOffsetMinutes)).add(localDate(s.end, s.utcOffsetMinutes))
+    u.days.add(localDayNumber(s.start, s.utcOffsetMinutes)).add(localDayNumber(s.end, s.utcOffsetMinutes))
     u.minSeq = Math.min(u.minSeq, d.seq)
     u.maxSeq = Math.max(u.maxSeq, d.seq)
   }
   return [...byUser].map(([userId, u]) => {
-    const data: DaysChanged = { userId, days: [...u.days].sort(), maxSeq: u.maxSeq }
+    const data: DaysChanged = { userId, days: [...u.days].sort((a, b) => a - b).map(dayString), maxSeq: u.maxSeq }
     return {
       subject: subjects.changes(prefix, userId),
       event: envelope({ id: hashHex('changes', userId, data.days.join(','), u.minSeq, u.maxSeq), type: CHANGES_TYPE, source: 'samples-writer', subject: userId, data }),
@@ -87,8 +98,12 @@ export function samplesWriter(deps: SamplesWriterDeps): BatchHandler<Sample> {
   return {
     stage: 'samples-writer',
     schema: SampleEvent,
+    // inserts commute (on conflict do nothing), so the next pull is handled while this one commits
+    concurrency: 3,
     async handle(batch) {
-      await ensurePartitions(deps.db, deps.schema, batch.map((d) => d.data.start))
+      // one instant per UTC month is enough (canonical starts are UTC ISO strings: YYYY-MM…)
+      const months = new Map(batch.map((d) => [d.data.start.slice(0, 7), d.data.start]))
+      await ensurePartitions(deps.db, deps.schema, months.values())
       await inTransaction(deps.pool, async (client) => {
         await client.query({ name: `hph_insert_samples_${deps.schema}`, text: insert, values: columnsOf(batch) })
         await client.query({ name: `hph_checkpoint_samples_${deps.schema}`, text: checkpoint, values: [stream, Math.max(...batch.map((d) => d.seq))] })

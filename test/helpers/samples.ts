@@ -5,8 +5,9 @@ import { envelope } from '../../streams/envelope.ts'
 import { publishAll, type Outgoing } from '../../streams/publish.ts'
 import { SAMPLE_TYPE } from '../../streams/schemas.ts'
 import { subjects } from '../../streams/subjects.ts'
+import { hashUuid } from '../../streams/ids.ts'
 
-/** Canonical samples of `users` demo users with `nights` nights each (≈ 30 samples a night). */
+/** Canonical samples of `users` demo users with `nights` nights each (≈ 17 samples a night). */
 export function canonicalSamples(users: number, nights: number, firstNight = '2026-01-01'): NormalizedSample[] {
   const out: NormalizedSample[] = []
   const now = new Date('2027-01-01T00:00:00Z')
@@ -17,6 +18,19 @@ export function canonicalSamples(users: number, nights: number, firstNight = '20
     }
   }
   return out
+}
+
+/** At least `n` canonical samples (users of 60 nights each), cut to exactly `n`. */
+export function manySamples(n: number): NormalizedSample[] {
+  const out: NormalizedSample[] = []
+  for (let u = 0; out.length < n; u += 10) out.push(...canonicalSamples(10, 60, '2026-01-01').map((s) => withUser(s, u)))
+  return out.slice(0, n)
+}
+
+function withUser(s: NormalizedSample, offset: number): NormalizedSample {
+  if (offset === 0) return s
+  const userId = `u${Number(s.sample.userId.slice(1)) + offset}`
+  return { id: hashUuid(s.id, userId), sample: { ...s.sample, userId } }
 }
 
 export function sampleEvents(prefix: string, samples: readonly NormalizedSample[]): Outgoing[] {
