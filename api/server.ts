@@ -1,16 +1,20 @@
 import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify'
 import type { Config } from '../config.ts'
 import type { Logger } from '../log.ts'
+import type { Kysely } from 'kysely'
+import type { Database } from '../schema/db.ts'
 import type { Nats } from '../streams/connect.ts'
 import { createAuthenticator, isLoopback } from './auth.ts'
 import { installErrorHandling } from './errors.ts'
 import { opsRoutes, type Probe } from './routes/ops.ts'
+import { readRoutes } from './routes/read.ts'
 import { samplesRoutes } from './routes/samples.ts'
 
 export interface ApiDeps {
   config: Config
   log: Logger
   nats: Nats
+  db: Kysely<Database>
   probes: Probe[]
 }
 
@@ -27,6 +31,7 @@ export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
   })
   installErrorHandling(app)
   samplesRoutes(app, { nats: deps.nats, prefix: config.HPH_PREFIX, maxSamples: config.HPH_MAX_SAMPLES, auth })
+  readRoutes(app, { db: deps.db, auth })
   opsRoutes(app, deps.probes)
   if (auth.open) deps.log.warn('no HPH_API_KEYS: the API is open to anyone on this machine (loopback only)')
   return app

@@ -53,7 +53,12 @@ export interface DemoOptions {
   seed?: number
   /** samples per posted batch */
   batchSize?: number
+  /** a second wearable (a ring: its own sleep stages and RMSSD readings) on two nights of three */
+  ring?: boolean
 }
+
+const RING = { sourceName: 'Oura Ring', sourceBundleId: 'com.ouraring.oura', device: 'Oura Ring Gen3' }
+const RING_STAGES = ['HKCategoryValueSleepAnalysisAsleepCore', 'HKCategoryValueSleepAnalysisAsleepREM', 'HKCategoryValueSleepAnalysisAsleepDeep']
 
 /** One user's nights as posted batches (≈ 30 samples a night). */
 export function demoBatches(o: DemoOptions): DemoBatch[] {
@@ -81,6 +86,16 @@ export function demoBatches(o: DemoOptions): DemoBatch[] {
     for (let k = 0; k < 4; k++) {
       const at = bed + (60 + k * 90) * 60_000
       samples.push({ type: 'HKQuantityTypeIdentifierHeartRateVariabilitySDNN', value: Math.round(hrvToday * (0.85 + rnd() * 0.3) * 10) / 10, unit: 'ms', startDate: isoAt(at, offset), endDate: isoAt(at + 60_000, offset) })
+    }
+    if (o.ring && n % 3 !== 2) {
+      // the ring sees the same night a little differently: its stages overlap the watch's (the higher rank wins)
+      for (let r = bed + 5 * 60_000; r < wake - 30 * 60_000; r += 45 * 60_000) {
+        samples.push({ ...RING, type: 'HKCategoryTypeIdentifierSleepAnalysis', value: RING_STAGES[Math.floor(rnd() * 3)] as string, startDate: isoAt(r, offset), endDate: isoAt(r + 40 * 60_000, offset) })
+      }
+      for (let k = 0; k < 3; k++) {
+        const at = bed + (45 + k * 120) * 60_000
+        samples.push({ ...RING, type: 'HPHQuantityTypeIdentifierHeartRateVariabilityRMSSD', value: Math.round(hrvToday * 1.3 * (0.85 + rnd() * 0.3) * 10) / 10, unit: 'ms', startDate: isoAt(at, offset), endDate: isoAt(at + 60_000, offset) })
+      }
     }
     samples.push({ type: 'HKQuantityTypeIdentifierRestingHeartRate', value: Math.round(50 + rnd() * 15), unit: 'count/min', startDate: isoAt(wake + 3_600_000, offset), endDate: isoAt(wake + 3_600_000, offset) })
   }

@@ -3,12 +3,17 @@ import { parseApiKeys } from '../api/auth.ts'
 import type { CommandContext } from './commands.ts'
 import { untilSignal } from './commands.ts'
 import { demoBatches, type DemoBatch } from './demo-data.ts'
-import { STAGES, startPipeline } from './pipeline.ts'
+import { STAGES, startPipeline, waitForIdle } from './pipeline.ts'
 
-/** The demo data set: two users, a few weeks of nights, and one batch with a rejected sample. */
+/**
+ * The demo data set, every night over before `today`: ana has 75 nights from an Apple Watch (with the
+ * iPhone's in-bed samples) and a ring, so she has a personal baseline and readiness; ben has three weeks
+ * from one watch (a blended baseline) and one batch with a rejected and an ignored sample.
+ */
 export function demoDataSet(today = new Date()): Array<{ userId: string; batches: DemoBatch[] }> {
-  const first = new Date(today.getTime() - 28 * 86_400_000).toISOString().slice(0, 10)
-  const ana = demoBatches({ userId: 'ana', nights: 28, firstNight: first, offsetMin: -480, seed: 1 })
+  const since = (nights: number) => new Date(today.getTime() - (nights + 2) * 86_400_000).toISOString().slice(0, 10)
+  const ana = demoBatches({ userId: 'ana', nights: 75, firstNight: since(75), offsetMin: -480, seed: 1, ring: true })
+  const first = since(21)
   const ben = demoBatches({ userId: 'ben', nights: 21, firstNight: first, offsetMin: 60, seed: 2 })
   ben.push({
     batchId: 'demo-ben-bad', source: { name: 'Apple Watch', bundleId: 'com.apple.health.5C8D', device: 'Watch6,2' },
@@ -40,28 +45,46 @@ export async function runDemo({ config, log, flags }: CommandContext): Promise<n
   }
   log.info({ accepted, rejected, ignored }, 'demo data posted')
 
-  // wait until every accepted sample is a row (the pipeline is asynchronous)
+  // the pipeline is asynchronous: wait until every accepted sample is a row and every stage is idle
   const t0 = Date.now()
+  const users = demoDataSet().map((u) => u.userId)
   let rows = 0
   while (Date.now() - t0 < 60_000) {
-    const r = await sql<{ n: number }>`select count(*)::int as n from samples where user_id in ('ana', 'ben')`.execute(p.db)
-    rows = r.rows[0]?.n ?? 0
+    rows = (await sql<{ n: number }>`select count(*)::int as n from samples where user_id = any(${users})`.execute(p.db)).rows[0]?.n ?? 0
     if (rows >= accepted) break
     await new Promise((res) => setTimeout(res, 200))
   }
-  const perUser = await sql<{ user_id: string; metric: string; n: number }>`
-    select user_id, metric, count(*)::int as n from samples where user_id in ('ana', 'ben') group by 1, 2 order by 1, 2`.execute(p.db)
-  process.stdout.write(`\nposted ${accepted} samples (${rejected} rejected, ${ignored} ignored); ${rows} rows in table samples after ${Date.now() - t0} ms\n`)
-  console.table(perUser.rows)
   if (rows < accepted) {
     await p.stop()
     throw new Error(`only ${rows} of ${accepted} samples reached the table within 60 s`)
   }
+  await waitForIdle(p.nats, config.HPH_PREFIX, { timeoutMs: 120_000 })
+  process.stdout.write(`\nposted ${accepted} samples (${rejected} rejected, ${ignored} ignored); ${rows} rows in table samples; insights settled after ${Date.now() - t0} ms\n`)
+  const perTable = await sql<{ user_id: string; samples: number; sleep_daily: number; hrv_daily: number; readiness_daily: number }>`
+    select u.user_id,
+      (select count(*)::int from samples s where s.user_id = u.user_id) as samples,
+      (select count(*)::int from sleep_daily s where s.user_id = u.user_id) as sleep_daily,
+      (select count(*)::int from hrv_daily s where s.user_id = u.user_id) as hrv_daily,
+      (select count(*)::int from readiness_daily s where s.user_id = u.user_id) as readiness_daily
+    from unnest(${users}::text[]) as u(user_id) order by 1`.execute(p.db)
+  console.table(perTable.rows)
+  const baselines = await sql<Record<string, unknown>>`
+    select user_id, as_of_day, hrv_metric, round(hrv_baseline_sdnn::numeric, 1) as hrv_ms, hrv_days,
+      round(sleep_baseline_hours::numeric, 2) as sleep_h, sleep_days, baseline_source, round(data_quality_score::numeric, 3) as quality
+    from user_baselines where user_id = any(${users}) order by 1`.execute(p.db)
+  process.stdout.write('\nuser_baselines\n')
+  console.table(baselines.rows)
+  const week = await sql<Record<string, unknown>>`
+    select r.day, r.score, r.label, r.sleep_state, r.hrv_state, round((s.total_sleep_min / 60)::numeric, 2) as sleep_h, round(h.value_ms::numeric, 1) as sdnn_ms
+    from readiness_daily r left join sleep_daily s using (user_id, day) left join hrv_daily h on h.user_id = r.user_id and h.day = r.day and h.metric = 'sdnn'
+    where r.user_id = 'ana' order by r.day desc limit 7`.execute(p.db)
+  process.stdout.write('\nana: readiness of the last 7 days\n')
+  console.table(week.rows)
   if (flags.exit) {
     await p.stop()
     return 0
   }
-  process.stdout.write(`\nthe pipeline keeps running at ${p.url}; try:\n  curl -s ${p.url}/readyz\n  psql ${config.DATABASE_URL} -c 'select * from ${config.HPH_DB_SCHEMA}.samples limit 5'\nCtrl-C stops it.\n`)
+  process.stdout.write(`\nthe pipeline keeps running at ${p.url}; try:\n  curl -s '${p.url}/v1/users/ana/readiness?from=${demoDataSet()[0]?.batches[0]?.samples[0]?.startDate.slice(0, 10)}&to=${new Date().toISOString().slice(0, 10)}'\n  curl -s ${p.url}/v1/users/ana/baseline\n  psql ${config.DATABASE_URL} -c 'select * from ${config.HPH_DB_SCHEMA}.samples limit 5'\nCtrl-C stops it.\n`)
   await untilSignal(log)
   await p.stop()
   return 0

@@ -6,13 +6,16 @@ import type { Logger } from '../log.ts'
 import { buildApi } from '../api/server.ts'
 import { normalizeStage } from '../processors/normalize/stage.ts'
 import { samplesWriter } from '../projections/samples/writer.ts'
+import { insightsEngine } from '../processors/insights/stage.ts'
+import { insightsWriter } from '../projections/insights/writer.ts'
 import { createDb, ensureDatabase, type Database } from '../schema/db.ts'
 import { migrateToLatest, migrationVersion } from '../schema/migrate.ts'
 import { connectNats, type Nats } from '../streams/connect.ts'
 import { startConsumer, type BatchHandler, type BatchStats, type RunningConsumer } from '../streams/consumer.ts'
-import { applyTopology, type StageName } from '../streams/topology.ts'
+import { streamName } from '../streams/subjects.ts'
+import { applyTopology, CONSUMERS, type StageName } from '../streams/topology.ts'
 
-export const STAGES = ['normalize', 'samples-writer'] as const satisfies readonly StageName[]
+export const STAGES = ['normalize', 'samples-writer', 'insights-engine', 'insights-writer'] as const satisfies readonly StageName[]
 export type PipelineStage = (typeof STAGES)[number]
 
 export interface PipelineOptions {
@@ -50,6 +53,25 @@ function handlerFor(stage: PipelineStage, p: Pick<Pipeline, 'config' | 'nats' | 
       return normalizeStage({ nats: p.nats, prefix, maxSamples: p.config.HPH_MAX_SAMPLES, log }) as BatchHandler<never>
     case 'samples-writer':
       return samplesWriter({ db: p.db, pool: p.pool, nats: p.nats, prefix, schema: p.config.HPH_DB_SCHEMA }) as BatchHandler<never>
+    case 'insights-engine':
+      return insightsEngine({ pool: p.pool, nats: p.nats, prefix, schema: p.config.HPH_DB_SCHEMA, log }) as BatchHandler<never>
+    case 'insights-writer':
+      return insightsWriter({ pool: p.pool, prefix, schema: p.config.HPH_DB_SCHEMA }) as BatchHandler<never>
+  }
+}
+
+/**
+ * Resolves once every durable consumer has nothing pending and nothing unacknowledged, twice in a row
+ * `settleMs` apart (a stage may publish to the next while it is being looked at).
+ */
+export async function waitForIdle(nats: Nats, prefix: string, opts: { timeoutMs?: number; settleMs?: number } = {}): Promise<void> {
+  const deadline = Date.now() + (opts.timeoutMs ?? 300_000)
+  let quiet = 0
+  while (quiet < 2) {
+    if (Date.now() > deadline) throw new Error(`the pipeline did not settle within ${opts.timeoutMs ?? 300_000} ms`)
+    await new Promise((r) => setTimeout(r, opts.settleMs ?? 150))
+    const infos = await Promise.all(Object.values(CONSUMERS).map((c) => nats.jsm.consumers.info(streamName(prefix, c.stream), c.durable)))
+    quiet = infos.every((i) => i.num_pending === 0 && i.num_ack_pending === 0) ? quiet + 1 : 0
   }
 }
 
@@ -83,6 +105,7 @@ export async function startPipeline(config: Config, log: Logger, opts: PipelineO
       config,
       log,
       nats,
+      db,
       probes: [
         { name: 'nats', check: async () => void (await nats.nc.rtt()) },
         { name: 'postgres', check: async () => void (await migrationVersion(db).then((v) => { if (!v) throw new Error('migrations not applied') })) },

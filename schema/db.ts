@@ -12,6 +12,8 @@ export type LocalDay = string
 /** Every insight row: the highest HPH_SAMPLES sequence its computation read, and when it was written. */
 interface Versioned {
   data_version: number
+  /** how many of the user's samples it read: the tie-break of equal data versions */
+  data_count: Generated<number>
   updated_at: Generated<Timestamp>
 }
 
@@ -132,6 +134,14 @@ export interface InsightTombstonesTable {
   kind: string
   key: string
   data_version: number
+  data_count: Generated<number>
+  updated_at: Generated<Timestamp>
+}
+
+/** The insights engine's own bookkeeping: the metric it last computed each user with. */
+export interface InsightUsersTable {
+  user_id: string
+  hrv_metric: string
   updated_at: Generated<Timestamp>
 }
 
@@ -145,6 +155,7 @@ export interface Database {
   readiness_daily: ReadinessDailyTable
   projection_checkpoints: ProjectionCheckpointsTable
   insight_tombstones: InsightTombstonesTable
+  insight_users: InsightUsersTable
 }
 
 /** Anything a raw `sql` template executes on: a Kysely of any schema, or a transaction. */

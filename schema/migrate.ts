@@ -4,6 +4,7 @@ import type { Logger } from '../log.ts'
 import { identifier } from './db.ts'
 import { initial } from './migrations/0001_initial.ts'
 import { insightTombstones } from './migrations/0002_insight_tombstones.ts'
+import { insightDataCount } from './migrations/0003_insight_data_count.ts'
 
 type SchemaConfig = Pick<Config, 'HPH_DB_SCHEMA' | 'HPH_ANALYST_ROLE'>
 
@@ -13,6 +14,7 @@ export function migrations(config: SchemaConfig): Record<string, Migration> {
   return {
     '0001_initial': initial(names),
     '0002_insight_tombstones': insightTombstones(names),
+    '0003_insight_data_count': insightDataCount(names),
   }
 }
 

@@ -125,6 +125,8 @@ const insightOf = <K extends InsightKind>(kind: K) =>
     key: z.string(),
     /** the highest HPH_SAMPLES sequence of the user's samples when it was computed: newer never loses to older */
     dataVersion: z.number().int().nonnegative(),
+    /** how many of the user's samples it read: breaks ties of equal versions (a later snapshot reads a superset) */
+    dataCount: z.number().int().nonnegative().default(0),
     row: InsightRows[kind].nullable(),
     /** whether the engine recomputed the user's whole history or a touched range (user_baselines' last_*_update) */
     recompute: z.enum(['incremental', 'full']).optional(),

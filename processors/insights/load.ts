@@ -1,13 +1,16 @@
 import type pg from 'pg'
 import type { Sample } from '../../streams/schemas.ts'
+import type { IdentifiedSample } from './compute.ts'
 
 export interface UserSamples {
-  samples: Array<{ id: string; sample: Sample }>
+  samples: IdentifiedSample[]
   /** highest HPH_SAMPLES sequence among ALL the user's samples: the data version of what is computed */
   maxSeq: number
+  /** how many samples the user has in all: a later snapshot of them is a superset, so a larger count is newer */
+  count: number
   /** the user has at least one sdnn sample anywhere in their history (spec/insights.md §2 metric choice) */
   hasSdnn: boolean
-  /** hrv_metric of the stored current baseline, if any: a change of metric means a full recompute */
+  /** the metric the engine last computed the user with (table insight_users), if any */
   storedMetric: string | undefined
   /** the user has samples that start before `since` */
   hasEarlier: boolean
@@ -27,20 +30,22 @@ interface Row {
   external_id: string | null
   ingest_id: string | null
   max_seq: number | null
-  has_sdnn: boolean
+  n: number
+  has_sdnn: boolean | null
   stored_metric: string | null
-  has_earlier: boolean
+  has_earlier: boolean | null
 }
 
-/** One query per user (index samples(user_id, start_ts)): the samples starting at or after `since`, and the user-wide facts. */
+/**
+ * One statement per user, so one snapshot: the samples the insights read (HRV and sleep) starting at or
+ * after `since` (index samples(user_id, start_ts)), and the user-wide facts in one pass over the user's rows.
+ */
 export function loadSql(schema: string): string {
   return `select s.sample_id, s.metric, s.start_ts, s.end_ts, s.utc_offset_min, s.value, s.stage, s.source_name, s.source_bundle,
-      s.device, s.external_id, s.ingest_id, a.max_seq, a.has_sdnn, a.stored_metric, a.has_earlier
-    from (select
-        (select max(stream_seq) from "${schema}".samples where user_id = $1) as max_seq,
-        exists (select 1 from "${schema}".samples where user_id = $1 and metric = 'hrv_sdnn') as has_sdnn,
-        (select hrv_metric from "${schema}".user_baselines where user_id = $1) as stored_metric,
-        exists (select 1 from "${schema}".samples where user_id = $1 and start_ts < $2) as has_earlier) a
+      s.device, s.external_id, s.ingest_id, a.max_seq, a.n, a.has_sdnn, a.has_earlier,
+      (select hrv_metric from "${schema}".insight_users where user_id = $1) as stored_metric
+    from (select max(stream_seq) as max_seq, count(*)::int as n, bool_or(metric = 'hrv_sdnn') as has_sdnn, bool_or(start_ts < $2) as has_earlier
+          from "${schema}".samples where user_id = $1) a
     left join "${schema}".samples s on s.user_id = $1 and s.start_ts >= $2 and s.metric in ('hrv_sdnn', 'hrv_rmssd', 'sleep_stage')`
 }
 
@@ -67,8 +72,16 @@ export async function loadUserSamples(pool: pg.Pool, schema: string, userId: str
   return {
     samples,
     maxSeq: first?.max_seq ?? 0,
+    count: first?.n ?? 0,
     hasSdnn: first?.has_sdnn ?? false,
     storedMetric: first?.stored_metric ?? undefined,
     hasEarlier: first?.has_earlier ?? false,
   }
+}
+
+/** Remembers the metric a user was computed with; never goes back from sdnn (samples are only ever added). */
+export function rememberMetricSql(schema: string): string {
+  return `insert into "${schema}".insight_users as u (user_id, hrv_metric) values ($1, $2)
+    on conflict (user_id) do update set hrv_metric = excluded.hrv_metric, updated_at = now()
+      where u.hrv_metric <> excluded.hrv_metric and excluded.hrv_metric = 'sdnn'`
 }

@@ -3,9 +3,11 @@ import { ValidationError } from '../../errors.ts'
 import { hashUuid, isUuid } from '../../streams/ids.ts'
 import type { Metric, Sample, SampleSource, SleepStage } from '../../streams/schemas.ts'
 
-// spec/api.md "Posting samples": HealthKit-shaped batch → canonical samples. Pure: `now` is given.
+// spec/api.md "Posting samples": a HealthKit-shaped batch → canonical samples (DESIGN.md §4-5).
+// Pure: the clock comes in as `now` (the batch's receivedAt), so a replay gives the same samples.
 
 export interface NormalizedSample {
+  /** the sample event's id (DESIGN.md §4): a uuid */
   id: string
   sample: Sample
 }
@@ -19,176 +21,246 @@ export interface NormalizeResult {
   ignored: number
   ignoredByType: Record<string, number>
 }
-
-const str = (max: number) => z.string().min(1).max(max)
-export const BatchEnvelope = z.object({
-  batchId: str(128).optional(),
-  source: z.object({ name: str(256).optional(), bundleId: str(256).optional(), device: str(1024).optional() }).optional(),
-  samples: z.array(z.unknown()),
-})
-export type BatchEnvelope = z.infer<typeof BatchEnvelope>
-
-/** The body must be a batch; otherwise nothing of it is stored (400). */
-export function parseBatchEnvelope(body: unknown, opts: { maxSamples: number }): BatchEnvelope {
-  const r = BatchEnvelope.safeParse(body)
-  if (!r.success) {
-    const details = r.error.issues.map((i) => ({ path: i.path.join('.') || '(body)', problem: i.message }))
-    throw new ValidationError(`the body is not a batch: ${details.map((d) => `${d.path}: ${d.problem}`).join('; ')}`, details)
-  }
-  const n = r.data.samples.length
-  if (n < 1 || n > opts.maxSamples) {
-    throw new ValidationError(`samples must have 1..${opts.maxSamples} entries, got ${n}`, [{ path: 'samples', problem: `must have 1..${opts.maxSamples} entries` }])
-  }
-  return r.data
+export interface NormalizeContext {
+  userId: string
+  ingestId: string
+  now: Date
 }
+
+// ── the envelope: a body that is not a batch is refused whole ──
+
+const text = (max: number) => {
+  const problem = `must be a string of 1..${max} characters`
+  return z.string({ error: problem }).min(1, problem).max(max, problem)
+}
+
+/** The batch envelope with `samples` of 1..maxSamples entries; each sample is checked later, on its own. */
+export function batchEnvelopeSchema(maxSamples: number) {
+  const count = `must have 1..${maxSamples} entries`
+  return z.object(
+    {
+      batchId: text(128).optional(),
+      source: z.object({ name: text(256).optional(), bundleId: text(256).optional(), device: text(1024).optional() }, { error: 'must be an object' }).optional(),
+      samples: z.array(z.unknown(), { error: (issue) => (issue.input === undefined ? 'is missing' : 'must be an array') }).min(1, count).max(maxSamples, count),
+    },
+    { error: 'must be an object with a samples array' },
+  )
+}
+export type BatchEnvelope = z.infer<ReturnType<typeof batchEnvelopeSchema>>
+
+// zod compiles a schema on its first parse: build one per configured limit, not one per request
+const envelopeSchemas = new Map<number, ReturnType<typeof batchEnvelopeSchema>>()
+
+/** Validates the batch envelope; throws ValidationError with details [{path, problem}] when the body is not a batch. */
+export function parseBatchEnvelope(body: unknown, opts: { maxSamples: number }): BatchEnvelope {
+  let schema = envelopeSchemas.get(opts.maxSamples)
+  if (!schema) envelopeSchemas.set(opts.maxSamples, (schema = batchEnvelopeSchema(opts.maxSamples)))
+  const parsed = schema.safeParse(body)
+  if (parsed.success) return parsed.data
+  const details = parsed.error.issues.map((i) => ({ path: i.path.map(String).join('.') || '(body)', problem: i.message }))
+  throw new ValidationError(`the body is not a batch: ${details.map((d) => `${d.path} ${d.problem}`).join('; ')}`, details)
+}
+
+// ── the types understood ──
 
 interface QuantityType {
   metric: Metric
-  /** unit → factor to the canonical unit */
-  units: Record<string, number>
-  range: [number, number]
-  unitName: string
+  /** unit as HealthKit writes it → factor to the canonical unit (ms or bpm) */
+  units: ReadonlyMap<string, number>
+  min: number
+  max: number
+  /** how the range is named in a rejection */
+  rangeUnit: string
 }
-
-const HRV_UNITS = { ms: 1, s: 1000 }
-const RATE_UNITS = { 'count/min': 1 }
-const QUANTITY: Record<string, QuantityType> = {
-  HKQuantityTypeIdentifierHeartRateVariabilitySDNN: { metric: 'hrv_sdnn', units: HRV_UNITS, range: [1, 500], unitName: 'ms' },
-  HPHQuantityTypeIdentifierHeartRateVariabilityRMSSD: { metric: 'hrv_rmssd', units: HRV_UNITS, range: [1, 500], unitName: 'ms' },
-  HKQuantityTypeIdentifierRestingHeartRate: { metric: 'resting_hr', units: RATE_UNITS, range: [20, 250], unitName: '/min' },
-  HKQuantityTypeIdentifierHeartRate: { metric: 'heart_rate', units: RATE_UNITS, range: [20, 250], unitName: '/min' },
-}
+const HRV = { units: new Map([['ms', 1], ['s', 1000]]), min: 1, max: 500, rangeUnit: 'ms' }
+const RATE = { units: new Map([['count/min', 1]]), min: 20, max: 250, rangeUnit: 'count/min' }
+const QUANTITY_TYPES: ReadonlyMap<string, QuantityType> = new Map([
+  ['HKQuantityTypeIdentifierHeartRateVariabilitySDNN', { metric: 'hrv_sdnn', ...HRV }],
+  ['HPHQuantityTypeIdentifierHeartRateVariabilityRMSSD', { metric: 'hrv_rmssd', ...HRV }],
+  ['HKQuantityTypeIdentifierRestingHeartRate', { metric: 'resting_hr', ...RATE }],
+  ['HKQuantityTypeIdentifierHeartRate', { metric: 'heart_rate', ...RATE }],
+])
 const SLEEP_TYPE = 'HKCategoryTypeIdentifierSleepAnalysis'
+/** HKCategoryValueSleepAnalysis raw values 0…5 */
 const SLEEP_CODES: readonly SleepStage[] = ['in_bed', 'asleep', 'awake', 'core', 'deep', 'rem']
-const SLEEP_NAMES: Record<string, SleepStage> = {
-  HKCategoryValueSleepAnalysisInBed: 'in_bed',
-  HKCategoryValueSleepAnalysisAsleepUnspecified: 'asleep',
-  HKCategoryValueSleepAnalysisAsleep: 'asleep',
-  HKCategoryValueSleepAnalysisAwake: 'awake',
-  HKCategoryValueSleepAnalysisAsleepCore: 'core',
-  HKCategoryValueSleepAnalysisAsleepDeep: 'deep',
-  HKCategoryValueSleepAnalysisAsleepREM: 'rem',
-}
-const MAX_FUTURE_MS = 10 * 60_000
+const SLEEP_NAMES: ReadonlyMap<string, SleepStage> = new Map([
+  ['HKCategoryValueSleepAnalysisInBed', 'in_bed'],
+  ['HKCategoryValueSleepAnalysisAsleepUnspecified', 'asleep'],
+  ['HKCategoryValueSleepAnalysisAsleep', 'asleep'],
+  ['HKCategoryValueSleepAnalysisAwake', 'awake'],
+  ['HKCategoryValueSleepAnalysisAsleepCore', 'core'],
+  ['HKCategoryValueSleepAnalysisAsleepDeep', 'deep'],
+  ['HKCategoryValueSleepAnalysisAsleepREM', 'rem'],
+])
+
+const MAX_AHEAD_MS = 10 * 60_000
 const MAX_SLEEP_MS = 24 * 3_600_000
+// no wearable sample predates the epoch; the bound also keeps every instant a 4-digit-year ISO string
+const EARLIEST_MS = Date.UTC(1970, 0, 1)
+// ignoredByType is a per-type count: keys stay bounded whatever a client sends as `type`
+const MAX_TYPE_KEY = 128
 
-class Reject extends Error {}
+/** Why one sample is rejected; caught per sample, so one bad sample never fails its batch. */
+export class SampleProblem extends Error {}
 
-// 2026-03-01T02:14:00-08:00, …Z, fractional seconds, ±hhmm; or the export form 2026-03-01 02:14:00 -0800
-const ISO = /^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,9}))?(Z|[+-]\d{2}:?\d{2})$/
-const EXPORT = /^(\d{4})-(\d{2})-(\d{2}) (\d{2}):(\d{2}):(\d{2}) ([+-]\d{4})$/
+// ── dates ──
 
-/** A date with its offset → UTC milliseconds and the offset written, in minutes. */
-export function parseDate(value: unknown, field: string): { ms: number; offset: number } {
-  const bad = () => new Reject(`${field} is not an ISO 8601 date with offset nor an export date (got ${typeof value === 'string' ? JSON.stringify(value.slice(0, 40)) : typeof value})`)
-  if (typeof value !== 'string') throw bad()
-  const m = ISO.exec(value) ?? EXPORT.exec(value)
-  if (!m) throw bad()
-  const [y, mo, d, h, mi, s] = m.slice(1, 7).map(Number) as [number, number, number, number, number, number]
-  const frac = m.length === 9 ? (m[7] ?? '') : ''
-  const zone = (m.length === 9 ? m[8] : m[7]) as string
-  const offset = zone === 'Z' ? 0 : (zone[0] === '-' ? -1 : 1) * (Number(zone.slice(1, 3)) * 60 + Number(zone.slice(-2)))
-  const local = Date.UTC(y, mo - 1, d, h, mi, s)
-  const check = new Date(local)
-  if (mo < 1 || mo > 12 || check.getUTCDate() !== d || check.getUTCMonth() !== mo - 1 || h > 23 || mi > 59 || s > 59) throw new Reject(`${field} is not a valid calendar date and time`)
-  if (Math.abs(offset) > 14 * 60 || Number(zone.slice(-2)) > 59) throw new Reject(`${field} has an offset beyond ±14:00`)
-  const ms = local + Math.floor(Number(`0.${frac || '0'}`) * 1000) - offset * 60_000
-  return { ms, offset }
+// 2026-03-01T02:14:00-08:00, …Z, …+0530, fractional seconds; or export.xml's 2026-03-01 02:14:00 -0800.
+// The export form has an empty fraction group so that both give the same groups.
+const ISO_DATE = /^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,9}))?(Z|[+-]\d{2}:?\d{2})$/
+const EXPORT_DATE = /^(\d{4})-(\d{2})-(\d{2}) (\d{2}):(\d{2}):(\d{2})() ([+-]\d{4})$/
+
+export interface ParsedDate {
+  /** the instant, UTC epoch milliseconds */
+  ms: number
+  /** the offset written on the date */
+  offsetMinutes: number
 }
 
-function numberOf(value: unknown): number {
-  const n = typeof value === 'number' ? value : typeof value === 'string' && value.trim() !== '' ? Number(value) : NaN
-  if (!Number.isFinite(n)) throw new Reject(`value must be a finite number (got ${typeof value === 'string' ? JSON.stringify(value.slice(0, 40)) : typeof value})`)
-  return n
+/** A date with an explicit offset, parsed strictly; throws SampleProblem naming `field`. */
+export function parseDate(value: unknown, field: string): ParsedDate {
+  const m = typeof value === 'string' ? (ISO_DATE.exec(value) ?? EXPORT_DATE.exec(value)) : null
+  if (!m) throw new SampleProblem(`${field} is not an ISO 8601 date with offset nor an export date`)
+  const [year, month, day, hour, minute, second] = m.slice(1, 7).map(Number) as [number, number, number, number, number, number]
+  const millis = Number((m[7] ?? '').slice(0, 3).padEnd(3, '0'))
+  const zone = m[8] ?? 'Z'
+  let offsetMinutes = 0
+  if (zone !== 'Z') {
+    const zoneMinutes = Number(zone.slice(-2))
+    if (zoneMinutes > 59) throw new SampleProblem(`${field} is not a valid calendar date and time`)
+    // `|| 0`: -00:00 is UTC too, not -0
+    offsetMinutes = (zone.startsWith('-') ? -1 : 1) * (Number(zone.slice(1, 3)) * 60 + zoneMinutes) || 0
+  }
+  if (Math.abs(offsetMinutes) > 14 * 60) throw new SampleProblem(`${field} has an offset beyond ±14:00`)
+  // setUTCFullYear, not Date.UTC, which reads years 0–99 as 1900–1999
+  const local = new Date(0)
+  local.setUTCFullYear(year, month - 1, day)
+  local.setUTCHours(hour, minute, second, millis)
+  const rolledOver = local.getUTCFullYear() !== year || local.getUTCMonth() !== month - 1 || local.getUTCDate() !== day
+  if (rolledOver || hour > 23 || minute > 59 || second > 59) throw new SampleProblem(`${field} is not a valid calendar date and time`)
+  return { ms: local.getTime() - offsetMinutes * 60_000, offsetMinutes }
+}
+
+// ── one sample ──
+
+/** A value as a rejection may quote it: short, and never a whole object. */
+function shown(value: unknown): string {
+  if (typeof value === 'string') return `'${value.length > 40 ? `${value.slice(0, 40)}…` : value}'`
+  if (typeof value === 'number' || typeof value === 'boolean' || value === null) return String(value)
+  return `(${typeof value})`
+}
+
+const DECIMAL = /^[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?$/
+
+/** The value in the canonical unit; export.xml writes numbers as strings. */
+function quantityOf(o: Record<string, unknown>, type: string, q: QuantityType): number {
+  if (o.unit === undefined || o.unit === null) throw new SampleProblem(`unit is missing for ${type}`)
+  const factor = typeof o.unit === 'string' ? q.units.get(o.unit) : undefined
+  if (factor === undefined) throw new SampleProblem(`unknown unit ${shown(o.unit)} for ${type}`)
+  if (o.value === undefined || o.value === null) throw new SampleProblem('value is missing')
+  const given = typeof o.value === 'number' ? o.value : typeof o.value === 'string' && DECIMAL.test(o.value) ? Number(o.value) : NaN
+  if (!Number.isFinite(given)) throw new SampleProblem(`value ${shown(o.value)} is not a finite number`)
+  // 15 significant digits: 0.0071 s and 7.1 ms give the same value (7.1, not 7.1000000000000005), hence one id
+  const value = Number((given * factor).toPrecision(15))
+  if (!(value >= q.min && value <= q.max)) throw new SampleProblem(`value out of range ${q.min}..${q.max} ${q.rangeUnit}`)
+  return value
 }
 
 function stageOf(value: unknown): SleepStage {
-  if (typeof value === 'string' && Object.hasOwn(SLEEP_NAMES, value)) return SLEEP_NAMES[value] as SleepStage
-  const code = typeof value === 'number' ? value : typeof value === 'string' && /^\d$/.test(value) ? Number(value) : NaN
-  const stage = Number.isInteger(code) ? SLEEP_CODES[code] : undefined
-  if (!stage) throw new Reject(`unknown sleep value ${JSON.stringify(typeof value === 'string' ? value.slice(0, 60) : value)}`)
+  if (value === undefined || value === null) throw new SampleProblem('value is missing')
+  const stage =
+    typeof value === 'number' ? SLEEP_CODES[value]
+    : typeof value === 'string' ? (/^\d$/.test(value) ? SLEEP_CODES[Number(value)] : SLEEP_NAMES.get(value))
+    : undefined
+  if (stage === undefined) throw new SampleProblem(`unknown sleep value ${shown(value)}`)
   return stage
 }
 
-const optionalString = (o: Record<string, unknown>, key: string, max: number): string | undefined => {
-  const v = o[key]
-  if (v === undefined || v === null) return undefined
-  if (typeof v !== 'string' || v.length === 0 || v.length > max) throw new Reject(`${key} must be a string of 1..${max} characters`)
-  return v
+/** An optional text field of the sample; absent, null and '' all mean "not given". */
+function ownText(o: Record<string, unknown>, key: string, max: number): string | undefined {
+  const value = o[key]
+  if (value === undefined || value === null || value === '') return undefined
+  if (typeof value !== 'string') throw new SampleProblem(`${key} is not a string`)
+  if (value.length > max) throw new SampleProblem(`${key} is longer than ${max} characters`)
+  return value
 }
 
-function sourceOf(o: Record<string, unknown>, batch: BatchEnvelope): SampleSource {
-  const name = optionalString(o, 'sourceName', 256) ?? batch.source?.name ?? 'unknown'
-  const bundleId = optionalString(o, 'sourceBundleId', 256) ?? batch.source?.bundleId
-  const device = optionalString(o, 'device', 1024) ?? batch.source?.device
-  return { name, ...(bundleId ? { bundleId } : {}), ...(device ? { device } : {}) }
+/** Drops undefined fields, so that equal samples serialise to equal JSON. */
+function compact<T extends object>(o: T): T {
+  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as T
 }
 
-type Mapped = { kind: 'sample'; sample: NormalizedSample } | { kind: 'ignored'; type: string }
+function sourceOf(o: Record<string, unknown>, batchSource: BatchEnvelope['source']): SampleSource {
+  const name = ownText(o, 'sourceName', 256)
+  // spec/api.md: the batch source is the default for samples that name none; a sample that names
+  // its own source takes nothing from it (an iPhone sample must not get the Watch's device)
+  const fallback = name === undefined ? (batchSource ?? {}) : {}
+  return compact({
+    name: name ?? fallback.name ?? 'unknown',
+    bundleId: ownText(o, 'sourceBundleId', 256) ?? fallback.bundleId,
+    device: ownText(o, 'device', 1024) ?? fallback.device,
+  })
+}
 
-function normalizeOne(raw: unknown, batch: BatchEnvelope, ctx: { userId: string; ingestId: string; now: Date }): Mapped {
-  if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) throw new Reject('sample is not an object')
+function normalizeSample(raw: unknown, batch: BatchEnvelope, ctx: NormalizeContext): NormalizedSample | { ignoredType: string } {
+  if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) throw new SampleProblem('sample is not an object')
   const o = raw as Record<string, unknown>
   const type = o.type
-  if (type === undefined || type === null || type === '') throw new Reject('type is missing')
-  if (typeof type !== 'string') throw new Reject('type must be a string')
-  const quantity = Object.hasOwn(QUANTITY, type) ? QUANTITY[type] : undefined
-  if (!quantity && type !== SLEEP_TYPE) return { kind: 'ignored', type: type.slice(0, 200) }
+  if (type === undefined || type === null || type === '') throw new SampleProblem('type is missing')
+  if (typeof type !== 'string') throw new SampleProblem('type is not a string')
+  const quantity = QUANTITY_TYPES.get(type)
+  if (!quantity && type !== SLEEP_TYPE) return { ignoredType: type }
+
+  const metric: Metric = quantity ? quantity.metric : 'sleep_stage'
+  const value = quantity ? quantityOf(o, type, quantity) : undefined
+  const stage = quantity ? undefined : stageOf(o.value)
 
   const start = parseDate(o.startDate, 'startDate')
   const end = parseDate(o.endDate, 'endDate')
-  if (end.ms < start.ms) throw new Reject('endDate before startDate')
-  const latest = ctx.now.getTime() + MAX_FUTURE_MS
-  if (start.ms > latest || end.ms > latest) throw new Reject('date later than now + 10 minutes')
+  if (end.ms < start.ms) throw new SampleProblem('endDate before startDate')
+  if (start.ms < EARLIEST_MS) throw new SampleProblem('date earlier than 1970-01-01')
+  // end ≥ start, so the end alone bounds both dates
+  if (end.ms > ctx.now.getTime() + MAX_AHEAD_MS) throw new SampleProblem('date later than now + 10 minutes')
+  if (stage !== undefined && end.ms === start.ms) throw new SampleProblem('sleep sample has zero duration')
+  if (stage !== undefined && end.ms - start.ms > MAX_SLEEP_MS) throw new SampleProblem('sleep sample longer than 24 h')
 
-  let value: number | undefined
-  let stage: SleepStage | undefined
-  let metric: Metric
-  if (quantity) {
-    const unit = o.unit
-    if (typeof unit !== 'string' || !Object.hasOwn(quantity.units, unit)) throw new Reject(`unknown unit ${JSON.stringify(typeof unit === 'string' ? unit.slice(0, 40) : unit ?? null)} for ${type}`)
-    value = numberOf(o.value) * (quantity.units[unit] as number)
-    const [lo, hi] = quantity.range
-    if (!(value >= lo && value <= hi)) throw new Reject(`value out of range ${lo}..${hi} ${quantity.unitName}`)
-    metric = quantity.metric
-  } else {
-    stage = stageOf(o.value)
-    if (end.ms === start.ms) throw new Reject('sleep sample has zero duration')
-    if (end.ms - start.ms > MAX_SLEEP_MS) throw new Reject('sleep sample longer than 24 h')
-    metric = 'sleep_stage'
-  }
-  const source = sourceOf(o, batch)
-  const uuid = optionalString(o, 'uuid', 256)
+  const source = sourceOf(o, batch.source)
+  const uuid = ownText(o, 'uuid', 256)
   const startIso = new Date(start.ms).toISOString()
   const endIso = new Date(end.ms).toISOString()
-  // DESIGN.md §4: the HealthKit uuid when there is one, else a hash of what makes the sample itself
-  const id = uuid === undefined
-    ? hashUuid(ctx.userId, metric, source.name, startIso, endIso, stage ?? String(value))
-    : isUuid(uuid) ? uuid.toLowerCase() : hashUuid('uuid', ctx.userId, uuid)
-  const sample: Sample = {
-    userId: ctx.userId, metric, start: startIso, end: endIso, utcOffsetMinutes: start.offset,
-    ...(value !== undefined ? { value } : {}), ...(stage ? { stage } : {}),
-    source, ...(uuid !== undefined ? { externalId: uuid } : {}), ingestId: ctx.ingestId,
-  }
-  return { kind: 'sample', sample: { id, sample } }
+  // DESIGN.md §4: HealthKit's uuid when there is one, else a hash of what makes the sample itself
+  const id =
+    uuid === undefined ? hashUuid(ctx.userId, metric, source.name, startIso, endIso, stage ?? String(value))
+    : isUuid(uuid) ? uuid.toLowerCase()
+    : hashUuid('uuid', ctx.userId, uuid)
+  const sample: Sample = compact({
+    userId: ctx.userId, metric, start: startIso, end: endIso, utcOffsetMinutes: start.offsetMinutes,
+    value, stage, source, externalId: uuid, ingestId: ctx.ingestId,
+  })
+  return { id, sample }
 }
 
-/** Every sample checked on its own: valid ones normalised, bad ones rejected with a reason, unknown types ignored. */
-export function normalizeBatch(batch: BatchEnvelope, ctx: { userId: string; ingestId: string; now: Date }): NormalizeResult {
-  // no prototype: a type named "__proto__" or "constructor" is counted like any other
-  const out: NormalizeResult = { samples: [], rejected: [], ignored: 0, ignoredByType: Object.create(null) as Record<string, number> }
-  batch.samples.forEach((raw, index) => {
+/** Every sample checked on its own: valid ones normalised, bad ones rejected with a reason, other types counted and skipped. */
+export function normalizeBatch(batch: BatchEnvelope, ctx: NormalizeContext): NormalizeResult {
+  const samples: NormalizedSample[] = []
+  const rejected: Rejection[] = []
+  const ignoredByType = new Map<string, number>()
+  let ignored = 0
+  // an index loop, not forEach: a hole in the array is a sample too, and gets its rejection
+  for (let index = 0; index < batch.samples.length; index++) {
     try {
-      const r = normalizeOne(raw, batch, ctx)
-      if (r.kind === 'sample') out.samples.push(r.sample)
+      const r = normalizeSample(batch.samples[index], batch, ctx)
+      if ('sample' in r) samples.push(r)
       else {
-        out.ignored++
-        out.ignoredByType[r.type] = (out.ignoredByType[r.type] ?? 0) + 1
+        ignored++
+        const key = r.ignoredType.length > MAX_TYPE_KEY ? `${r.ignoredType.slice(0, MAX_TYPE_KEY)}…` : r.ignoredType
+        ignoredByType.set(key, (ignoredByType.get(key) ?? 0) + 1)
       }
     } catch (err) {
-      if (!(err instanceof Reject)) throw err
-      out.rejected.push({ index, problem: err.message })
+      if (!(err instanceof SampleProblem)) throw err
+      rejected.push({ index, problem: err.message })
     }
-  })
-  return out
+  }
+  // fromEntries defines own properties: a type named "__proto__" is counted like any other
+  return { samples, rejected, ignored, ignoredByType: Object.fromEntries(ignoredByType) }
 }

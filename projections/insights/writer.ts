@@ -14,13 +14,18 @@ export interface InsightsWriterDeps {
   schema: string
 }
 
+/** (data_version, data_count) of `a` above that of `b`: what the table's guard compares too. */
+export function isNewer(a: Pick<Insight, 'dataVersion' | 'dataCount'>, b: Pick<Insight, 'dataVersion' | 'dataCount'>): boolean {
+  return a.dataVersion > b.dataVersion || (a.dataVersion === b.dataVersion && a.dataCount > b.dataCount)
+}
+
 /** Within one pull, only the newest event of each row counts (equal versions: the later in the stream). */
 export function latestPerRow(batch: readonly Delivered<Insight>[]): Map<InsightKind, Insight[]> {
   const latest = new Map<string, Insight>()
   for (const d of batch) {
     const id = `${d.data.kind}\0${d.data.userId}\0${d.data.key}`
     const seen = latest.get(id)
-    if (!seen || seen.dataVersion <= d.data.dataVersion) latest.set(id, d.data)
+    if (!seen || !isNewer(seen, d.data)) latest.set(id, d.data)
   }
   const byKind = new Map<InsightKind, Insight[]>()
   for (const i of latest.values()) byKind.set(i.kind, [...(byKind.get(i.kind) ?? []), i])
@@ -34,7 +39,7 @@ export function latestPerRow(batch: readonly Delivered<Insight>[]): Map<InsightK
 export function upsertSql(schema: string, kind: InsightKind): string {
   const { table, keys, columns } = INSIGHT_TABLES[kind]
   const cols = Object.keys(columns)
-  const recordset = [...cols.map((c) => `${c} ${columns[c]}`), 'user_id text', 'key text', 'data_version bigint', 'recompute text'].join(', ')
+  const recordset = [...cols.map((c) => `${c} ${columns[c]}`), 'user_id text', 'key text', 'data_version bigint', 'data_count bigint', 'recompute text'].join(', ')
   const baselineStamps = kind === 'baseline'
   const extraCols = baselineStamps ? ', last_incremental_update, last_full_update' : ''
   const extraVals = baselineStamps
@@ -43,34 +48,36 @@ export function upsertSql(schema: string, kind: InsightKind): string {
   const extraSet = baselineStamps
     ? `, last_incremental_update = coalesce(excluded.last_incremental_update, t.last_incremental_update), last_full_update = coalesce(excluded.last_full_update, t.last_full_update)`
     : ''
-  return `insert into "${schema}".${table} as t (user_id, ${cols.join(', ')}, data_version, updated_at${extraCols})
-    select r.user_id, ${cols.map((c) => `r.${c}`).join(', ')}, r.data_version, now()${extraVals}
+  return `insert into "${schema}".${table} as t (user_id, ${cols.join(', ')}, data_version, data_count, updated_at${extraCols})
+    select r.user_id, ${cols.map((c) => `r.${c}`).join(', ')}, r.data_version, r.data_count, now()${extraVals}
     from jsonb_to_recordset($1::jsonb) as r(${recordset})
     where not exists (select 1 from "${schema}".insight_tombstones x
-                      where x.user_id = r.user_id and x.kind = '${kind}' and x.key = r.key and x.data_version > r.data_version)
+                      where x.user_id = r.user_id and x.kind = '${kind}' and x.key = r.key and (x.data_version, x.data_count) > (r.data_version, r.data_count))
     on conflict (user_id${keys.map((k) => `, ${k}`).join('')}) do update
-      set ${cols.map((c) => `${c} = excluded.${c}`).join(', ')}, data_version = excluded.data_version, updated_at = now()${extraSet}
-      where t.data_version <= excluded.data_version`
+      set ${cols.map((c) => `${c} = excluded.${c}`).join(', ')}, data_version = excluded.data_version, data_count = excluded.data_count,
+        updated_at = now()${extraSet}
+      where (t.data_version, t.data_count) <= (excluded.data_version, excluded.data_count)`
 }
 
 /** A tombstone deletes the row when it is not newer, and is remembered with the highest version seen. */
 export function tombstoneSql(schema: string, kind: InsightKind): string[] {
   const { table, keys } = INSIGHT_TABLES[kind]
   const keyMatch = keys.length === 0 ? 'true' : `concat_ws('|', ${keys.map((k) => `t.${k}::text`).join(', ')}) = r.key`
-  const recordset = `r(user_id text, key text, data_version bigint)`
+  const recordset = `r(user_id text, key text, data_version bigint, data_count bigint)`
   return [
     `delete from "${schema}".${table} t using jsonb_to_recordset($1::jsonb) as ${recordset}
-      where t.user_id = r.user_id and ${keyMatch} and t.data_version <= r.data_version`,
-    `insert into "${schema}".insight_tombstones (user_id, kind, key, data_version)
-      select r.user_id, '${kind}', r.key, r.data_version from jsonb_to_recordset($1::jsonb) as ${recordset}
-      on conflict (user_id, kind, key) do update set data_version = greatest(insight_tombstones.data_version, excluded.data_version), updated_at = now()`,
+      where t.user_id = r.user_id and ${keyMatch} and (t.data_version, t.data_count) <= (r.data_version, r.data_count)`,
+    `insert into "${schema}".insight_tombstones as x (user_id, kind, key, data_version, data_count)
+      select r.user_id, '${kind}', r.key, r.data_version, r.data_count from jsonb_to_recordset($1::jsonb) as ${recordset}
+      on conflict (user_id, kind, key) do update set data_version = excluded.data_version, data_count = excluded.data_count, updated_at = now()
+        where (x.data_version, x.data_count) < (excluded.data_version, excluded.data_count)`,
   ]
 }
 
 /** A row written at a version at least as new as its tombstone makes the tombstone obsolete. */
 function clearTombstonesSql(schema: string, kind: InsightKind): string {
-  return `delete from "${schema}".insight_tombstones x using jsonb_to_recordset($1::jsonb) as r(user_id text, key text, data_version bigint)
-    where x.user_id = r.user_id and x.kind = '${kind}' and x.key = r.key and x.data_version <= r.data_version`
+  return `delete from "${schema}".insight_tombstones x using jsonb_to_recordset($1::jsonb) as r(user_id text, key text, data_version bigint, data_count bigint)
+    where x.user_id = r.user_id and x.kind = '${kind}' and x.key = r.key and (x.data_version, x.data_count) <= (r.data_version, r.data_count)`
 }
 
 function checkpointSql(schema: string): string {
@@ -88,8 +95,8 @@ export function insightsWriter(deps: InsightsWriterDeps): BatchHandler<Insight> 
       const byKind = latestPerRow(batch)
       await inTransaction(deps.pool, async (client) => {
         for (const [kind, events] of byKind) {
-          const live = events.filter((e) => e.row !== null).map((e) => ({ ...e.row, user_id: e.userId, key: e.key, data_version: e.dataVersion, recompute: e.recompute ?? null }))
-          const dead = events.filter((e) => e.row === null).map((e) => ({ user_id: e.userId, key: e.key, data_version: e.dataVersion }))
+          const live = events.filter((e) => e.row !== null).map((e) => ({ ...e.row, user_id: e.userId, key: e.key, data_version: e.dataVersion, data_count: e.dataCount, recompute: e.recompute ?? null }))
+          const dead = events.filter((e) => e.row === null).map((e) => ({ user_id: e.userId, key: e.key, data_version: e.dataVersion, data_count: e.dataCount }))
           if (dead.length) for (const text of tombstoneSql(deps.schema, kind)) await client.query(text, [JSON.stringify(dead)])
           if (live.length) {
             await client.query(upsertSql(deps.schema, kind), [JSON.stringify(live)])

@@ -1,0 +1,91 @@
+import type { Sample } from '../../streams/schemas.ts'
+import { baselineAsOf, baselineDays, currentBaselineDay, type Baseline, type BaselineHistoryRow, type DailySeries, type UserBaselineRow } from './baseline.ts'
+import { cptOf, cptRow, type CptRow } from './cpt.ts'
+import { insightConfig, type HrvMetric, type InsightConfig } from './defaults.ts'
+import { chooseMetric, hrvDaily, type HrvDailyRow } from './hrv.ts'
+import { readiness, readinessRow, type ReadinessRow } from './readiness.ts'
+import { sleepNights, type SleepDailyRow } from './sleep.ts'
+
+// spec/insights.md: every insight row of one user, a pure function of the user's set of samples.
+
+/** A canonical sample with its event id (DESIGN.md §4); duplicates are recognised by `id` alone. */
+export interface IdentifiedSample {
+  id: string
+  sample: Sample
+}
+
+export interface ComputeOptions {
+  /** only the daily, baseline_history and readiness rows of these days (both included); the current baseline and CPT always */
+  days?: { from: string; to: string }
+  /** the user's metric when the samples given are not the user's whole history (§2: `sdnn` when they have any sdnn row) */
+  metric?: HrvMetric
+  /** overrides of the defaults (shallow) */
+  config?: Partial<InsightConfig>
+}
+
+/** Every row of one user, each list in day order (hrv_daily: day, then metric); field names are the table columns. */
+export interface InsightRowSet {
+  metric: HrvMetric
+  sleepDaily: SleepDailyRow[]
+  /** both metrics; key `day|metric` */
+  hrvDaily: HrvDailyRow[]
+  baselineHistory: BaselineHistoryRow[]
+  readiness: ReadinessRow[]
+  /** user_baselines: the baseline as of the day after the latest baseline_history day; undefined when there is none */
+  userBaseline: UserBaselineRow | undefined
+  /** user_cpt_tables: the CPT of `userBaseline` */
+  userCpt: CptRow | undefined
+}
+
+/** The samples once each, by id: replays and retries deliver the same sample again. */
+export function distinctSamples(samples: readonly IdentifiedSample[]): Sample[] {
+  const byId = new Map<string, Sample>()
+  for (const s of samples) if (!byId.has(s.id)) byId.set(s.id, s.sample)
+  return [...byId.values()]
+}
+
+/** spec/insights.md §1–5 for one user's samples (every user id in `samples` is taken as the same user). */
+export function computeInsights(samples: readonly IdentifiedSample[], opts: ComputeOptions = {}): InsightRowSet {
+  const config = insightConfig(opts.config)
+  const distinct = distinctSamples(samples)
+  const inRange = (day: string) => opts.days === undefined || (day >= opts.days.from && day <= opts.days.to)
+
+  const nights = sleepNights(distinct, config)
+  const mainEpisodes = new Map(nights.map((n) => [n.day, n.main]))
+  const sdnn = hrvDaily(distinct, mainEpisodes, 'sdnn')
+  const rmssd = hrvDaily(distinct, mainEpisodes, 'rmssd')
+  const metric = opts.metric ?? chooseMetric(sdnn)
+  const hrvOfMetric = new Map((metric === 'sdnn' ? sdnn : rmssd).map((r) => [r.day, r]))
+  const sleepOf = new Map(nights.map((n) => [n.day, n.row]))
+
+  const series: DailySeries = {
+    metric,
+    hrvLn: new Map([...hrvOfMetric].map(([day, r]) => [day, r.ln_value])),
+    sleepHours: new Map(nights.filter((n) => n.row.valid).map((n) => [n.day, n.row.total_sleep_min / 60])),
+  }
+  const baselines = new Map<string, Baseline>()
+  const baselineOf = (day: string): Baseline => {
+    let b = baselines.get(day)
+    if (!b) baselines.set(day, (b = baselineAsOf(day, series, config)))
+    return b
+  }
+
+  const days = baselineDays(hrvOfMetric.keys(), sleepOf.keys())
+  const readinessRows: ReadinessRow[] = []
+  for (const day of days.filter(inRange)) {
+    const night = sleepOf.get(day)
+    const r = readiness({ hrvMs: hrvOfMetric.get(day)?.value_ms, sleepHours: night?.valid ? night.total_sleep_min / 60 : undefined }, cptOf(baselineOf(day), config))
+    if (r) readinessRows.push(readinessRow(day, r))
+  }
+  const current = currentBaselineDay(days)
+
+  return {
+    metric,
+    sleepDaily: nights.map((n) => n.row).filter((r) => inRange(r.day)),
+    hrvDaily: [...sdnn, ...rmssd].filter((r) => inRange(r.day)).sort((a, b) => (a.day < b.day ? -1 : a.day > b.day ? 1 : a.metric < b.metric ? -1 : a.metric > b.metric ? 1 : 0)),
+    baselineHistory: days.filter(inRange).map((day) => ({ day, ...baselineOf(day) })),
+    readiness: readinessRows,
+    userBaseline: current === undefined ? undefined : { as_of_day: current, ...baselineOf(current) },
+    userCpt: current === undefined ? undefined : cptRow(current, cptOf(baselineOf(current), config)),
+  }
+}

@@ -1,0 +1,160 @@
+import type pg from 'pg'
+import type { Logger } from '../../log.ts'
+import type { Nats } from '../../streams/connect.ts'
+import type { BatchHandler } from '../../streams/consumer.ts'
+import { envelope, typedEnvelope } from '../../streams/envelope.ts'
+import { hashHex } from '../../streams/ids.ts'
+import { publishAll, type Outgoing } from '../../streams/publish.ts'
+import { CHANGES_TYPE, DaysChanged, INSIGHT_TYPE, type Insight, type InsightKind } from '../../streams/schemas.ts'
+import { subjects } from '../../streams/subjects.ts'
+import { keyOf } from '../../projections/insights/tables.ts'
+import { computeInsights, type InsightRowSet } from './compute.ts'
+import { addDays } from './days.ts'
+import type { HrvMetric } from './defaults.ts'
+import { loadUserSamples, rememberMetricSql } from './load.ts'
+import { affectedRange, type AffectedRange } from './touched.ts'
+
+export const ChangesEvent = typedEnvelope(CHANGES_TYPE, DaysChanged)
+
+export interface InsightsEngineDeps {
+  pool: pg.Pool
+  nats: Nats
+  prefix: string
+  schema: string
+  log: Logger
+  /** users recomputed at once within a pull (each holds one pooled connection while it loads) */
+  userConcurrency?: number
+}
+
+/**
+ * How far before the first touched day samples are loaded: the 60-day window of the earliest derived
+ * day (D−1), an evening before for that night's episode, and a day of slack for offsets up to ±14 h.
+ */
+export const LOOKBACK_DAYS = 64
+
+/** What one recomputation of a user read and how far its rows reach. */
+export interface Recomputation {
+  userId: string
+  rows: InsightRowSet
+  range: AffectedRange
+  /** the highest HPH_SAMPLES sequence of the user's samples read */
+  dataVersion: number
+  /** how many samples the user had when read (the tie-break of equal versions) */
+  dataCount: number
+  /** `full`: the whole history was read (user_baselines.last_full_update), else `incremental` */
+  recompute: 'incremental' | 'full'
+  /** every row of the history is published, not just the affected range (the user's metric changed) */
+  everyDay: boolean
+  metric: HrvMetric
+  /** the metric the engine last computed the user with */
+  storedMetric: string | undefined
+}
+
+/**
+ * The events of one recomputation (spec/insights.md §6): daily rows of the touched days ±1, baselines
+ * and readiness of the derived range, tombstones for rows of those days that are gone, and the current
+ * baseline and CPT (the "baseline updated" notification, `<prefix>.insights.v1.baseline.<userId>`).
+ */
+export function insightEvents(prefix: string, r: Recomputation): Outgoing[] {
+  const { userId, rows, range, dataVersion, dataCount, recompute } = r
+  const out: Outgoing[] = []
+  const add = (kind: InsightKind, key: string, row: Record<string, unknown> | null) => {
+    const data = { userId, kind, key, dataVersion, dataCount, row, recompute } as Insight
+    out.push({
+      subject: subjects.insight(prefix, kind, userId),
+      // DESIGN.md §4: a hash of (user, kind, day, content); the version is content too, so a row that
+      // comes back after a tombstone is never dropped as a duplicate of its earlier self
+      event: envelope({ id: hashHex('insight', userId, kind, key, dataVersion, dataCount, JSON.stringify(row)), type: INSIGHT_TYPE, source: 'insights-engine', subject: userId, data }),
+    })
+  }
+  const inDaily = (day: string) => r.everyDay || range.daily.has(day)
+  const inDerived = (day: string) => r.everyDay || (day >= range.derivedFrom && day <= range.derivedTo)
+  const emitted = new Set<string>()
+  const emit = (kind: InsightKind, list: ReadonlyArray<Record<string, unknown> & { day: string }>, within: (day: string) => boolean) => {
+    for (const row of list) {
+      if (!within(row.day)) continue
+      const key = keyOf(kind, row)
+      emitted.add(`${kind}|${key}`)
+      add(kind, key, row)
+    }
+  }
+  emit('sleep_daily', rows.sleepDaily, inDaily)
+  emit('hrv_daily', rows.hrvDaily, inDaily)
+  emit('baseline_history', rows.baselineHistory, inDerived)
+  emit('readiness_daily', rows.readiness, inDerived)
+
+  // Rows can only vanish on days whose own data changed (the daily range); when the metric changed,
+  // also on any day with a daily row (baseline_history and readiness follow the metric's rows).
+  const gone = new Set(range.daily)
+  if (r.everyDay) for (const row of [...rows.sleepDaily, ...rows.hrvDaily]) gone.add(row.day)
+  for (const day of [...gone].sort()) {
+    const keys: Array<[InsightKind, string]> = [['sleep_daily', day], ['hrv_daily', `${day}|sdnn`], ['hrv_daily', `${day}|rmssd`], ['baseline_history', day], ['readiness_daily', day]]
+    for (const [kind, key] of keys) if (!emitted.has(`${kind}|${key}`)) add(kind, key, null)
+  }
+  add('baseline', '', rows.userBaseline ?? null)
+  add('cpt', '', rows.userCpt ?? null)
+  return out
+}
+
+/** One user's recomputation for a set of touched days: one query, then the pure modules. */
+export async function recomputeUser(deps: Pick<InsightsEngineDeps, 'pool' | 'schema'>, userId: string, days: readonly string[]): Promise<Recomputation> {
+  const range = affectedRange(days)
+  const loaded = await loadUserSamples(deps.pool, deps.schema, userId, new Date(`${addDays(range.first, -LOOKBACK_DAYS)}T00:00:00Z`))
+  // §2: the metric is a property of the whole history, not of the samples loaded
+  const metric: HrvMetric = loaded.hasSdnn ? 'sdnn' : 'rmssd'
+  // Rows outside the range were computed with the metric the engine last used. The metric only ever
+  // goes from rmssd to sdnn (the user's first sdnn sample); then every row of the history is republished.
+  const everyDay = metric === 'sdnn' && loaded.storedMetric !== 'sdnn'
+  const full = !loaded.hasEarlier || everyDay
+  const all = full && loaded.hasEarlier ? await loadUserSamples(deps.pool, deps.schema, userId, new Date(0)) : loaded
+  return {
+    userId,
+    rows: computeInsights(all.samples, { metric }),
+    range,
+    dataVersion: all.maxSeq,
+    dataCount: all.count,
+    recompute: full ? 'full' : 'incremental',
+    everyDay,
+    metric,
+    storedMetric: loaded.storedMetric,
+  }
+}
+
+/** Runs `work` on every item with at most `limit` at once. */
+async function eachLimited<T>(items: readonly T[], limit: number, work: (item: T) => Promise<void>): Promise<void> {
+  let next = 0
+  const lane = async () => {
+    while (next < items.length) await work(items[next++] as T)
+  }
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, lane))
+}
+
+/**
+ * insights-engine (DESIGN.md §5): coalesces a pull's changes per user, recomputes each user once from
+ * PostgreSQL with the pure modules, publishes every insight, and lets the runtime ack only once
+ * JetStream has acknowledged all of them.
+ */
+export function insightsEngine(deps: InsightsEngineDeps): BatchHandler<DaysChanged> {
+  const log = deps.log.child({ stage: 'insights-engine' })
+  return {
+    stage: 'insights-engine',
+    schema: ChangesEvent,
+    async handle(batch) {
+      const touched = new Map<string, Set<string>>()
+      for (const d of batch) {
+        let days = touched.get(d.data.userId)
+        if (!days) touched.set(d.data.userId, (days = new Set()))
+        for (const day of d.data.days) days.add(day)
+      }
+      await eachLimited([...touched], deps.userConcurrency ?? 4, async ([userId, days]) => {
+        const t0 = performance.now()
+        const r = await recomputeUser(deps, userId, [...days])
+        const events = insightEvents(deps.prefix, r)
+        await publishAll(deps.nats.js, events)
+        // only once the rows are out: a crash before this line republishes every day next time
+        if (r.storedMetric !== r.metric) await deps.pool.query({ name: `hph_remember_metric_${deps.schema}`, text: rememberMetricSql(deps.schema), values: [userId, r.metric] })
+        log.debug({ userId, days: days.size, version: r.dataVersion, events: events.length, recompute: r.recompute, everyDay: r.everyDay, ms: performance.now() - t0 }, 'recomputed')
+      })
+    },
+  }
+}
