@@ -8,10 +8,11 @@ const USAGE = `hph — Holistic Performance Hub
 usage: hph <command> [options]
 
   up                      create the database if missing, migrate, apply streams, run api + every stage
-  worker <stage>          run one stage (${'normalize | samples-writer'}); several instances share one durable
+  worker <stage>          run one stage (api | normalize | samples-writer | insights-engine | insights-writer);
+                          several instances of a stage share one durable consumer
   migrate                 apply the database migrations
   streams apply           create or update the streams and durable consumers
-  demo [--exit]           run the pipeline, post a demo data set to it, show what landed
+  demo [--exit]           run the pipeline, post a demo data set to it, show the insights it computed
 
 configuration: environment variables (see README.md), e.g. NATS_URL, DATABASE_URL, PORT, HPH_PREFIX`
 
