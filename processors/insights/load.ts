@@ -12,7 +12,7 @@ export interface UserSamples {
   hasSdnn: boolean
   /** the metric the engine last computed the user with (table insight_users), if any */
   storedMetric: string | undefined
-  /** the user has samples that start before `since` */
+  /** the user has samples that start before those loaded (before `since`, or the current baseline's window) */
   hasEarlier: boolean
 }
 
@@ -36,17 +36,25 @@ interface Row {
   has_earlier: boolean | null
 }
 
+/** Days before the user's latest HRV or sleep sample that are always loaded: the current baseline's window (§3), with slack. */
+export const CURRENT_WINDOW_DAYS = 66
+
 /**
  * One statement per user, so one snapshot: the samples the insights read (HRV and sleep) starting at or
- * after `since` (index samples(user_id, start_ts)), and the user-wide facts in one pass over the user's rows.
+ * after `since` — or earlier, when the user's latest HRV or sleep sample is so far from the touched days
+ * that the current baseline's window would not be loaded (a late heart-rate sample touches no night) —
+ * and the user-wide facts in one pass over the user's rows (index samples(user_id, start_ts)).
  */
 export function loadSql(schema: string): string {
-  return `select s.sample_id, s.metric, s.start_ts, s.end_ts, s.utc_offset_min, s.value, s.stage, s.source_name, s.source_bundle,
-      s.device, s.external_id, s.ingest_id, a.max_seq, a.n, a.has_sdnn, a.has_earlier,
+  return `with a as (
+      select max(stream_seq) as max_seq, count(*)::int as n, bool_or(metric = 'hrv_sdnn') as has_sdnn, min(start_ts) as first_ts,
+        max(start_ts) filter (where metric in ('hrv_sdnn', 'hrv_rmssd', 'sleep_stage')) as last_ts
+      from "${schema}".samples where user_id = $1),
+    b as (select a.*, least($2::timestamptz, a.last_ts - interval '${CURRENT_WINDOW_DAYS} days') as since from a)
+    select s.sample_id, s.metric, s.start_ts, s.end_ts, s.utc_offset_min, s.value, s.stage, s.source_name, s.source_bundle,
+      s.device, s.external_id, s.ingest_id, b.max_seq, b.n, b.has_sdnn, coalesce(b.first_ts < b.since, false) as has_earlier,
       (select hrv_metric from "${schema}".insight_users where user_id = $1) as stored_metric
-    from (select max(stream_seq) as max_seq, count(*)::int as n, bool_or(metric = 'hrv_sdnn') as has_sdnn, bool_or(start_ts < $2) as has_earlier
-          from "${schema}".samples where user_id = $1) a
-    left join "${schema}".samples s on s.user_id = $1 and s.start_ts >= $2 and s.metric in ('hrv_sdnn', 'hrv_rmssd', 'sleep_stage')`
+    from b left join "${schema}".samples s on s.user_id = $1 and s.start_ts >= b.since and s.metric in ('hrv_sdnn', 'hrv_rmssd', 'sleep_stage')`
 }
 
 export async function loadUserSamples(pool: pg.Pool, schema: string, userId: string, since: Date): Promise<UserSamples> {
