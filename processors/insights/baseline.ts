@@ -1,5 +1,5 @@
 import type { InsightRow } from '../../streams/schemas.ts'
-import { addDays } from './days.ts'
+import { addDays, dayNumber } from './days.ts'
 import { DEFAULT_CONFIG, type HrvMetric, type InsightConfig, type Prior } from './defaults.ts'
 
 // spec/insights.md §3: the baseline as of day X, from days X−W … X−1 only, blended with the priors.
@@ -35,11 +35,22 @@ export function blend(values: readonly number[], prior: Prior, k: number): Blend
   return { mu: w * mean + (1 - w) * prior.mu, sd: w * sd + (1 - w) * prior.sd, n }
 }
 
+// a series keyed by day number, built once per series: a baseline looks up W days for every day
+const byDayNumber = new WeakMap<ReadonlyMap<string, number>, Map<number, number>>()
+
+function numbered(series: ReadonlyMap<string, number>): Map<number, number> {
+  let m = byDayNumber.get(series)
+  if (!m) byDayNumber.set(series, (m = new Map([...series].map(([day, v]) => [dayNumber(day), v]))))
+  return m
+}
+
 /** The values of `series` on days X−W … X−1, in day order (never day X). */
 export function windowValues(series: ReadonlyMap<string, number>, day: string, windowDays: number): number[] {
+  const m = numbered(series)
+  const x = dayNumber(day)
   const out: number[] = []
   for (let i = windowDays; i >= 1; i--) {
-    const v = series.get(addDays(day, -i))
+    const v = m.get(x - i)
     if (v !== undefined) out.push(v)
   }
   return out
