@@ -49,7 +49,8 @@ export function samplesRoutes(app: FastifyInstance, deps: SamplesRouteDeps): voi
     const receivedAt = new Date()
     // a batchId is scoped to its user, so two users' batch ids can never collide
     const eventId = hashUuid('ingest', userId, batch.batchId ?? `body:${req.rawBodyHash}`)
-    const counts = normalizeBatch(batch, { userId, ingestId: eventId, now: receivedAt })
+    // the answer's counts: every check, without building the samples (normalize does that)
+    const counts = normalizeBatch(batch, { userId, ingestId: eventId, now: receivedAt }, { build: false })
     const data: RawBatch = { userId, receivedAt: receivedAt.toISOString(), payload: req.body, ...(batch.batchId ? { batchId: batch.batchId } : {}) }
     const incoming = req.headers.traceparent
     const traceparent = typeof incoming === 'string' && TRACEPARENT.test(incoming) ? incoming : `00-${randomBytes(16).toString('hex')}-${randomBytes(8).toString('hex')}-01`
@@ -63,7 +64,7 @@ export function samplesRoutes(app: FastifyInstance, deps: SamplesRouteDeps): voi
       stream: ack.stream,
       seq: ack.seq,
       duplicate: ack.duplicate,
-      accepted: counts.samples.length,
+      accepted: counts.accepted,
       ignored: counts.ignored,
       rejected: counts.rejected,
     })

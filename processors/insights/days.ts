@@ -6,17 +6,31 @@ const DAY_MS = 86_400_000
 // Days are counted from 1970-01-01 with integer arithmetic (H. Hinnant's civil-date algorithms): the
 // insights handle a few hundred thousand day strings a second, and Date objects were most of that cost.
 
-/** The day number (days since 1970-01-01) of 'YYYY-MM-DD'. */
-export function dayNumber(day: string): number {
-  const y0 = (day.charCodeAt(0) - 48) * 1000 + (day.charCodeAt(1) - 48) * 100 + (day.charCodeAt(2) - 48) * 10 + (day.charCodeAt(3) - 48)
-  const m = (day.charCodeAt(5) - 48) * 10 + (day.charCodeAt(6) - 48)
-  const d = (day.charCodeAt(8) - 48) * 10 + (day.charCodeAt(9) - 48)
-  const y = m <= 2 ? y0 - 1 : y0
+/** The day number (days since 1970-01-01) of a proleptic Gregorian date; month 1–12 (no range checks). */
+export function civilDayNumber(year: number, month: number, day: number): number {
+  const y = month <= 2 ? year - 1 : year
   const era = Math.floor(y / 400)
   const yoe = y - era * 400
-  const doy = Math.floor((153 * (m + (m > 2 ? -3 : 9)) + 2) / 5) + d - 1
+  const doy = Math.floor((153 * (month + (month > 2 ? -3 : 9)) + 2) / 5) + day - 1
   const doe = yoe * 365 + Math.floor(yoe / 4) - Math.floor(yoe / 100) + doy
   return era * 146_097 + doe - 719_468
+}
+
+/** Days in a month of a proleptic Gregorian year; month 1–12. */
+export function daysInMonth(year: number, month: number): number {
+  if (month !== 2) return month === 4 || month === 6 || month === 9 || month === 11 ? 30 : 31
+  return (year % 4 === 0 && year % 100 !== 0) || year % 400 === 0 ? 29 : 28
+}
+
+const digits = (s: string, from: number, n: number) => {
+  let v = 0
+  for (let i = from; i < from + n; i++) v = v * 10 + (s.charCodeAt(i) - 48)
+  return v
+}
+
+/** The day number (days since 1970-01-01) of 'YYYY-MM-DD'. */
+export function dayNumber(day: string): number {
+  return civilDayNumber(digits(day, 0, 4), digits(day, 5, 2), digits(day, 8, 2))
 }
 
 const two = (n: number) => (n < 10 ? `0${n}` : String(n))

@@ -2,6 +2,7 @@ import { z } from 'zod'
 import { ValidationError } from '../../errors.ts'
 import { hashUuid, isUuid } from '../../streams/ids.ts'
 import type { Metric, Sample, SampleSource, SleepStage } from '../../streams/schemas.ts'
+import { civilDayNumber, daysInMonth } from '../insights/days.ts'
 
 // spec/api.md "Posting samples": a HealthKit-shaped batch → canonical samples (DESIGN.md §4-5).
 // Pure: the clock comes in as `now` (the batch's receivedAt), so a replay gives the same samples.
@@ -17,6 +18,8 @@ export interface Rejection {
 }
 export interface NormalizeResult {
   samples: NormalizedSample[]
+  /** valid samples (those in `samples`, when they were built) */
+  accepted: number
   rejected: Rejection[]
   ignored: number
   ignoredByType: Record<string, number>
@@ -94,6 +97,7 @@ const SLEEP_NAMES: ReadonlyMap<string, SleepStage> = new Map([
 ])
 
 const MAX_AHEAD_MS = 10 * 60_000
+const DAY_MS = 86_400_000
 const MAX_SLEEP_MS = 24 * 3_600_000
 // no wearable sample predates the epoch; the bound also keeps every instant a 4-digit-year ISO string
 const EARLIEST_MS = Date.UTC(1970, 0, 1)
@@ -121,8 +125,13 @@ export interface ParsedDate {
 export function parseDate(value: unknown, field: string): ParsedDate {
   const m = typeof value === 'string' ? (ISO_DATE.exec(value) ?? EXPORT_DATE.exec(value)) : null
   if (!m) throw new SampleProblem(`${field} is not an ISO 8601 date with offset nor an export date`)
-  const [year, month, day, hour, minute, second] = m.slice(1, 7).map(Number) as [number, number, number, number, number, number]
-  const millis = Number((m[7] ?? '').slice(0, 3).padEnd(3, '0'))
+  const year = Number(m[1])
+  const month = Number(m[2])
+  const day = Number(m[3])
+  const hour = Number(m[4])
+  const minute = Number(m[5])
+  const second = Number(m[6])
+  const millis = m[7] ? Number(m[7].slice(0, 3).padEnd(3, '0')) : 0
   const zone = m[8] ?? 'Z'
   let offsetMinutes = 0
   if (zone !== 'Z') {
@@ -132,13 +141,11 @@ export function parseDate(value: unknown, field: string): ParsedDate {
     offsetMinutes = (zone.startsWith('-') ? -1 : 1) * (Number(zone.slice(1, 3)) * 60 + zoneMinutes) || 0
   }
   if (Math.abs(offsetMinutes) > 14 * 60) throw new SampleProblem(`${field} has an offset beyond ±14:00`)
-  // setUTCFullYear, not Date.UTC, which reads years 0–99 as 1900–1999
-  const local = new Date(0)
-  local.setUTCFullYear(year, month - 1, day)
-  local.setUTCHours(hour, minute, second, millis)
-  const rolledOver = local.getUTCFullYear() !== year || local.getUTCMonth() !== month - 1 || local.getUTCDate() !== day
-  if (rolledOver || hour > 23 || minute > 59 || second > 59) throw new SampleProblem(`${field} is not a valid calendar date and time`)
-  return { ms: local.getTime() - offsetMinutes * 60_000, offsetMinutes }
+  if (month < 1 || month > 12 || day < 1 || day > daysInMonth(year, month) || hour > 23 || minute > 59 || second > 59) {
+    throw new SampleProblem(`${field} is not a valid calendar date and time`)
+  }
+  const local = civilDayNumber(year, month, day) * DAY_MS + ((hour * 60 + minute) * 60 + second) * 1000 + millis
+  return { ms: local - offsetMinutes * 60_000, offsetMinutes }
 }
 
 // ── one sample ──
@@ -185,24 +192,24 @@ function ownText(o: Record<string, unknown>, key: string, max: number): string |
   return value
 }
 
-/** Drops undefined fields, so that equal samples serialise to equal JSON. */
-function compact<T extends object>(o: T): T {
-  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as T
-}
-
 function sourceOf(o: Record<string, unknown>, batchSource: BatchEnvelope['source']): SampleSource {
   const name = ownText(o, 'sourceName', 256)
   // spec/api.md: the batch source is the default for samples that name none; a sample that names
   // its own source takes nothing from it (an iPhone sample must not get the Watch's device)
-  const fallback = name === undefined ? (batchSource ?? {}) : {}
-  return compact({
-    name: name ?? fallback.name ?? 'unknown',
-    bundleId: ownText(o, 'sourceBundleId', 256) ?? fallback.bundleId,
-    device: ownText(o, 'device', 1024) ?? fallback.device,
-  })
+  const fallback = name === undefined ? batchSource : undefined
+  const source: SampleSource = { name: name ?? fallback?.name ?? 'unknown' }
+  // absent fields are left out, not undefined, so that equal samples serialise to equal JSON
+  const bundleId = ownText(o, 'sourceBundleId', 256) ?? fallback?.bundleId
+  if (bundleId !== undefined) source.bundleId = bundleId
+  const device = ownText(o, 'device', 1024) ?? fallback?.device
+  if (device !== undefined) source.device = device
+  return source
 }
 
-function normalizeSample(raw: unknown, batch: BatchEnvelope, ctx: NormalizeContext): NormalizedSample | { ignoredType: string } {
+/** A sample that passed every check, when the caller only counts (the api's answer). */
+const CHECKED = { checked: true } as const
+
+function normalizeSample(raw: unknown, batch: BatchEnvelope, ctx: NormalizeContext, build: boolean): NormalizedSample | typeof CHECKED | { ignoredType: string } {
   if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) throw new SampleProblem('sample is not an object')
   const o = raw as Record<string, unknown>
   const type = o.type
@@ -226,6 +233,7 @@ function normalizeSample(raw: unknown, batch: BatchEnvelope, ctx: NormalizeConte
 
   const source = sourceOf(o, batch.source)
   const uuid = ownText(o, 'uuid', 256)
+  if (!build) return CHECKED
   const startIso = new Date(start.ms).toISOString()
   const endIso = new Date(end.ms).toISOString()
   // DESIGN.md §4: HealthKit's uuid when there is one, else a hash of what makes the sample itself
@@ -233,24 +241,34 @@ function normalizeSample(raw: unknown, batch: BatchEnvelope, ctx: NormalizeConte
     uuid === undefined ? hashUuid(ctx.userId, metric, source.name, startIso, endIso, stage ?? String(value))
     : isUuid(uuid) ? uuid.toLowerCase()
     : hashUuid('uuid', ctx.userId, uuid)
-  const sample: Sample = compact({
-    userId: ctx.userId, metric, start: startIso, end: endIso, utcOffsetMinutes: start.offsetMinutes,
-    value, stage, source, externalId: uuid, ingestId: ctx.ingestId,
-  })
+  const sample: Sample =
+    value !== undefined
+      ? { userId: ctx.userId, metric, start: startIso, end: endIso, utcOffsetMinutes: start.offsetMinutes, value, source, ingestId: ctx.ingestId }
+      : { userId: ctx.userId, metric, start: startIso, end: endIso, utcOffsetMinutes: start.offsetMinutes, stage, source, ingestId: ctx.ingestId }
+  // absent, not undefined: equal samples serialise to equal JSON
+  if (uuid !== undefined) sample.externalId = uuid
   return { id, sample }
 }
 
-/** Every sample checked on its own: valid ones normalised, bad ones rejected with a reason, other types counted and skipped. */
-export function normalizeBatch(batch: BatchEnvelope, ctx: NormalizeContext): NormalizeResult {
+/**
+ * Every sample checked on its own: valid ones normalised, bad ones rejected with a reason, other types
+ * counted and skipped. With `build: false` only the checks run (`samples` stays empty, `accepted` counts).
+ */
+export function normalizeBatch(batch: BatchEnvelope, ctx: NormalizeContext, opts: { build?: boolean } = {}): NormalizeResult {
+  const build = opts.build ?? true
   const samples: NormalizedSample[] = []
+  let accepted = 0
   const rejected: Rejection[] = []
   const ignoredByType = new Map<string, number>()
   let ignored = 0
   // an index loop, not forEach: a hole in the array is a sample too, and gets its rejection
   for (let index = 0; index < batch.samples.length; index++) {
     try {
-      const r = normalizeSample(batch.samples[index], batch, ctx)
-      if ('sample' in r) samples.push(r)
+      const r = normalizeSample(batch.samples[index], batch, ctx, build)
+      if ('sample' in r) {
+        samples.push(r)
+        accepted++
+      } else if ('checked' in r) accepted++
       else {
         ignored++
         const key = r.ignoredType.length > MAX_TYPE_KEY ? `${r.ignoredType.slice(0, MAX_TYPE_KEY)}…` : r.ignoredType
@@ -262,5 +280,5 @@ export function normalizeBatch(batch: BatchEnvelope, ctx: NormalizeContext): Nor
     }
   }
   // fromEntries defines own properties: a type named "__proto__" is counted like any other
-  return { samples, rejected, ignored, ignoredByType: Object.fromEntries(ignoredByType) }
+  return { samples, accepted, rejected, ignored, ignoredByType: Object.fromEntries(ignoredByType) }
 }

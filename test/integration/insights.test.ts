@@ -332,8 +332,8 @@ describe('insights end to end', () => {
   it('keeps the current baseline and CPT whole when a sample that touches no night arrives weeks after the last one', async () => {
     // a resting heart rate makes no insight row, but it changes the user's data: the engine recomputes the current
     // baseline, which needs the 60 days before the latest night, however far the new sample is from them
-    const restingHr = (day: string) => ({ batchId: `rhr-${day}`, samples: [{ type: 'HKQuantityTypeIdentifierRestingHeartRate', value: 55, unit: 'count/min', startDate: `${day}T09:00:00-08:00`, endDate: `${day}T09:00:00-08:00` }] })
-    const users: DemoUser[] = [{ userId: 'eve', nights: 100, seed: 5, offsetMin: -480 }, { userId: 'fay', nights: 30, seed: 6, offsetMin: -480 }]
+    const restingHr = (day: string): DemoBatch => ({ batchId: `rhr-${day}`, source: batchesOf(users[0]!)[0]!.source, samples: [{ type: 'HKQuantityTypeIdentifierRestingHeartRate', value: 55, unit: 'count/min', startDate: `${day}T09:00:00-08:00`, endDate: `${day}T09:00:00-08:00` }] })
+    const users: DemoUser[] = [{ userId: 'eve', nights: 100, seed: 5, offsetMin: -480, ring: false }, { userId: 'fay', nights: 30, seed: 6, offsetMin: -480, ring: false }]
     for (const u of users) for (const batch of batchesOf(u)) await post(A, { userId: u.userId, batch })
     await settle(A)
     const before = await snapshotInsights(A.p.db, { versions: false })

@@ -58,6 +58,7 @@ describe('the example batch of spec/api.md', () => {
         },
       ],
       rejected: [],
+      accepted: 2,
       ignored: 0,
       ignoredByType: {},
     })
@@ -471,6 +472,9 @@ describe('properties', () => {
         }
         const r = normalizeBatch(batch, ctx)
         expect(r.samples.length + r.rejected.length + r.ignored).toBe(batch.samples.length)
+        expect(r.accepted).toBe(r.samples.length)
+        // the api's counts-only pass agrees with the stage's full one
+        expect(normalizeBatch(batch, ctx, { build: false })).toEqual({ ...r, samples: [] })
         for (const s of r.samples) {
           expect(isUuid(s.id)).toBe(true)
           expect(Sample.parse(s.sample)).toStrictEqual(s.sample)
