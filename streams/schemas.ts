@@ -39,6 +39,8 @@ export const Sample = z
   })
 export type Sample = z.infer<typeof Sample>
 export const SAMPLE_TYPE = 'hph.sample.v1'
+/** What the insights read of a canonical sample (spec/insights.md never looks at sources or ids). */
+export type SampleFacts = Pick<Sample, 'metric' | 'start' | 'end' | 'utcOffsetMinutes' | 'value' | 'stage'>
 
 /**
  * `hph.ingest.v1`: a raw batch exactly as received (`payload` is the parsed request body;

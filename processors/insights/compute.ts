@@ -1,4 +1,4 @@
-import type { Sample } from '../../streams/schemas.ts'
+import type { SampleFacts } from '../../streams/schemas.ts'
 import { baselineAsOf, baselineDays, currentBaselineDay, type Baseline, type BaselineHistoryRow, type DailySeries, type UserBaselineRow } from './baseline.ts'
 import { cptOf, cptRow, type CptRow } from './cpt.ts'
 import { insightConfig, type HrvMetric, type InsightConfig } from './defaults.ts'
@@ -11,7 +11,7 @@ import { sleepNights, type SleepDailyRow } from './sleep.ts'
 /** A canonical sample with its event id (DESIGN.md §4); duplicates are recognised by `id` alone. */
 export interface IdentifiedSample {
   id: string
-  sample: Sample
+  sample: SampleFacts
 }
 
 export interface ComputeOptions {
@@ -38,8 +38,8 @@ export interface InsightRowSet {
 }
 
 /** The samples once each, by id: replays and retries deliver the same sample again. */
-export function distinctSamples(samples: readonly IdentifiedSample[]): Sample[] {
-  const byId = new Map<string, Sample>()
+export function distinctSamples(samples: readonly IdentifiedSample[]): SampleFacts[] {
+  const byId = new Map<string, SampleFacts>()
   for (const s of samples) if (!byId.has(s.id)) byId.set(s.id, s.sample)
   return [...byId.values()]
 }

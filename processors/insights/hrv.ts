@@ -1,4 +1,4 @@
-import type { InsightRow, Sample } from '../../streams/schemas.ts'
+import type { InsightRow, Sample, SampleFacts } from '../../streams/schemas.ts'
 import { localDate } from './days.ts'
 import type { HrvMetric } from './defaults.ts'
 
@@ -22,7 +22,7 @@ interface Reading {
 }
 
 /** The readings of one metric, ordered by start then value, so that sums never depend on arrival order. */
-function readingsOf(samples: readonly Sample[], metric: HrvMetric): Reading[] {
+function readingsOf(samples: readonly SampleFacts[], metric: HrvMetric): Reading[] {
   const out: Reading[] = []
   for (const s of samples) {
     if (s.metric !== HRV_SOURCES[metric] || s.value === undefined) continue
@@ -54,7 +54,7 @@ export function hrvSummary(day: string, metric: HrvMetric, values: readonly numb
  * §2: for each date, the readings starting inside its main sleep episode (`start <= t < end`), else
  * the readings whose start has that local date; no row when both are empty. Rows in day order.
  */
-export function hrvDaily(samples: readonly Sample[], mainEpisodes: ReadonlyMap<string, Span>, metric: HrvMetric): HrvDailyRow[] {
+export function hrvDaily(samples: readonly SampleFacts[], mainEpisodes: ReadonlyMap<string, Span>, metric: HrvMetric): HrvDailyRow[] {
   const readings = readingsOf(samples, metric)
   const byDay = new Map<string, number[]>()
   for (const r of readings) byDay.set(r.day, [...(byDay.get(r.day) ?? []), r.value])

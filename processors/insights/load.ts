@@ -1,5 +1,5 @@
 import type pg from 'pg'
-import type { Sample } from '../../streams/schemas.ts'
+import type { SampleFacts } from '../../streams/schemas.ts'
 import type { IdentifiedSample } from './compute.ts'
 
 export interface UserSamples {
@@ -18,23 +18,21 @@ export interface UserSamples {
 
 interface Row {
   sample_id: string | null
-  metric: Sample['metric'] | null
-  start_ts: Date | null
-  end_ts: Date | null
+  metric: SampleFacts['metric'] | null
+  start_iso: string | null
+  end_iso: string | null
   utc_offset_min: number | null
   value: number | null
-  stage: Sample['stage'] | null
-  source_name: string | null
-  source_bundle: string | null
-  device: string | null
-  external_id: string | null
-  ingest_id: string | null
+  stage: SampleFacts['stage'] | null
   max_seq: number | null
   n: number
   has_sdnn: boolean | null
   stored_metric: string | null
   has_earlier: boolean | null
 }
+
+// the instants as the canonical samples write them (toISOString), formatted by the server: no Date per row here
+const iso = (column: string) => `to_char(${column} at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"')`
 
 /** Days before the user's latest HRV or sleep sample that are always loaded: the current baseline's window (§3), with slack. */
 export const CURRENT_WINDOW_DAYS = 66
@@ -51,8 +49,7 @@ export function loadSql(schema: string): string {
         max(start_ts) filter (where metric in ('hrv_sdnn', 'hrv_rmssd', 'sleep_stage')) as last_ts
       from "${schema}".samples where user_id = $1),
     b as (select a.*, least($2::timestamptz, a.last_ts - interval '${CURRENT_WINDOW_DAYS} days') as since from a)
-    select s.sample_id, s.metric, s.start_ts, s.end_ts, s.utc_offset_min, s.value, s.stage, s.source_name, s.source_bundle,
-      s.device, s.external_id, s.ingest_id, b.max_seq, b.n, b.has_sdnn, coalesce(b.first_ts < b.since, false) as has_earlier,
+    select s.sample_id, s.metric, ${iso('s.start_ts')} as start_iso, ${iso('s.end_ts')} as end_iso, s.utc_offset_min, s.value, s.stage, b.max_seq, b.n, b.has_sdnn, coalesce(b.first_ts < b.since, false) as has_earlier,
       (select hrv_metric from "${schema}".insight_users where user_id = $1) as stored_metric
     from b left join "${schema}".samples s on s.user_id = $1 and s.start_ts >= b.since and s.metric in ('hrv_sdnn', 'hrv_rmssd', 'sleep_stage')`
 }
@@ -60,23 +57,14 @@ export function loadSql(schema: string): string {
 export async function loadUserSamples(pool: pg.Pool, schema: string, userId: string, since: Date): Promise<UserSamples> {
   const { rows } = await pool.query<Row>({ name: `hph_load_user_${schema}`, text: loadSql(schema), values: [userId, since] })
   const first = rows[0]
-  const samples = rows
-    .filter((r) => r.sample_id !== null)
-    .map((r) => ({
-      id: r.sample_id as string,
-      sample: {
-        userId,
-        metric: r.metric as Sample['metric'],
-        start: (r.start_ts as Date).toISOString(),
-        end: (r.end_ts as Date).toISOString(),
-        utcOffsetMinutes: r.utc_offset_min as number,
-        ...(r.value !== null ? { value: r.value } : {}),
-        ...(r.stage !== null ? { stage: r.stage } : {}),
-        source: { name: r.source_name as string, ...(r.source_bundle ? { bundleId: r.source_bundle } : {}), ...(r.device ? { device: r.device } : {}) },
-        ...(r.external_id ? { externalId: r.external_id } : {}),
-        ingestId: r.ingest_id as string,
-      } satisfies Sample,
-    }))
+  const samples: IdentifiedSample[] = []
+  for (const r of rows) {
+    if (r.sample_id === null) continue
+    const sample: SampleFacts = { metric: r.metric as SampleFacts['metric'], start: r.start_iso as string, end: r.end_iso as string, utcOffsetMinutes: r.utc_offset_min as number }
+    if (r.value !== null) sample.value = r.value
+    if (r.stage !== null) sample.stage = r.stage
+    samples.push({ id: r.sample_id, sample })
+  }
   return {
     samples,
     maxSeq: first?.max_seq ?? 0,

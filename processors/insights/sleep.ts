@@ -1,4 +1,4 @@
-import type { InsightRow, Sample, SleepStage } from '../../streams/schemas.ts'
+import type { InsightRow, SampleFacts, SleepStage } from '../../streams/schemas.ts'
 import { isoUtc, localDate, minutes } from './days.ts'
 import { ASLEEP, DEFAULT_CONFIG, type InsightConfig } from './defaults.ts'
 
@@ -38,7 +38,7 @@ interface Interval {
 }
 
 /** The sleep-stage samples as intervals; samples without a positive duration cover no time and are left out. */
-function stageIntervals(samples: readonly Sample[]): Interval[] {
+function stageIntervals(samples: readonly SampleFacts[]): Interval[] {
   const out: Interval[] = []
   for (const s of samples) {
     if (s.metric !== 'sleep_stage' || s.stage === undefined) continue
@@ -53,7 +53,7 @@ function stageIntervals(samples: readonly Sample[]): Interval[] {
  * §1.1: cut the time line at every start and end; each covered piece takes the highest-ranked stage
  * covering it, whatever the source. Adjacent pieces of one stage come back as one segment.
  */
-export function flattenStages(samples: readonly Sample[], rank: InsightConfig['stageRank'] = DEFAULT_CONFIG.stageRank): Segment[] {
+export function flattenStages(samples: readonly SampleFacts[], rank: InsightConfig['stageRank'] = DEFAULT_CONFIG.stageRank): Segment[] {
   const stages = (Object.keys(rank) as SleepStage[]).sort((a, b) => rank[b] - rank[a])
   const events: Array<{ t: number; stage: SleepStage; delta: 1 | -1 }> = []
   for (const i of stageIntervals(samples)) events.push({ t: i.start, stage: i.stage, delta: 1 }, { t: i.end, stage: i.stage, delta: -1 })
@@ -88,7 +88,7 @@ export function groupEpisodes(segments: readonly Segment[], gapMin: number = DEF
 }
 
 /** §1.1–1.2: the user's sleep episodes in time order, each with its offset. */
-export function sleepEpisodes(samples: readonly Sample[], config: InsightConfig = DEFAULT_CONFIG): Episode[] {
+export function sleepEpisodes(samples: readonly SampleFacts[], config: InsightConfig = DEFAULT_CONFIG): Episode[] {
   // a sample covers contiguous time, so it lies inside one episode; the one ending last ends at the episode's end
   const offsetAtEnd = new Map<number, number>()
   for (const i of stageIntervals(samples)) offsetAtEnd.set(i.end, Math.max(offsetAtEnd.get(i.end) ?? -Infinity, i.utcOffsetMinutes))
@@ -164,6 +164,6 @@ export function nightsOf(episodes: readonly Episode[], config: InsightConfig = D
 }
 
 /** §1: the user's nights from their samples (other metrics are ignored). */
-export function sleepNights(samples: readonly Sample[], config: InsightConfig = DEFAULT_CONFIG): Night[] {
+export function sleepNights(samples: readonly SampleFacts[], config: InsightConfig = DEFAULT_CONFIG): Night[] {
   return nightsOf(sleepEpisodes(samples, config), config)
 }

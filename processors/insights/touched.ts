@@ -1,4 +1,4 @@
-import type { Sample } from '../../streams/schemas.ts'
+import type { SampleFacts } from '../../streams/schemas.ts'
 import { addDays, localDate } from './days.ts'
 import { DEFAULT_CONFIG } from './defaults.ts'
 
@@ -7,7 +7,7 @@ import { DEFAULT_CONFIG } from './defaults.ts'
 export { addDays }
 
 /** §6: a sample touches the local dates of its start and end (in its own offset). */
-export function touchedDays(s: Sample): string[] {
+export function touchedDays(s: SampleFacts): string[] {
   const start = localDate(Date.parse(s.start), s.utcOffsetMinutes)
   const end = localDate(Date.parse(s.end), s.utcOffsetMinutes)
   return start === end ? [start] : [start, end]
