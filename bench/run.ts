@@ -2,9 +2,10 @@
 // Each benchmark runs on its own database and HPH_PREFIX and removes them afterwards.
 import { samplesWriterBench } from './samples-writer.ts'
 import { httpIngestBench } from './http-ingest.ts'
+import { endToEndBench } from './end-to-end.ts'
 
 const only = process.argv[2]
-const benches: Record<string, () => Promise<void>> = { 'samples-writer': samplesWriterBench, 'http-ingest': httpIngestBench }
+const benches: Record<string, () => Promise<void>> = { 'samples-writer': samplesWriterBench, 'http-ingest': httpIngestBench, 'end-to-end': endToEndBench }
 for (const [name, run] of Object.entries(benches)) {
   if (only && only !== name) continue
   process.stdout.write(`\n== ${name}\n`)
