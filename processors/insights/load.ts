@@ -10,6 +10,10 @@ export interface UserSamples {
   count: number
   /** the user has at least one sdnn sample anywhere in their history (spec/insights.md §2 metric choice) */
   hasSdnn: boolean
+  /** … an rmssd sample; without one no hrv_daily row of rmssd can exist (samples are only ever added) */
+  hasRmssd: boolean
+  /** … a sleep-stage sample; without one no sleep_daily row can exist */
+  hasSleep: boolean
   /** the metric the engine last computed the user with (table insight_users), if any */
   storedMetric: string | undefined
   /** the user has samples that start before those loaded (before `since`, or the current baseline's window) */
@@ -27,6 +31,8 @@ interface Row {
   max_seq: number | null
   n: number
   has_sdnn: boolean | null
+  has_rmssd: boolean | null
+  has_sleep: boolean | null
   stored_metric: string | null
   has_earlier: boolean | null
 }
@@ -45,11 +51,12 @@ export const CURRENT_WINDOW_DAYS = 66
  */
 export function loadSql(schema: string): string {
   return `with a as (
-      select max(stream_seq) as max_seq, count(*)::int as n, bool_or(metric = 'hrv_sdnn') as has_sdnn, min(start_ts) as first_ts,
+      select max(stream_seq) as max_seq, count(*)::int as n, bool_or(metric = 'hrv_sdnn') as has_sdnn,
+        bool_or(metric = 'hrv_rmssd') as has_rmssd, bool_or(metric = 'sleep_stage') as has_sleep, min(start_ts) as first_ts,
         max(start_ts) filter (where metric in ('hrv_sdnn', 'hrv_rmssd', 'sleep_stage')) as last_ts
       from "${schema}".samples where user_id = $1),
     b as (select a.*, least($2::timestamptz, a.last_ts - interval '${CURRENT_WINDOW_DAYS} days') as since from a)
-    select s.sample_id, s.metric, ${iso('s.start_ts')} as start_iso, ${iso('s.end_ts')} as end_iso, s.utc_offset_min, s.value, s.stage, b.max_seq, b.n, b.has_sdnn, coalesce(b.first_ts < b.since, false) as has_earlier,
+    select s.sample_id, s.metric, ${iso('s.start_ts')} as start_iso, ${iso('s.end_ts')} as end_iso, s.utc_offset_min, s.value, s.stage, b.max_seq, b.n, b.has_sdnn, b.has_rmssd, b.has_sleep, coalesce(b.first_ts < b.since, false) as has_earlier,
       (select hrv_metric from "${schema}".insight_users where user_id = $1) as stored_metric
     from b left join "${schema}".samples s on s.user_id = $1 and s.start_ts >= b.since and s.metric in ('hrv_sdnn', 'hrv_rmssd', 'sleep_stage')`
 }
@@ -70,6 +77,8 @@ export async function loadUserSamples(pool: pg.Pool, schema: string, userId: str
     maxSeq: first?.max_seq ?? 0,
     count: first?.n ?? 0,
     hasSdnn: first?.has_sdnn ?? false,
+    hasRmssd: first?.has_rmssd ?? false,
+    hasSleep: first?.has_sleep ?? false,
     storedMetric: first?.stored_metric ?? undefined,
     hasEarlier: first?.has_earlier ?? false,
   }

@@ -46,6 +46,8 @@ export interface Recomputation {
   /** every row of the history is published, not just the affected range (the user's metric changed) */
   everyDay: boolean
   metric: HrvMetric
+  /** which kinds of samples the user has at all: rows of the others cannot exist, so they need no tombstones */
+  has: { sdnn: boolean; rmssd: boolean; sleep: boolean }
   /** the metric the engine last computed the user with */
   storedMetric: string | undefined
 }
@@ -88,8 +90,11 @@ export function insightEvents(prefix: string, r: Recomputation): Outgoing[] {
   const gone = new Set(range.daily)
   if (r.everyDay) for (const row of [...rows.sleepDaily, ...rows.hrvDaily]) gone.add(row.day)
   for (const day of [...gone].sort()) {
-    const keys: Array<[InsightKind, string]> = [['sleep_daily', day], ['hrv_daily', `${day}|sdnn`], ['hrv_daily', `${day}|rmssd`], ['baseline_history', day], ['readiness_daily', day]]
-    for (const [kind, key] of keys) if (!emitted.has(`${kind}|${key}`)) add(kind, key, null)
+    const keys: Array<[InsightKind, string, boolean]> = [
+      ['sleep_daily', day, r.has.sleep], ['hrv_daily', `${day}|sdnn`, r.has.sdnn], ['hrv_daily', `${day}|rmssd`, r.has.rmssd],
+      ['baseline_history', day, true], ['readiness_daily', day, true],
+    ]
+    for (const [kind, key, possible] of keys) if (possible && !emitted.has(`${kind}|${key}`)) add(kind, key, null)
   }
   add('baseline', '', rows.userBaseline ?? null)
   add('cpt', '', rows.userCpt ?? null)
@@ -116,6 +121,7 @@ export async function recomputeUser(deps: Pick<InsightsEngineDeps, 'pool' | 'sch
     recompute: full ? 'full' : 'incremental',
     everyDay,
     metric,
+    has: { sdnn: all.hasSdnn, rmssd: all.hasRmssd, sleep: all.hasSleep },
     storedMetric: loaded.storedMetric,
   }
 }

@@ -59,14 +59,21 @@ export function upsertSql(schema: string, kind: InsightKind): string {
       where (t.data_version, t.data_count) <= (excluded.data_version, excluded.data_count)`
 }
 
+/** The key columns of a row from its key (`day`, `day|metric`, or '' for the current baseline and CPT). */
+export function keyColumns(kind: InsightKind, key: string): Record<string, string> {
+  const parts = key.split('|')
+  return Object.fromEntries(INSIGHT_TABLES[kind].keys.map((k, i) => [k, parts[i] ?? '']))
+}
+
 /** A tombstone deletes the row when it is not newer, and is remembered with the highest version seen. */
 export function tombstoneSql(schema: string, kind: InsightKind): string[] {
-  const { table, keys } = INSIGHT_TABLES[kind]
-  const keyMatch = keys.length === 0 ? 'true' : `concat_ws('|', ${keys.map((k) => `t.${k}::text`).join(', ')}) = r.key`
-  const recordset = `r(user_id text, key text, data_version bigint, data_count bigint)`
+  const { table, keys, columns } = INSIGHT_TABLES[kind]
+  // typed key columns (the tombstone carries them split out of its key): the table's primary key finds the row
+  const keyMatch = keys.map((k) => ` and t.${k} = r.${k}`).join('')
+  const recordset = `r(user_id text, key text, ${keys.map((k) => `${k} ${columns[k]}, `).join('')}data_version bigint, data_count bigint)`
   return [
     `delete from "${schema}".${table} t using jsonb_to_recordset($1::jsonb) as ${recordset}
-      where t.user_id = r.user_id and ${keyMatch} and (t.data_version, t.data_count) <= (r.data_version, r.data_count)`,
+      where t.user_id = r.user_id${keyMatch} and (t.data_version, t.data_count) <= (r.data_version, r.data_count)`,
     `insert into "${schema}".insight_tombstones as x (user_id, kind, key, data_version, data_count)
       select r.user_id, '${kind}', r.key, r.data_version, r.data_count from jsonb_to_recordset($1::jsonb) as ${recordset}
       on conflict (user_id, kind, key) do update set data_version = excluded.data_version, data_count = excluded.data_count, updated_at = now()
@@ -96,7 +103,7 @@ export function insightsWriter(deps: InsightsWriterDeps): BatchHandler<Insight> 
       await inTransaction(deps.pool, async (client) => {
         for (const [kind, events] of byKind) {
           const live = events.filter((e) => e.row !== null).map((e) => ({ ...e.row, user_id: e.userId, key: e.key, data_version: e.dataVersion, data_count: e.dataCount, recompute: e.recompute ?? null }))
-          const dead = events.filter((e) => e.row === null).map((e) => ({ user_id: e.userId, key: e.key, data_version: e.dataVersion, data_count: e.dataCount }))
+          const dead = events.filter((e) => e.row === null).map((e) => ({ ...keyColumns(kind, e.key), user_id: e.userId, key: e.key, data_version: e.dataVersion, data_count: e.dataCount }))
           if (dead.length) for (const text of tombstoneSql(deps.schema, kind)) await client.query(text, [JSON.stringify(dead)])
           if (live.length) {
             await client.query(upsertSql(deps.schema, kind), [JSON.stringify(live)])

@@ -79,7 +79,19 @@ async function startStack(opts: { engines?: number; spans?: EngineSpan[] } = {})
     for (let i = 0; i < engines; i++) {
       const { pool } = createDb(env.config, { max: 4 })
       const nats = await connectNats(env.config, `test-engine-${i}`)
-      const h = insightsEngine({ pool, nats, prefix: env.config.HPH_PREFIX, schema: env.config.HPH_DB_SCHEMA, log: env.log })
+      // every query answers 15 ms late: a recomputation publishes well after its snapshot, so the instances'
+      // recomputations of one user overlap, and stale results really do arrive after newer ones
+      const slow = new Proxy(pool, {
+        get: (target, prop, receiver) =>
+          prop === 'query'
+            ? async (...args: unknown[]) => {
+                const r: unknown = await (target.query as (...a: unknown[]) => Promise<unknown>).apply(target, args)
+                await new Promise((res) => setTimeout(res, 15))
+                return r
+              }
+            : Reflect.get(target, prop, receiver),
+      })
+      const h = insightsEngine({ pool: slow, nats, prefix: env.config.HPH_PREFIX, schema: env.config.HPH_DB_SCHEMA, log: env.log })
       const traced: BatchHandler<DaysChanged> = {
         ...h,
         async handle(batch) {

@@ -12,7 +12,7 @@ const nights = ['01', '02', '03'].flatMap((d) => [stage('core', `2026-03-${d}T00
 const rows = computeInsights(identified(nights))
 
 function recomputation(days: string[], over: Partial<Recomputation> = {}): Recomputation {
-  return { userId: 'u', rows, range: affectedRange(days), dataVersion: 9, dataCount: 6, recompute: 'incremental', everyDay: false, metric: 'sdnn', storedMetric: 'sdnn', ...over }
+  return { userId: 'u', rows, range: affectedRange(days), dataVersion: 9, dataCount: 6, recompute: 'incremental', everyDay: false, metric: 'sdnn', storedMetric: 'sdnn', has: { sdnn: true, rmssd: true, sleep: true }, ...over }
 }
 const published = (r: Recomputation) => insightEvents('hph', r).map((o) => ({ subject: o.subject, id: o.event.id, ...(o.event.data as Insight) }))
 const keys = (r: Recomputation, kind: Insight['kind'], live: boolean) =>
@@ -25,6 +25,12 @@ describe('the events of a recomputation', () => {
     expect(keys(r, 'hrv_daily', true)).toEqual(['2026-03-02|sdnn', '2026-03-03|sdnn'])
     expect(keys(r, 'sleep_daily', false)).toEqual(['2026-03-04'])
     expect(keys(r, 'hrv_daily', false)).toEqual(['2026-03-02|rmssd', '2026-03-03|rmssd', '2026-03-04|rmssd', '2026-03-04|sdnn'])
+  })
+
+  it('tombstones no row of a kind of sample the user has never had', () => {
+    const r = recomputation(['2026-03-03'], { has: { sdnn: true, rmssd: false, sleep: true } })
+    expect(keys(r, 'hrv_daily', false)).toEqual(['2026-03-04|sdnn'])
+    expect(keys(recomputation(['2026-03-03'], { has: { sdnn: true, rmssd: true, sleep: false } }), 'sleep_daily', false)).toEqual([])
   })
 
   it('publishes baselines and readiness from D−1 on, and always the current baseline and CPT', () => {
