@@ -10,7 +10,8 @@ import { createTestDatabase, type TestDatabase } from '../helpers/db.ts'
 // spec/schema.md, written out by hand: table → column → information_schema data_type, and the key
 const TS = 'timestamp with time zone'
 const F = 'double precision'
-const insight = { data_version: 'bigint', updated_at: TS }
+// data_count is ours (spec/schema.md: "add columns freely"): the tie-break of equal data versions
+const insight = { data_version: 'bigint', data_count: 'bigint', updated_at: TS }
 const baseline = {
   hrv_metric: 'text', hrv_baseline_sdnn: F, hrv_ln_mean: F, hrv_ln_sd: F, hrv_days: 'integer',
   sleep_baseline_hours: F, sleep_sd_hours: F, sleep_days: 'integer', baseline_source: 'text', data_quality_score: F,
