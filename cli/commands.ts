@@ -5,6 +5,7 @@ import { migrateToLatest } from '../schema/migrate.ts'
 import { connectNats } from '../streams/connect.ts'
 import { applyTopology } from '../streams/topology.ts'
 import { runDemo } from './demo.ts'
+import { runStatus } from './status.ts'
 import { STAGES, startPipeline, type Pipeline, type PipelineStage } from './pipeline.ts'
 
 export interface CommandContext {
@@ -80,4 +81,5 @@ export const commands: Record<string, Command> = {
   },
 
   demo: runDemo,
+  status: runStatus,
 }

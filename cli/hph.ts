@@ -12,12 +12,13 @@ usage: hph <command> [options]
                           several instances of a stage share one durable consumer
   migrate                 apply the database migrations
   streams apply           create or update the streams and durable consumers
+  status [--json]         streams, consumers (pending, ack pending, lag), DLQ depth, database and migration
   demo [--exit]           run the pipeline, post a demo data set to it, show the insights it computed
 
 configuration: environment variables (see README.md), e.g. NATS_URL, DATABASE_URL, PORT, HPH_PREFIX`
 
 async function main(argv: string[]): Promise<number> {
-  const { positionals, values } = parseArgs({ args: argv, allowPositionals: true, strict: false, options: { exit: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } } })
+  const { positionals, values } = parseArgs({ args: argv, allowPositionals: true, strict: false, options: { exit: { type: 'boolean' }, json: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } } })
   const [name, ...rest] = positionals
   const command = name ? commands[name] : undefined
   if (!command || values.help) {

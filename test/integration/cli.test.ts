@@ -1,5 +1,7 @@
 import { spawn } from 'node:child_process'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import type { Status } from '../../cli/status.ts'
+import { migrations } from '../../schema/migrate.ts'
 import { streamName, STREAM_KEYS } from '../../streams/subjects.ts'
 import { eventually, testEnv, type TestEnv } from '../helpers/env.ts'
 
@@ -34,6 +36,33 @@ describe('hph', () => {
     for (const key of STREAM_KEYS) expect((await env.nats.jsm.streams.info(streamName(env.config.HPH_PREFIX, key))).config.name).toBeTruthy()
   })
 
+  it('status shows every stream and consumer, the lag of work not yet done, the DLQ depth and the migration', async () => {
+    // a raw batch nobody has normalised yet (no stage runs here): one message of lag on normalize
+    await env.nats.js.publish(`${env.config.HPH_PREFIX}.ingest.v1.healthkit.zed`, '{}', { msgID: 'status-test' })
+    await new Promise((r) => setTimeout(r, 1100))
+    const r = hph(['status', '--json'])
+    expect(await r.exit, r.output()).toBe(0)
+    const s = JSON.parse(r.output()) as Status
+    expect(s.nats.reachable).toBe(true)
+    expect(s.database).toEqual({ reachable: true, migration: Object.keys(migrations(env.config)).at(-1) })
+    expect(s.streams.map((x) => x.stream)).toEqual(STREAM_KEYS.map((k) => streamName(env.config.HPH_PREFIX, k)))
+    expect(s.consumers.map((c) => c.stage)).toEqual(['normalize', 'samples-writer', 'insights-engine', 'insights-writer'])
+    const normalize = s.consumers.find((c) => c.stage === 'normalize')!
+    expect(normalize).toMatchObject({ pending: 1, ackPending: 0, lagMessages: 1 })
+    expect(normalize.lagSeconds).toBeGreaterThanOrEqual(1)
+    expect(s.consumers.find((c) => c.stage === 'samples-writer')).toMatchObject({ lagMessages: 0, lagSeconds: 0 })
+    expect(s.dlq.depth).toBe(0)
+
+    const human = hph(['status'])
+    expect(await human.exit).toBe(0)
+    expect(human.output()).toMatch(/consumers\nconsumer\s+pending\s+ack pending\s+redelivered\s+ack floor\s+lag msgs\s+lag s/)
+    expect(human.output()).toContain(`${streamName(env.config.HPH_PREFIX, 'INGEST')}/normalize`)
+
+    const away = hph(['status', '--json'], { NATS_URL: 'nats://127.0.0.1:1' })
+    expect(await away.exit).toBe(1)
+    expect(JSON.parse(away.output())).toMatchObject({ nats: { reachable: false }, database: { reachable: true } })
+  })
+
   it('stops with a message naming the variable when the configuration is bad', async () => {
     const r = hph(['migrate'], { HPH_STREAM_REPLICAS: 'many' })
     expect(await r.exit).toBe(2)
@@ -55,10 +84,14 @@ describe('hph', () => {
     expect(up.output()).toContain('stopped cleanly')
   })
 
-  it('demo --exit runs the pipeline with demo data and finds every sample in the table', async () => {
+  it('demo --exit runs the pipeline with demo data, finds every sample in the table and shows the insights', async () => {
     const port = String(20_000 + Math.floor(Math.random() * 20_000))
     const demo = hph(['demo', '--exit'], { PORT: port, LOG_LEVEL: 'warn' })
     expect(await demo.exit, demo.output()).toBe(0)
-    expect(demo.output()).toMatch(/posted \d+ samples \(1 rejected, 1 ignored\); \d+ rows in table samples/)
+    expect(demo.output()).toMatch(/posted \d+ samples \(1 rejected, 1 ignored\); \d+ rows in table samples; insights settled/)
+    // ana: 75 nights from two sources, so a personal baseline from 60 days of each, and a week of readiness
+    expect(demo.output()).toMatch(/'ana'\s+│\s+'\d{4}-\d{2}-\d{2}'\s+│\s+'sdnn'\s+│\s+'[\d.]+'\s+│\s+60\s+│\s+'[\d.]+'\s+│\s+60\s+│\s+'personal'/)
+    const week = demo.output().split('ana: readiness of the last 7 days')[1] ?? ''
+    expect(week.match(/'\d{4}-\d{2}-\d{2}'\s+│\s+\d+\s+│\s+'(high|medium|low)'/g)).toHaveLength(7)
   })
 })
