@@ -6,6 +6,7 @@ import { connectNats } from '../streams/connect.ts'
 import { applyTopology } from '../streams/topology.ts'
 import { runDemo } from './demo.ts'
 import { runStatus } from './status.ts'
+import { runDlq } from './dlq.ts'
 import { STAGES, startPipeline, type Pipeline, type PipelineStage } from './pipeline.ts'
 
 export interface CommandContext {
@@ -82,4 +83,5 @@ export const commands: Record<string, Command> = {
 
   demo: runDemo,
   status: runStatus,
+  dlq: runDlq,
 }

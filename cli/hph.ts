@@ -13,12 +13,14 @@ usage: hph <command> [options]
   migrate                 apply the database migrations
   streams apply           create or update the streams and durable consumers
   status [--json]         streams, consumers (pending, ack pending, lag), DLQ depth, database and migration
+  dlq list [--stage S] [--json]      dead letters: reason, subject, first seen, deliveries
+  dlq redrive [--stage S] [--id N]   republish dead letters to their original subject (after a fix)
   demo [--exit]           run the pipeline, post a demo data set to it, show the insights it computed
 
 configuration: environment variables (see README.md), e.g. NATS_URL, DATABASE_URL, PORT, HPH_PREFIX`
 
 async function main(argv: string[]): Promise<number> {
-  const { positionals, values } = parseArgs({ args: argv, allowPositionals: true, strict: false, options: { exit: { type: 'boolean' }, json: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } } })
+  const { positionals, values } = parseArgs({ args: argv, allowPositionals: true, strict: false, options: { exit: { type: 'boolean' }, json: { type: 'boolean' }, stage: { type: 'string' }, id: { type: 'string' }, help: { type: 'boolean', short: 'h' } } })
   const [name, ...rest] = positionals
   const command = name ? commands[name] : undefined
   if (!command || values.help) {

@@ -67,11 +67,13 @@ function handlerFor(stage: PipelineStage, p: Pick<Pipeline, 'config' | 'nats' | 
 export async function waitForIdle(nats: Nats, prefix: string, opts: { timeoutMs?: number; settleMs?: number } = {}): Promise<void> {
   const deadline = Date.now() + (opts.timeoutMs ?? 300_000)
   let quiet = 0
+  let busy: string[] = []
   while (quiet < 2) {
-    if (Date.now() > deadline) throw new Error(`the pipeline did not settle within ${opts.timeoutMs ?? 300_000} ms`)
+    if (Date.now() > deadline) throw new Error(`the pipeline did not settle within ${opts.timeoutMs ?? 300_000} ms (busy: ${busy.join(', ')})`)
     await new Promise((r) => setTimeout(r, opts.settleMs ?? 150))
     const infos = await Promise.all(Object.values(CONSUMERS).map((c) => nats.jsm.consumers.info(streamName(prefix, c.stream), c.durable)))
-    quiet = infos.every((i) => i.num_pending === 0 && i.num_ack_pending === 0) ? quiet + 1 : 0
+    busy = infos.filter((i) => i.num_pending > 0 || i.num_ack_pending > 0).map((i) => `${i.name} pending ${i.num_pending}, ack-pending ${i.num_ack_pending}`)
+    quiet = busy.length === 0 ? quiet + 1 : 0
   }
 }
 
