@@ -6,6 +6,8 @@ import type { Database } from '../schema/db.ts'
 import type { Nats } from '../streams/connect.ts'
 import { createAuthenticator, isLoopback } from './auth.ts'
 import { installErrorHandling } from './errors.ts'
+import type { Metrics } from './metrics.ts'
+import { metricsRoutes } from './routes/metrics.ts'
 import { opsRoutes, type Probe } from './routes/ops.ts'
 import { readRoutes } from './routes/read.ts'
 import { samplesRoutes } from './routes/samples.ts'
@@ -16,6 +18,7 @@ export interface ApiDeps {
   nats: Nats
   db: Kysely<Database>
   probes: Probe[]
+  metrics: Metrics
 }
 
 export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
@@ -30,9 +33,19 @@ export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
     requestIdHeader: 'x-request-id',
   })
   installErrorHandling(app)
+  metricsRoutes(app, deps.metrics)
   samplesRoutes(app, { nats: deps.nats, prefix: config.HPH_PREFIX, maxSamples: config.HPH_MAX_SAMPLES, auth })
   readRoutes(app, { db: deps.db, auth })
   opsRoutes(app, deps.probes)
   if (auth.open) deps.log.warn('no HPH_API_KEYS: the API is open to anyone on this machine (loopback only)')
+  return app
+}
+
+/** A process without the api (`hph worker <stage>`): only /healthz, /readyz and /metrics, so it can be probed and scraped. */
+export async function buildOpsServer(deps: Pick<ApiDeps, 'log' | 'probes' | 'metrics'>): Promise<FastifyInstance> {
+  const app = Fastify({ loggerInstance: deps.log.child({ stage: 'ops' }) as FastifyBaseLogger })
+  installErrorHandling(app)
+  metricsRoutes(app, deps.metrics)
+  opsRoutes(app, deps.probes)
   return app
 }

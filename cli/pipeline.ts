@@ -3,7 +3,8 @@ import type { Kysely } from 'kysely'
 import type pg from 'pg'
 import type { Config } from '../config.ts'
 import type { Logger } from '../log.ts'
-import { buildApi } from '../api/server.ts'
+import { createMetrics, jetStreamReader, type Metrics } from '../api/metrics.ts'
+import { buildApi, buildOpsServer } from '../api/server.ts'
 import { normalizeStage } from '../processors/normalize/stage.ts'
 import { samplesWriter } from '../projections/samples/writer.ts'
 import { insightsEngine } from '../processors/insights/stage.ts'
@@ -32,8 +33,10 @@ export interface Pipeline {
   db: Kysely<Database>
   pool: pg.Pool
   api?: FastifyInstance
-  /** the address the api listens on, e.g. http://127.0.0.1:8080 */
-  url?: string
+  /** where this process listens, e.g. http://127.0.0.1:8080: the api, or without it only /healthz, /readyz and /metrics */
+  url: string
+  /** this pipeline's own prom-client registry, served at /metrics */
+  metrics: Metrics
   consumers: RunningConsumer[]
   stop(): Promise<void>
 }
@@ -84,6 +87,25 @@ export async function startPipeline(config: Config, log: Logger, opts: PipelineO
   const { db, pool } = createDb(config, { max: 8 })
   if (opts.prepare) await prepare(config, log, nats, db)
 
+  const metrics = createMetrics({ readJetStream: jetStreamReader(nats.jsm, config.HPH_PREFIX, log), stages: opts.stages })
+  const probes = [
+    { name: 'nats', check: async () => void (await nats.nc.rtt()) },
+    { name: 'postgres', check: async () => void (await migrationVersion(db).then((v) => { if (!v) throw new Error('migrations not applied') })) },
+  ]
+  // every process can be probed and scraped: the api, or a server of only /healthz, /readyz and /metrics
+  let server: FastifyInstance
+  let url: string
+  try {
+    server = opts.api ? await buildApi({ config, log, nats, db, probes, metrics }) : await buildOpsServer({ log, probes, metrics })
+    url = await server.listen({ port: config.PORT, host: config.HOST })
+  } catch (err) {
+    // e.g. the port is taken: fail before any stage pulls, leaving no connection open
+    await nats.nc.close()
+    await db.destroy()
+    throw err
+  }
+  const api = opts.api ? server : undefined
+
   const consumers: RunningConsumer[] = []
   for (const stage of opts.stages) {
     consumers.push(
@@ -94,38 +116,26 @@ export async function startPipeline(config: Config, log: Logger, opts: PipelineO
         batchSize: config.HPH_BATCH_SIZE,
         maxDeliver: config.HPH_MAX_DELIVER,
         shutdownTimeoutMs: config.HPH_SHUTDOWN_TIMEOUT_MS,
-        ...(opts.onBatch ? { onBatch: opts.onBatch } : {}),
+        onBatch: (s) => {
+          metrics.onBatch(s)
+          opts.onBatch?.(s)
+        },
       }),
     )
     log.info({ stage }, 'stage started')
   }
 
-  let api: FastifyInstance | undefined
-  let url: string | undefined
-  if (opts.api) {
-    api = await buildApi({
-      config,
-      log,
-      nats,
-      db,
-      probes: [
-        { name: 'nats', check: async () => void (await nats.nc.rtt()) },
-        { name: 'postgres', check: async () => void (await migrationVersion(db).then((v) => { if (!v) throw new Error('migrations not applied') })) },
-      ],
-    })
-    url = await api.listen({ port: config.PORT, host: config.HOST })
-  }
-
   let stopped: Promise<void> | undefined
   return {
-    config, nats, db, pool, consumers,
+    config, nats, db, pool, consumers, url, metrics,
     ...(api ? { api } : {}),
-    ...(url ? { url } : {}),
     stop() {
-      // stop taking input first, then each stage in pipeline order, then the connections
+      // stop taking input first, then every stage at once (each within the one shutdown deadline), then the
+      // connections; a worker stays probed and scraped until its stages have drained
       stopped ??= (async () => {
         await api?.close()
-        for (const c of consumers) await c.stop()
+        await Promise.all(consumers.map((c) => c.stop()))
+        if (!api) await server.close()
         await nats.nc.drain()
         await db.destroy()
       })()
