@@ -30,9 +30,20 @@ export function untilSignal(log: Logger): Promise<NodeJS.Signals> {
   })
 }
 
+/** What the connections get to close after the stages' shutdown deadline. */
+const CLOSE_MARGIN_MS = 1_000
+
 async function runUntilSignal(p: Pipeline, log: Logger): Promise<number> {
   await untilSignal(log)
+  // DESIGN.md §7: the process is gone by the deadline (plus the margin) even if a statement never returns;
+  // what was in hand then was given back unacked, so it is redelivered, never lost
+  const forced = setTimeout(() => {
+    log.warn({ timeoutMs: p.config.HPH_SHUTDOWN_TIMEOUT_MS }, 'shutdown deadline passed; exiting with the work in hand unacknowledged')
+    process.exit(0)
+  }, p.config.HPH_SHUTDOWN_TIMEOUT_MS + CLOSE_MARGIN_MS)
+  forced.unref()
   await p.stop()
+  clearTimeout(forced)
   log.info('stopped cleanly')
   return 0
 }

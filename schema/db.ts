@@ -184,7 +184,7 @@ const typeParsers: pg.CustomTypesConfig = {
 /** A pool whose connections resolve unqualified names in the configured schema first. */
 export function createDb(
   config: Pick<Config, 'DATABASE_URL' | 'HPH_DB_SCHEMA'>,
-  opts: { max?: number; onIdleError?: (err: Error) => void } = {},
+  opts: { max?: number; onConnectionError?: (err: Error) => void } = {},
 ): { db: Kysely<Database>; pool: pg.Pool } {
   const pool = new pg.Pool({
     connectionString: config.DATABASE_URL,
@@ -192,9 +192,12 @@ export function createDb(
     options: `-c search_path=${identifier(config.HPH_DB_SCHEMA)},public`,
     types: typeParsers,
   })
-  // the pool already discards an idle client that errored (server restart, terminated backend);
-  // without a listener that event would crash the process
-  pool.on('error', opts.onIdleError ?? (() => undefined))
+  // a connection that dies (server restart, terminated backend, network) emits 'error', and without a
+  // listener that event crashes the process: the pool's own event covers idle clients (it discards them);
+  // a checked-out client also fails its query, which the caller sees and retries, so only the event is left
+  const onConnectionError = opts.onConnectionError ?? (() => undefined)
+  pool.on('error', onConnectionError)
+  pool.on('connect', (client) => client.on('error', onConnectionError))
   return { db: new Kysely<Database>({ dialect: new PostgresDialect({ pool }) }), pool }
 }
 

@@ -64,7 +64,10 @@ export interface ConsumerOptions {
 
 export interface RunningConsumer {
   stage: StageName
-  /** Stops pulling, finishes (or gives up on) the batch in hand, naks what was pulled but not handled. */
+  /**
+   * Stops pulling, naks what was pulled but not handled, and waits up to `shutdownTimeoutMs` for the
+   * batches in hand: they commit and are acked, or at the deadline are nakked and never acked after.
+   */
   stop(): Promise<void>
   /** resolves when the loop has ended */
   done: Promise<void>
@@ -81,8 +84,12 @@ export async function startConsumer<T>(handler: BatchHandler<T>, opts: ConsumerO
   const consumer = await opts.nats.js.consumers.get(stream, spec.durable)
 
   const queue: JsMsg[] = []
+  /** the batches being handled */
+  const inHand = new Set<readonly JsMsg[]>()
   let wake: (() => void) | undefined
   let stopping = false
+  /** the shutdown deadline passed with batches in hand: they were given back, nothing of them is acked any more */
+  let abandoned = false
   const messages: ConsumerMessages = await consumer.consume({
     max_messages: opts.batchSize,
     // the server's max_ack_pending bounds what can pile up here; the callback only queues
@@ -156,6 +163,8 @@ export async function startConsumer<T>(handler: BatchHandler<T>, opts: ConsumerO
     if (items.length === 0) return { ok: 0, poison, retried: 0 }
     try {
       const r = await handler.handle(items)
+      // given back at the shutdown deadline: its transaction may have committed or not, the redelivery decides
+      if (abandoned) return { ok: 0, poison, retried: good.length }
       const bad = new Map((r?.poison ?? []).map((p) => [p.index, p.error]))
       for (const [i, m] of good.entries()) {
         const err = bad.get(i)
@@ -164,6 +173,7 @@ export async function startConsumer<T>(handler: BatchHandler<T>, opts: ConsumerO
       }
       return { ok: good.length - bad.size, poison: poison + bad.size, retried: 0 }
     } catch (err) {
+      if (abandoned) return { ok: 0, poison, retried: good.length }
       if (isTransient(err) || good.length === 1) {
         const m = good[0] as JsMsg
         if (!isTransient(err) && m.info.deliveryCount >= opts.maxDeliver) {
@@ -198,13 +208,16 @@ export async function startConsumer<T>(handler: BatchHandler<T>, opts: ConsumerO
 
   async function settle(batch: JsMsg[]): Promise<void> {
     const t0 = performance.now()
+    inHand.add(batch)
     try {
       const r = await process(batch)
       opts.onBatch?.({ stage: handler.stage, size: batch.length, ...r, ms: performance.now() - t0 })
     } catch (err) {
       // publishing to the DLQ failed (NATS away): nothing was acked, so retry later
       log.error({ err, size: batch.length }, 'batch could not be settled; will retry')
-      nakAll(batch, backoffMs(2))
+      if (!abandoned) nakAll(batch, backoffMs(2))
+    } finally {
+      inHand.delete(batch)
     }
   }
 
@@ -221,22 +234,34 @@ export async function startConsumer<T>(handler: BatchHandler<T>, opts: ConsumerO
     await Promise.all(inflight)
   })()
 
+  let stopped: Promise<void> | undefined
   return {
     stage: handler.stage,
     done,
-    async stop() {
-      if (stopping) return done
-      stopping = true
-      wake?.()
-      await messages.close().catch((err: unknown) => log.warn({ err }, 'closing the pull subscription failed'))
-      let timer: NodeJS.Timeout | undefined
-      const deadline = new Promise<'timeout'>((resolve) => (timer = setTimeout(() => resolve('timeout'), opts.shutdownTimeoutMs)))
-      const outcome = await Promise.race([done.then(() => 'drained' as const), deadline])
-      clearTimeout(timer)
-      // pulled but never handled: give them back now rather than after ack_wait
-      nakAll(queue.splice(0))
-      if (outcome === 'timeout') log.warn({ timeoutMs: opts.shutdownTimeoutMs }, 'batch in hand did not finish before the deadline; left unacked for redelivery')
-      else log.info('stopped')
+    stop() {
+      // DESIGN.md §7: drain in-flight pulls, ack nothing uncommitted; the deadline counts from here
+      stopped ??= (async () => {
+        let timer: NodeJS.Timeout | undefined
+        const deadline = new Promise<'timeout'>((resolve) => (timer = setTimeout(() => resolve('timeout'), opts.shutdownTimeoutMs)))
+        stopping = true
+        wake?.()
+        await messages.close().catch((err: unknown) => log.warn({ err }, 'closing the pull subscription failed'))
+        // pulled but never handled: give them back now rather than after ack_wait
+        nakAll(queue.splice(0))
+        const outcome = await Promise.race([done.then(() => 'drained' as const), deadline])
+        clearTimeout(timer)
+        if (outcome === 'drained') {
+          log.info('stopped')
+          return
+        }
+        // a batch still in hand may yet commit, or never: give it back now and never ack it (its effect is
+        // idempotent, so a late commit is harmless; the redelivery makes it whole)
+        abandoned = true
+        const given = [...inHand].flat()
+        nakAll(given)
+        log.warn({ timeoutMs: opts.shutdownTimeoutMs, messages: given.length }, 'batch in hand did not finish before the deadline; given back unacked for redelivery')
+      })()
+      return stopped
     },
   }
 }
