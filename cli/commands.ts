@@ -7,6 +7,7 @@ import { applyTopology } from '../streams/topology.ts'
 import { runDemo } from './demo.ts'
 import { runStatus } from './status.ts'
 import { runDlq } from './dlq.ts'
+import { runRebuild, runReplay } from './rebuild.ts'
 import { STAGES, startPipeline, type Pipeline, type PipelineStage } from './pipeline.ts'
 
 export interface CommandContext {
@@ -95,4 +96,6 @@ export const commands: Record<string, Command> = {
   demo: runDemo,
   status: runStatus,
   dlq: runDlq,
+  replay: runReplay,
+  rebuild: runRebuild,
 }

@@ -15,12 +15,21 @@ usage: hph <command> [options]
   status [--json]         streams, consumers (pending, ack pending, lag), DLQ depth, database and migration
   dlq list [--stage S] [--json]      dead letters: reason, subject, first seen, deliveries
   dlq redrive [--stage S] [--id N]   republish dead letters to their original subject (after a fix)
+  replay <stream> --into <projection> [--from-seq N | --since <ISO time>]
+                          re-apply a stream (samples | insights) into its projection from a point, into shadow
+                          tables swapped in at the end (readers never see a missing row)
+  rebuild <projection>    rebuild samples | insights from their whole stream the same way
+  rebuild insights --recompute
+                          re-derive every insight from \`samples\` (after an algorithm change)
   demo [--exit]           run the pipeline, post a demo data set to it, show the insights it computed
 
 configuration: environment variables (see README.md), e.g. NATS_URL, DATABASE_URL, PORT, HPH_PREFIX`
 
 async function main(argv: string[]): Promise<number> {
-  const { positionals, values } = parseArgs({ args: argv, allowPositionals: true, strict: false, options: { exit: { type: 'boolean' }, json: { type: 'boolean' }, stage: { type: 'string' }, id: { type: 'string' }, help: { type: 'boolean', short: 'h' } } })
+  const { positionals, values } = parseArgs({ args: argv, allowPositionals: true, strict: false, options: {
+    exit: { type: 'boolean' }, json: { type: 'boolean' }, quiet: { type: 'boolean' }, stage: { type: 'string' }, id: { type: 'string' },
+    into: { type: 'string' }, 'from-seq': { type: 'string' }, since: { type: 'string' }, recompute: { type: 'boolean' }, help: { type: 'boolean', short: 'h' },
+  } })
   const [name, ...rest] = positionals
   const command = name ? commands[name] : undefined
   if (!command || values.help) {

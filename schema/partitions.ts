@@ -14,17 +14,23 @@ export function monthOf(instant: Date | string): Date {
 const iso = (d: Date) => d.toISOString().replace('.000Z', 'Z')
 const nextMonth = (m: Date) => new Date(Date.UTC(m.getUTCFullYear(), m.getUTCMonth() + 1, 1))
 
-/** `samples_pYYYYMM` for the month holding `instant`. */
-export function partitionName(instant: Date | string): string {
+/** `<table>_pYYYYMM` (`samples_pYYYYMM`) for the month holding `instant`. */
+export function partitionName(instant: Date | string, table = 'samples'): string {
   const m = monthOf(instant)
-  return `samples_p${String(m.getUTCFullYear()).padStart(4, '0')}${String(m.getUTCMonth() + 1).padStart(2, '0')}`
+  return `${table}_p${String(m.getUTCFullYear()).padStart(4, '0')}${String(m.getUTCMonth() + 1).padStart(2, '0')}`
 }
 
-/** The monthly partition holding `monthStartUtc` (any instant of the month will do). */
-export function partitionSql(schema: string, monthStartUtc: Date | string): string {
+/** The month (its first instant, UTC) of a partition named by `partitionName`, or undefined. */
+export function monthOfPartition(name: string): Date | undefined {
+  const m = /_p(\d{4})(\d{2})$/.exec(name)
+  return m ? new Date(Date.UTC(Number(m[1]), Number(m[2]) - 1, 1)) : undefined
+}
+
+/** The monthly partition of `table` holding `monthStartUtc` (any instant of the month will do). */
+export function partitionSql(schema: string, monthStartUtc: Date | string, table = 'samples'): string {
   const s = identifier(schema)
   const m = monthOf(monthStartUtc)
-  return `CREATE TABLE IF NOT EXISTS "${s}".${partitionName(m)} PARTITION OF "${s}".samples FOR VALUES FROM ('${iso(m)}') TO ('${iso(nextMonth(m))}')`
+  return `CREATE TABLE IF NOT EXISTS "${s}".${partitionName(m, identifier(table))} PARTITION OF "${s}".${table} FOR VALUES FROM ('${iso(m)}') TO ('${iso(nextMonth(m))}')`
 }
 
 interface Known {
@@ -37,6 +43,11 @@ interface Known {
 // months are all known costs no query at all
 const known = new WeakMap<object, Map<string, Known>>()
 
+/** Forgets what this process knows of the partitions (after an insert found a month missing). */
+export function forgetPartitions(db: Executor, schema: string, table = 'samples'): void {
+  known.get(db)?.delete(`${schema}.${table}`)
+}
+
 function knownOf(db: Executor, schema: string): Known {
   let bySchema = known.get(db)
   if (!bySchema) known.set(db, (bySchema = new Map()))
@@ -46,16 +57,17 @@ function knownOf(db: Executor, schema: string): Known {
 }
 
 /**
- * Creates the missing monthly partitions of `samples` for `instants`; returns the names it created.
+ * Creates the missing monthly partitions of `table` (`samples`, or its rebuild shadow) for `instants`; returns the names it created.
  * A no-op on a TimescaleDB hypertable. Safe against another writer creating the same month.
  */
-export async function ensurePartitions(db: Executor, schema: string, instants: Iterable<Date | string>): Promise<string[]> {
+export async function ensurePartitions(db: Executor, schema: string, instants: Iterable<Date | string>, table = 'samples'): Promise<string[]> {
   identifier(schema)
-  const k = knownOf(db, schema)
+  identifier(table)
+  const k = knownOf(db, `${schema}.${table}`)
   if (k.partitioned === false) return []
   const months = new Map<string, Date>()
   for (const t of instants) {
-    const name = partitionName(t)
+    const name = partitionName(t, table)
     if (!k.partitions.has(name)) months.set(name, monthOf(t))
   }
   if (months.size === 0) return []
@@ -63,7 +75,7 @@ export async function ensurePartitions(db: Executor, schema: string, instants: I
   if (k.partitioned === undefined) {
     const r = await sql<{ relkind: string }>`
       select c.relkind from pg_class c join pg_namespace n on n.oid = c.relnamespace
-      where n.nspname = ${schema} and c.relname = 'samples'`.execute(db)
+      where n.nspname = ${schema} and c.relname = ${table}`.execute(db)
     const relkind = r.rows[0]?.relkind
     if (relkind === undefined) return [] // not migrated yet: nothing to cache, the insert will say so
     k.partitioned = relkind === 'p'
@@ -81,7 +93,7 @@ export async function ensurePartitions(db: Executor, schema: string, instants: I
   const created: string[] = []
   for (const [name, month] of months) {
     try {
-      await sql.raw(partitionSql(schema, month)).execute(db)
+      await sql.raw(partitionSql(schema, month, table)).execute(db)
       created.push(name)
     } catch (err) {
       // IF NOT EXISTS checks before waiting for the parent's lock: a writer that lost the race gets 42P07

@@ -4,6 +4,7 @@ import { typedEnvelope } from '../../streams/envelope.ts'
 import { Insight, INSIGHT_TYPE, type InsightKind } from '../../streams/schemas.ts'
 import { streamName } from '../../streams/subjects.ts'
 import { inTransaction } from '../../schema/transaction.ts'
+import { asSwapError } from '../../schema/shadow.ts'
 import { INSIGHT_TABLES } from './tables.ts'
 
 export const InsightEvent = typedEnvelope(INSIGHT_TYPE, Insight)
@@ -36,8 +37,9 @@ export function latestPerRow(batch: readonly Delivered<Insight>[]): Map<InsightK
  * The upsert of one kind: rows arrive as one JSON parameter; a row replaces an existing one only
  * with an equal or newer data version, and never resurrects a row a newer tombstone removed.
  */
-export function upsertSql(schema: string, kind: InsightKind): string {
-  const { table, keys, columns } = INSIGHT_TABLES[kind]
+export function upsertSql(schema: string, kind: InsightKind, suffix = ''): string {
+  const { keys, columns } = INSIGHT_TABLES[kind]
+  const table = INSIGHT_TABLES[kind].table + suffix
   const cols = Object.keys(columns)
   const recordset = [...cols.map((c) => `${c} ${columns[c]}`), 'user_id text', 'key text', 'data_version bigint', 'data_count bigint', 'recompute text'].join(', ')
   const baselineStamps = kind === 'baseline'
@@ -51,7 +53,7 @@ export function upsertSql(schema: string, kind: InsightKind): string {
   return `insert into "${schema}".${table} as t (user_id, ${cols.join(', ')}, data_version, data_count, updated_at${extraCols})
     select r.user_id, ${cols.map((c) => `r.${c}`).join(', ')}, r.data_version, r.data_count, now()${extraVals}
     from jsonb_to_recordset($1::jsonb) as r(${recordset})
-    where not exists (select 1 from "${schema}".insight_tombstones x
+    where not exists (select 1 from "${schema}".insight_tombstones${suffix} x
                       where x.user_id = r.user_id and x.kind = '${kind}' and x.key = r.key and (x.data_version, x.data_count) > (r.data_version, r.data_count))
     on conflict (user_id${keys.map((k) => `, ${k}`).join('')}) do update
       set ${cols.map((c) => `${c} = excluded.${c}`).join(', ')}, data_version = excluded.data_version, data_count = excluded.data_count,
@@ -66,15 +68,16 @@ export function keyColumns(kind: InsightKind, key: string): Record<string, strin
 }
 
 /** A tombstone deletes the row when it is not newer, and is remembered with the highest version seen. */
-export function tombstoneSql(schema: string, kind: InsightKind): string[] {
-  const { table, keys, columns } = INSIGHT_TABLES[kind]
+export function tombstoneSql(schema: string, kind: InsightKind, suffix = ''): string[] {
+  const { keys, columns } = INSIGHT_TABLES[kind]
+  const table = INSIGHT_TABLES[kind].table + suffix
   // typed key columns (the tombstone carries them split out of its key): the table's primary key finds the row
   const keyMatch = keys.map((k) => ` and t.${k} = r.${k}`).join('')
   const recordset = `r(user_id text, key text, ${keys.map((k) => `${k} ${columns[k]}, `).join('')}data_version bigint, data_count bigint)`
   return [
     `delete from "${schema}".${table} t using jsonb_to_recordset($1::jsonb) as ${recordset}
       where t.user_id = r.user_id${keyMatch} and (t.data_version, t.data_count) <= (r.data_version, r.data_count)`,
-    `insert into "${schema}".insight_tombstones as x (user_id, kind, key, data_version, data_count)
+    `insert into "${schema}".insight_tombstones${suffix} as x (user_id, kind, key, data_version, data_count)
       select r.user_id, '${kind}', r.key, r.data_version, r.data_count from jsonb_to_recordset($1::jsonb) as ${recordset}
       on conflict (user_id, kind, key) do update set data_version = excluded.data_version, data_count = excluded.data_count, updated_at = now()
         where (x.data_version, x.data_count) < (excluded.data_version, excluded.data_count)`,
@@ -82,8 +85,8 @@ export function tombstoneSql(schema: string, kind: InsightKind): string[] {
 }
 
 /** A row written at a version at least as new as its tombstone makes the tombstone obsolete. */
-function clearTombstonesSql(schema: string, kind: InsightKind): string {
-  return `delete from "${schema}".insight_tombstones x using jsonb_to_recordset($1::jsonb) as r(user_id text, key text, data_version bigint, data_count bigint)
+function clearTombstonesSql(schema: string, kind: InsightKind, suffix: string): string {
+  return `delete from "${schema}".insight_tombstones${suffix} x using jsonb_to_recordset($1::jsonb) as r(user_id text, key text, data_version bigint, data_count bigint)
     where x.user_id = r.user_id and x.kind = '${kind}' and x.key = r.key and (x.data_version, x.data_count) <= (r.data_version, r.data_count)`
 }
 
@@ -92,26 +95,38 @@ function checkpointSql(schema: string): string {
     on conflict (projection) do update set last_seq = greatest(projection_checkpoints.last_seq, excluded.last_seq), stream = excluded.stream, updated_at = now()`
 }
 
+/** Every table an insights rebuild replaces: the six insight tables and the tombstones that guard them. */
+export const INSIGHT_PROJECTION_TABLES = [...new Set(Object.values(INSIGHT_TABLES).map((t) => t.table)), 'insight_tombstones'] as const
+
+/**
+ * Applies one pull to the insight tables (`suffix` '' for the live ones, `__rebuild` for a rebuild's
+ * shadows) in ONE transaction, with the projection's checkpoint when writing the live tables.
+ */
+export async function writeInsights(deps: InsightsWriterDeps, batch: readonly Delivered<Insight>[], suffix = ''): Promise<void> {
+  const byKind = latestPerRow(batch)
+  try {
+    await inTransaction(deps.pool, async (client) => {
+      for (const [kind, events] of byKind) {
+        const live = events.filter((e) => e.row !== null).map((e) => ({ ...e.row, user_id: e.userId, key: e.key, data_version: e.dataVersion, data_count: e.dataCount, recompute: e.recompute ?? null }))
+        const dead = events.filter((e) => e.row === null).map((e) => ({ ...keyColumns(kind, e.key), user_id: e.userId, key: e.key, data_version: e.dataVersion, data_count: e.dataCount }))
+        if (dead.length) for (const text of tombstoneSql(deps.schema, kind, suffix)) await client.query(text, [JSON.stringify(dead)])
+        if (live.length) {
+          await client.query(upsertSql(deps.schema, kind, suffix), [JSON.stringify(live)])
+          await client.query(clearTombstonesSql(deps.schema, kind, suffix), [JSON.stringify(live)])
+        }
+      }
+      if (suffix === '') await client.query(checkpointSql(deps.schema), [streamName(deps.prefix, 'INSIGHTS'), Math.max(...batch.map((d) => d.seq))])
+    })
+  } catch (err) {
+    throw asSwapError(err)
+  }
+}
+
 /** insights-writer (DESIGN.md §5): HPH_INSIGHTS → the insight tables, one transaction per pull. */
 export function insightsWriter(deps: InsightsWriterDeps): BatchHandler<Insight> {
-  const stream = streamName(deps.prefix, 'INSIGHTS')
   return {
     stage: 'insights-writer',
     schema: InsightEvent,
-    async handle(batch) {
-      const byKind = latestPerRow(batch)
-      await inTransaction(deps.pool, async (client) => {
-        for (const [kind, events] of byKind) {
-          const live = events.filter((e) => e.row !== null).map((e) => ({ ...e.row, user_id: e.userId, key: e.key, data_version: e.dataVersion, data_count: e.dataCount, recompute: e.recompute ?? null }))
-          const dead = events.filter((e) => e.row === null).map((e) => ({ ...keyColumns(kind, e.key), user_id: e.userId, key: e.key, data_version: e.dataVersion, data_count: e.dataCount }))
-          if (dead.length) for (const text of tombstoneSql(deps.schema, kind)) await client.query(text, [JSON.stringify(dead)])
-          if (live.length) {
-            await client.query(upsertSql(deps.schema, kind), [JSON.stringify(live)])
-            await client.query(clearTombstonesSql(deps.schema, kind), [JSON.stringify(live)])
-          }
-        }
-        await client.query(checkpointSql(deps.schema), [stream, Math.max(...batch.map((d) => d.seq))])
-      })
-    },
+    handle: (batch) => writeInsights(deps, batch),
   }
 }

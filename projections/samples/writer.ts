@@ -6,10 +6,11 @@ import { hashHex } from '../../streams/ids.ts'
 import { publishAll, type Outgoing } from '../../streams/publish.ts'
 import { CHANGES_TYPE, Sample, SAMPLE_TYPE, type DaysChanged } from '../../streams/schemas.ts'
 import { streamName, subjects } from '../../streams/subjects.ts'
-import { ensurePartitions } from '../../schema/partitions.ts'
+import { ensurePartitions, forgetPartitions } from '../../schema/partitions.ts'
 import type { Kysely } from 'kysely'
-import type { Database } from '../../schema/db.ts'
+import { pgCode, type Database } from '../../schema/db.ts'
 import { inTransaction } from '../../schema/transaction.ts'
+import { asSwapError } from '../../schema/shadow.ts'
 
 export const SampleEvent = typedEnvelope(SAMPLE_TYPE, Sample)
 
@@ -38,8 +39,8 @@ export function localDate(utcIso: string, offsetMinutes: number): string {
 }
 
 /** The insert of one pull: column arrays unnested into rows; duplicates (same id and start) are dropped. */
-export function insertSql(schema: string): string {
-  return `insert into "${schema}".samples
+export function insertSql(schema: string, table = 'samples'): string {
+  return `insert into "${schema}".${table}
       (sample_id, user_id, metric, start_ts, end_ts, utc_offset_min, value, stage,
        source_name, source_bundle, device, external_id, ingest_id, stream_seq)
     select * from unnest($1::uuid[], $2::text[], $3::text[], $4::timestamptz[], $5::timestamptz[], $6::smallint[],
@@ -47,7 +48,7 @@ export function insertSql(schema: string): string {
     on conflict do nothing`
 }
 
-function checkpointSql(schema: string): string {
+export function checkpointSql(schema: string): string {
   return `insert into "${schema}".projection_checkpoints (projection, stream, last_seq, updated_at)
     values ('samples', $1, $2, now())
     on conflict (projection) do update
@@ -87,27 +88,40 @@ export function changesOf(prefix: string, batch: readonly Delivered<Sample>[]): 
 }
 
 /**
+ * Writes one pull into `table` (`samples`, or its shadow during a rebuild) in ONE transaction, with the
+ * projection's checkpoint when writing the live table. Creates the months it needs first.
+ */
+export async function writeSamples(deps: Pick<SamplesWriterDeps, 'db' | 'pool' | 'prefix' | 'schema'>, batch: readonly Delivered<Sample>[], table = 'samples'): Promise<void> {
+  // one instant per UTC month is enough (canonical starts are UTC ISO strings: YYYY-MM…)
+  const months = new Map(batch.map((d) => [d.data.start.slice(0, 7), d.data.start]))
+  await ensurePartitions(deps.db, deps.schema, months.values(), table)
+  try {
+    await inTransaction(deps.pool, async (client) => {
+      await client.query({ name: `hph_insert_${table}_${deps.schema}`, text: insertSql(deps.schema, table), values: columnsOf(batch) })
+      if (table === 'samples') {
+        await client.query({ name: `hph_checkpoint_samples_${deps.schema}`, text: checkpointSql(deps.schema), values: [streamName(deps.prefix, 'SAMPLES'), Math.max(...batch.map((d) => d.seq))] })
+      }
+    })
+  } catch (err) {
+    // a month this process believed created is gone (a table swapped by a rebuild): look again next time
+    if (pgCode(err) === '23514') forgetPartitions(deps.db, deps.schema, table)
+    throw asSwapError(err)
+  }
+}
+
+/**
  * samples-writer (DESIGN.md §5): each pull in ONE transaction, then the changes, then the runtime acks.
  * A redelivered pull inserts nothing new but publishes its changes again, so a crash between commit
  * and publish never loses a change.
  */
 export function samplesWriter(deps: SamplesWriterDeps): BatchHandler<Sample> {
-  const insert = insertSql(deps.schema)
-  const checkpoint = checkpointSql(deps.schema)
-  const stream = streamName(deps.prefix, 'SAMPLES')
   return {
     stage: 'samples-writer',
     schema: SampleEvent,
     // inserts commute (on conflict do nothing), so the next pull is handled while this one commits
     concurrency: 3,
     async handle(batch) {
-      // one instant per UTC month is enough (canonical starts are UTC ISO strings: YYYY-MM…)
-      const months = new Map(batch.map((d) => [d.data.start.slice(0, 7), d.data.start]))
-      await ensurePartitions(deps.db, deps.schema, months.values())
-      await inTransaction(deps.pool, async (client) => {
-        await client.query({ name: `hph_insert_samples_${deps.schema}`, text: insert, values: columnsOf(batch) })
-        await client.query({ name: `hph_checkpoint_samples_${deps.schema}`, text: checkpoint, values: [stream, Math.max(...batch.map((d) => d.seq))] })
-      })
+      await writeSamples(deps, batch)
       await publishAll(deps.nats.js, changesOf(deps.prefix, batch))
     },
   }

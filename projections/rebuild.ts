@@ -1,0 +1,331 @@
+import { DeliverPolicy, type ConsumerMessages, type JsMsg, type Consumer } from '@nats-io/jetstream'
+import type { Kysely } from 'kysely'
+import type pg from 'pg'
+import type { z } from 'zod'
+import type { Logger } from '../log.ts'
+import type { Database } from '../schema/db.ts'
+import { createShadow, dropShadows, SHADOW_SUFFIX, shadowName, swapShadows } from '../schema/shadow.ts'
+import type { Nats } from '../streams/connect.ts'
+import type { Delivered } from '../streams/consumer.ts'
+import { decodeJson, type Envelope } from '../streams/envelope.ts'
+import type { Insight, Sample } from '../streams/schemas.ts'
+import { streamName, type StreamKey } from '../streams/subjects.ts'
+import { CONSUMERS, type StageName } from '../streams/topology.ts'
+import { INSIGHT_PROJECTION_TABLES, InsightEvent, writeInsights } from './insights/writer.ts'
+import { SampleEvent, writeSamples } from './samples/writer.ts'
+
+// `hph rebuild` / `hph replay` (DESIGN.md §7, issue 4): a projection rebuilt from its stream into shadow
+// tables while the live tables keep serving readers and the live writer keeps writing, then swapped in.
+//
+// The swap: one transaction locks the live tables EXCLUSIVE (readers go on, the live writer waits),
+// reads the stream's last sequence L, replays the shadow up to L, then drops the live tables and
+// renames the shadows. Everything the live writer ever committed came from a message ≤ L (it publishes
+// nothing and commits nothing while it waits), so the shadow holds it too; the live writer's waiting
+// statement then lands in the new table. Readers are held only for the drop-and-rename (ACCESS
+// EXCLUSIVE), never see a missing or half-built table, and the live consumer goes on from where it
+// was: what it redelivers is already in the new tables and changes nothing (idempotent writes).
+
+export const PROJECTIONS = ['samples', 'insights'] as const
+export type ProjectionName = (typeof PROJECTIONS)[number]
+
+interface ProjectionSpec<T> {
+  stream: StreamKey
+  liveStage: StageName
+  tables: readonly string[]
+  schema: z.ZodType<Envelope<T>>
+  /** pulls in flight at once: the samples insert commutes; insight pulls are applied in order */
+  concurrency: number
+  write(deps: WriteDeps, batch: Delivered<T>[]): Promise<void>
+  /** rows of the live tables that a replay from `fromSeq` keeps rather than re-derives */
+  seedSql(schema: string, fromSeq: number): string[]
+}
+
+interface WriteDeps {
+  db: Kysely<Database>
+  pool: pg.Pool
+  prefix: string
+  schema: string
+}
+
+const SPECS: { samples: ProjectionSpec<Sample>; insights: ProjectionSpec<Insight> } = {
+  samples: {
+    stream: 'SAMPLES',
+    liveStage: 'samples-writer',
+    tables: ['samples'],
+    schema: SampleEvent,
+    concurrency: 3,
+    write: (deps, batch) => writeSamples(deps, batch, shadowName('samples')),
+    seedSql: (schema, fromSeq) => [`insert into "${schema}".${shadowName('samples')} select * from "${schema}".samples where stream_seq < ${fromSeq}`],
+  },
+  insights: {
+    stream: 'INSIGHTS',
+    liveStage: 'insights-writer',
+    tables: INSIGHT_PROJECTION_TABLES,
+    schema: InsightEvent,
+    concurrency: 1,
+    write: (deps, batch) => writeInsights(deps, batch, SHADOW_SUFFIX),
+    // insight rows carry sample sequences, not their event's: all of them stay, and the events from
+    // `fromSeq` on are applied over them under the version guard
+    seedSql: (schema) => INSIGHT_PROJECTION_TABLES.map((t) => `insert into "${schema}".${shadowName(t)} select * from "${schema}".${t}`),
+  },
+}
+
+export interface RebuildProgress {
+  phase: 'seed' | 'replay' | 'catch-up' | 'swap'
+  /** messages read from the stream so far */
+  done: number
+  /** messages between the start and the stream's end as last seen */
+  total: number
+}
+
+export interface RebuildOptions {
+  nats: Nats
+  db: Kysely<Database>
+  pool: pg.Pool
+  prefix: string
+  schema: string
+  log: Logger
+  projection: ProjectionName
+  /** replay from this stream sequence (rows before it are kept from the live tables) */
+  fromSeq?: number
+  /** replay from the first message stored at or after this instant */
+  since?: Date
+  batchSize?: number
+  /** called after each pull is applied; a returned promise is awaited (a caller may pace the rebuild) */
+  onProgress?: (p: RebuildProgress) => void | Promise<void>
+}
+
+export interface RebuildResult {
+  projection: ProjectionName
+  stream: string
+  fromSeq: number
+  /** the last stream sequence the new tables hold */
+  throughSeq: number
+  /** messages read and applied */
+  messages: number
+  /** messages that did not decode (they went to the DLQ when first delivered) */
+  skipped: number
+  seconds: number
+  /** how long readers were held: the drop-and-rename inside the swap transaction */
+  swapPauseMs: number
+  /** the whole swap transaction, live writer held included */
+  swapMs: number
+}
+
+const SWAP_ATTEMPTS = 5
+
+/** Rebuilds `projection` from its stream into shadow tables and swaps them in; see the comment above. */
+export async function rebuildProjection(opts: RebuildOptions): Promise<RebuildResult> {
+  const spec = SPECS[opts.projection] as ProjectionSpec<unknown>
+  const t0 = performance.now()
+  const stream = streamName(opts.prefix, spec.stream)
+  const log = opts.log.child({ rebuild: opts.projection })
+  const deps: WriteDeps = { db: opts.db, pool: opts.pool, prefix: opts.prefix, schema: opts.schema }
+  const batchSize = opts.batchSize ?? 1000
+
+  const info = await opts.nats.jsm.streams.info(stream)
+  let fromSeq = Math.max(info.state.first_seq, opts.fromSeq ?? 1)
+  if (opts.since) fromSeq = Math.max(fromSeq, await firstSeqSince(opts.nats, stream, opts.since, info.state.last_seq + 1))
+  // rows below the live writer's ack floor are committed in the live tables; above it they may not be yet
+  const live = await opts.nats.jsm.consumers.info(stream, CONSUMERS[spec.liveStage].durable)
+  const partial = fromSeq > info.state.first_seq
+  if (partial) fromSeq = Math.min(fromSeq, live.ack_floor.stream_seq + 1)
+
+  const client = await opts.pool.connect()
+  try {
+    await client.query('begin')
+    for (const table of spec.tables) await createShadow(client, opts.schema, table)
+    await client.query('commit')
+  } catch (err) {
+    await client.query('rollback').catch(() => undefined)
+    throw err
+  } finally {
+    client.release()
+  }
+  if (partial) {
+    await opts.onProgress?.({ phase: 'seed', done: 0, total: 0 })
+    for (const text of spec.seedSql(opts.schema, fromSeq)) await opts.pool.query(text)
+  }
+  log.info({ stream, fromSeq, lastSeq: info.state.last_seq, partial }, 'rebuilding into shadow tables')
+
+  const reader = await StreamReader.open(opts.nats, stream, fromSeq, spec.schema, batchSize)
+  let messages = 0
+  const inflight = new Set<Promise<void>>()
+  let failure: unknown
+  /** applies the stream up to `target` (inclusive) into the shadows */
+  const replayTo = async (target: number, phase: RebuildProgress['phase']) => {
+    while (reader.position < target) {
+      const batch = await reader.next(target)
+      if (batch.length === 0) continue
+      messages += batch.length
+      const p = spec.write(deps, batch).catch((err: unknown) => void (failure ??= err)).finally(() => inflight.delete(p))
+      inflight.add(p)
+      if (inflight.size >= spec.concurrency) await Promise.race(inflight)
+      if (failure) throw failure
+      await opts.onProgress?.({ phase, done: reader.position - fromSeq + 1, total: Math.max(target, reader.position) - fromSeq + 1 })
+    }
+    await Promise.all(inflight)
+    if (failure) throw failure
+  }
+
+  try {
+    // the bulk, then catch up with what the live pipeline published meanwhile until the gap is small
+    await replayTo(info.state.last_seq, 'replay')
+    for (let round = 0; round < 10; round++) {
+      const last = (await opts.nats.jsm.streams.info(stream)).state.last_seq
+      if (last - reader.position <= batchSize) break
+      await replayTo(last, 'catch-up')
+    }
+    const swap = await swapIn(opts, spec, async () => {
+      const last = (await opts.nats.jsm.streams.info(stream)).state.last_seq
+      await replayTo(last, 'swap')
+      return last
+    })
+    const result: RebuildResult = {
+      projection: opts.projection, stream, fromSeq, throughSeq: swap.throughSeq, messages, skipped: reader.skipped,
+      seconds: (performance.now() - t0) / 1000, swapPauseMs: swap.pauseMs, swapMs: swap.ms,
+    }
+    log.info(result, 'rebuilt and swapped in')
+    return result
+  } catch (err) {
+    await Promise.allSettled(inflight)
+    await opts.pool.connect().then(async (c) => {
+      try {
+        await dropShadows(c, opts.schema, spec.tables)
+      } finally {
+        c.release()
+      }
+    }).catch(() => undefined)
+    throw err
+  } finally {
+    await reader.close()
+  }
+}
+
+/** The swap transaction (see the top): retried when a lock cannot be had or the live writer deadlocks with it. */
+async function swapIn(opts: RebuildOptions, spec: ProjectionSpec<unknown>, catchUp: () => Promise<number>): Promise<{ throughSeq: number; pauseMs: number; ms: number }> {
+  const s = opts.schema
+  for (let attempt = 1; ; attempt++) {
+    const client = await opts.pool.connect()
+    const t0 = performance.now()
+    try {
+      await client.query('begin')
+      // never queue readers behind a lock we cannot get soon
+      await client.query(`set local lock_timeout = '5s'`)
+      await client.query(`lock table ${spec.tables.map((t) => `"${s}".${t}`).join(', ')} in exclusive mode`)
+      const throughSeq = await catchUp()
+      const held = performance.now()
+      await swapShadows(client, s, spec.tables)
+      await client.query(
+        `insert into "${s}".projection_checkpoints (projection, stream, last_seq, updated_at) values ($1, $2, $3, now())
+         on conflict (projection) do update set last_seq = greatest(projection_checkpoints.last_seq, excluded.last_seq), stream = excluded.stream, updated_at = now()`,
+        [opts.projection, streamName(opts.prefix, spec.stream), throughSeq],
+      )
+      await client.query('commit')
+      const end = performance.now()
+      return { throughSeq, pauseMs: end - held, ms: end - t0 }
+    } catch (err) {
+      await client.query('rollback').catch(() => undefined)
+      const code = (err as { code?: string }).code
+      if (attempt >= SWAP_ATTEMPTS || (code !== '55P03' && code !== '40P01')) throw err
+      opts.log.warn({ attempt, code }, 'swap could not take its locks; retrying')
+    } finally {
+      client.release()
+    }
+  }
+}
+
+/** The sequence of the first message stored at or after `since` (`fallback` when there is none). */
+async function firstSeqSince(nats: Nats, stream: string, since: Date, fallback: number): Promise<number> {
+  // an ordered consumer: ephemeral, the server removes it once it is idle
+  const c = await nats.js.consumers.get(stream, { deliver_policy: DeliverPolicy.StartTime, opt_start_time: since.toISOString() })
+  for await (const m of await c.fetch({ max_messages: 1, expires: 2000 })) return m.seq
+  return fallback
+}
+
+/**
+ * Reads a stream in order from a sequence with an ordered consumer (no acks, flow-controlled by the
+ * server) and cuts it into decoded batches. What does not decode is skipped and counted: it reached
+ * the DLQ when the live stage first saw it.
+ */
+class StreamReader<T> {
+  position: number
+  skipped = 0
+  private queue: JsMsg[] = []
+  private head = 0
+  private wake: (() => void) | undefined
+  private closed = false
+
+  private constructor(
+    private readonly consumer: Consumer,
+    private readonly messages: ConsumerMessages,
+    private readonly schema: z.ZodType<Envelope<T>>,
+    private readonly batchSize: number,
+    fromSeq: number,
+  ) {
+    this.position = fromSeq - 1
+  }
+
+  static async open<T>(nats: Nats, stream: string, fromSeq: number, schema: z.ZodType<Envelope<T>>, batchSize: number): Promise<StreamReader<T>> {
+    const consumer = await nats.js.consumers.get(stream, { deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: fromSeq })
+    const messages = await consumer.consume({ max_messages: Math.max(batchSize * 4, 4000) })
+    const reader = new StreamReader(consumer, messages, schema, batchSize, fromSeq)
+    void (async () => {
+      for await (const m of messages) {
+        reader.queue.push(m)
+        reader.wake?.()
+      }
+      reader.closed = true
+      reader.wake?.()
+    })()
+    return reader
+  }
+
+  private async arrival(ms: number): Promise<boolean> {
+    let timer: NodeJS.Timeout | undefined
+    const arrived = await new Promise<boolean>((resolve) => {
+      this.wake = () => resolve(true)
+      timer = setTimeout(() => resolve(false), ms)
+    })
+    clearTimeout(timer)
+    this.wake = undefined
+    return arrived
+  }
+
+  /** Up to batchSize decoded messages, none beyond `target`; waits for at least one, or for the stream to be read to `target`. */
+  async next(target: number): Promise<Delivered<T>[]> {
+    while (this.head >= this.queue.length) {
+      if (this.closed) throw new Error(`the stream ended at ${this.position} before ${target}`)
+      if (!(await this.arrival(1000))) {
+        // nothing came for a second: messages up to `target` may have been removed (a purge, an erase)
+        const info = await this.consumer.info(false)
+        if (info.num_pending === 0 && this.head >= this.queue.length) {
+          this.position = Math.max(this.position, target)
+          return []
+        }
+      }
+    }
+    const out: Delivered<T>[] = []
+    while (this.head < this.queue.length && out.length < this.batchSize && this.position < target) {
+      const m = this.queue[this.head++] as JsMsg
+      this.position = m.seq
+      let parsed: ReturnType<z.ZodType<Envelope<T>>['safeParse']> | undefined
+      try {
+        parsed = this.schema.safeParse(decodeJson(m.data))
+      } catch {
+        parsed = undefined
+      }
+      if (parsed?.success) out.push({ event: parsed.data, data: parsed.data.data, subject: m.subject, seq: m.seq, deliveries: 1, traceparent: undefined })
+      else this.skipped++
+    }
+    if (this.head > 10_000) {
+      this.queue = this.queue.slice(this.head)
+      this.head = 0
+    }
+    return out
+  }
+
+  async close(): Promise<void> {
+    await this.messages.close()
+  }
+}
