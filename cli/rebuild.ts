@@ -1,7 +1,10 @@
 import cliProgress from 'cli-progress'
 import { PROJECTIONS, rebuildProjection, type ProjectionName, type RebuildProgress, type RebuildResult } from '../projections/rebuild.ts'
+import { recomputeAll } from '../processors/insights/recompute.ts'
 import { createDb } from '../schema/db.ts'
 import { connectNats } from '../streams/connect.ts'
+import { streamName } from '../streams/subjects.ts'
+import { CONSUMERS } from '../streams/topology.ts'
 import type { CommandContext } from './commands.ts'
 
 // `hph replay <stream> --into <projection> [--from-seq N | --since T]` and `hph rebuild <projection>`
@@ -12,13 +15,13 @@ import type { CommandContext } from './commands.ts'
 const SOURCE: Record<ProjectionName, string> = { samples: 'samples', insights: 'insights' }
 
 const REPLAY_USAGE = 'usage: hph replay <samples|insights> --into <samples|insights> [--from-seq N | --since <ISO time>]'
-const REBUILD_USAGE = 'usage: hph rebuild <samples|insights>'
+const REBUILD_USAGE = 'usage: hph rebuild <samples|insights> | hph rebuild insights --recompute'
 
-function progressBar(enabled: boolean): { update(p: RebuildProgress): void; stop(): void } {
+function progressBar(enabled: boolean, unit = 'messages'): { update(p: Pick<RebuildProgress, 'phase' | 'done' | 'total'> | { phase: string; done: number; total: number }): void; stop(): void } {
   if (!enabled) return { update: () => undefined, stop: () => undefined }
   const bar = new cliProgress.SingleBar(
     {
-      format: '{phase} |{bar}| {percentage}% {value}/{total} messages | {rate}/s | ETA {eta_formatted}',
+      format: `{phase} |{bar}| {percentage}% {value}/{total} ${unit} | {rate}/s | ETA {eta_formatted}`,
       etaBuffer: 50,
       fps: 5,
       stream: process.stderr,
@@ -75,11 +78,58 @@ async function run(ctx: Pick<CommandContext, 'config' | 'log' | 'flags'>, projec
 
 export async function runRebuild(ctx: CommandContext): Promise<number> {
   const [projection] = ctx.args
-  if (!PROJECTIONS.includes(projection as ProjectionName) || ctx.args.length !== 1) {
+  if (!PROJECTIONS.includes(projection as ProjectionName) || ctx.args.length !== 1 || (ctx.flags.recompute && projection !== 'insights')) {
     process.stderr.write(`${REBUILD_USAGE}\n`)
     return 2
   }
+  if (ctx.flags.recompute) return recompute(ctx)
   return run(ctx, projection as ProjectionName, {})
+}
+
+/** How long the insights-writer may show no progress before `--recompute` stops waiting for it. */
+const WRITER_PATIENCE_MS = 15_000
+
+/** `hph rebuild insights --recompute`: publish every user's full recomputation, then follow the insights-writer applying it. */
+async function recompute({ config, log, flags }: CommandContext): Promise<number> {
+  const nats = await connectNats(config, 'hph:recompute')
+  const { pool, db } = createDb(config, { max: 4 })
+  const show = !flags.json && !flags.quiet
+  try {
+    const bar = progressBar(show, 'users')
+    const runId = typeof flags.id === 'string' ? flags.id : new Date().toISOString()
+    const r = await recomputeAll({ runId, pool, nats, prefix: config.HPH_PREFIX, schema: config.HPH_DB_SCHEMA, log, onProgress: (g) => bar.update({ phase: 'recompute', done: g.users, total: g.total }) })
+    bar.stop()
+    // the live insights-writer applies what was published; follow it until it has caught up
+    const stream = streamName(config.HPH_PREFIX, 'INSIGHTS')
+    const durable = CONSUMERS['insights-writer'].durable
+    const apply = progressBar(show, 'events')
+    let left = Infinity
+    let lastMove = Date.now()
+    let start: number | undefined
+    for (;;) {
+      const info = await nats.jsm.consumers.info(stream, durable)
+      const now = info.num_pending + info.num_ack_pending
+      start ??= now
+      if (now < left) lastMove = Date.now()
+      left = now
+      apply.update({ phase: 'apply', done: start - now, total: Math.max(1, start) })
+      if (now === 0 || Date.now() - lastMove > WRITER_PATIENCE_MS) break
+      await new Promise((res) => setTimeout(res, 250))
+    }
+    apply.stop()
+    const applied = left === 0
+    if (flags.json) process.stdout.write(`${JSON.stringify({ runId, ...r, applied }, null, 2)}\n`)
+    else {
+      process.stdout.write(`recomputed ${r.users} user(s) from samples in ${r.seconds.toFixed(1)} s: ${r.events} insight events (${r.tombstones} extra tombstone(s)) published to ${stream}\n`)
+      process.stdout.write(applied
+        ? 'the insights-writer has applied them\n'
+        : `${left} event(s) not applied yet: the insights-writer is not running or is slow (start \`hph up\` or \`hph worker insights-writer\`); nothing is lost, they wait in ${stream}\n`)
+    }
+    return 0
+  } finally {
+    await nats.nc.close()
+    await db.destroy()
+  }
 }
 
 export async function runReplay(ctx: CommandContext): Promise<number> {

@@ -132,9 +132,10 @@ export async function rebuildProjection(opts: RebuildOptions): Promise<RebuildRe
   if (partial) fromSeq = Math.min(fromSeq, live.ack_floor.stream_seq + 1)
 
   const client = await opts.pool.connect()
+  const deferredIndexes: string[] = []
   try {
     await client.query('begin')
-    for (const table of spec.tables) await createShadow(client, opts.schema, table)
+    for (const table of spec.tables) deferredIndexes.push(...(await createShadow(client, opts.schema, table)))
     await client.query('commit')
   } catch (err) {
     await client.query('rollback').catch(() => undefined)
@@ -169,8 +170,9 @@ export async function rebuildProjection(opts: RebuildOptions): Promise<RebuildRe
   }
 
   try {
-    // the bulk, then catch up with what the live pipeline published meanwhile until the gap is small
+    // the bulk, its indexes, then catch up with what the live pipeline published meanwhile until the gap is small
     await replayTo(info.state.last_seq, 'replay')
+    for (const text of deferredIndexes) await opts.pool.query(text)
     for (let round = 0; round < 10; round++) {
       const last = (await opts.nats.jsm.streams.info(stream)).state.last_seq
       if (last - reader.position <= batchSize) break

@@ -14,8 +14,12 @@ export const SHADOW_SUFFIX = '__rebuild'
 
 export const shadowName = (table: string) => identifier(`${table}${SHADOW_SUFFIX}`)
 
-/** The statements that (re)create an empty shadow of `table`: columns and defaults first, keys and indexes after. */
-export async function createShadow(client: pg.ClientBase, schema: string, table: string): Promise<void> {
+/**
+ * (Re)creates an empty shadow of `table`: columns and defaults, constraints, partitions. Returns the
+ * statements of its other indexes, to be run once the bulk of the rows is in (a bulk load is faster
+ * without them, and one index build is faster than a million index inserts).
+ */
+export async function createShadow(client: pg.ClientBase, schema: string, table: string): Promise<string[]> {
   const s = identifier(schema)
   const live = identifier(table)
   const shadow = shadowName(table)
@@ -50,16 +54,16 @@ export async function createShadow(client: pg.ClientBase, schema: string, table:
       order by i.relname`,
     [`"${s}".${live}`],
   )
-  for (const ix of indexes.rows) {
-    // CREATE [UNIQUE] INDEX name ON [ONLY] schema.table USING …: the same index, on the shadow, under the shadow name
-    const def = ix.def.replace(/^(CREATE (?:UNIQUE )?INDEX )(\S+)( ON (?:ONLY )?)(\S+)/, (_m, head: string, _name: string, on: string) => `${head}${identifier(`${ix.name}${SHADOW_SUFFIX}`)}${on}"${s}".${shadow}`)
-    if (def === ix.def) throw new Error(`cannot read the definition of index ${ix.name}: ${ix.def}`)
-    await client.query(def)
-  }
   if (partitioned) {
     // the live table's months, so the live writer's partition cache stays true after the swap
     for (const bound of await partitionBounds(client, s, live)) await client.query(partitionSql(s, bound, shadow))
   }
+  return indexes.rows.map((ix) => {
+    // CREATE [UNIQUE] INDEX name ON [ONLY] schema.table USING …: the same index, on the shadow, under the shadow name
+    const def = ix.def.replace(/^(CREATE (?:UNIQUE )?INDEX )(\S+)( ON )(?:ONLY )?(\S+)/, (_m, head: string, _name: string, on: string) => `${head}${identifier(`${ix.name}${SHADOW_SUFFIX}`)}${on}"${s}".${shadow}`)
+    if (def === ix.def) throw new Error(`cannot read the definition of index ${ix.name}: ${ix.def}`)
+    return def
+  })
 }
 
 /** The months (UTC month starts) of the monthly partitions of `table`, from their names. */

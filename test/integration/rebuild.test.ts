@@ -8,7 +8,7 @@ import { rebuildProjection, type RebuildOptions, type RebuildProgress } from '..
 import { INSIGHT_PROJECTION_TABLES } from '../../projections/insights/writer.ts'
 import { streamName } from '../../streams/subjects.ts'
 import { testEnv, type TestEnv } from '../helpers/env.ts'
-import { snapshotDifferences, snapshotInsights, snapshotTombstones } from '../helpers/insights.ts'
+import { referenceInsights, snapshotDifferences, snapshotInsights, snapshotTombstones } from '../helpers/insights.ts'
 
 // issue 4 / DESIGN.md §9.3: a projection rebuilt from its stream into shadow tables equals the live one, and
 // the swap never lets a reader see a missing row, while the live pipeline goes on writing.
@@ -193,6 +193,32 @@ describe('hph rebuild insights', () => {
     expect(await snapshotTombstones(p.db)).toEqual(tombstones)
     const checkpoint = await sql<{ last_seq: number }>`select last_seq from projection_checkpoints where projection = 'insights'`.execute(p.db)
     expect(checkpoint.rows[0]?.last_seq).toBe(result.throughSeq)
+  })
+
+  it('`hph rebuild insights --recompute` re-derives every row from samples: stale numbers are replaced, rows no longer produced are removed', async () => {
+    // rows as an older algorithm might have left them: other numbers, and a day the current one does not produce
+    await sql`update readiness_daily set score = 0, label = 'stale' where user_id = 'ana'`.execute(p.db)
+    await sql`update hrv_daily set value_ms = value_ms * 2 where user_id = 'ben'`.execute(p.db)
+    await sql`update user_baselines set hrv_baseline_sdnn = -1`.execute(p.db)
+    await sql`insert into readiness_daily (user_id, day, score, label, p_high, p_medium, p_low, sleep_state, hrv_state, data_version)
+      values ('cyd', '2025-06-01', 50, 'medium', 0.3, 0.4, 0.3, 'good', 'good', 1)`.execute(p.db)
+    const reference = await referenceInsights(p.db)
+    expect(snapshotDifferences(await snapshotInsights(p.db, { versions: false }), reference, 1e-9)).not.toEqual([])
+
+    const r = await hph(['rebuild', 'insights', '--recompute', '--json'])
+    expect(r.code, r.out).toBe(0)
+    const result = JSON.parse(r.out.slice(r.out.indexOf('{'))) as { users: number; tombstones: number; applied: boolean }
+    expect(result.users).toBeGreaterThanOrEqual(5)
+    expect(result.tombstones).toBeGreaterThanOrEqual(1)
+    expect(result.applied).toBe(true)
+    await waitForIdle(env.nats, env.config.HPH_PREFIX, { timeoutMs: 60_000 })
+    expect(snapshotDifferences(await snapshotInsights(p.db, { versions: false }), reference, 1e-9)).toEqual([])
+    const stray = await sql<{ n: number }>`select count(*)::int as n from readiness_daily where user_id = 'cyd' and day = '2025-06-01'`.execute(p.db)
+    expect(stray.rows[0]?.n).toBe(0)
+    const full = await sql<{ n: number }>`select count(*)::int as n from user_baselines where last_full_update is null`.execute(p.db)
+    expect(full.rows[0]?.n).toBe(0)
+
+    expect((await hph(['rebuild', 'samples', '--recompute'])).code).toBe(2)
   })
 })
 
