@@ -2,7 +2,8 @@ import { performance } from 'node:perf_hooks'
 import { sql } from 'kysely'
 import pg from 'pg'
 import { prepare } from '../cli/pipeline.ts'
-import { rebuildProjection, type RebuildResult } from '../projections/rebuild.ts'
+import { spawn } from 'node:child_process'
+import type { RebuildResult } from '../projections/rebuild.ts'
 import { createDb } from '../schema/db.ts'
 import { testEnv } from '../test/helpers/env.ts'
 import { fillSamples, manySamples } from '../test/helpers/samples.ts'
@@ -14,9 +15,18 @@ const N = Number(process.env.BENCH_REBUILD_SAMPLES ?? 1_000_000)
  * `hph rebuild samples` on N samples in HPH_SAMPLES (issue 4: ≥ 50k events/s), twice: into an empty live
  * table, then over a full one while readers query it — the longest query a reader saw is the swap's pause.
  */
+async function hph(args: string[], env: Record<string, string>): Promise<RebuildResult> {
+  const child = spawn(process.execPath, ['bin/hph.js', ...args], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'inherit'] })
+  let out = ''
+  child.stdout.on('data', (d: Buffer) => (out += d.toString()))
+  const code = await new Promise<number | null>((resolve) => child.on('exit', resolve))
+  if (code !== 0) throw new Error(`hph ${args.join(' ')} exited ${code}: ${out}`)
+  return JSON.parse(out) as RebuildResult
+}
+
 export async function rebuildBench(): Promise<void> {
   const env = await testEnv({ LOG_LEVEL: 'warn' })
-  const { db, pool } = createDb(env.config, { max: 6 })
+  const { db } = createDb(env.config, { max: 2 })
   try {
     await prepare(env.config, env.log, env.nats, db)
     process.stdout.write(`machine: ${await machine(env.nats, db as never)}\n`)
@@ -28,8 +38,9 @@ export async function rebuildBench(): Promise<void> {
 
     const line = (what: string, r: RebuildResult) =>
       process.stdout.write(`${what}: ${r.messages} events in ${r.seconds.toFixed(1)} s = ${rate(r.messages, r.seconds * 1000)}; swap: readers held ${r.swapPauseMs.toFixed(1)} ms, writer held ${r.swapMs.toFixed(1)} ms\n`)
-    const opts = { nats: env.nats, db, pool, prefix: env.config.HPH_PREFIX, schema: env.config.HPH_DB_SCHEMA, log: env.log, projection: 'samples' as const, batchSize: Number(process.env.BENCH_BATCH ?? 1000) }
-    line('rebuild samples (empty live table)', await rebuildProjection(opts))
+    // the command an operator runs, in its own process (this one holds a million samples)
+    const rebuild = () => hph(['rebuild', 'samples', '--json'], { DATABASE_URL: env.config.DATABASE_URL, HPH_PREFIX: env.config.HPH_PREFIX, LOG_LEVEL: 'warn' })
+    line('`hph rebuild samples` into an empty live table', await rebuild())
 
     // readers: one user's latest samples (an indexed query of ~1 ms) in a loop on their own connections
     let reading = true
@@ -45,10 +56,10 @@ export async function rebuildBench(): Promise<void> {
       await client.end()
     })
     t = performance.now()
-    const second = await rebuildProjection(opts)
+    const second = await rebuild()
     reading = false
     await Promise.all(readers)
-    line('rebuild samples (full live table, 2 readers)', second)
+    line('`hph rebuild samples` over a full live table, 2 readers querying it', second)
     latencies.sort((a, b) => a - b)
     const pct = (p: number) => (latencies[Math.min(latencies.length - 1, Math.floor(latencies.length * p))] ?? 0).toFixed(1)
     process.stdout.write(`readers during the rebuild: ${latencies.length} queries, p50 ${pct(0.5)} ms, p99 ${pct(0.99)} ms, longest ${pct(1)} ms (none failed)\n`)

@@ -9,7 +9,8 @@ usage: hph <command> [options]
 
   up                      create the database if missing, migrate, apply streams, run api + every stage
   worker <stage>          run one stage (api | normalize | samples-writer | insights-engine | insights-writer);
-                          several instances of a stage share one durable consumer
+                          several instances of a stage share one durable consumer; /healthz, /readyz
+                          and /metrics on PORT
   migrate                 apply the database migrations
   streams apply           create or update the streams and durable consumers
   status [--json]         streams, consumers (pending, ack pending, lag), DLQ depth, database and migration
@@ -19,7 +20,7 @@ usage: hph <command> [options]
                           re-apply a stream (samples | insights) into its projection from a point, into shadow
                           tables swapped in at the end (readers never see a missing row)
   rebuild <projection>    rebuild samples | insights from their whole stream the same way
-  rebuild insights --recompute
+  rebuild insights --recompute [--id <run>]
                           re-derive every insight from \`samples\` (after an algorithm change)
   demo [--exit]           run the pipeline, post a demo data set to it, show the insights it computed
 

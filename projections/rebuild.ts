@@ -12,7 +12,7 @@ import type { Insight, Sample } from '../streams/schemas.ts'
 import { streamName, type StreamKey } from '../streams/subjects.ts'
 import { CONSUMERS, type StageName } from '../streams/topology.ts'
 import { INSIGHT_PROJECTION_TABLES, InsightEvent, writeInsights } from './insights/writer.ts'
-import { SampleEvent, writeSamples } from './samples/writer.ts'
+import { SampleEvent, writeRawSamples, writeSamples } from './samples/writer.ts'
 
 // `hph rebuild` / `hph replay` (DESIGN.md §7, issue 4): a projection rebuilt from its stream into shadow
 // tables while the live tables keep serving readers and the live writer keeps writing, then swapped in.
@@ -36,6 +36,11 @@ interface ProjectionSpec<T> {
   /** pulls in flight at once: the samples insert commutes; insight pulls are applied in order */
   concurrency: number
   write(deps: WriteDeps, batch: Delivered<T>[]): Promise<void>
+  /**
+   * The bulk path, when there is one: the pull's bytes as they are, decoded by the database. Returns
+   * false when it cannot take the pull; the pull then takes the validating path of the live stage.
+   */
+  writeRaw?(deps: WriteDeps, batch: readonly RawMessage[]): Promise<boolean>
   /** rows of the live tables that a replay from `fromSeq` keeps rather than re-derives */
   seedSql(schema: string, fromSeq: number): string[]
 }
@@ -55,6 +60,7 @@ const SPECS: { samples: ProjectionSpec<Sample>; insights: ProjectionSpec<Insight
     schema: SampleEvent,
     concurrency: 3,
     write: (deps, batch) => writeSamples(deps, batch, shadowName('samples')),
+    writeRaw: (deps, batch) => writeRawSamples(deps, batch, shadowName('samples')),
     seedSql: (schema, fromSeq) => [`insert into "${schema}".${shadowName('samples')} select * from "${schema}".samples where stream_seq < ${fromSeq}`],
   },
   insights: {
@@ -149,8 +155,15 @@ export async function rebuildProjection(opts: RebuildOptions): Promise<RebuildRe
   }
   log.info({ stream, fromSeq, lastSeq: info.state.last_seq, partial }, 'rebuilding into shadow tables')
 
-  const reader = await StreamReader.open(opts.nats, stream, fromSeq, spec.schema, batchSize)
+  const reader = await StreamReader.open(opts.nats, stream, fromSeq, batchSize)
   let messages = 0
+  let skipped = 0
+  const apply = async (raw: RawMessage[]) => {
+    if (spec.writeRaw && (await spec.writeRaw(deps, raw))) return
+    const { items, skipped: bad } = decodeBatch(spec.schema, raw)
+    skipped += bad
+    if (items.length) await spec.write(deps, items)
+  }
   const inflight = new Set<Promise<void>>()
   let failure: unknown
   /** applies the stream up to `target` (inclusive) into the shadows */
@@ -159,7 +172,7 @@ export async function rebuildProjection(opts: RebuildOptions): Promise<RebuildRe
       const batch = await reader.next(target)
       if (batch.length === 0) continue
       messages += batch.length
-      const p = spec.write(deps, batch).catch((err: unknown) => void (failure ??= err)).finally(() => inflight.delete(p))
+      const p = apply(batch).catch((err: unknown) => void (failure ??= err)).finally(() => inflight.delete(p))
       inflight.add(p)
       if (inflight.size >= spec.concurrency) await Promise.race(inflight)
       if (failure) throw failure
@@ -184,7 +197,7 @@ export async function rebuildProjection(opts: RebuildOptions): Promise<RebuildRe
       return last
     })
     const result: RebuildResult = {
-      projection: opts.projection, stream, fromSeq, throughSeq: swap.throughSeq, messages, skipped: reader.skipped,
+      projection: opts.projection, stream, fromSeq, throughSeq: swap.throughSeq, messages, skipped,
       seconds: (performance.now() - t0) / 1000, swapPauseMs: swap.pauseMs, swapMs: swap.ms,
     }
     log.info(result, 'rebuilt and swapped in')
@@ -245,14 +258,35 @@ async function firstSeqSince(nats: Nats, stream: string, since: Date, fallback: 
   return fallback
 }
 
+export interface RawMessage {
+  data: Uint8Array
+  seq: number
+  subject: string
+}
+
 /**
- * Reads a stream in order from a sequence with an ordered consumer (no acks, flow-controlled by the
- * server) and cuts it into decoded batches. What does not decode is skipped and counted: it reached
- * the DLQ when the live stage first saw it.
+ * Decodes and validates a pull as the live stage does. What does not decode is skipped and counted:
+ * it reached the DLQ when the live stage first saw it.
  */
-class StreamReader<T> {
+export function decodeBatch<T>(schema: z.ZodType<Envelope<T>>, msgs: readonly RawMessage[]): { items: Delivered<T>[]; skipped: number } {
+  const items: Delivered<T>[] = []
+  let skipped = 0
+  for (const m of msgs) {
+    let parsed: ReturnType<z.ZodType<Envelope<T>>['safeParse']> | undefined
+    try {
+      parsed = schema.safeParse(decodeJson(m.data))
+    } catch {
+      parsed = undefined
+    }
+    if (parsed?.success) items.push({ event: parsed.data, data: parsed.data.data, subject: m.subject, seq: m.seq, deliveries: 1, traceparent: undefined })
+    else skipped++
+  }
+  return { items, skipped }
+}
+
+/** Reads a stream in order from a sequence with an ordered consumer (no acks, flow-controlled by the server), cut into pulls. */
+class StreamReader {
   position: number
-  skipped = 0
   private queue: JsMsg[] = []
   private head = 0
   private wake: (() => void) | undefined
@@ -261,17 +295,16 @@ class StreamReader<T> {
   private constructor(
     private readonly consumer: Consumer,
     private readonly messages: ConsumerMessages,
-    private readonly schema: z.ZodType<Envelope<T>>,
     private readonly batchSize: number,
     fromSeq: number,
   ) {
     this.position = fromSeq - 1
   }
 
-  static async open<T>(nats: Nats, stream: string, fromSeq: number, schema: z.ZodType<Envelope<T>>, batchSize: number): Promise<StreamReader<T>> {
+  static async open(nats: Nats, stream: string, fromSeq: number, batchSize: number): Promise<StreamReader> {
     const consumer = await nats.js.consumers.get(stream, { deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: fromSeq })
     const messages = await consumer.consume({ max_messages: Math.max(batchSize * 4, 4000) })
-    const reader = new StreamReader(consumer, messages, schema, batchSize, fromSeq)
+    const reader = new StreamReader(consumer, messages, batchSize, fromSeq)
     void (async () => {
       for await (const m of messages) {
         reader.queue.push(m)
@@ -294,8 +327,8 @@ class StreamReader<T> {
     return arrived
   }
 
-  /** Up to batchSize decoded messages, none beyond `target`; waits for at least one, or for the stream to be read to `target`. */
-  async next(target: number): Promise<Delivered<T>[]> {
+  /** Up to batchSize messages, none beyond `target`; waits for at least one, or for the stream to be read to `target`. */
+  async next(target: number): Promise<RawMessage[]> {
     while (this.head >= this.queue.length) {
       if (this.closed) throw new Error(`the stream ended at ${this.position} before ${target}`)
       if (!(await this.arrival(1000))) {
@@ -307,18 +340,11 @@ class StreamReader<T> {
         }
       }
     }
-    const out: Delivered<T>[] = []
+    const out: RawMessage[] = []
     while (this.head < this.queue.length && out.length < this.batchSize && this.position < target) {
       const m = this.queue[this.head++] as JsMsg
       this.position = m.seq
-      let parsed: ReturnType<z.ZodType<Envelope<T>>['safeParse']> | undefined
-      try {
-        parsed = this.schema.safeParse(decodeJson(m.data))
-      } catch {
-        parsed = undefined
-      }
-      if (parsed?.success) out.push({ event: parsed.data, data: parsed.data.data, subject: m.subject, seq: m.seq, deliveries: 1, traceparent: undefined })
-      else this.skipped++
+      out.push({ data: m.data, seq: m.seq, subject: m.subject })
     }
     if (this.head > 10_000) {
       this.queue = this.queue.slice(this.head)

@@ -4,7 +4,7 @@ import type { BatchHandler, Delivered } from '../../streams/consumer.ts'
 import { envelope, typedEnvelope } from '../../streams/envelope.ts'
 import { hashHex } from '../../streams/ids.ts'
 import { publishAll, type Outgoing } from '../../streams/publish.ts'
-import { CHANGES_TYPE, Sample, SAMPLE_TYPE, type DaysChanged } from '../../streams/schemas.ts'
+import { CHANGES_TYPE, METRICS, Sample, SAMPLE_TYPE, STAGES, type DaysChanged } from '../../streams/schemas.ts'
 import { streamName, subjects } from '../../streams/subjects.ts'
 import { ensurePartitions, forgetPartitions } from '../../schema/partitions.ts'
 import type { Kysely } from 'kysely'
@@ -106,6 +106,57 @@ export async function writeSamples(deps: Pick<SamplesWriterDeps, 'db' | 'pool' |
     // a month this process believed created is gone (a table swapped by a rebuild): look again next time
     if (pgCode(err) === '23514') forgetPartitions(deps.db, deps.schema, table)
     throw asSwapError(err)
+  }
+}
+
+/** What the event schema takes as an instant (PostgreSQL alone would also take 'yesterday' or 'epoch'). */
+const ISO_INSTANT = String.raw`^\d{4}-\d\d-\d\dT\d\d:\d\d(:\d\d(\.\d+)?)?(Z|[+-]\d\d:\d\d)$`
+const SAMPLE_MARK = Buffer.from(`"type":"${SAMPLE_TYPE}"`)
+const COMMA = Buffer.from(',')
+
+/**
+ * The bulk insert of a rebuild: the events' JSON as one jsonb array, taken apart and cast by PostgreSQL.
+ * A row that breaks a rule of the event's schema (type, user id, metric, stage, offset, value or stage
+ * by metric) gets a null id, so the whole statement fails and the pull takes the validating path.
+ */
+export function rawInsertSql(schema: string, table: string): string {
+  return `insert into "${schema}".${table}
+      (sample_id, user_id, metric, start_ts, end_ts, utc_offset_min, value, stage,
+       source_name, source_bundle, device, external_id, ingest_id, stream_seq)
+    select case when x.e->>'type' = '${SAMPLE_TYPE}' and d->>'userId' ~ '^[A-Za-z0-9_-]{1,64}$' and d->>'metric' = any($3::text[])
+                 and (d->>'stage' is null or d->>'stage' = any($4::text[])) and (d->>'utcOffsetMinutes')::int between -840 and 840
+                 and (d->>'metric' = 'sleep_stage') = (d ? 'stage') and (d->>'metric' = 'sleep_stage') = not (d ? 'value')
+                 and jsonb_typeof(coalesce(d->'value', '0')) = 'number'
+                 and d->>'start' ~ '${ISO_INSTANT}' and d->>'end' ~ '${ISO_INSTANT}'
+            then (x.e->>'id')::uuid end,
+       d->>'userId', d->>'metric', (d->>'start')::timestamptz, (d->>'end')::timestamptz, (d->>'utcOffsetMinutes')::smallint,
+       (d->>'value')::float8, d->>'stage', d->'source'->>'name', d->'source'->>'bundleId', d->'source'->>'device', d->>'externalId', d->>'ingestId', x.seq
+    from rows from (jsonb_array_elements($1::jsonb), unnest($2::bigint[])) as x(e, seq), lateral (select x.e->'data' as d) y
+    on conflict do nothing`
+}
+
+/**
+ * A rebuild's pull written without decoding it in Node (the rebuild is bound by this process's CPU):
+ * the events' bytes go to PostgreSQL as they are. Only for pulls of `hph.sample.v1` events, which the
+ * live samples-writer validated when it first took them; returns false, writing nothing, when a message
+ * is of another type or the database refuses a value (bad syntax, a missing column, a month without a
+ * partition), and the caller then takes the validating path.
+ */
+export async function writeRawSamples(deps: Pick<SamplesWriterDeps, 'pool' | 'schema'>, batch: readonly { data: Uint8Array; seq: number }[], table: string): Promise<boolean> {
+  const parts: Uint8Array[] = [Buffer.from('[')]
+  for (const [i, m] of batch.entries()) {
+    if (Buffer.from(m.data.buffer, m.data.byteOffset, m.data.byteLength).indexOf(SAMPLE_MARK) < 0) return false
+    if (i > 0) parts.push(COMMA)
+    parts.push(m.data)
+  }
+  parts.push(Buffer.from(']'))
+  try {
+    await deps.pool.query({ name: `hph_raw_insert_${table}_${deps.schema}`, text: rawInsertSql(deps.schema, table), values: [Buffer.concat(parts).toString('utf8'), batch.map((m) => m.seq), METRICS, STAGES] })
+    return true
+  } catch (err) {
+    const code = pgCode(err) ?? ''
+    if (code.startsWith('22') || code.startsWith('23')) return false
+    throw err
   }
 }
 

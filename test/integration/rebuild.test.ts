@@ -4,7 +4,11 @@ import pg from 'pg'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { demoBatches, type DemoBatch } from '../../cli/demo-data.ts'
 import { startPipeline, STAGES, waitForIdle, type Pipeline } from '../../cli/pipeline.ts'
-import { rebuildProjection, type RebuildOptions, type RebuildProgress } from '../../projections/rebuild.ts'
+import { decodeBatch, rebuildProjection, type RebuildOptions, type RebuildProgress } from '../../projections/rebuild.ts'
+import { SampleEvent, writeRawSamples, writeSamples } from '../../projections/samples/writer.ts'
+import { createShadow } from '../../schema/shadow.ts'
+import { encodeEnvelope } from '../../streams/envelope.ts'
+import { canonicalSamples, sampleEvents } from '../helpers/samples.ts'
 import { INSIGHT_PROJECTION_TABLES } from '../../projections/insights/writer.ts'
 import { streamName } from '../../streams/subjects.ts'
 import { testEnv, type TestEnv } from '../helpers/env.ts'
@@ -172,6 +176,56 @@ describe('hph rebuild samples', () => {
     expect(wrong.code).toBe(2)
     expect(wrong.out).toContain('--recompute')
     expect((await hph(['rebuild', 'nothing'])).code).toBe(2)
+  })
+})
+
+describe('the bulk path of a samples rebuild', () => {
+  it('writes exactly the rows the validating path writes, and refuses a pull holding an event that breaks the schema', async () => {
+    const events = sampleEvents(env.config.HPH_PREFIX, canonicalSamples(2, 3, '2026-04-01'))
+    const raw = events.map((e, i) => ({ data: encodeEnvelope(e.event), seq: 100_000 + i, subject: e.subject }))
+    const table = 'samples__rebuild'
+    const client = await p.pool.connect()
+    try {
+      await createShadow(client, env.config.HPH_DB_SCHEMA, 'samples')
+    } finally {
+      client.release()
+    }
+    const rowsOf = async () => (await p.pool.query(`select sample_id, user_id, metric, start_ts, end_ts, utc_offset_min, value, stage, source_name, source_bundle,
+        device, external_id, ingest_id, stream_seq from ${table} order by sample_id, start_ts`)).rows
+    const deps = { db: p.db, pool: p.pool, prefix: env.config.HPH_PREFIX, schema: env.config.HPH_DB_SCHEMA }
+    try {
+      // April has no partition yet: the bulk path refuses, the validating path creates it; then both write the same rows
+      expect(await writeRawSamples(deps, raw, table)).toBe(false)
+      await writeSamples(deps, decodeBatch(SampleEvent, raw).items, table)
+      const validated = await rowsOf()
+      expect(validated.length).toBe(raw.length)
+      await p.pool.query(`truncate ${table}`)
+      expect(await writeRawSamples(deps, raw, table)).toBe(true)
+      expect(await rowsOf()).toEqual(validated)
+
+      // each rule of the schema the database checks: the pull is refused whole, nothing of it written
+      await p.pool.query(`truncate ${table}`)
+      const first = events[0]!.event as { data: Record<string, unknown> }
+      const sleep = events.find((e) => (e.event.data as { metric: string }).metric === 'sleep_stage')!.event as { data: Record<string, unknown> }
+      const broken = [
+        { ...first, type: 'hph.other.v1' },
+        { ...first, data: { ...first.data, metric: 'steps' } },
+        { ...first, data: { ...first.data, userId: 'a b' } },
+        { ...first, data: { ...first.data, utcOffsetMinutes: 900 } },
+        { ...first, data: { ...first.data, value: 'high' } },
+        { ...sleep, data: { ...sleep.data, value: 1 } },
+        { ...sleep, data: { ...sleep.data, stage: 'dozing' } },
+        { ...first, data: { ...first.data, start: 'yesterday' } },
+      ]
+      for (const b of broken) {
+        const pull = [...raw.slice(0, 5), { data: Buffer.from(JSON.stringify(b)), seq: 1, subject: 'x' }]
+        expect(await writeRawSamples(deps, pull, table), JSON.stringify(b.data)).toBe(false)
+        expect(decodeBatch(SampleEvent, pull).skipped).toBe(1)
+      }
+      expect(await rowsOf()).toEqual([])
+    } finally {
+      await p.pool.query(`drop table if exists ${table} cascade`)
+    }
   })
 })
 
