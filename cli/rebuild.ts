@@ -62,7 +62,9 @@ function report(r: RebuildResult, json: boolean): string {
 async function run(ctx: Pick<CommandContext, 'config' | 'log' | 'flags'>, projection: ProjectionName, from: { fromSeq?: number; since?: Date }): Promise<number> {
   const { config, log, flags } = ctx
   const nats = await connectNats(config, `hph:rebuild:${projection}`)
-  const { db, pool } = createDb(config, { max: 6 })
+  // the shadow tables need no durability before the swap (a crash abandons them), and the swap's own
+  // commit is synchronous: its WAL flush covers every write before it
+  const { db, pool } = createDb(config, { max: 6, settings: { synchronous_commit: 'off' } })
   const bar = progressBar(!flags.json && !flags.quiet)
   try {
     const r = await rebuildProjection({ nats, db, pool, prefix: config.HPH_PREFIX, schema: config.HPH_DB_SCHEMA, log, projection, ...from, batchSize: config.HPH_BATCH_SIZE, onProgress: bar.update })

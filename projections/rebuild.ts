@@ -227,6 +227,7 @@ async function swapIn(opts: RebuildOptions, spec: ProjectionSpec<unknown>, catch
       await client.query('begin')
       // never queue readers behind a lock we cannot get soon
       await client.query(`set local lock_timeout = '5s'`)
+      await client.query(`set local synchronous_commit = on`)
       await client.query(`lock table ${spec.tables.map((t) => `"${s}".${t}`).join(', ')} in exclusive mode`)
       const throughSeq = await catchUp()
       const held = performance.now()

@@ -184,12 +184,13 @@ const typeParsers: pg.CustomTypesConfig = {
 /** A pool whose connections resolve unqualified names in the configured schema first. */
 export function createDb(
   config: Pick<Config, 'DATABASE_URL' | 'HPH_DB_SCHEMA'>,
-  opts: { max?: number; onConnectionError?: (err: Error) => void } = {},
+  opts: { max?: number; onConnectionError?: (err: Error) => void; settings?: Record<string, string> } = {},
 ): { db: Kysely<Database>; pool: pg.Pool } {
+  const settings = Object.entries(opts.settings ?? {}).map(([k, v]) => ` -c ${identifier(k)}=${identifier(v)}`).join('')
   const pool = new pg.Pool({
     connectionString: config.DATABASE_URL,
     max: opts.max ?? 10,
-    options: `-c search_path=${identifier(config.HPH_DB_SCHEMA)},public`,
+    options: `-c search_path=${identifier(config.HPH_DB_SCHEMA)},public${settings}`,
     types: typeParsers,
   })
   // a connection that dies (server restart, terminated backend, network) emits 'error', and without a
