@@ -9,7 +9,7 @@ import { normalizeStage } from '../processors/normalize/stage.ts'
 import { samplesWriter } from '../projections/samples/writer.ts'
 import { insightsEngine } from '../processors/insights/stage.ts'
 import { insightsWriter } from '../projections/insights/writer.ts'
-import { createDb, ensureDatabase, type Database } from '../schema/db.ts'
+import { closeDb, createDb, ensureDatabase, type Database } from '../schema/db.ts'
 import { migrateToLatest, migrationVersion } from '../schema/migrate.ts'
 import { connectNats, type Nats } from '../streams/connect.ts'
 import { startConsumer, type BatchHandler, type BatchStats, type RunningConsumer } from '../streams/consumer.ts'
@@ -101,7 +101,7 @@ export async function startPipeline(config: Config, log: Logger, opts: PipelineO
   } catch (err) {
     // e.g. the port is taken: fail before any stage pulls, leaving no connection open
     await nats.nc.close()
-    await db.destroy()
+    await closeDb(db, pool)
     throw err
   }
   const api = opts.api ? server : undefined
@@ -137,7 +137,7 @@ export async function startPipeline(config: Config, log: Logger, opts: PipelineO
         await Promise.all(consumers.map((c) => c.stop()))
         if (!api) await server.close()
         await nats.nc.drain()
-        await db.destroy()
+        await closeDb(db, pool)
       })()
       return stopped
     },

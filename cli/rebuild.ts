@@ -1,7 +1,7 @@
 import cliProgress from 'cli-progress'
 import { PROJECTIONS, rebuildProjection, type ProjectionName, type RebuildProgress, type RebuildResult } from '../projections/rebuild.ts'
 import { recomputeAll } from '../processors/insights/recompute.ts'
-import { createDb } from '../schema/db.ts'
+import { closeDb, createDb } from '../schema/db.ts'
 import { connectNats } from '../streams/connect.ts'
 import { streamName } from '../streams/subjects.ts'
 import { CONSUMERS } from '../streams/topology.ts'
@@ -67,14 +67,14 @@ async function run(ctx: Pick<CommandContext, 'config' | 'log' | 'flags'>, projec
   const { db, pool } = createDb(config, { max: 6, settings: { synchronous_commit: 'off' } })
   const bar = progressBar(!flags.json && !flags.quiet)
   try {
-    const r = await rebuildProjection({ nats, db, pool, prefix: config.HPH_PREFIX, schema: config.HPH_DB_SCHEMA, log, projection, ...from, batchSize: config.HPH_BATCH_SIZE, onProgress: bar.update })
+    const r = await rebuildProjection({ nats, db, pool, prefix: config.HPH_PREFIX, schema: config.HPH_DB_SCHEMA, log, projection, ...from, onProgress: bar.update })
     bar.stop()
     process.stdout.write(report(r, Boolean(flags.json)))
     return 0
   } finally {
     bar.stop()
     await nats.nc.close()
-    await db.destroy()
+    await closeDb(db, pool)
   }
 }
 
@@ -130,7 +130,7 @@ async function recompute({ config, log, flags }: CommandContext): Promise<number
     return 0
   } finally {
     await nats.nc.close()
-    await db.destroy()
+    await closeDb(db, pool)
   }
 }
 

@@ -43,6 +43,11 @@ interface ProjectionSpec<T> {
   writeRaw?(deps: WriteDeps, batch: readonly RawMessage[]): Promise<boolean>
   /** rows of the live tables that a replay from `fromSeq` keeps rather than re-derives */
   seedSql(schema: string, fromSeq: number): string[]
+  /**
+   * With this, the shadows are bulk-loaded without their keys (they come with the other indexes after
+   * the bulk), and this removes the rows the keys would have refused: what the live writer keeps.
+   */
+  dedupeSql?(schema: string): string
 }
 
 interface WriteDeps {
@@ -62,6 +67,11 @@ const SPECS: { samples: ProjectionSpec<Sample>; insights: ProjectionSpec<Insight
     write: (deps, batch) => writeSamples(deps, batch, shadowName('samples')),
     writeRaw: (deps, batch) => writeRawSamples(deps, batch, shadowName('samples')),
     seedSql: (schema, fromSeq) => [`insert into "${schema}".${shadowName('samples')} select * from "${schema}".samples where stream_seq < ${fromSeq}`],
+    // the same sample twice in the stream (sent again after the duplicate window): the first one stays, as
+    // `on conflict do nothing` keeps it in the live table
+    dedupeSql: (schema) => `delete from "${schema}".${shadowName('samples')} t
+      using (select sample_id, start_ts, min(stream_seq) as keep from "${schema}".${shadowName('samples')} group by 1, 2 having count(*) > 1) d
+      where t.sample_id = d.sample_id and t.start_ts = d.start_ts and t.stream_seq > d.keep`,
   },
   insights: {
     stream: 'INSIGHTS',
@@ -96,6 +106,7 @@ export interface RebuildOptions {
   fromSeq?: number
   /** replay from the first message stored at or after this instant */
   since?: Date
+  /** messages applied per statement (default 5000: larger pulls than the live stages', fewer round trips) */
   batchSize?: number
   /** called after each pull is applied; a returned promise is awaited (a caller may pace the rebuild) */
   onProgress?: (p: RebuildProgress) => void | Promise<void>
@@ -119,6 +130,9 @@ export interface RebuildResult {
 }
 
 const SWAP_ATTEMPTS = 5
+const REBUILD_BATCH = 5000
+/** the swap starts once the shadow is at most this many messages behind (it applies them holding the live writer) */
+const SWAP_GAP = 1000
 
 /** Rebuilds `projection` from its stream into shadow tables and swaps them in; see the comment above. */
 export async function rebuildProjection(opts: RebuildOptions): Promise<RebuildResult> {
@@ -127,7 +141,7 @@ export async function rebuildProjection(opts: RebuildOptions): Promise<RebuildRe
   const stream = streamName(opts.prefix, spec.stream)
   const log = opts.log.child({ rebuild: opts.projection })
   const deps: WriteDeps = { db: opts.db, pool: opts.pool, prefix: opts.prefix, schema: opts.schema }
-  const batchSize = opts.batchSize ?? 1000
+  const batchSize = opts.batchSize ?? REBUILD_BATCH
 
   const info = await opts.nats.jsm.streams.info(stream)
   let fromSeq = Math.max(info.state.first_seq, opts.fromSeq ?? 1)
@@ -141,7 +155,7 @@ export async function rebuildProjection(opts: RebuildOptions): Promise<RebuildRe
   const deferredIndexes: string[] = []
   try {
     await client.query('begin')
-    for (const table of spec.tables) deferredIndexes.push(...(await createShadow(client, opts.schema, table)))
+    for (const table of spec.tables) deferredIndexes.push(...(await createShadow(client, opts.schema, table, { deferKeys: spec.dedupeSql !== undefined })))
     await client.query('commit')
   } catch (err) {
     await client.query('rollback').catch(() => undefined)
@@ -185,10 +199,14 @@ export async function rebuildProjection(opts: RebuildOptions): Promise<RebuildRe
   try {
     // the bulk, its indexes, then catch up with what the live pipeline published meanwhile until the gap is small
     await replayTo(info.state.last_seq, 'replay')
+    const tb = performance.now()
+    log.info({ messages, seconds: (tb - t0) / 1000 }, 'bulk replayed into the shadow tables')
+    const removed = spec.dedupeSql ? (await opts.pool.query(spec.dedupeSql(opts.schema))).rowCount : 0
     for (const text of deferredIndexes) await opts.pool.query(text)
+    log.info({ duplicates: removed, indexes: deferredIndexes.length, seconds: (performance.now() - tb) / 1000 }, 'keys and indexes built')
     for (let round = 0; round < 10; round++) {
       const last = (await opts.nats.jsm.streams.info(stream)).state.last_seq
-      if (last - reader.position <= batchSize) break
+      if (last - reader.position <= Math.min(batchSize, SWAP_GAP)) break
       await replayTo(last, 'catch-up')
     }
     const swap = await swapIn(opts, spec, async () => {

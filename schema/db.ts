@@ -202,6 +202,15 @@ export function createDb(
   return { db: new Kysely<Database>({ dialect: new PostgresDialect({ pool }) }), pool }
 }
 
+/**
+ * Closes a `createDb` pair. Kysely ends the pool only if it ever ran a query through it; code that used
+ * the pool alone (the hot paths) would otherwise leave its idle connections open for pg's idle timeout.
+ */
+export async function closeDb(db: Kysely<Database>, pool: pg.Pool): Promise<void> {
+  await db.destroy()
+  if (!pool.ended) await pool.end()
+}
+
 /** Creates the database of `databaseUrl` when missing, through the `postgres` maintenance database. */
 export async function ensureDatabase(databaseUrl: string): Promise<void> {
   const url = new URL(databaseUrl)

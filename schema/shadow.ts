@@ -16,10 +16,11 @@ export const shadowName = (table: string) => identifier(`${table}${SHADOW_SUFFIX
 
 /**
  * (Re)creates an empty shadow of `table`: columns and defaults, constraints, partitions. Returns the
- * statements of its other indexes, to be run once the bulk of the rows is in (a bulk load is faster
- * without them, and one index build is faster than a million index inserts).
+ * statements of its other indexes — and, with `deferKeys`, of its primary key and unique constraints —
+ * to be run once the bulk of the rows is in: a bulk load is faster without them, and one index build
+ * is faster than a million index inserts. (Without its keys the load must remove duplicates itself.)
  */
-export async function createShadow(client: pg.ClientBase, schema: string, table: string): Promise<string[]> {
+export async function createShadow(client: pg.ClientBase, schema: string, table: string, opts: { deferKeys?: boolean } = {}): Promise<string[]> {
   const s = identifier(schema)
   const live = identifier(table)
   const shadow = shadowName(table)
@@ -46,7 +47,12 @@ export async function createShadow(client: pg.ClientBase, schema: string, table:
     `select conname as name, pg_get_constraintdef(oid) as def from pg_constraint where conrelid = $1::regclass and contype in ('p', 'u', 'c', 'x') order by conname`,
     [`"${s}".${live}`],
   )
-  for (const c of constraints.rows) await client.query(`alter table "${s}".${shadow} add constraint ${identifier(`${c.name}${SHADOW_SUFFIX}`)} ${c.def}`)
+  const deferred: string[] = []
+  for (const c of constraints.rows) {
+    const text = `alter table "${s}".${shadow} add constraint ${identifier(`${c.name}${SHADOW_SUFFIX}`)} ${c.def}`
+    if (opts.deferKeys && /^(PRIMARY KEY|UNIQUE)/.test(c.def)) deferred.push(text)
+    else await client.query(text)
+  }
   const indexes = await client.query<{ name: string; def: string }>(
     `select i.relname as name, pg_get_indexdef(x.indexrelid) as def
        from pg_index x join pg_class i on i.oid = x.indexrelid
@@ -58,12 +64,12 @@ export async function createShadow(client: pg.ClientBase, schema: string, table:
     // the live table's months, so the live writer's partition cache stays true after the swap
     for (const bound of await partitionBounds(client, s, live)) await client.query(partitionSql(s, bound, shadow))
   }
-  return indexes.rows.map((ix) => {
+  return deferred.concat(indexes.rows.map((ix) => {
     // CREATE [UNIQUE] INDEX name ON [ONLY] schema.table USING …: the same index, on the shadow, under the shadow name
     const def = ix.def.replace(/^(CREATE (?:UNIQUE )?INDEX )(\S+)( ON )(?:ONLY )?(\S+)/, (_m, head: string, _name: string, on: string) => `${head}${identifier(`${ix.name}${SHADOW_SUFFIX}`)}${on}"${s}".${shadow}`)
     if (def === ix.def) throw new Error(`cannot read the definition of index ${ix.name}: ${ix.def}`)
     return def
-  })
+  }))
 }
 
 /** The months (UTC month starts) of the monthly partitions of `table`, from their names. */
