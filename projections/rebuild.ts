@@ -151,6 +151,35 @@ export async function rebuildProjection(opts: RebuildOptions): Promise<RebuildRe
   const partial = fromSeq > info.state.first_seq
   if (partial) fromSeq = Math.min(fromSeq, live.ack_floor.stream_seq + 1)
 
+  // one rebuild of a projection at a time (a second would drop the first one's shadows); the lock is a
+  // session's, so it goes with the connection if this process dies
+  const guard = await opts.pool.connect()
+  const key = `hph.rebuild:${opts.schema}:${opts.projection}`
+  if (!(await guard.query<{ ok: boolean }>('select pg_try_advisory_lock(hashtext($1)) as ok', [key])).rows[0]?.ok) {
+    guard.release()
+    throw new Error(`another rebuild of ${opts.projection} is running on this database`)
+  }
+  try {
+    return await rebuildLocked(opts, spec, { t0, stream, log, deps, batchSize, info, fromSeq, partial })
+  } finally {
+    await guard.query('select pg_advisory_unlock(hashtext($1))', [key]).catch(() => undefined)
+    guard.release()
+  }
+}
+
+interface RebuildContext {
+  t0: number
+  stream: string
+  log: Logger
+  deps: WriteDeps
+  batchSize: number
+  info: { state: { last_seq: number } }
+  fromSeq: number
+  partial: boolean
+}
+
+async function rebuildLocked(opts: RebuildOptions, spec: ProjectionSpec<unknown>, ctx: RebuildContext): Promise<RebuildResult> {
+  const { t0, stream, log, deps, batchSize, info, fromSeq, partial } = ctx
   const client = await opts.pool.connect()
   const deferredIndexes: string[] = []
   try {

@@ -81,13 +81,58 @@ async function partitionBounds(client: pg.ClientBase, schema: string, table: str
   return r.rows.map((x) => monthOfPartition(x.name)).filter((m): m is Date => m !== undefined)
 }
 
+interface DependentView {
+  name: string
+  materialized: boolean
+  def: string
+  acl: string[] | null
+  comment: string | null
+}
+
+/** Views (and materialized views) built on `tables`, directly or through other views, in creation order. */
+async function dependentViews(client: pg.ClientBase, schema: string, tables: readonly string[]): Promise<DependentView[]> {
+  const r = await client.query<DependentView>(
+    `with recursive deps(oid) as (
+       select r.ev_class from pg_depend d join pg_rewrite r on r.oid = d.objid
+        where d.classid = 'pg_rewrite'::regclass and d.refobjid = any($1::regclass[]) and r.ev_class <> d.refobjid
+       union
+       select r.ev_class from pg_depend d join pg_rewrite r on r.oid = d.objid join deps on d.refobjid = deps.oid
+        where d.classid = 'pg_rewrite'::regclass and r.ev_class <> d.refobjid)
+     select format('%I.%I', n.nspname, c.relname) as name, c.relkind = 'm' as materialized, pg_get_viewdef(c.oid) as def,
+            c.relacl::text[] as acl, obj_description(c.oid, 'pg_class') as comment
+       from (select distinct oid from deps) x join pg_class c on c.oid = x.oid join pg_namespace n on n.oid = c.relnamespace
+      order by c.oid`,
+    [tables.map((t) => `"${schema}".${t}`)],
+  )
+  return r.rows
+}
+
+const PRIVILEGES: Record<string, string> = { r: 'select', a: 'insert', w: 'update', d: 'delete', D: 'truncate', x: 'references', t: 'trigger' }
+
+/** Creates a view again as it was: definition, comment, and the grants its ACL held (`grantee=privileges/grantor`). */
+async function recreateView(client: pg.ClientBase, v: DependentView): Promise<void> {
+  await client.query(`create ${v.materialized ? 'materialized view' : 'view'} ${v.name} as ${v.def}`)
+  if (v.comment !== null) await client.query(`comment on ${v.materialized ? 'materialized view' : 'view'} ${v.name} is ${quoteLiteral(v.comment)}`)
+  for (const item of v.acl ?? []) {
+    const m = /^("?)(.*)\1=([a-zA-Z*]*)\/.*$/.exec(item)
+    if (!m) continue
+    const grantee = m[2] ? `"${(m[2] ?? '').replaceAll('"', '""')}"` : 'public'
+    const privileges = [...(m[3] ?? '').replaceAll('*', '')].map((c) => PRIVILEGES[c]).filter(Boolean)
+    if (privileges.length) await client.query(`grant ${privileges.join(', ')} on ${v.name} to ${grantee}`)
+  }
+}
+
+const quoteLiteral = (text: string) => `'${text.replaceAll("'", "''")}'`
+
 /**
  * Inside the swap transaction, with the live tables locked: gives the shadow every month the live table
  * gained meanwhile, drops each live table and renames its shadow (and the shadow's constraints, indexes
- * and partitions) to the live names.
+ * and partitions) to the live names. Views built on the live tables (an analyst's, the documented ones)
+ * are dropped with them and created again on the new tables, with their grants.
  */
 export async function swapShadows(client: pg.ClientBase, schema: string, tables: readonly string[]): Promise<void> {
   const s = identifier(schema)
+  const views = await dependentViews(client, s, tables)
   for (const table of tables) {
     const shadow = shadowName(table)
     const rel = await client.query<{ relkind: string }>(`select relkind from pg_class where oid = $1::regclass`, [`"${s}".${table}`])
@@ -111,6 +156,7 @@ export async function swapShadows(client: pg.ClientBase, schema: string, tables:
       else if (o.name.startsWith(shadow)) await client.query(`alter table "${s}".${identifier(o.name)} rename to ${identifier(table + o.name.slice(shadow.length))}`)
     }
   }
+  for (const v of views) await recreateView(client, v)
 }
 
 /** Removes the shadows of an abandoned rebuild. */

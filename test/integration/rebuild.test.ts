@@ -108,6 +108,10 @@ describe('hph rebuild samples', () => {
     await waitForIdle(env.nats, env.config.HPH_PREFIX, { timeoutMs: 60_000 })
     const before = await samplesRows()
     expect(before.filter((r) => r.ingest_id === 'resent-a-month-later')).toEqual([])
+    // an analyst's view on the table, with a grant and a comment: it survives the swap
+    await sql`create view v_samples_per_user as select user_id, count(*)::int as n from samples group by user_id`.execute(p.db)
+    await sql`grant select on v_samples_per_user to ${sql.id(env.config.HPH_ANALYST_ROLE)}`.execute(p.db)
+    await sql`comment on view v_samples_per_user is 'samples per user'`.execute(p.db)
     expect(before.length).toBeGreaterThan(1000)
     const watch = readers(['samples'], { samples: before.length })
 
@@ -163,6 +167,11 @@ describe('hph rebuild samples', () => {
     expect(rel.filter((r) => /^samples_p\d{6}$/.test(r)).length).toBeGreaterThanOrEqual(2)
     const grant = await sql<{ ok: boolean }>`select has_table_privilege(${env.config.HPH_ANALYST_ROLE}, ${`${env.config.HPH_DB_SCHEMA}.samples`}, 'select') as ok`.execute(p.db)
     expect(grant.rows[0]?.ok).toBe(true)
+    const perUser = await sql<{ user_id: string; n: number }>`select * from v_samples_per_user order by 1`.execute(p.db)
+    expect(perUser.rows.find((r) => r.user_id === 'dee')?.n).toBe(after.filter((r) => r.user_id === 'dee').length)
+    const view = await sql<{ ok: boolean; comment: string }>`select has_table_privilege(${env.config.HPH_ANALYST_ROLE}, ${`${env.config.HPH_DB_SCHEMA}.v_samples_per_user`}, 'select') as ok,
+      obj_description(${`${env.config.HPH_DB_SCHEMA}.v_samples_per_user`}::regclass, 'pg_class') as comment`.execute(p.db)
+    expect(view.rows[0]).toEqual({ ok: true, comment: 'samples per user' })
 
     // and the live writer goes on into the new table
     await post('eve', demoBatches({ userId: 'eve', nights: 3, firstNight: '2026-03-01', seed: 11, batchSize: 100 }))
@@ -245,9 +254,21 @@ describe('hph rebuild insights', () => {
     const tombstones = await snapshotTombstones(p.db)
     const floor = await counts(INSIGHT_PROJECTION_TABLES)
     expect(floor.readiness_daily).toBeGreaterThan(50)
-    const watch = readers(INSIGHT_PROJECTION_TABLES, floor, 2)
-    const result = await rebuildProjection(rebuildOpts('insights', { batchSize: 250 })).finally(() => watch.stop())
+    await sql`create view v_today as select r.user_id, r.day, r.score, b.hrv_baseline_sdnn from readiness_daily r join user_baselines b using (user_id)`.execute(p.db)
+    const today = (await sql`select * from v_today order by user_id, day`.execute(p.db)).rows
+    const watch = readers([...INSIGHT_PROJECTION_TABLES, 'v_today'], { ...floor, v_today: today.length }, 2)
+    // a second rebuild of the same projection while the first runs is refused, and does not disturb it
+    let second: Promise<unknown> | undefined
+    const result = await rebuildProjection(rebuildOpts('insights', {
+      batchSize: 250,
+      onProgress: async () => {
+        second ??= rebuildProjection(rebuildOpts('insights')).then(() => 'ran', (err: Error) => err.message)
+        await second
+      },
+    })).finally(() => watch.stop())
+    expect(await second).toBe('another rebuild of insights is running on this database')
     const seen = await watch.stop()
+    expect((await sql`select * from v_today order by user_id, day`.execute(p.db)).rows).toEqual(today)
 
     expect(seen.errors).toEqual([])
     expect(seen.drops).toEqual([])
