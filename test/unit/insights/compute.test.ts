@@ -8,7 +8,7 @@ import { InsightRows, STAGES, type Sample } from '../../../streams/schemas.ts'
 import { exportRecords, exportSamples } from '../../helpers/export-fixture.ts'
 import { hrv, identified, stage } from './build.ts'
 
-const FIXTURES = new URL('../../../../shared/fixtures/', import.meta.url)
+const FIXTURES = new URL('../../fixtures/', import.meta.url)
 const xml = readFileSync(new URL('healthkit-export-30-nights.xml', FIXTURES), 'utf8')
 const expected = JSON.parse(readFileSync(new URL('healthkit-export-30-nights.expected.json', FIXTURES), 'utf8')) as Record<string, Record<string, unknown>>
 const fixture = exportSamples(xml)
