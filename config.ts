@@ -2,6 +2,7 @@ import { z } from 'zod'
 
 // DESIGN.md §8: every setting comes from the environment, validated once here.
 const positiveInt = (fallback: number) => z.coerce.number().int().positive().default(fallback)
+const JWT_ALGORITHMS = new Set(['RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512', 'ES256', 'ES384', 'ES512', 'EdDSA', 'Ed25519'])
 
 export const ConfigSchema = z.object({
   NATS_URL: z.string().min(1).default('nats://127.0.0.1:4222'),
@@ -15,6 +16,25 @@ export const ConfigSchema = z.object({
   HPH_JWT_ISSUER: z.string().optional(),
   HPH_JWT_AUDIENCE: z.string().optional(),
   HPH_JWKS_URL: z.string().url().optional(),
+  // spec/api.md "Authentication": asymmetric algorithms only; `none` and the HMAC family (a shared secret) never
+  HPH_JWT_ALGORITHMS: z
+    .string()
+    .default('RS256,RS384,RS512,PS256,PS384,PS512,ES256,ES384,ES512,EdDSA')
+    .transform((s) => s.split(',').map((a) => a.trim()).filter(Boolean))
+    .refine((algs) => algs.length > 0 && algs.every((a) => JWT_ALGORITHMS.has(a)), `a comma-separated list of ${[...JWT_ALGORITHMS].join(', ')} (never none or HS*)`),
+  HPH_JWT_CLOCK_TOLERANCE_S: z.coerce.number().int().min(0).max(300).default(5),
+  /** an unknown `kid` refetches the JWKS at most once per this many seconds (key rotation without a flood) */
+  HPH_JWKS_COOLDOWN_S: positiveInt(30),
+  HPH_JWKS_TIMEOUT_MS: positiveInt(5_000),
+  /** requests per HPH_RATE_LIMIT_WINDOW_S from one client address, and for one principal (token subject or key) */
+  HPH_RATE_LIMIT_PER_IP: positiveInt(1_200),
+  HPH_RATE_LIMIT_PER_TOKEN: positiveInt(600),
+  HPH_RATE_LIMIT_WINDOW_S: positiveInt(60),
+  /** take the client address from X-Forwarded-For (only behind a proxy that sets it) */
+  HPH_TRUST_PROXY: z.enum(['true', 'false']).default('false').transform((v) => v === 'true'),
+  /** the whole request, body upload included, must arrive within this (an export.xml upload is large) */
+  HPH_REQUEST_TIMEOUT_MS: positiveInt(300_000),
+  HPH_MAX_JSON_DEPTH: positiveInt(32),
   HPH_STREAM_REPLICAS: z.coerce.number().int().min(1).max(5).default(1),
   HPH_STREAM_STORAGE: z.enum(['file', 'memory']).default('file'),
   HPH_INGEST_MAX_AGE_DAYS: z.coerce.number().min(0).default(3650),
@@ -26,6 +46,13 @@ export const ConfigSchema = z.object({
   HPH_ACK_WAIT_S: positiveInt(60),
   HPH_SHUTDOWN_TIMEOUT_MS: positiveInt(20_000),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+}).superRefine((c, ctx) => {
+  // JWT mode needs all three settings; any one alone is a mistake, not a mode
+  const jwt = { HPH_JWT_ISSUER: c.HPH_JWT_ISSUER, HPH_JWT_AUDIENCE: c.HPH_JWT_AUDIENCE, HPH_JWKS_URL: c.HPH_JWKS_URL }
+  const set = Object.values(jwt).filter(Boolean).length
+  if (set > 0 && set < 3) {
+    for (const [k, v] of Object.entries(jwt)) if (!v) ctx.addIssue({ code: 'custom', path: [k], message: 'JWT mode needs HPH_JWT_ISSUER, HPH_JWT_AUDIENCE and HPH_JWKS_URL together' })
+  }
 })
 
 export type Config = z.infer<typeof ConfigSchema>

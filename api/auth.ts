@@ -1,16 +1,33 @@
+import { createHash } from 'node:crypto'
 import type { FastifyRequest } from 'fastify'
+import { createRemoteJWKSet, errors as joseErrors, jwtVerify, type JWTPayload } from 'jose'
 import type { Config } from '../config.ts'
+import { UserId } from '../streams/schemas.ts'
 import { HttpError } from './errors.ts'
 
-// spec/api.md "Authentication", static-key mode: `<key>:admin` or `<key>:user:<userId>`.
+// spec/api.md "Authentication": static keys (`<key>:admin`, `<key>:user:<userId>`) and/or JWT from an OIDC issuer.
 
 export type Principal = { kind: 'admin'; id: string } | { kind: 'user'; id: string; userId: string }
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    /** who made the request, resolved once by the access hook (api/access.ts) */
+    principal?: Principal
+  }
+}
 
 export interface Authenticator {
   /** true when no credentials are configured: every request is an anonymous admin (loopback only) */
   open: boolean
+  /** which kinds of credentials are accepted */
+  modes: ReadonlyArray<'keys' | 'jwt'>
+  /** Resolves the request's bearer token to its principal; 401 when it is missing or not valid. */
+  verify(req: FastifyRequest): Promise<Principal>
+  /** The principal the access hook resolved for this request (routes call this; it never verifies again). */
   authenticate(req: FastifyRequest): Principal
 }
+
+export const ADMIN_SCOPE = 'hph:admin'
 
 export function parseApiKeys(spec: string): Map<string, Principal> {
   const keys = new Map<string, Principal>()
@@ -24,22 +41,98 @@ export function parseApiKeys(spec: string): Map<string, Principal> {
   return keys
 }
 
-export function createAuthenticator(config: Pick<Config, 'HPH_API_KEYS' | 'HPH_JWT_ISSUER' | 'HPH_JWKS_URL'>): Authenticator {
-  if (config.HPH_JWT_ISSUER || config.HPH_JWKS_URL) {
-    throw new Error('HPH_JWT_ISSUER / HPH_JWKS_URL: JWT mode is not built yet; use HPH_API_KEYS')
+/** The bearer token of a request, or undefined. */
+export function bearerToken(req: Pick<FastifyRequest, 'headers'>): string | undefined {
+  const header = req.headers.authorization
+  const m = header ? /^Bearer\s+(\S+)$/i.exec(header) : null
+  return m?.[1]
+}
+
+/** A short, stable, one-way name for a secret (rate-limit keys, logs): never the secret itself. */
+export function fingerprint(secret: string): string {
+  return createHash('sha256').update(secret).digest('hex').slice(0, 16)
+}
+
+/**
+ * A verified token's claims → its principal. `sub` is the userId (it must be a valid one: it becomes a
+ * subject token); scope `hph:admin` (space-separated `scope`, or an `scp` array) makes it admin.
+ */
+export function principalOfClaims(claims: JWTPayload): Principal {
+  const scopes = new Set<string>()
+  if (typeof claims.scope === 'string') for (const s of claims.scope.split(' ')) if (s) scopes.add(s)
+  if (Array.isArray(claims.scp)) for (const s of claims.scp) if (typeof s === 'string') scopes.add(s)
+  const sub = typeof claims.sub === 'string' ? claims.sub : ''
+  if (scopes.has(ADMIN_SCOPE)) return { kind: 'admin', id: `jwt:${sub || 'admin'}` }
+  const userId = UserId.safeParse(sub)
+  if (!userId.success) throw new HttpError(401, 'unauthorized', 'the token subject is not a valid userId')
+  return { kind: 'user', id: `jwt:${userId.data}`, userId: userId.data }
+}
+
+type JwtConfig = Pick<Config, 'HPH_JWT_ISSUER' | 'HPH_JWT_AUDIENCE' | 'HPH_JWKS_URL' | 'HPH_JWT_ALGORITHMS' | 'HPH_JWT_CLOCK_TOLERANCE_S' | 'HPH_JWKS_COOLDOWN_S' | 'HPH_JWKS_TIMEOUT_MS'>
+
+/** Why jose refused a token, in words safe to send back (never the token). */
+function jwtProblem(err: unknown): string {
+  if (err instanceof joseErrors.JWTExpired) return 'token expired'
+  if (err instanceof joseErrors.JWTClaimValidationFailed) return `token claim ${err.claim} is not acceptable`
+  if (err instanceof joseErrors.JOSEAlgNotAllowed) return 'token algorithm not allowed'
+  if (err instanceof joseErrors.JWKSNoMatchingKey) return 'no key of the issuer matches the token'
+  if (err instanceof joseErrors.JWSSignatureVerificationFailed) return 'token signature invalid'
+  return 'token invalid'
+}
+
+/** The issuer's key set cannot be had (timeout, network, a bad document): a dependency away, not a bad token. */
+function issuerAway(err: unknown): boolean {
+  if (err instanceof joseErrors.JWKSTimeout || err instanceof joseErrors.JWKSInvalid) return true
+  // a non-200 answer or an unparsable body: jose's generic error, not one about the token
+  if (err instanceof joseErrors.JOSEError) return err.code === 'ERR_JOSE_GENERIC'
+  return err instanceof TypeError // fetch failed (connection refused, DNS)
+}
+
+function jwtVerifier(config: JwtConfig): (token: string) => Promise<Principal> {
+  const { HPH_JWT_ISSUER: issuer, HPH_JWT_AUDIENCE: audience, HPH_JWKS_URL: url } = config
+  if (!issuer || !audience || !url) throw new Error('JWT mode needs HPH_JWT_ISSUER, HPH_JWT_AUDIENCE and HPH_JWKS_URL')
+  // jose refetches the set when a token names an unknown kid, at most once per cooldown (key rotation)
+  const jwks = createRemoteJWKSet(new URL(url), { cooldownDuration: config.HPH_JWKS_COOLDOWN_S * 1000, timeoutDuration: config.HPH_JWKS_TIMEOUT_MS })
+  const audiences = audience.split(',').map((a) => a.trim()).filter(Boolean)
+  return async (token) => {
+    let payload: JWTPayload
+    try {
+      ;({ payload } = await jwtVerify(token, jwks, {
+        issuer,
+        audience: audiences,
+        algorithms: config.HPH_JWT_ALGORITHMS,
+        clockTolerance: config.HPH_JWT_CLOCK_TOLERANCE_S,
+        requiredClaims: ['exp', 'sub'],
+      }))
+    } catch (err) {
+      if (issuerAway(err)) throw new HttpError(503, 'auth_unavailable', "the token issuer's keys cannot be fetched; retry later")
+      throw new HttpError(401, 'unauthorized', jwtProblem(err))
+    }
+    return principalOfClaims(payload)
   }
+}
+
+export function createAuthenticator(config: Pick<Config, 'HPH_API_KEYS'> & JwtConfig): Authenticator {
   const keys = parseApiKeys(config.HPH_API_KEYS)
-  const open = keys.size === 0
+  const jwt = config.HPH_JWKS_URL ? jwtVerifier(config) : undefined
+  const modes = [...(keys.size ? (['keys'] as const) : []), ...(jwt ? (['jwt'] as const) : [])]
+  const open = modes.length === 0
   return {
     open,
-    authenticate(req) {
+    modes,
+    async verify(req) {
       if (open) return { kind: 'admin', id: 'anonymous' }
-      const header = req.headers.authorization
-      const m = header ? /^Bearer\s+(\S+)$/i.exec(header) : null
-      if (!m) throw new HttpError(401, 'unauthorized', 'missing bearer token')
-      const p = keys.get(m[1] as string)
-      if (!p) throw new HttpError(401, 'unauthorized', 'unknown token')
-      return p
+      const token = bearerToken(req)
+      if (!token) throw new HttpError(401, 'unauthorized', 'missing bearer token')
+      const p = keys.get(token)
+      if (p) return p
+      // a static key has no dots; a JWT always has two
+      if (jwt && token.split('.').length === 3) return jwt(token)
+      throw new HttpError(401, 'unauthorized', 'unknown token')
+    },
+    authenticate(req) {
+      if (req.principal) return req.principal
+      throw new HttpError(401, 'unauthorized', 'missing bearer token')
     },
   }
 }
@@ -47,6 +140,11 @@ export function createAuthenticator(config: Pick<Config, 'HPH_API_KEYS' | 'HPH_J
 /** A user token reaches only its own /v1/users/<userId>/…; admin reaches every user. */
 export function authorize(p: Principal, userId: string): void {
   if (p.kind === 'user' && p.userId !== userId) throw new HttpError(403, 'forbidden', 'this token may not access that user')
+}
+
+/** Admin-only operations (erasing a user). */
+export function requireAdmin(p: Principal): void {
+  if (p.kind !== 'admin') throw new HttpError(403, 'forbidden', 'this operation needs an admin token')
 }
 
 const LOOPBACK = /^(127\.\d+\.\d+\.\d+|::1|localhost)$/

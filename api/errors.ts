@@ -16,6 +16,8 @@ export class HttpError extends HphError {
     code: string,
     message: string,
     details: Array<{ path: string; problem: string }> = [],
+    /** response headers the answer needs (`retry-after` on a 429) */
+    readonly headers: Record<string, string> = {},
   ) {
     super(code, message, details)
   }
@@ -26,6 +28,7 @@ const FASTIFY_CODES: Record<string, { status: number; error: string }> = {
   FST_ERR_CTP_INVALID_MEDIA_TYPE: { status: 415, error: 'unsupported_media_type' },
   FST_ERR_CTP_EMPTY_JSON_BODY: { status: 400, error: 'invalid_json' },
   FST_ERR_CTP_INVALID_CONTENT_LENGTH: { status: 400, error: 'invalid_content_length' },
+  FST_ERR_CTP_INVALID_JSON_BODY: { status: 400, error: 'invalid_json' },
 }
 
 export function toHttp(err: unknown): { status: number; body: ErrorBody } {
@@ -49,6 +52,7 @@ export function installErrorHandling(app: FastifyInstance): void {
     const { status, body } = toHttp(err)
     if (status >= 500) req.log.error({ err }, 'request failed')
     if (status === 503) void reply.header('retry-after', '5')
+    if (err instanceof HttpError) for (const [k, v] of Object.entries(err.headers)) void reply.header(k, v)
     void reply.status(status).send(body)
   })
   app.setNotFoundHandler((req, reply) => {

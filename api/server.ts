@@ -4,9 +4,13 @@ import type { Logger } from '../log.ts'
 import type { Kysely } from 'kysely'
 import type { Database } from '../schema/db.ts'
 import type { Nats } from '../streams/connect.ts'
+import { installAccess } from './access.ts'
+import { installAudit } from './audit.ts'
 import { createAuthenticator, isLoopback } from './auth.ts'
 import { installErrorHandling } from './errors.ts'
 import type { Metrics } from './metrics.ts'
+import { eraseRoutes } from './routes/erase.ts'
+import { exportRoutes } from './routes/export.ts'
 import { metricsRoutes } from './routes/metrics.ts'
 import { opsRoutes, type Probe } from './routes/ops.ts'
 import { readRoutes } from './routes/read.ts'
@@ -25,19 +29,28 @@ export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
   const { config } = deps
   const auth = createAuthenticator(config)
   if (auth.open && !isLoopback(config.HOST)) {
-    throw new Error(`HOST=${config.HOST}: refusing to listen beyond loopback with no credentials configured (set HPH_API_KEYS)`)
+    throw new Error(`HOST=${config.HOST}: refusing to listen beyond loopback with no credentials configured (set HPH_API_KEYS or the HPH_JWT_* settings)`)
   }
   const app = Fastify({
     loggerInstance: deps.log.child({ stage: 'api' }) as FastifyBaseLogger,
     bodyLimit: config.HPH_MAX_BODY_BYTES,
     requestIdHeader: 'x-request-id',
+    requestTimeout: config.HPH_REQUEST_TIMEOUT_MS,
+    trustProxy: config.HPH_TRUST_PROXY,
   })
   installErrorHandling(app)
+  // issue 6: rate limits, authentication and per-user authorisation in one hook; an audit event after each answer
+  await installAccess(app, { auth, config })
+  installAudit(app, { nats: deps.nats, prefix: config.HPH_PREFIX })
   metricsRoutes(app, deps.metrics)
-  samplesRoutes(app, { nats: deps.nats, prefix: config.HPH_PREFIX, maxSamples: config.HPH_MAX_SAMPLES, auth })
-  readRoutes(app, { db: deps.db, auth })
+  samplesRoutes(app, { nats: deps.nats, prefix: config.HPH_PREFIX, maxSamples: config.HPH_MAX_SAMPLES, maxJsonDepth: config.HPH_MAX_JSON_DEPTH })
+  readRoutes(app, { db: deps.db })
+  const userData = { nats: deps.nats, db: deps.db, prefix: config.HPH_PREFIX, schema: config.HPH_DB_SCHEMA }
+  exportRoutes(app, userData)
+  eraseRoutes(app, { ...userData, log: deps.log })
   opsRoutes(app, deps.probes)
-  if (auth.open) deps.log.warn('no HPH_API_KEYS: the API is open to anyone on this machine (loopback only)')
+  if (auth.open) deps.log.warn('no HPH_API_KEYS and no JWT settings: the API is open to anyone on this machine (loopback only)')
+  else deps.log.info({ auth: auth.modes }, 'api authentication')
   return app
 }
 

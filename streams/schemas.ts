@@ -139,3 +139,26 @@ export const Insight = z.discriminatedUnion('kind', [
 ])
 export type Insight = z.infer<typeof Insight>
 export const INSIGHT_TYPE = 'hph.insight.v1'
+
+/**
+ * `hph.audit.v1` (DESIGN.md §2, HPH_AUDIT): who did what to whose data, when, in which request, and how it
+ * ended. Never a token, never a sample value. An erase names its user only by `userRef` (see privacy/erase.ts).
+ */
+export const AuditRecord = z.object({
+  action: z.enum(['write', 'export', 'erase', 'denied']),
+  /** the principal: `key#N` (a static key by position), `jwt:<sub>`, `anonymous`, `cli:<os user>`, or `unauthenticated` */
+  actor: z.string().min(1).max(200),
+  actorKind: z.enum(['admin', 'user', 'none']),
+  userId: UserId.optional(),
+  /** a one-way reference to the user (sha-256): what an erase event carries instead of the userId */
+  userRef: z.string().regex(/^[0-9a-f]{32}$/).optional(),
+  /** what was asked: `POST /v1/users/:userId/samples`, `hph user erase` */
+  operation: z.string().max(300),
+  requestId: z.string().max(200).optional(),
+  ip: z.string().max(100).optional(),
+  outcome: z.enum(['ok', 'rejected', 'denied', 'failed']),
+  status: z.number().int().optional(),
+  at: z.string().datetime({ offset: true }),
+})
+export type AuditRecord = z.infer<typeof AuditRecord>
+export const AUDIT_TYPE = 'hph.audit.v1'

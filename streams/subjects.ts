@@ -21,9 +21,13 @@ export const subjects = {
   changes: (prefix: string, userId: string) => `${prefix}.changes.v1.days.${userId}`,
   insight: (prefix: string, kind: string, userId: string) => `${prefix}.insights.v1.${kind}.${userId}`,
   dlq: (prefix: string, stage: string, userId: string) => `${prefix}.dlq.${stage}.${userId}`,
-  audit: (prefix: string, action: string) => `${prefix}.audit.v1.${action}`,
-  /** Every subject of one user in every stream (per-user replay and erasure). */
+  /** `<prefix>.audit.v1.<action>.<userId>`: the user whose data was touched is the last token, like everywhere */
+  audit: (prefix: string, action: string, userToken: string) => `${prefix}.audit.v1.${action}.${userToken}`,
+  /** Every subject of one user in the four-level streams (ingest, samples, changes, insights, audit). */
   ofUser: (prefix: string, userId: string) => `${prefix}.*.*.*.${userId}`,
+  /** Every subject of one user in one stream (per-user export and erasure): the DLQ has a level fewer. */
+  ofUserIn: (prefix: string, key: StreamKey, userId: string) =>
+    key === 'DLQ' ? `${prefix}.dlq.*.${userId}` : `${prefix}.${key.toLowerCase()}.*.*.${userId}`,
 }
 
 /** The last token of a subject: the userId by construction. */

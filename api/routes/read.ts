@@ -1,7 +1,6 @@
 import type { FastifyInstance } from 'fastify'
 import type { Kysely } from 'kysely'
 import type { Database } from '../../schema/db.ts'
-import { authorize, type Authenticator } from '../auth.ts'
 import { HttpError } from '../errors.ts'
 import { checkUserId } from './samples.ts'
 
@@ -9,7 +8,6 @@ import { checkUserId } from './samples.ts'
 
 export interface ReadRouteDeps {
   db: Kysely<Database>
-  auth: Authenticator
 }
 
 const DAY = /^\d{4}-\d{2}-\d{2}$/
@@ -39,11 +37,8 @@ const iso = (d: Date | string | null) => (d === null ? null : new Date(d).toISOS
 
 export function readRoutes(app: FastifyInstance, deps: ReadRouteDeps): void {
   const { db } = deps
-  const user = (req: { params: { userId: string } } & Parameters<Authenticator['authenticate']>[0]) => {
-    const userId = checkUserId(req.params.userId)
-    authorize(deps.auth.authenticate(req), userId)
-    return userId
-  }
+  // authenticated and authorised for this user by the access hook (api/access.ts)
+  const user = (req: { params: { userId: string } }) => checkUserId(req.params.userId)
   type Req = { Params: { userId: string }; Querystring: { from?: string; to?: string } }
 
   app.get<Req>('/v1/users/:userId/hrv/daily', async (req) => {

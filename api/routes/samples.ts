@@ -7,14 +7,15 @@ import { publishEvent } from '../../streams/publish.ts'
 import { INGEST_TYPE, UserId, type RawBatch } from '../../streams/schemas.ts'
 import { subjects } from '../../streams/subjects.ts'
 import { normalizeBatch, parseBatchEnvelope } from '../../processors/normalize/healthkit.ts'
-import { authorize, type Authenticator } from '../auth.ts'
+import { jsonDepth } from '../body.ts'
 import { HttpError } from '../errors.ts'
 
 export interface SamplesRouteDeps {
   nats: Nats
   prefix: string
   maxSamples: number
-  auth: Authenticator
+  /** deeper JSON is refused before parsing (api/body.ts) */
+  maxJsonDepth: number
 }
 
 declare module 'fastify' {
@@ -39,12 +40,16 @@ export function samplesRoutes(app: FastifyInstance, deps: SamplesRouteDeps): voi
   app.removeAllContentTypeParsers()
   app.addContentTypeParser('application/json', { parseAs: 'string' }, (req, body, done) => {
     req.rawBodyHash = hashHex(body as string)
+    if (jsonDepth(body as string, deps.maxJsonDepth) > deps.maxJsonDepth) {
+      done(new HttpError(400, 'invalid_json', `body is nested deeper than ${deps.maxJsonDepth} levels`), undefined)
+      return
+    }
     parseJson(req, body as string, done)
   })
 
   app.post<{ Params: { userId: string } }>('/v1/users/:userId/samples', async (req, reply) => {
+    // authenticated and authorised for this user by the access hook (api/access.ts)
     const userId = checkUserId(req.params.userId)
-    authorize(deps.auth.authenticate(req), userId)
     const batch = parseBatchEnvelope(req.body, { maxSamples: deps.maxSamples })
     const receivedAt = new Date()
     // a batchId is scoped to its user, so two users' batch ids can never collide

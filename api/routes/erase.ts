@@ -1,0 +1,13 @@
+import type { FastifyInstance } from 'fastify'
+import { eraseUser, type EraseDeps, type EraseOptions } from '../../privacy/erase.ts'
+import { checkUserId } from './samples.ts'
+
+/** DELETE /v1/users/:userId (admin only): erases the user from every stream and table (privacy/erase.ts). */
+export function eraseRoutes(app: FastifyInstance, deps: EraseDeps & { options?: EraseOptions }): void {
+  app.delete<{ Params: { userId: string } }>('/v1/users/:userId', { config: { admin: true } }, async (req, reply) => {
+    // admin checked by the access hook (route config `admin`); the erase event is written by api/audit.ts
+    const userId = checkUserId(req.params.userId)
+    const report = await eraseUser(deps, userId, deps.options)
+    return reply.status(200).send({ userId, ...report })
+  })
+}
