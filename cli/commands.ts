@@ -8,6 +8,7 @@ import { runDemo } from './demo.ts'
 import { runStatus } from './status.ts'
 import { runDlq } from './dlq.ts'
 import { runRebuild, runReplay } from './rebuild.ts'
+import { runUser } from './user.ts'
 import { STAGES, startPipeline, type Pipeline, type PipelineStage } from './pipeline.ts'
 
 export interface CommandContext {
@@ -98,4 +99,5 @@ export const commands: Record<string, Command> = {
   dlq: runDlq,
   replay: runReplay,
   rebuild: runRebuild,
+  user: runUser,
 }
