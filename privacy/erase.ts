@@ -2,21 +2,26 @@ import { sql, type Kysely } from 'kysely'
 import type { Logger } from '../log.ts'
 import type { Database } from '../schema/db.ts'
 import type { Nats } from '../streams/connect.ts'
-import { STREAM_KEYS, streamName, subjects } from '../streams/subjects.ts'
+import { STREAM_KEYS, streamName, subjects, type StreamKey } from '../streams/subjects.ts'
 import { CONSUMERS } from '../streams/topology.ts'
 import { userTables } from './tables.ts'
 
 // `DELETE /v1/users/:userId` and `hph user erase <id>` (DESIGN.md §9 invariant 5): no stream and no table
 // keeps the user's data.
 //
-// The live pipeline may hold some of the user's messages in hand (pulled, not yet acked) while we purge;
-// finishing them would write rows and publish messages again. So the erase goes in rounds: purge every
-// stream and delete every row, then wait until every stage has finished (acked) whatever it had been
-// given before the purge, then again — until a round finds nothing. A message in hand is still stored
-// until it is acked (and work-queue messages are removed only by their ack, after their effect), so a
-// round that purges nothing and deletes nothing, after the previous round's work in hand has finished,
-// leaves nothing that could bring the user back. Writes for the user that ARRIVE while the erase runs
-// are new data and are not covered: revoke the user's tokens first.
+// Two JetStream facts shape this (both checked against nats-server 2.9.10):
+// - a purge with a subject filter also resets every durable consumer of the stream: their pending lists are
+//   dropped and, once nothing of the filter is left, they jump to the end of the stream, skipping OTHER
+//   users' messages not yet delivered. So streams that a stage consumes (ingest, samples, changes, insights)
+//   lose the user's messages one by one (STREAM.MSG.DELETE, which overwrites them on disk); the purge with
+//   a filter is used only where no durable consumer reads (HPH_DLQ, HPH_AUDIT).
+// - deleting a message a stage holds (delivered, not yet acked) also drops it from the server's pending
+//   list: the stage finishes it anyway (rows, a message downstream) and nobody can see it is still busy.
+//   So a stage's unacknowledged messages are left alone: the erase deletes what the stage has acked
+//   (at or below its ack floor), waits for the floor to pass the rest, and goes round again — rows the
+//   stages wrote meanwhile and messages they published downstream are found in the next round. It is done
+//   when a round finds nothing at all. Writes for the user that ARRIVE while the erase runs are new data
+//   and are not covered: revoke the user's tokens first.
 
 export interface EraseDeps {
   nats: Nats
@@ -27,109 +32,136 @@ export interface EraseDeps {
 }
 
 export interface EraseOptions {
-  /** how long to wait, each round, for the stages to finish what they held (default 60 s) */
+  /** how long a round waits for the stages to finish the user's messages they have not acked (default 120 s) */
   settleTimeoutMs?: number
-  /** give up after this many rounds that still found something (default 8) */
+  /** give up after this many rounds that still found something (default 20) */
   maxRounds?: number
 }
 
 export interface EraseReport {
-  /** messages purged, per stream, over all rounds */
+  /** messages removed, per stream, over all rounds */
   purged: Record<string, number>
   /** rows deleted, per table, over all rounds */
   deleted: Record<string, number>
   rounds: number
-  /** false when the stages did not finish their work in hand in time, or rounds ran out: run the erase again */
+  /** false when rounds ran out with something still found: run the erase again */
   complete: boolean
 }
 
-/** One round: every stream's messages of the user, then every table's rows, in one transaction. */
-async function eraseOnce(deps: EraseDeps, userId: string, report: EraseReport): Promise<number> {
-  let removed = 0
-  for (const key of STREAM_KEYS) {
-    const stream = streamName(deps.prefix, key)
-    const r = await deps.nats.jsm.streams.purge(stream, { filter: subjects.ofUserIn(deps.prefix, key, userId) })
-    report.purged[stream] = (report.purged[stream] ?? 0) + r.purged
-    removed += r.purged
-  }
-  removed += await eraseUnnamedDeadLetters(deps, userId, report)
-  await deps.db.transaction().execute(async (tx) => {
-    for (const t of await userTables(tx, deps.schema)) {
-      const r = await sql`delete from ${sql.id(deps.schema, t.table)} where user_id = ${userId}`.execute(tx)
-      const n = Number(r.numAffectedRows ?? 0)
-      report.deleted[t.table] = (report.deleted[t.table] ?? 0) + n
-      removed += n
-    }
-  })
-  return removed
-}
+/** The stream each durable consumer reads, by stream key (several stages never share one stream here). */
+const CONSUMED: ReadonlyMap<StreamKey, string> = new Map(Object.values(CONSUMERS).map((c) => [c.stream as StreamKey, c.durable]))
 
-/**
- * Dead letters whose user could not be told land under `_` (streams/subjects.ts safeToken); one of them may
- * still carry the user's id in its payload, so those few are read and the ones naming the user deleted.
- */
-async function eraseUnnamedDeadLetters(deps: EraseDeps, userId: string, report: EraseReport): Promise<number> {
-  const stream = streamName(deps.prefix, 'DLQ')
-  const filter = subjects.ofUserIn(deps.prefix, 'DLQ', '_')
-  const info = await deps.nats.jsm.streams.info(stream, { subjects_filter: filter })
+const DELETE_CONCURRENCY = 64
+
+/** Sequences (and bytes, when asked) of the messages matching `filter`, through an ordered consumer. */
+async function matching(nats: Nats, stream: string, filter: string, withData: boolean): Promise<Array<{ seq: number; data?: Uint8Array }>> {
+  const info = await nats.jsm.streams.info(stream, { subjects_filter: filter })
   const expected = Object.values(info.state.subjects ?? {}).reduce((a, n) => a + n, 0)
-  if (expected === 0) return 0
-  const needle = Buffer.from(userId)
-  const doomed: number[] = []
-  const consumer = await deps.nats.js.consumers.get(stream, { filter_subjects: filter })
-  let got = 0
+  if (expected === 0) return []
+  const consumer = await nats.js.consumers.get(stream, { filter_subjects: filter, headers_only: !withData })
+  const out: Array<{ seq: number; data?: Uint8Array }> = []
   for (;;) {
     let fetched = 0
     let pending = 1
     for await (const m of await consumer.fetch({ max_messages: 1000, expires: 2000 })) {
       fetched++
-      got++
       pending = m.info.pending
-      // the payload is base64 inside the letter: look at the bytes it stands for as well
-      if (Buffer.from(m.data).includes(needle) || lettersNaming(m.string(), userId)) doomed.push(m.seq)
+      out.push(withData ? { seq: m.seq, data: m.data } : { seq: m.seq })
       if (pending === 0) break
     }
-    if (fetched === 0 || pending === 0 || got >= expected) break
+    if (fetched === 0 || pending === 0 || out.length >= expected) return out
   }
-  for (const seq of doomed) await deps.nats.jsm.streams.deleteMessage(stream, seq)
-  report.purged[stream] = (report.purged[stream] ?? 0) + doomed.length
-  return doomed.length
 }
 
-/** Whether a dead letter's base64 payload (`payloadBase64`) decodes to bytes naming the user. */
-function lettersNaming(text: string, userId: string): boolean {
-  const m = /"payloadBase64"\s*:\s*"([A-Za-z0-9+/=]*)"/.exec(text)
-  return m?.[1] !== undefined && Buffer.from(m[1], 'base64').includes(Buffer.from(userId))
-}
-
-/** The last sequence of every stream the stages consume: what must be finished before the next round. */
-async function marks(nats: Nats, prefix: string): Promise<Map<string, number>> {
-  const out = new Map<string, number>()
-  for (const spec of Object.values(CONSUMERS)) {
-    const stream = streamName(prefix, spec.stream)
-    if (!out.has(stream)) out.set(stream, (await nats.jsm.streams.info(stream)).state.last_seq)
+async function deleteMessages(nats: Nats, stream: string, seqs: readonly number[]): Promise<number> {
+  let n = 0
+  for (let i = 0; i < seqs.length; i += DELETE_CONCURRENCY) {
+    const done = await Promise.all(
+      seqs.slice(i, i + DELETE_CONCURRENCY).map((seq) =>
+        nats.jsm.streams.deleteMessage(stream, seq).then(
+          () => true,
+          // removed meanwhile (a work-queue ack, a concurrent erase): nothing left to remove
+          (err: Error) => {
+            if (/no message found|not found/i.test(err.message)) return false
+            throw err
+          },
+        ),
+      ),
+    )
+    n += done.filter(Boolean).length
   }
-  return out
+  return n
 }
 
-/** Resolves true once every durable consumer has acked all it was given up to the marks (or holds nothing). */
-async function settled(nats: Nats, prefix: string, upTo: Map<string, number>, timeoutMs: number): Promise<boolean> {
+interface Round {
+  removed: number
+  /** per consumed stream, the highest sequence of the user's messages a stage has not acked yet */
+  waitingFor: Map<string, { durable: string; seq: number }>
+}
+
+/** One round: every stream, then every table. With `force`, unacknowledged messages go too. */
+async function eraseOnce(deps: EraseDeps, userId: string, report: EraseReport, force: boolean): Promise<Round> {
+  const round: Round = { removed: 0, waitingFor: new Map() }
+  for (const key of STREAM_KEYS) {
+    const stream = streamName(deps.prefix, key)
+    const filter = subjects.ofUserIn(deps.prefix, key, userId)
+    const durable = CONSUMED.get(key)
+    let n = 0
+    if (!durable) {
+      n = (await deps.nats.jsm.streams.purge(stream, { filter })).purged
+    } else {
+      const seqs = (await matching(deps.nats, stream, filter, false)).map((m) => m.seq)
+      if (seqs.length) {
+        const c = await deps.nats.jsm.consumers.info(stream, durable)
+        // acked: at or below the floor, or nothing outstanding at all and already delivered
+        const acked = (seq: number) => seq <= c.ack_floor.stream_seq || (c.num_ack_pending === 0 && seq <= c.delivered.stream_seq)
+        const now = force ? seqs : seqs.filter(acked)
+        const later = force ? [] : seqs.filter((s) => !acked(s))
+        n = await deleteMessages(deps.nats, stream, now)
+        if (later.length) round.waitingFor.set(stream, { durable, seq: Math.max(...later) })
+      }
+    }
+    if (key === 'DLQ') n += await eraseUnnamedDeadLetters(deps, userId)
+    report.purged[stream] = (report.purged[stream] ?? 0) + n
+    round.removed += n
+  }
+  await deps.db.transaction().execute(async (tx) => {
+    for (const t of await userTables(tx, deps.schema)) {
+      const r = await sql`delete from ${sql.id(deps.schema, t.table)} where user_id = ${userId}`.execute(tx)
+      const n = Number(r.numAffectedRows ?? 0)
+      report.deleted[t.table] = (report.deleted[t.table] ?? 0) + n
+      round.removed += n
+    }
+  })
+  return round
+}
+
+/**
+ * Dead letters whose user could not be told land under `_` (streams/subjects.ts safeToken); one of them may
+ * still carry the user's id in its payload, so those are read and the ones naming the user deleted.
+ */
+async function eraseUnnamedDeadLetters(deps: EraseDeps, userId: string): Promise<number> {
+  const stream = streamName(deps.prefix, 'DLQ')
+  const letters = await matching(deps.nats, stream, subjects.ofUserIn(deps.prefix, 'DLQ', '_'), true)
+  const needle = Buffer.from(userId)
+  const naming = letters.filter((m) => {
+    const bytes = Buffer.from(m.data ?? new Uint8Array())
+    const b64 = /"payloadBase64"\s*:\s*"([A-Za-z0-9+/=]*)"/.exec(bytes.toString())?.[1]
+    return bytes.includes(needle) || (b64 !== undefined && Buffer.from(b64, 'base64').includes(needle))
+  })
+  return deleteMessages(deps.nats, stream, naming.map((m) => m.seq))
+}
+
+/** Resolves true once each stage's ack floor has passed the user's messages it still held, false at the deadline. */
+async function settled(nats: Nats, waitingFor: Round['waitingFor'], timeoutMs: number): Promise<boolean> {
   const deadline = Date.now() + timeoutMs
   for (;;) {
-    const infos = await Promise.all(
-      Object.values(CONSUMERS).map(async (spec) => {
-        const stream = streamName(prefix, spec.stream)
-        try {
-          return { info: await nats.jsm.consumers.info(stream, spec.durable), mark: upTo.get(stream) ?? 0 }
-        } catch (err) {
-          // a consumer that does not exist holds nothing in hand
-          if ((err as Error).message.includes('not found')) return undefined
-          throw err
-        }
-      }),
-    )
-    const busy = infos.filter((c) => c && c.info.num_ack_pending > 0 && c.info.ack_floor.stream_seq < c.mark)
-    if (busy.length === 0) return true
+    let busy = false
+    for (const [stream, { durable, seq }] of waitingFor) {
+      const c = await nats.jsm.consumers.info(stream, durable)
+      if (c.ack_floor.stream_seq < seq) busy = true
+    }
+    if (!busy) return true
     if (Date.now() > deadline) return false
     await new Promise((r) => setTimeout(r, 200))
   }
@@ -137,23 +169,22 @@ async function settled(nats: Nats, prefix: string, upTo: Map<string, number>, ti
 
 /** Erases a user everywhere (idempotent: erasing an erased or unknown user finds nothing and succeeds). */
 export async function eraseUser(deps: EraseDeps, userId: string, opts: EraseOptions = {}): Promise<EraseReport> {
-  const settleTimeoutMs = opts.settleTimeoutMs ?? 60_000
-  const maxRounds = opts.maxRounds ?? 8
+  const settleTimeoutMs = opts.settleTimeoutMs ?? 120_000
+  const maxRounds = opts.maxRounds ?? 20
   const report: EraseReport = { purged: {}, deleted: {}, rounds: 0, complete: false }
   const log = deps.log.child({ op: 'erase' })
+  let force = false
   for (let round = 1; round <= maxRounds; round++) {
-    const upTo = await marks(deps.nats, deps.prefix)
-    const removed = await eraseOnce(deps, userId, report)
+    const r = await eraseOnce(deps, userId, report, force)
     report.rounds = round
-    // nothing stored: nothing in hand either (a message in hand stays stored until its effect is made and acked)
-    if (removed === 0) {
+    if (r.removed === 0 && r.waitingFor.size === 0) {
       report.complete = true
       break
     }
-    if (!(await settled(deps.nats, deps.prefix, upTo, settleTimeoutMs))) {
-      log.warn({ round, settleTimeoutMs }, 'the stages did not finish their work in hand in time; erasing once more and stopping')
-      await eraseOnce(deps, userId, report)
-      break
+    if (r.waitingFor.size && !(await settled(deps.nats, r.waitingFor, settleTimeoutMs))) {
+      // no stage finished them in time (stopped, or stuck): nothing is being made of them, so they go as they are
+      log.warn({ round, settleTimeoutMs, streams: [...r.waitingFor.keys()] }, 'the stages did not finish the user\'s messages in time; removing them unacknowledged')
+      force = true
     }
   }
   log.info({ rounds: report.rounds, complete: report.complete, purged: report.purged, deleted: report.deleted }, 'user erased')
