@@ -1,0 +1,79 @@
+import { describe, expect, it } from 'vitest'
+import { auditActionOf, outcomeOf } from '../../../api/audit.ts'
+import { fingerprint, principalOfClaims } from '../../../api/auth.ts'
+import { loadConfig } from '../../../config.ts'
+import { auditEvent, userRef } from '../../../streams/audit.ts'
+import { subjects } from '../../../streams/subjects.ts'
+
+describe('JWT claims to a principal', () => {
+  it('makes sub the userId, and scope hph:admin (scope string or scp array) admin', () => {
+    expect(principalOfClaims({ sub: 'ana' })).toEqual({ kind: 'user', id: 'jwt:ana', userId: 'ana' })
+    expect(principalOfClaims({ sub: 'ops', scope: 'openid hph:admin profile' })).toEqual({ kind: 'admin', id: 'jwt:ops' })
+    expect(principalOfClaims({ sub: 'ops', scp: ['x', 'hph:admin'] })).toEqual({ kind: 'admin', id: 'jwt:ops' })
+    expect(principalOfClaims({ sub: 'ana', scope: 'hph:administrator' })).toMatchObject({ kind: 'user' })
+  })
+
+  it('refuses a user token whose sub cannot be a userId (it becomes a subject token)', () => {
+    for (const sub of ['a.b', 'ana*', '', 'x'.repeat(65), 'ü']) expect(() => principalOfClaims({ sub }), sub).toThrow(expect.objectContaining({ status: 401 }))
+  })
+
+  it('names a secret by a short one-way fingerprint', () => {
+    expect(fingerprint('secret')).toMatch(/^[0-9a-f]{16}$/)
+    expect(fingerprint('secret')).not.toContain('secret')
+  })
+})
+
+describe('configuration of auth and limits', () => {
+  it('defaults to asymmetric algorithms only and refuses none and HS*', () => {
+    const c = loadConfig({})
+    expect(c.HPH_JWT_ALGORITHMS).toContain('RS256')
+    expect(c.HPH_JWT_ALGORITHMS.some((a) => a === 'none' || a.startsWith('HS'))).toBe(false)
+    expect(() => loadConfig({ HPH_JWT_ALGORITHMS: 'HS256' })).toThrow(/HPH_JWT_ALGORITHMS/)
+    expect(loadConfig({ HPH_JWT_ALGORITHMS: 'ES256, RS256' }).HPH_JWT_ALGORITHMS).toEqual(['ES256', 'RS256'])
+  })
+
+  it('needs the three JWT settings together, and positive limits', () => {
+    expect(() => loadConfig({ HPH_JWKS_URL: 'https://id.example/jwks' })).toThrow(/HPH_JWT_ISSUER/)
+    expect(() => loadConfig({ HPH_RATE_LIMIT_PER_IP: '0' })).toThrow(/HPH_RATE_LIMIT_PER_IP/)
+    expect(() => loadConfig({ HPH_TRUST_PROXY: 'yes' })).toThrow(/HPH_TRUST_PROXY/)
+  })
+})
+
+describe('audit events', () => {
+  const at = '2026-03-01T00:00:00.000Z'
+
+  it('audits writes under /v1/users, exports, erases and denials; not reads, not probes', () => {
+    const a = (method: string, route: string | undefined, status: number, url = route ?? '/v1/users/ana/x') => auditActionOf({ method, route, url, status })
+    expect(a('POST', '/v1/users/:userId/samples', 202)).toBe('write')
+    expect(a('POST', '/v1/users/:userId/healthkit-export', 400)).toBe('write')
+    expect(a('GET', '/v1/users/:userId/export', 200)).toBe('export')
+    expect(a('DELETE', '/v1/users/:userId', 200)).toBe('erase')
+    expect(a('GET', '/v1/users/:userId/hrv/daily', 403)).toBe('denied')
+    expect(a('GET', undefined, 401, '/v1/nope')).toBe('denied')
+    expect(a('GET', '/v1/users/:userId/hrv/daily', 200)).toBeUndefined()
+    expect(a('GET', '/healthz', 401, '/healthz')).toBeUndefined()
+    expect([outcomeOf(202), outcomeOf(401), outcomeOf(403), outcomeOf(413), outcomeOf(503)]).toEqual(['ok', 'denied', 'denied', 'rejected', 'failed'])
+  })
+
+  it('puts the user last in the subject, so erasure removes their trail with their data', () => {
+    const e = auditEvent('hph', { action: 'write', actor: 'key#1', actorKind: 'admin', userId: 'ana', operation: 'POST /v1/users/:userId/samples', outcome: 'ok', at })
+    expect(e.subject).toBe('hph.audit.v1.write.ana')
+    expect(e.subject.split('.').length).toBe(subjects.ofUser('hph', 'ana').split('.').length)
+    expect(auditEvent('hph', { action: 'denied', actor: 'unauthenticated', actorKind: 'none', operation: 'GET (no route)', outcome: 'denied', at }).subject).toBe('hph.audit.v1.denied._')
+  })
+
+  it('keeps an erase under a one-way reference to the user, never the id', () => {
+    const e = auditEvent('hph', { action: 'erase', actor: 'key#1', actorKind: 'admin', userId: 'ana', operation: 'DELETE /v1/users/:userId', outcome: 'ok', at })
+    expect(e.subject).toBe(`hph.audit.v1.erase.${userRef('ana')}`)
+    expect(e.record.userId).toBeUndefined()
+    expect(e.record.userRef).toBe(userRef('ana'))
+    expect(JSON.stringify(e)).not.toMatch(/"ana"|\.ana\b/)
+    expect(userRef('ana')).not.toBe(userRef('bo'))
+  })
+
+  it('builds per-stream user filters: the DLQ has one level fewer', () => {
+    expect(subjects.ofUserIn('hph', 'INGEST', 'ana')).toBe('hph.ingest.*.*.ana')
+    expect(subjects.ofUserIn('hph', 'DLQ', 'ana')).toBe('hph.dlq.*.ana')
+    expect(subjects.ofUserIn('hph', 'AUDIT', 'ana')).toBe('hph.audit.*.*.ana')
+  })
+})
