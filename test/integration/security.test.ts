@@ -1,5 +1,7 @@
 import { createServer, type Server } from 'node:http'
 import type { AddressInfo } from 'node:net'
+import { Writable } from 'node:stream'
+import { pino } from 'pino'
 import { exportJWK, generateKeyPair, SignJWT, UnsecuredJWT, type JWK, type JWTPayload } from 'jose'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { buildApi } from '../../api/server.ts'
@@ -185,10 +187,10 @@ describe('per-user authorisation and audit', () => {
 })
 
 describe('limits', () => {
-  async function api(overrides: Record<string, string>) {
+  async function api(overrides: Record<string, string>, log = env.log) {
     const config = loadConfig({ ...process.env, ...Object.fromEntries(Object.entries(env.config).map(([k, v]) => [k, Array.isArray(v) ? v.join(',') : String(v)])), ...overrides })
     const probes = [{ name: 'none', check: async () => undefined }]
-    return buildApi({ config, log: env.log, nats: p.nats, db: p.db, probes, metrics: createMetrics({ readJetStream: async () => ({ consumers: [], dlq: null, complete: true }), stages: [] }) })
+    return buildApi({ config, log, nats: p.nats, db: p.db, probes, metrics: createMetrics({ readJetStream: async () => ({ consumers: [], dlq: null, complete: true }), stages: [] }) })
   }
 
   it('answers 429 with Retry-After and the error body past the per-token limit', async () => {
@@ -226,6 +228,22 @@ describe('limits', () => {
     expect(() => loadConfig({ ...bare, HPH_JWT_ALGORITHMS: 'RS256,HS256' })).toThrow(/HPH_JWT_ALGORITHMS/)
     expect(() => loadConfig({ ...bare, HPH_JWT_ALGORITHMS: 'none' })).toThrow(/HPH_JWT_ALGORITHMS/)
     expect(() => loadConfig({ ...bare, HPH_JWT_ISSUER: ISSUER })).toThrow(/HPH_JWKS_URL/)
+  })
+
+  it('answers 503 auth_unavailable when the issuer\'s keys cannot be fetched, and logs no token at any level', async () => {
+    let logged = ''
+    const sink = new Writable({ write: (chunk: Buffer, _enc, done) => void ((logged += chunk.toString()), done()) })
+    const log = pino({ level: 'trace', redact: { paths: ['req.headers.authorization', 'headers.authorization'], censor: '[redacted]' } }, sink)
+    const app = await api({ HPH_JWKS_URL: 'http://127.0.0.1:9/jwks.json', HPH_JWKS_TIMEOUT_MS: '2000' }, log)
+    const token = await sign({ sub: 'ana' })
+    const res = await app.inject({ method: 'GET', url: hrvPath('ana'), headers: { authorization: `Bearer ${token}` } })
+    expect(res.statusCode).toBe(503)
+    expect(res.json()).toMatchObject({ error: 'auth_unavailable' })
+    expect(res.headers['retry-after']).toBeDefined()
+    for (const t of [token, 'wrong-static-key', ADMIN_KEY]) await app.inject({ method: 'POST', url: '/v1/users/bo/samples', headers: { authorization: `Bearer ${t}`, 'content-type': 'application/json' }, payload: '{"samples":[]}' })
+    await app.close()
+    expect(logged.length).toBeGreaterThan(0)
+    for (const secret of [token, token.split('.')[2] as string, 'wrong-static-key', ADMIN_KEY]) expect(logged).not.toContain(secret)
   })
 
   it('refuses a body nested deeper than the limit with 400, not a crash', async () => {
