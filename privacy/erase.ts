@@ -4,6 +4,7 @@ import type { Database } from '../schema/db.ts'
 import type { Nats } from '../streams/connect.ts'
 import { STREAM_KEYS, streamName, subjects, type StreamKey } from '../streams/subjects.ts'
 import { CONSUMERS } from '../streams/topology.ts'
+import { userMessages } from './messages.ts'
 import { userTables } from './tables.ts'
 
 // `DELETE /v1/users/:userId` and `hph user erase <id>` (DESIGN.md §9 invariant 5): no stream and no table
@@ -53,24 +54,11 @@ const CONSUMED: ReadonlyMap<StreamKey, string> = new Map(Object.values(CONSUMERS
 
 const DELETE_CONCURRENCY = 64
 
-/** Sequences (and bytes, when asked) of the messages matching `filter`, through an ordered consumer. */
-async function matching(nats: Nats, stream: string, filter: string, withData: boolean): Promise<Array<{ seq: number; data?: Uint8Array }>> {
-  const info = await nats.jsm.streams.info(stream, { subjects_filter: filter })
-  const expected = Object.values(info.state.subjects ?? {}).reduce((a, n) => a + n, 0)
-  if (expected === 0) return []
-  const consumer = await nats.js.consumers.get(stream, { filter_subjects: filter, headers_only: !withData })
-  const out: Array<{ seq: number; data?: Uint8Array }> = []
-  for (;;) {
-    let fetched = 0
-    let pending = 1
-    for await (const m of await consumer.fetch({ max_messages: 1000, expires: 2000 })) {
-      fetched++
-      pending = m.info.pending
-      out.push(withData ? { seq: m.seq, data: m.data } : { seq: m.seq })
-      if (pending === 0) break
-    }
-    if (fetched === 0 || pending === 0 || out.length >= expected) return out
-  }
+/** Sequences (and bytes, when asked) of the messages matching `filter`. */
+async function matching(nats: Nats, stream: string, filter: string, withData: boolean): Promise<Array<{ seq: number; data: Uint8Array }>> {
+  const out: Array<{ seq: number; data: Uint8Array }> = []
+  for await (const m of userMessages(nats, stream, filter, { withData })) out.push({ seq: m.seq, data: m.data })
+  return out
 }
 
 async function deleteMessages(nats: Nats, stream: string, seqs: readonly number[]): Promise<number> {
@@ -113,8 +101,10 @@ async function eraseOnce(deps: EraseDeps, userId: string, report: EraseReport, f
       const seqs = (await matching(deps.nats, stream, filter, false)).map((m) => m.seq)
       if (seqs.length) {
         const c = await deps.nats.jsm.consumers.info(stream, durable)
+        // no stage holds anything and none is pulling (the stages are stopped): nothing can be in hand
+        const idle = c.num_ack_pending === 0 && c.num_waiting === 0
         // acked: at or below the floor, or nothing outstanding at all and already delivered
-        const acked = (seq: number) => seq <= c.ack_floor.stream_seq || (c.num_ack_pending === 0 && seq <= c.delivered.stream_seq)
+        const acked = (seq: number) => idle || seq <= c.ack_floor.stream_seq || (c.num_ack_pending === 0 && seq <= c.delivered.stream_seq)
         const now = force ? seqs : seqs.filter(acked)
         const later = force ? [] : seqs.filter((s) => !acked(s))
         n = await deleteMessages(deps.nats, stream, now)
@@ -145,7 +135,7 @@ async function eraseUnnamedDeadLetters(deps: EraseDeps, userId: string): Promise
   const letters = await matching(deps.nats, stream, subjects.ofUserIn(deps.prefix, 'DLQ', '_'), true)
   const needle = Buffer.from(userId)
   const naming = letters.filter((m) => {
-    const bytes = Buffer.from(m.data ?? new Uint8Array())
+    const bytes = Buffer.from(m.data)
     const b64 = /"payloadBase64"\s*:\s*"([A-Za-z0-9+/=]*)"/.exec(bytes.toString())?.[1]
     return bytes.includes(needle) || (b64 !== undefined && Buffer.from(b64, 'base64').includes(needle))
   })

@@ -4,6 +4,7 @@ import { SHADOW_SUFFIX } from '../schema/shadow.ts'
 import type { Nats } from '../streams/connect.ts'
 import { decodeJson } from '../streams/envelope.ts'
 import { STREAM_KEYS, streamName, subjects } from '../streams/subjects.ts'
+import { userMessages } from './messages.ts'
 import { userTables, type UserTable } from './tables.ts'
 
 // `GET /v1/users/:userId/export` and `hph user export <id>`: everything held about one user, as NDJSON.
@@ -24,32 +25,17 @@ export type ExportLine =
 
 const PAGE = 1000
 
-/** Messages of one user in one stream, oldest first, through an ordered consumer filtered to the user's subjects. */
+/** Messages of one user in one stream, oldest first. */
 async function* streamMessages(nats: Nats, stream: string, filter: string): AsyncGenerator<ExportLine> {
-  // how many there are (nats-server 2.9 answers subjects_filter), so the read knows when it is done
-  const info = await nats.jsm.streams.info(stream, { subjects_filter: filter })
-  const expected = Object.values(info.state.subjects ?? {}).reduce((a, n) => a + n, 0)
-  if (expected === 0) return
-  const consumer = await nats.js.consumers.get(stream, { filter_subjects: filter })
-  let got = 0
-  for (;;) {
-    let fetched = 0
-    let pending = 1
-    for await (const m of await consumer.fetch({ max_messages: PAGE, expires: 2000 })) {
-      fetched++
-      got++
-      pending = m.info.pending
-      let event: unknown
-      try {
-        event = decodeJson(m.data)
-      } catch {
-        // not JSON (a poison message kept in the DLQ): exported as it is, base64
-        event = { base64: Buffer.from(m.data).toString('base64') }
-      }
-      yield { kind: 'message', stream, seq: m.seq, subject: m.subject, time: m.timestamp, event }
-      if (pending === 0) break
+  for await (const m of userMessages(nats, stream, filter, { withData: true })) {
+    let event: unknown
+    try {
+      event = decodeJson(m.data)
+    } catch {
+      // not JSON (a poison message kept in the DLQ): exported as it is, base64
+      event = { base64: Buffer.from(m.data).toString('base64') }
     }
-    if (fetched === 0 || pending === 0 || got >= expected) break
+    yield { kind: 'message', stream, seq: m.seq, subject: m.subject, time: m.time, event }
   }
 }
 

@@ -5,9 +5,12 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { demoBatches } from '../../cli/demo-data.ts'
 import { STAGES, startPipeline, waitForIdle, type Pipeline } from '../../cli/pipeline.ts'
 import { eraseUser } from '../../privacy/erase.ts'
+import { exportUser } from '../../privacy/export.ts'
+import { userMessages } from '../../privacy/messages.ts'
 import { userRef } from '../../streams/audit.ts'
 import { decodeJson } from '../../streams/envelope.ts'
-import { STREAM_KEYS, streamName } from '../../streams/subjects.ts'
+import { closeDb, createDb } from '../../schema/db.ts'
+import { STREAM_KEYS, streamName, subjects } from '../../streams/subjects.ts'
 import { testEnv, type TestEnv } from '../helpers/env.ts'
 
 // DESIGN.md §9 invariant 5 and issue 6: export returns everything posted; after `hph user erase`, no message
@@ -57,21 +60,10 @@ async function allMessages(): Promise<Array<{ stream: string; subject: string; t
   const out: Array<{ stream: string; subject: string; text: string }> = []
   for (const key of STREAM_KEYS) {
     const stream = streamName(env.config.HPH_PREFIX, key)
-    const { state } = await env.nats.jsm.streams.info(stream)
-    if (state.messages === 0) continue
-    const c = await env.nats.js.consumers.get(stream)
-    let got = 0
-    while (got < state.messages) {
-      let fetched = 0
-      for await (const m of await c.fetch({ max_messages: 1000, expires: 2000 })) {
-        fetched++
-        got++
-        const text = m.string()
-        const base64 = [...text.matchAll(/"payloadBase64"\s*:\s*"([A-Za-z0-9+/=]*)"/g)].map((x) => Buffer.from(x[1] as string, 'base64').toString())
-        out.push({ stream, subject: m.subject, text: [text, ...base64].join('\n') })
-        if (m.info.pending === 0) break
-      }
-      if (fetched === 0) break
+    for await (const m of userMessages(env.nats, stream, `${env.config.HPH_PREFIX}.${key.toLowerCase()}.>`, { withData: true })) {
+      const text = Buffer.from(m.data).toString()
+      const base64 = [...text.matchAll(/"payloadBase64"\s*:\s*"([A-Za-z0-9+/=]*)"/g)].map((x) => Buffer.from(x[1] as string, 'base64').toString())
+      out.push({ stream, subject: m.subject, text: [text, ...base64].join('\n') })
     }
   }
   return out
@@ -206,5 +198,30 @@ describe('user export and erase', () => {
     const lines = (await readFile(file, 'utf8')).trimEnd().split('\n').map((l) => JSON.parse(l) as { kind: string; table?: string })
     await rm(file)
     expect(lines.filter((l) => l.kind === 'row' && l.table === 'samples').length).toBe(keeperBefore.rows.samples)
+  })
+
+  it('erases at once, without waiting for stages, when no stage is running', async () => {
+    await p.stop()
+    const offline = `offline-${randomBytes(5).toString('hex')}`
+    await env.nats.js.publish(subjects.ingest(env.config.HPH_PREFIX, 'healthkit', offline), JSON.stringify({ not: 'processed yet' }), { msgID: `offline-${offline}` })
+    // and work the insights engine has not done: HPH_CHANGES is a work queue (no second consumer may read it)
+    await env.nats.js.publish(subjects.changes(env.config.HPH_PREFIX, offline), JSON.stringify({ days: ['2026-03-01'] }), { msgID: `offline-changes-${offline}` })
+    const { db, pool } = createDb(env.config, { max: 2 })
+    try {
+      const lines = []
+      for await (const l of exportUser({ nats: env.nats, db, prefix: env.config.HPH_PREFIX, schema: env.config.HPH_DB_SCHEMA }, offline)) lines.push(l)
+      expect(lines.filter((l) => l.kind === 'message').map((l) => (l as { stream: string }).stream).sort()).toEqual(
+        [streamName(env.config.HPH_PREFIX, 'CHANGES'), streamName(env.config.HPH_PREFIX, 'INGEST')].sort(),
+      )
+      const t0 = Date.now()
+      const report = await eraseUser({ nats: env.nats, db, prefix: env.config.HPH_PREFIX, schema: env.config.HPH_DB_SCHEMA, log: env.log }, offline, { settleTimeoutMs: 60_000 })
+      expect(report).toMatchObject({ complete: true })
+      expect(report.purged[streamName(env.config.HPH_PREFIX, 'INGEST')]).toBe(1)
+      expect(report.purged[streamName(env.config.HPH_PREFIX, 'CHANGES')]).toBe(1)
+      expect(Date.now() - t0).toBeLessThan(20_000)
+      expect((await allMessages()).filter((m) => m.subject.includes(offline))).toEqual([])
+    } finally {
+      await closeDb(db, pool)
+    }
   })
 })

@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest'
 import { auditActionOf, outcomeOf } from '../../../api/audit.ts'
 import { fingerprint, principalOfClaims } from '../../../api/auth.ts'
 import { loadConfig } from '../../../config.ts'
+import { subjectMatches } from '../../../privacy/messages.ts'
 import { auditEvent, userRef } from '../../../streams/audit.ts'
 import { subjects } from '../../../streams/subjects.ts'
 
@@ -75,5 +76,13 @@ describe('audit events', () => {
     expect(subjects.ofUserIn('hph', 'INGEST', 'ana')).toBe('hph.ingest.*.*.ana')
     expect(subjects.ofUserIn('hph', 'DLQ', 'ana')).toBe('hph.dlq.*.ana')
     expect(subjects.ofUserIn('hph', 'AUDIT', 'ana')).toBe('hph.audit.*.*.ana')
+  })
+
+  it('matches subjects against NATS filters as the server does', () => {
+    expect(subjectMatches('hph.changes.*.*.ana', 'hph.changes.v1.days.ana')).toBe(true)
+    expect(subjectMatches('hph.changes.*.*.ana', 'hph.changes.v1.days.anab')).toBe(false)
+    expect(subjectMatches('hph.changes.*.*.ana', 'hph.changes.v1.ana')).toBe(false)
+    expect(subjectMatches('hph.dlq.>', 'hph.dlq.normalize.ana')).toBe(true)
+    expect(subjectMatches('hph.dlq.>', 'hph.dlq')).toBe(false)
   })
 })
