@@ -15,6 +15,8 @@ export interface ExportDeps {
   db: Kysely<Database>
   prefix: string
   schema: string
+  /** rows per database page (default 1000) */
+  pageSize?: number
 }
 
 export type ExportLine =
@@ -40,7 +42,7 @@ async function* streamMessages(nats: Nats, stream: string, filter: string): Asyn
 }
 
 /** Rows of one user in one table, a page at a time in key order (keyset pagination: no page is re-read). */
-async function* tableRows(db: Kysely<Database>, schema: string, t: UserTable, userId: string): AsyncGenerator<ExportLine> {
+async function* tableRows(db: Kysely<Database>, schema: string, t: UserTable, userId: string, page = PAGE): AsyncGenerator<ExportLine> {
   const table = sql.id(schema, t.table)
   const keys = t.keys.filter((k) => k !== 'user_id')
   if (keys.length === 0) {
@@ -52,12 +54,12 @@ async function* tableRows(db: Kysely<Database>, schema: string, t: UserTable, us
   const keyList = sql.join(keys.map((k) => sql.ref(k)))
   let after: unknown[] | undefined
   for (;;) {
-    const page = after
-      ? sql<Record<string, unknown>>`select * from ${table} where user_id = ${userId} and (${keyList}) > (${sql.join(after.map((v) => sql`${v}`))}) order by ${keyList} limit ${PAGE}`
-      : sql<Record<string, unknown>>`select * from ${table} where user_id = ${userId} order by ${keyList} limit ${PAGE}`
-    const r = await page.execute(db)
+    const query = after
+      ? sql<Record<string, unknown>>`select * from ${table} where user_id = ${userId} and (${keyList}) > (${sql.join(after.map((v) => sql`${v}`))}) order by ${keyList} limit ${page}`
+      : sql<Record<string, unknown>>`select * from ${table} where user_id = ${userId} order by ${keyList} limit ${page}`
+    const r = await query.execute(db)
     for (const row of r.rows) yield { kind: 'row', table: t.table, row }
-    if (r.rows.length < PAGE) return
+    if (r.rows.length < page) return
     const last = r.rows.at(-1) as Record<string, unknown>
     after = keys.map((k) => last[k])
   }
@@ -79,7 +81,7 @@ export async function* exportUser(deps: ExportDeps, userId: string, now = new Da
   // a rebuild's shadow tables are transient copies of the live ones: not exported twice
   for (const t of (await userTables(deps.db, deps.schema)).filter((t) => !t.table.endsWith(SHADOW_SUFFIX))) {
     rows[t.table] = 0
-    for await (const line of tableRows(deps.db, deps.schema, t, userId)) {
+    for await (const line of tableRows(deps.db, deps.schema, t, userId, deps.pageSize)) {
       rows[t.table] = (rows[t.table] ?? 0) + 1
       yield line
     }

@@ -122,6 +122,10 @@ describe('user export and erase', () => {
     expect(lines.some((l) => l.kind === 'message' && l.stream === streamName(env.config.HPH_PREFIX, 'DLQ'))).toBe(true)
     // nobody else's rows
     expect(lines.some((l) => JSON.stringify(l).includes(keeper))).toBe(false)
+    // read in small pages (keyset pagination), the same rows in the same order
+    const paged = []
+    for await (const l of exportUser({ nats: p.nats, db: p.db, prefix: env.config.HPH_PREFIX, schema: env.config.HPH_DB_SCHEMA, pageSize: 7 }, victim)) if (l.kind === 'row') paged.push(JSON.parse(JSON.stringify(l)))
+    expect(paged).toEqual(lines.filter((l) => l.kind === 'row'))
   })
 
   it('after hph user erase, no message in any stream and no row in any table holds the user id; the others are untouched', async () => {
