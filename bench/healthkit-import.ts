@@ -13,6 +13,7 @@ import { UNDERSTOOD_TYPES } from '../processors/healthkit-export/reader.ts'
 import { createDb } from '../schema/db.ts'
 import type { Nats } from '../streams/connect.ts'
 import { streamName } from '../streams/subjects.ts'
+import { isTransient } from '../streams/transient.ts'
 import { CONSUMERS } from '../streams/topology.ts'
 import { testEnv } from '../test/helpers/env.ts'
 import { writeExport } from '../test/helpers/export-generator.ts'
@@ -57,8 +58,14 @@ async function drained(nats: Nats, prefix: string): Promise<void> {
   let quiet = 0
   while (quiet < 2) {
     await new Promise((r) => setTimeout(r, 250))
-    const infos = await Promise.all([CONSUMERS.normalize, CONSUMERS['samples-writer']].map((c) => nats.jsm.consumers.info(streamName(prefix, c.stream), c.durable)))
-    quiet = infos.every((i) => i.num_pending === 0 && i.num_ack_pending === 0) ? quiet + 1 : 0
+    try {
+      const infos = await Promise.all([CONSUMERS.normalize, CONSUMERS['samples-writer']].map((c) => nats.jsm.consumers.info(streamName(prefix, c.stream), c.durable)))
+      quiet = infos.every((i) => i.num_pending === 0 && i.num_ack_pending === 0) ? quiet + 1 : 0
+    } catch (err) {
+      // a loaded machine can make a look-up time out: look again
+      if (!isTransient(err)) throw err
+      quiet = 0
+    }
   }
 }
 
