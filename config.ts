@@ -21,6 +21,10 @@ export const ConfigSchema = z.object({
   HPH_INGEST_DUPLICATE_WINDOW_S: positiveInt(86_400),
   HPH_MAX_BODY_BYTES: positiveInt(5 * 1024 * 1024),
   HPH_MAX_SAMPLES: positiveInt(10_000),
+  // spec/api.md "Backfill from an Apple Health export": its own body limit (an export is often 0.5–2 GB)
+  HPH_MAX_EXPORT_BYTES: positiveInt(8 * 1024 ** 3),
+  HPH_IMPORT_BATCH_SIZE: z.coerce.number().int().min(1).max(10_000).default(1000),
+  HPH_IMPORT_IN_FLIGHT: z.coerce.number().int().min(1).max(256).default(8),
   HPH_BATCH_SIZE: z.coerce.number().int().min(1).max(10_000).default(1000),
   HPH_MAX_DELIVER: positiveInt(5),
   HPH_ACK_WAIT_S: positiveInt(60),

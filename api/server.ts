@@ -11,6 +11,7 @@ import { metricsRoutes } from './routes/metrics.ts'
 import { opsRoutes, type Probe } from './routes/ops.ts'
 import { readRoutes } from './routes/read.ts'
 import { samplesRoutes } from './routes/samples.ts'
+import { healthkitExportRoutes } from './routes/healthkit-export.ts'
 
 export interface ApiDeps {
   config: Config
@@ -35,6 +36,10 @@ export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
   installErrorHandling(app)
   metricsRoutes(app, deps.metrics)
   samplesRoutes(app, { nats: deps.nats, prefix: config.HPH_PREFIX, maxSamples: config.HPH_MAX_SAMPLES, auth })
+  healthkitExportRoutes(app, {
+    nats: deps.nats, prefix: config.HPH_PREFIX, maxSamples: config.HPH_MAX_SAMPLES, batchSize: config.HPH_IMPORT_BATCH_SIZE,
+    inFlight: config.HPH_IMPORT_IN_FLIGHT, maxBytes: config.HPH_MAX_EXPORT_BYTES, auth,
+  })
   readRoutes(app, { db: deps.db, auth })
   opsRoutes(app, deps.probes)
   if (auth.open) deps.log.warn('no HPH_API_KEYS: the API is open to anyone on this machine (loopback only)')
