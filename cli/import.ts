@@ -1,6 +1,6 @@
 import { createReadStream } from 'node:fs'
 import { open, stat } from 'node:fs/promises'
-import cliProgress from 'cli-progress'
+import { stderrBar } from './progress.ts'
 import { formatOf, ImportError, importExport, type ImportResult } from '../processors/healthkit-export/import.ts'
 import { connectNats } from '../streams/connect.ts'
 import { UserId } from '../streams/schemas.ts'
@@ -18,19 +18,7 @@ const READ_CHUNK = 256 * 1024
 
 function progressBar(enabled: boolean, totalBytes: number) {
   if (!enabled) return { update: (_bytes: number, _records: number) => undefined, stop: () => undefined }
-  const bar = new cliProgress.SingleBar(
-    {
-      format: 'import |{bar}| {percentage}% {mb}/{totalMb} MB | {records} records | {mbps} MB/s {rps} records/s | ETA {eta_formatted}',
-      etaBuffer: 50,
-      fps: 5,
-      stream: process.stderr,
-      // a log file or a CI console gets a line now and then instead of a redrawn bar
-      noTTYOutput: true,
-      notTTYSchedule: 5000,
-      hideCursor: true,
-    },
-    cliProgress.Presets.shades_classic,
-  )
+  const bar = stderrBar('import |{bar}| {percentage}% {mb}/{totalMb} MB | {records} records | {mbps} MB/s {rps} records/s | ETA {eta_formatted}')
   const t0 = performance.now()
   const totalMb = (totalBytes / MB).toFixed(1)
   bar.start(Math.max(1, totalBytes), 0, { mb: '0.0', totalMb, records: 0, mbps: '0.0', rps: 0 })

@@ -1,5 +1,6 @@
 import { createWriteStream } from 'node:fs'
 import { once } from 'node:events'
+import { prng } from '../../cli/demo-data.ts'
 
 // Test and bench helper: a large, realistic Apple Health export.xml, written as a stream (never held whole).
 // The shape the Health app writes (declaration, internal DTD, device strings, HRV metadata lists, workouts,
@@ -57,17 +58,6 @@ const WATCH = 'sourceName="Apple Watch de Ana" sourceVersion="10.3" device="&lt;
 const PHONE = 'sourceName="iPhone de Ana" sourceVersion="17.3" device="&lt;&lt;HKDevice: 0x3030a8e40&gt;, name:iPhone, manufacturer:Apple Inc., model:iPhone, hardware:iPhone14,2, software:17.3&gt;"'
 const STAGES = ['HKCategoryValueSleepAnalysisAsleepCore', 'HKCategoryValueSleepAnalysisAsleepDeep', 'HKCategoryValueSleepAnalysisAsleepCore', 'HKCategoryValueSleepAnalysisAsleepREM', 'HKCategoryValueSleepAnalysisAwake']
 
-/** mulberry32: a small deterministic PRNG */
-function prng(seed: number): () => number {
-  let a = seed >>> 0
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0
-    let t = a
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
-}
 
 const pad = (n: number) => String(n).padStart(2, '0')
 
