@@ -17,6 +17,14 @@ const ANA = 'dash-ana-token'
 const OUT = join('test-output', 'dashboard')
 const CHROMIUM_ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync']
 
+/** What the page's functions reach in the browser (this project compiles without the DOM library). */
+interface InPage {
+  Chart: { getChart(id: string): { data: { datasets: Array<{ label: string; backgroundColor: unknown; fill?: unknown; type?: string }> }; getDatasetMeta(i: number): { data: unknown[] } } | undefined }
+  sessionStorage: { getItem(key: string): string | null }
+  location: { hash: string }
+  document: { getElementById(id: string): { dataset: Record<string, string | undefined> } | null }
+}
+
 let env: TestEnv
 let p: Pipeline
 let browser: Browser
@@ -76,7 +84,7 @@ describe('the dashboard', () => {
   it('draws a user\'s last 90 days: a bar per readiness day coloured by label, a point per HRV night with its bands, stacked stages per night', async () => {
     const { page, requests, errors } = await tab('/#/user/ana')
     await signIn(page, ANA)
-    await page.waitForFunction(() => (window as unknown as { Chart: { getChart(id: string): unknown } }).Chart.getChart('sleep-chart') !== undefined)
+    await page.waitForFunction(() => (globalThis as unknown as InPage).Chart.getChart('sleep-chart') !== undefined)
 
     // the window: the 90 days ending with ana's latest day of data
     const latest = (await sql<{ day: string }>`select greatest((select max(day) from sleep_daily where user_id = 'ana'), (select max(day) from hrv_daily where user_id = 'ana'),
@@ -89,9 +97,9 @@ describe('the dashboard', () => {
     expect(readinessDays).toBeGreaterThan(60)
 
     const drawn = await page.evaluate(() => {
-      const { Chart } = window as unknown as { Chart: { getChart(id: string): { data: { datasets: Array<{ label: string; backgroundColor: unknown; fill?: unknown; type?: string }> }; getDatasetMeta(i: number): { data: unknown[] } } } }
+      const { Chart } = globalThis as unknown as InPage
       const meta = (id: string) => {
-        const c = Chart.getChart(id)
+        const c = Chart.getChart(id)!
         return c.data.datasets.map((d, i) => ({ label: d.label, type: d.type, fill: d.fill, colours: d.backgroundColor, elements: c.getDatasetMeta(i).data.length }))
       }
       return { readiness: meta('readiness-chart'), hrv: meta('hrv-chart'), sleep: meta('sleep-chart') }
@@ -113,7 +121,7 @@ describe('the dashboard', () => {
     // asked without a token first (401), then with the one typed in
     const trends = requests.filter((r) => r.url.includes('/v1/users/ana/trends'))
     expect(trends.map((r) => [r.status, r.authorization])).toEqual([[401, undefined], [200, `Bearer ${ANA}`]])
-    expect(await page.evaluate(() => sessionStorage.getItem('hph.token'))).toBe(ANA)
+    expect(await page.evaluate(() => (globalThis as unknown as InPage).sessionStorage.getItem('hph.token'))).toBe(ANA)
     expect(errors).toEqual([])
     await page.screenshot({ path: join(OUT, 'user-ana.png'), fullPage: true })
     await page.context().close()
@@ -139,7 +147,7 @@ describe('the dashboard', () => {
     const { page } = await tab('/#/user/ben')
     await signIn(page, ANA)
     await expect.poll(() => page.textContent('#message')).toContain('this token may not access that user')
-    await page.evaluate(() => { location.hash = '#/ops' })
+    await page.evaluate(() => { (globalThis as unknown as InPage).location.hash = '#/ops' })
     await expect.poll(() => page.textContent('#message')).toContain('only an admin token')
     await page.context().close()
   })
@@ -147,7 +155,7 @@ describe('the dashboard', () => {
   it('shows operators the streams, consumer lag, DLQ depth and stage throughput, refreshing by itself', async () => {
     const { page, errors } = await tab('/?refresh=1#/ops')
     await signIn(page, ADMIN)
-    await page.waitForFunction(() => Number(document.getElementById('page-ops')?.dataset.refreshes ?? 0) >= 3, undefined, { timeout: 20_000 })
+    await page.waitForFunction(() => Number((globalThis as unknown as InPage).document.getElementById('page-ops')?.dataset.refreshes ?? 0) >= 3, undefined, { timeout: 20_000 })
     const consumers = await page.$$eval('#ops-consumers tr', (trs) => trs.slice(1).map((tr) => [...tr.querySelectorAll('td')].map((td) => td.textContent)))
     expect(consumers.map((c) => c[0])).toEqual(STAGES)
     for (const c of consumers) {
@@ -162,7 +170,7 @@ describe('the dashboard', () => {
     const samples = (await env.nats.jsm.streams.info(streamName(env.config.HPH_PREFIX, 'SAMPLES'))).state.messages
     const row = await page.$$eval('#ops-streams tr', (trs, name) => [...trs].find((tr) => tr.querySelector('td')?.textContent === name)?.querySelectorAll('td')[1]?.textContent, streamName(env.config.HPH_PREFIX, 'SAMPLES'))
     expect(row).toBe(String(samples))
-    const lines = await page.evaluate(() => (window as unknown as { Chart: { getChart(id: string): { data: { datasets: unknown[] } } } }).Chart.getChart('throughput-chart').data.datasets.length)
+    const lines = await page.evaluate(() => (globalThis as unknown as InPage).Chart.getChart('throughput-chart')?.data.datasets.length)
     expect(lines).toBe(STAGES.length)
     expect(errors).toEqual([])
     await page.screenshot({ path: join(OUT, 'ops.png'), fullPage: true })
