@@ -12,6 +12,9 @@ import { opsRoutes, type Probe } from './routes/ops.ts'
 import { readRoutes } from './routes/read.ts'
 import { samplesRoutes } from './routes/samples.ts'
 import { healthkitExportRoutes } from './routes/healthkit-export.ts'
+import { dashboardRoutes } from './routes/dashboard.ts'
+import { statusRoutes } from './routes/status.ts'
+import { trendsRoutes } from './routes/trends.ts'
 
 export interface ApiDeps {
   config: Config
@@ -42,6 +45,10 @@ export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
   })
   readRoutes(app, { db: deps.db, auth })
   opsRoutes(app, deps.probes)
+  // issue 8: the dashboard at GET /, and the two reads it needs beyond the API's own
+  trendsRoutes(app, { db: deps.db, auth })
+  statusRoutes(app, { nats: deps.nats, db: deps.db, prefix: config.HPH_PREFIX, auth })
+  await dashboardRoutes(app)
   if (auth.open) deps.log.warn('no HPH_API_KEYS: the API is open to anyone on this machine (loopback only)')
   return app
 }
