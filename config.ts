@@ -32,8 +32,10 @@ export const ConfigSchema = z.object({
   HPH_RATE_LIMIT_WINDOW_S: positiveInt(60),
   /** take the client address from X-Forwarded-For (only behind a proxy that sets it) */
   HPH_TRUST_PROXY: z.enum(['true', 'false']).default('false').transform((v) => v === 'true'),
-  /** the whole request, body upload included, must arrive within this (an export.xml upload is large) */
-  HPH_REQUEST_TIMEOUT_MS: positiveInt(300_000),
+  /** the whole request, body upload included, must arrive within this (an export upload of gigabytes takes minutes) */
+  HPH_REQUEST_TIMEOUT_MS: positiveInt(3_600_000),
+  /** a connection silent this long is closed (a client that stops sending mid-body) */
+  HPH_IDLE_TIMEOUT_MS: positiveInt(120_000),
   HPH_MAX_JSON_DEPTH: positiveInt(32),
   HPH_STREAM_REPLICAS: z.coerce.number().int().min(1).max(5).default(1),
   HPH_STREAM_STORAGE: z.enum(['file', 'memory']).default('file'),
@@ -41,6 +43,10 @@ export const ConfigSchema = z.object({
   HPH_INGEST_DUPLICATE_WINDOW_S: positiveInt(86_400),
   HPH_MAX_BODY_BYTES: positiveInt(5 * 1024 * 1024),
   HPH_MAX_SAMPLES: positiveInt(10_000),
+  // spec/api.md "Backfill from an Apple Health export": its own body limit (an export is often 0.5–2 GB)
+  HPH_MAX_EXPORT_BYTES: positiveInt(8 * 1024 ** 3),
+  HPH_IMPORT_BATCH_SIZE: z.coerce.number().int().min(1).max(10_000).default(1000),
+  HPH_IMPORT_IN_FLIGHT: z.coerce.number().int().min(1).max(256).default(8),
   HPH_BATCH_SIZE: z.coerce.number().int().min(1).max(10_000).default(1000),
   HPH_MAX_DELIVER: positiveInt(5),
   HPH_ACK_WAIT_S: positiveInt(60),

@@ -1,5 +1,6 @@
 import type { FastifyError, FastifyInstance } from 'fastify'
 import { HphError } from '../errors.ts'
+import { ImportError } from '../processors/healthkit-export/import.ts'
 import { isTransient } from '../streams/transient.ts'
 
 // spec/api.md: every error body is {error, message, details}. One place maps errors to HTTP.
@@ -31,12 +32,21 @@ const FASTIFY_CODES: Record<string, { status: number; error: string }> = {
   FST_ERR_CTP_INVALID_JSON_BODY: { status: 400, error: 'invalid_json' },
 }
 
+/** Input errors of the core, by their stable code. */
+const HPH_CODES: Record<string, number> = { validation_failed: 400, export_malformed: 400 }
+
 export function toHttp(err: unknown): { status: number; body: ErrorBody } {
   if (err instanceof HttpError) return { status: err.status, body: { error: err.code, message: err.message, details: err.details } }
-  if (err instanceof HphError && err.code === 'validation_failed') return { status: 400, body: { error: err.code, message: err.message, details: err.details } }
+  // an import that stopped half-way answers as its cause would, and says which whole batches it stored before
+  if (err instanceof ImportError) {
+    const inner = toHttp(err.cause)
+    return { status: inner.status, body: { ...inner.body, message: `${inner.body.message}; ${err.kept}` } }
+  }
+  const known = err instanceof HphError ? HPH_CODES[err.code] : undefined
+  if (known !== undefined && err instanceof HphError) return { status: known, body: { error: err.code, message: err.message, details: err.details } }
   const fe = err as Partial<FastifyError>
-  const known = fe.code ? FASTIFY_CODES[fe.code] : undefined
-  if (known) return { status: known.status, body: { error: known.error, message: fe.message ?? known.error, details: [] } }
+  const fastify = fe.code ? FASTIFY_CODES[fe.code] : undefined
+  if (fastify) return { status: fastify.status, body: { error: fastify.error, message: fe.message ?? fastify.error, details: [] } }
   if (err instanceof SyntaxError || (fe.statusCode === 400 && /JSON|prototype|constructor/i.test(fe.message ?? ''))) {
     return { status: 400, body: { error: 'invalid_json', message: `body is not valid JSON: ${fe.message}`, details: [] } }
   }

@@ -15,6 +15,10 @@ import { metricsRoutes } from './routes/metrics.ts'
 import { opsRoutes, type Probe } from './routes/ops.ts'
 import { readRoutes } from './routes/read.ts'
 import { samplesRoutes } from './routes/samples.ts'
+import { healthkitExportRoutes } from './routes/healthkit-export.ts'
+import { dashboardRoutes } from './routes/dashboard.ts'
+import { statusRoutes } from './routes/status.ts'
+import { trendsRoutes } from './routes/trends.ts'
 
 export interface ApiDeps {
   config: Config
@@ -36,6 +40,7 @@ export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
     bodyLimit: config.HPH_MAX_BODY_BYTES,
     requestIdHeader: 'x-request-id',
     requestTimeout: config.HPH_REQUEST_TIMEOUT_MS,
+    connectionTimeout: config.HPH_IDLE_TIMEOUT_MS,
     trustProxy: config.HPH_TRUST_PROXY,
   })
   installErrorHandling(app)
@@ -44,11 +49,19 @@ export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
   installAudit(app, { nats: deps.nats, prefix: config.HPH_PREFIX })
   metricsRoutes(app, deps.metrics)
   samplesRoutes(app, { nats: deps.nats, prefix: config.HPH_PREFIX, maxSamples: config.HPH_MAX_SAMPLES, maxJsonDepth: config.HPH_MAX_JSON_DEPTH })
+  healthkitExportRoutes(app, {
+    nats: deps.nats, prefix: config.HPH_PREFIX, maxSamples: config.HPH_MAX_SAMPLES, batchSize: config.HPH_IMPORT_BATCH_SIZE,
+    inFlight: config.HPH_IMPORT_IN_FLIGHT, maxBytes: config.HPH_MAX_EXPORT_BYTES, auth,
+  })
   readRoutes(app, { db: deps.db })
   const userData = { nats: deps.nats, db: deps.db, prefix: config.HPH_PREFIX, schema: config.HPH_DB_SCHEMA }
   exportRoutes(app, userData)
   eraseRoutes(app, { ...userData, log: deps.log })
   opsRoutes(app, deps.probes)
+  // issue 8: the dashboard at GET /, and the two reads it needs beyond the API's own
+  trendsRoutes(app, { db: deps.db, auth })
+  statusRoutes(app, { nats: deps.nats, db: deps.db, prefix: config.HPH_PREFIX, auth })
+  await dashboardRoutes(app)
   if (auth.open) deps.log.warn('no HPH_API_KEYS and no JWT settings: the API is open to anyone on this machine (loopback only)')
   else deps.log.info({ auth: auth.modes }, 'api authentication')
   return app

@@ -4,9 +4,13 @@ import { samplesWriterBench } from './samples-writer.ts'
 import { httpIngestBench } from './http-ingest.ts'
 import { endToEndBench } from './end-to-end.ts'
 import { rebuildBench } from './rebuild.ts'
+import { scalingBench } from './scaling.ts'
+import { healthkitImportBench } from './healthkit-import.ts'
 
 const only = process.argv[2]
-const benches: Record<string, () => Promise<void>> = { 'samples-writer': samplesWriterBench, 'http-ingest': httpIngestBench, 'end-to-end': endToEndBench, rebuild: rebuildBench }
+const benches: Record<string, () => Promise<void>> = {
+  'samples-writer': samplesWriterBench, 'http-ingest': httpIngestBench, 'end-to-end': endToEndBench, rebuild: rebuildBench, scaling: scalingBench, 'healthkit-import': healthkitImportBench,
+}
 for (const [name, run] of Object.entries(benches)) {
   if (only && only !== name) continue
   process.stdout.write(`\n== ${name}\n`)

@@ -7,6 +7,7 @@ import { applyTopology } from '../streams/topology.ts'
 import { runDemo } from './demo.ts'
 import { runStatus } from './status.ts'
 import { runDlq } from './dlq.ts'
+import { runImport } from './import.ts'
 import { runRebuild, runReplay } from './rebuild.ts'
 import { runUser } from './user.ts'
 import { STAGES, startPipeline, type Pipeline, type PipelineStage } from './pipeline.ts'
@@ -97,6 +98,7 @@ export const commands: Record<string, Command> = {
   demo: runDemo,
   status: runStatus,
   dlq: runDlq,
+  import: runImport,
   replay: runReplay,
   rebuild: runRebuild,
   user: runUser,

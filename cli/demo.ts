@@ -3,7 +3,7 @@ import { parseApiKeys } from '../api/auth.ts'
 import type { CommandContext } from './commands.ts'
 import { untilSignal } from './commands.ts'
 import { demoBatches, type DemoBatch } from './demo-data.ts'
-import { STAGES, startPipeline, waitForIdle } from './pipeline.ts'
+import { STAGES, startPipeline, waitForIdle, type Pipeline } from './pipeline.ts'
 
 /**
  * The demo data set, every night over before `today`: ana has 75 nights from an Apple Watch (with the
@@ -25,15 +25,28 @@ export function demoDataSet(today = new Date()): Array<{ userId: string; batches
   return [{ userId: 'ana', batches: ana }, { userId: 'ben', batches: ben }]
 }
 
-/** `hph demo`: the whole pipeline with demo data posted to it over HTTP. */
-export async function runDemo({ config, log, flags }: CommandContext): Promise<number> {
-  const p = await startPipeline(config, log, { stages: STAGES, api: true, prepare: true })
-  const admin = [...parseApiKeys(config.HPH_API_KEYS)].find(([, pr]) => pr.kind === 'admin')?.[0]
-  const headers = { 'content-type': 'application/json', ...(admin ? { authorization: `Bearer ${admin}` } : {}) }
+export interface DemoLoad {
+  accepted: number
+  rejected: number
+  ignored: number
+  /** rows of the demo users in `samples` */
+  rows: number
+  /** from the first post until every stage was idle */
+  ms: number
+}
+
+/**
+ * Posts the demo data set (as of `today`) to a running pipeline over HTTP, then waits until every
+ * accepted sample is a row and every stage is idle: the insights are settled when it resolves.
+ */
+export async function loadDemo(p: Pick<Pipeline, 'url' | 'db' | 'nats' | 'config'>, opts: { today?: Date; token?: string } = {}): Promise<DemoLoad> {
+  const headers = { 'content-type': 'application/json', ...(opts.token ? { authorization: `Bearer ${opts.token}` } : {}) }
+  const t0 = Date.now()
   let accepted = 0
   let rejected = 0
   let ignored = 0
-  for (const { userId, batches } of demoDataSet()) {
+  const dataSet = demoDataSet(opts.today)
+  for (const { userId, batches } of dataSet) {
     for (const b of batches) {
       const res = await fetch(`${p.url}/v1/users/${userId}/samples`, { method: 'POST', headers, body: JSON.stringify(b) })
       const body = (await res.json()) as { accepted?: number; rejected?: unknown[]; ignored?: number; message?: string }
@@ -43,23 +56,35 @@ export async function runDemo({ config, log, flags }: CommandContext): Promise<n
       ignored += body.ignored ?? 0
     }
   }
-  log.info({ accepted, rejected, ignored }, 'demo data posted')
-
   // the pipeline is asynchronous: wait until every accepted sample is a row and every stage is idle
-  const t0 = Date.now()
-  const users = demoDataSet().map((u) => u.userId)
+  const users = dataSet.map((u) => u.userId)
   let rows = 0
-  while (Date.now() - t0 < 60_000) {
+  const posted = Date.now()
+  while (Date.now() - posted < 60_000) {
     rows = (await sql<{ n: number }>`select count(*)::int as n from samples where user_id = any(${users})`.execute(p.db)).rows[0]?.n ?? 0
     if (rows >= accepted) break
     await new Promise((res) => setTimeout(res, 200))
   }
-  if (rows < accepted) {
+  if (rows < accepted) throw new Error(`only ${rows} of ${accepted} samples reached the table within 60 s`)
+  await waitForIdle(p.nats, p.config.HPH_PREFIX, { timeoutMs: 120_000 })
+  return { accepted, rejected, ignored, rows, ms: Date.now() - t0 }
+}
+
+/** `hph demo`: the whole pipeline with demo data posted to it over HTTP. */
+export async function runDemo({ config, log, flags }: CommandContext): Promise<number> {
+  const p = await startPipeline(config, log, { stages: STAGES, api: true, prepare: true })
+  const admin = [...parseApiKeys(config.HPH_API_KEYS)].find(([, pr]) => pr.kind === 'admin')?.[0]
+  let loaded: DemoLoad
+  try {
+    loaded = await loadDemo(p, admin ? { token: admin } : {})
+  } catch (err) {
     await p.stop()
-    throw new Error(`only ${rows} of ${accepted} samples reached the table within 60 s`)
+    throw err
   }
-  await waitForIdle(p.nats, config.HPH_PREFIX, { timeoutMs: 120_000 })
-  process.stdout.write(`\nposted ${accepted} samples (${rejected} rejected, ${ignored} ignored); ${rows} rows in table samples; insights settled after ${Date.now() - t0} ms\n`)
+  const { accepted, rejected, ignored, rows } = loaded
+  log.info({ accepted, rejected, ignored }, 'demo data posted')
+  const users = demoDataSet().map((u) => u.userId)
+  process.stdout.write(`\nposted ${accepted} samples (${rejected} rejected, ${ignored} ignored); ${rows} rows in table samples; insights settled after ${loaded.ms} ms\n`)
   const perTable = await sql<{ user_id: string; samples: number; sleep_daily: number; hrv_daily: number; readiness_daily: number }>`
     select u.user_id,
       (select count(*)::int from samples s where s.user_id = u.user_id) as samples,
@@ -84,7 +109,7 @@ export async function runDemo({ config, log, flags }: CommandContext): Promise<n
     await p.stop()
     return 0
   }
-  process.stdout.write(`\nthe pipeline keeps running at ${p.url}; try:\n  curl -s '${p.url}/v1/users/ana/readiness?from=${demoDataSet()[0]?.batches[0]?.samples[0]?.startDate.slice(0, 10)}&to=${new Date().toISOString().slice(0, 10)}'\n  curl -s ${p.url}/v1/users/ana/baseline\n  psql ${config.DATABASE_URL} -c 'select * from ${config.HPH_DB_SCHEMA}.samples limit 5'\nCtrl-C stops it.\n`)
+  process.stdout.write(`\nthe pipeline keeps running at ${p.url}; open ${p.url}/ for the dashboard, or try:\n  curl -s '${p.url}/v1/users/ana/readiness?from=${demoDataSet()[0]?.batches[0]?.samples[0]?.startDate.slice(0, 10)}&to=${new Date().toISOString().slice(0, 10)}'\n  curl -s ${p.url}/v1/users/ana/baseline\n  psql ${config.DATABASE_URL} -c 'select * from ${config.HPH_DB_SCHEMA}.samples limit 5'\nCtrl-C stops it.\n`)
   await untilSignal(log)
   await p.stop()
   return 0

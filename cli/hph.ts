@@ -22,6 +22,9 @@ usage: hph <command> [options]
   rebuild <projection>    rebuild samples | insights from their whole stream the same way
   rebuild insights --recompute [--id <run>]
                           re-derive every insight from \`samples\` (after an algorithm change)
+  import healthkit <file> --user <id> [--json]
+                          backfill an Apple Health export.xml or export.zip into HPH_INGEST (progress on
+                          stderr, a summary per type at the end); importing the same file again adds nothing
   user export <id> [--out <file>]
                           everything held about a user (raw batches, samples, every insight row) as NDJSON
   user erase <id>         erase a user from every stream and table (idempotent; audited)
@@ -32,7 +35,7 @@ configuration: environment variables (see README.md), e.g. NATS_URL, DATABASE_UR
 async function main(argv: string[]): Promise<number> {
   const { positionals, values } = parseArgs({ args: argv, allowPositionals: true, strict: false, options: {
     exit: { type: 'boolean' }, json: { type: 'boolean' }, quiet: { type: 'boolean' }, stage: { type: 'string' }, id: { type: 'string' },
-    into: { type: 'string' }, out: { type: 'string' }, 'from-seq': { type: 'string' }, since: { type: 'string' }, recompute: { type: 'boolean' }, help: { type: 'boolean', short: 'h' },
+    into: { type: 'string' }, out: { type: 'string' }, user: { type: 'string' }, 'from-seq': { type: 'string' }, since: { type: 'string' }, recompute: { type: 'boolean' }, help: { type: 'boolean', short: 'h' },
   } })
   const [name, ...rest] = positionals
   const command = name ? commands[name] : undefined

@@ -15,6 +15,7 @@ import { connectNats, type Nats } from '../streams/connect.ts'
 import { startConsumer, type BatchHandler, type BatchStats, type RunningConsumer } from '../streams/consumer.ts'
 import { streamName } from '../streams/subjects.ts'
 import { applyTopology, CONSUMERS, type StageName } from '../streams/topology.ts'
+import { isTransient } from '../streams/transient.ts'
 
 export const STAGES = ['normalize', 'samples-writer', 'insights-engine', 'insights-writer'] as const satisfies readonly StageName[]
 export type PipelineStage = (typeof STAGES)[number]
@@ -74,7 +75,16 @@ export async function waitForIdle(nats: Nats, prefix: string, opts: { timeoutMs?
   while (quiet < 2) {
     if (Date.now() > deadline) throw new Error(`the pipeline did not settle within ${opts.timeoutMs ?? 300_000} ms (busy: ${busy.join(', ')})`)
     await new Promise((r) => setTimeout(r, opts.settleMs ?? 150))
-    const infos = await Promise.all(Object.values(CONSUMERS).map((c) => nats.jsm.consumers.info(streamName(prefix, c.stream), c.durable)))
+    let infos
+    try {
+      infos = await Promise.all(Object.values(CONSUMERS).map((c) => nats.jsm.consumers.info(streamName(prefix, c.stream), c.durable)))
+    } catch (err) {
+      // a cluster electing a leader, a reconnect: not an answer, ask again
+      if (!isTransient(err)) throw err
+      busy = [`unanswered (${(err as Error).message})`]
+      quiet = 0
+      continue
+    }
     busy = infos.filter((i) => i.num_pending > 0 || i.num_ack_pending > 0).map((i) => `${i.name} pending ${i.num_pending}, ack-pending ${i.num_ack_pending}`)
     quiet = busy.length === 0 ? quiet + 1 : 0
   }

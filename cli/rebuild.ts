@@ -1,4 +1,4 @@
-import cliProgress from 'cli-progress'
+import { stderrBar } from './progress.ts'
 import { PROJECTIONS, rebuildProjection, type ProjectionName, type RebuildProgress, type RebuildResult } from '../projections/rebuild.ts'
 import { recomputeAll } from '../processors/insights/recompute.ts'
 import { closeDb, createDb } from '../schema/db.ts'
@@ -19,19 +19,7 @@ const REBUILD_USAGE = 'usage: hph rebuild <samples|insights> | hph rebuild insig
 
 function progressBar(enabled: boolean, unit = 'messages'): { update(p: Pick<RebuildProgress, 'phase' | 'done' | 'total'> | { phase: string; done: number; total: number }): void; stop(): void } {
   if (!enabled) return { update: () => undefined, stop: () => undefined }
-  const bar = new cliProgress.SingleBar(
-    {
-      format: `{phase} |{bar}| {percentage}% {value}/{total} ${unit} | {rate}/s | ETA {eta_formatted}`,
-      etaBuffer: 50,
-      fps: 5,
-      stream: process.stderr,
-      // a log file or a CI console gets a line now and then instead of a redrawn bar
-      noTTYOutput: true,
-      notTTYSchedule: 5000,
-      hideCursor: true,
-    },
-    cliProgress.Presets.shades_classic,
-  )
+  const bar = stderrBar(`{phase} |{bar}| {percentage}% {value}/{total} ${unit} | {rate}/s | ETA {eta_formatted}`)
   const t0 = performance.now()
   let started = false
   return {

@@ -145,6 +145,76 @@ export interface InsightUsersTable {
   updated_at: Generated<Timestamp>
 }
 
+/** The analysts' views (migration 0004, docs/analysts.md): read-only. */
+export interface VReadinessView {
+  user_id: string
+  day: LocalDay
+  score: number
+  label: string
+  p_high: number
+  p_medium: number
+  p_low: number
+  sleep_state: string | null
+  hrv_state: string | null
+  hrv_metric: string | null
+  hrv_ms: number | null
+  sleep_hours: number | null
+  updated_at: Timestamp
+}
+
+export interface VHrvTrendView {
+  user_id: string
+  day: LocalDay
+  hrv_metric: string
+  value_ms: number
+  ln_value: number
+  n: number
+  basis: string
+  ln_mean_7d: number
+  days_7d: number
+  mean_7d_ms: number
+  baseline_ln_mean: number
+  baseline_ln_sd: number
+  baseline_ms: number
+  ln_good_threshold: number
+  ln_medium_threshold: number
+  good_threshold_ms: number
+  medium_threshold_ms: number
+  state: string
+  baseline_days: number
+  baseline_source: string
+}
+
+export interface VSleepView {
+  user_id: string
+  day: LocalDay
+  valid: boolean
+  sleep_hours: number
+  in_bed_hours: number
+  deep_share: number | null
+  rem_share: number | null
+  core_share: number | null
+  asleep_unspecified_share: number | null
+  deep_min: number
+  rem_min: number
+  core_min: number
+  asleep_unspecified_min: number
+  awake_min: number
+  nap_min: number
+  efficiency: number
+  episode_start: Timestamp
+  episode_end: Timestamp
+  sleep_onset: Timestamp
+  wake_time: Timestamp
+  sleep_baseline_hours: number | null
+  sleep_sd_hours: number | null
+  good_threshold_hours: number | null
+  medium_threshold_hours: number | null
+  state: string | null
+  baseline_nights: number | null
+  baseline_source: string | null
+}
+
 export interface Database {
   samples: SamplesTable
   hrv_daily: HrvDailyTable
@@ -156,6 +226,9 @@ export interface Database {
   projection_checkpoints: ProjectionCheckpointsTable
   insight_tombstones: InsightTombstonesTable
   insight_users: InsightUsersTable
+  v_readiness: VReadinessView
+  v_hrv_trend: VHrvTrendView
+  v_sleep: VSleepView
 }
 
 /** Anything a raw `sql` template executes on: a Kysely of any schema, or a transaction. */

@@ -87,6 +87,8 @@ interface DependentView {
   def: string
   acl: string[] | null
   comment: string | null
+  /** the comments of its columns, by column name */
+  columnComments: Record<string, string> | null
 }
 
 /** Views (and materialized views) built on `tables`, directly or through other views, in creation order. */
@@ -99,7 +101,9 @@ async function dependentViews(client: pg.ClientBase, schema: string, tables: rea
        select r.ev_class from pg_depend d join pg_rewrite r on r.oid = d.objid join deps on d.refobjid = deps.oid
         where d.classid = 'pg_rewrite'::regclass and r.ev_class <> d.refobjid)
      select format('%I.%I', n.nspname, c.relname) as name, c.relkind = 'm' as materialized, pg_get_viewdef(c.oid) as def,
-            c.relacl::text[] as acl, obj_description(c.oid, 'pg_class') as comment
+            c.relacl::text[] as acl, obj_description(c.oid, 'pg_class') as comment,
+            (select json_object_agg(a.attname, col_description(c.oid, a.attnum)) from pg_attribute a
+              where a.attrelid = c.oid and a.attnum > 0 and not a.attisdropped and col_description(c.oid, a.attnum) is not null) as "columnComments"
        from (select distinct oid from deps) x join pg_class c on c.oid = x.oid join pg_namespace n on n.oid = c.relnamespace
       order by c.oid`,
     [tables.map((t) => `"${schema}".${t}`)],
@@ -109,10 +113,13 @@ async function dependentViews(client: pg.ClientBase, schema: string, tables: rea
 
 const PRIVILEGES: Record<string, string> = { r: 'select', a: 'insert', w: 'update', d: 'delete', D: 'truncate', x: 'references', t: 'trigger' }
 
-/** Creates a view again as it was: definition, comment, and the grants its ACL held (`grantee=privileges/grantor`). */
+/** Creates a view again as it was: definition, comments (its own and its columns'), and the grants its ACL held (`grantee=privileges/grantor`). */
 async function recreateView(client: pg.ClientBase, v: DependentView): Promise<void> {
   await client.query(`create ${v.materialized ? 'materialized view' : 'view'} ${v.name} as ${v.def}`)
   if (v.comment !== null) await client.query(`comment on ${v.materialized ? 'materialized view' : 'view'} ${v.name} is ${quoteLiteral(v.comment)}`)
+  for (const [column, text] of Object.entries(v.columnComments ?? {})) {
+    await client.query(`comment on column ${v.name}.${quoteIdent(column)} is ${quoteLiteral(text)}`)
+  }
   for (const item of v.acl ?? []) {
     const m = /^("?)(.*)\1=([a-zA-Z*]*)\/.*$/.exec(item)
     if (!m) continue
@@ -123,6 +130,7 @@ async function recreateView(client: pg.ClientBase, v: DependentView): Promise<vo
 }
 
 const quoteLiteral = (text: string) => `'${text.replaceAll("'", "''")}'`
+const quoteIdent = (name: string) => `"${name.replaceAll('"', '""')}"`
 
 /**
  * Inside the swap transaction, with the live tables locked: gives the shadow every month the live table

@@ -57,3 +57,26 @@ export async function hasTimescale(db: Executor): Promise<boolean> {
   await sql`create extension if not exists timescaledb`.execute(db)
   return true
 }
+
+/**
+ * DESIGN.md §6: the analysts' time bucket, `<schema>.bucket(width, ts)` (and its `date` twin for the daily
+ * tables): TimescaleDB's `time_bucket` when the extension is there, PostgreSQL's `date_bin` otherwise. Both
+ * count buckets from Monday 2000-01-03 00:00 UTC (time_bucket's default origin), so a week is Monday to
+ * Sunday and the two branches agree. `date_bin` takes no months or years; neither branch is asked to here.
+ */
+export function bucketFunctionSql(opts: { schema: string; role: string; timescale: boolean }): string[] {
+  const schema = identifier(opts.schema)
+  const role = identifier(opts.role)
+  const fn = `"${schema}".bucket`
+  const origin = `timestamptz '2000-01-03 00:00:00+00'`
+  const atTs = opts.timescale ? `time_bucket(width, ts, ${origin})` : `date_bin(width, ts, ${origin})`
+  const atDay = opts.timescale ? `time_bucket(width, day, date '2000-01-03')` : `date_bin(width, day::timestamp, timestamp '2000-01-03 00:00:00')::date`
+  const body = (expr: string) => `select ${expr}`
+  return [
+    `CREATE OR REPLACE FUNCTION ${fn}(width interval, ts timestamptz) RETURNS timestamptz LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$ ${body(atTs)} $$`,
+    `CREATE OR REPLACE FUNCTION ${fn}(width interval, day date) RETURNS date LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$ ${body(atDay)} $$`,
+    `COMMENT ON FUNCTION ${fn}(interval, timestamptz) IS 'the start of the width-long bucket holding ts, buckets counted from Monday 2000-01-03 00:00 UTC (${opts.timescale ? 'time_bucket' : 'date_bin'})'`,
+    `COMMENT ON FUNCTION ${fn}(interval, date) IS 'the first day of the width-long bucket holding day, buckets counted from Monday 2000-01-03 (${opts.timescale ? 'time_bucket' : 'date_bin'})'`,
+    `GRANT EXECUTE ON FUNCTION ${fn}(interval, timestamptz), ${fn}(interval, date) TO "${role}"`,
+  ]
+}

@@ -4,7 +4,7 @@ import { TransientError } from '../errors.ts'
 const PG_TRANSIENT_CLASSES = ['08', '53', '57', '58'] // connection, resources, operator intervention, system
 const PG_TRANSIENT_CODES = new Set(['40001', '40P01', '55P03']) // serialization, deadlock, lock not available
 const NODE_TRANSIENT = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'EHOSTUNREACH', 'ENOTFOUND', 'EAI_AGAIN'])
-const NATS_TRANSIENT = /timeout|no responders|connection|disconnect|closed|503|draining|jetstream not enabled|not available|leader/i
+const NATS_TRANSIENT = /timeout|no responders|connection|disconnect|closed|503|draining|jetstream (is )?not enabled|not available|leader/i
 
 export function isTransient(err: unknown): boolean {
   if (err instanceof TransientError) return true

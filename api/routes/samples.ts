@@ -1,14 +1,10 @@
-import { randomBytes } from 'node:crypto'
 import type { FastifyInstance } from 'fastify'
 import type { Nats } from '../../streams/connect.ts'
-import { envelope } from '../../streams/envelope.ts'
-import { hashHex, hashUuid } from '../../streams/ids.ts'
-import { publishEvent } from '../../streams/publish.ts'
-import { INGEST_TYPE, UserId, type RawBatch } from '../../streams/schemas.ts'
-import { subjects } from '../../streams/subjects.ts'
-import { normalizeBatch, parseBatchEnvelope } from '../../processors/normalize/healthkit.ts'
+import { hashHex } from '../../streams/ids.ts'
+import { UserId } from '../../streams/schemas.ts'
 import { jsonDepth } from '../body.ts'
 import { HttpError } from '../errors.ts'
+import { ingestRawBatch, traceparentOf } from '../ingest.ts'
 
 export interface SamplesRouteDeps {
   nats: Nats
@@ -23,8 +19,6 @@ declare module 'fastify' {
     rawBodyHash?: string
   }
 }
-
-const TRACEPARENT = /^00-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$/
 
 export function checkUserId(userId: string): string {
   const r = UserId.safeParse(userId)
@@ -50,28 +44,18 @@ export function samplesRoutes(app: FastifyInstance, deps: SamplesRouteDeps): voi
   app.post<{ Params: { userId: string } }>('/v1/users/:userId/samples', async (req, reply) => {
     // authenticated and authorised for this user by the access hook (api/access.ts)
     const userId = checkUserId(req.params.userId)
-    const batch = parseBatchEnvelope(req.body, { maxSamples: deps.maxSamples })
-    const receivedAt = new Date()
-    // a batchId is scoped to its user, so two users' batch ids can never collide
-    const eventId = hashUuid('ingest', userId, batch.batchId ?? `body:${req.rawBodyHash}`)
-    // the answer's counts: every check, without building the samples (normalize does that)
-    const counts = normalizeBatch(batch, { userId, ingestId: eventId, now: receivedAt }, { build: false })
-    const data: RawBatch = { userId, receivedAt: receivedAt.toISOString(), payload: req.body, ...(batch.batchId ? { batchId: batch.batchId } : {}) }
-    const incoming = req.headers.traceparent
-    const traceparent = typeof incoming === 'string' && TRACEPARENT.test(incoming) ? incoming : `00-${randomBytes(16).toString('hex')}-${randomBytes(8).toString('hex')}-01`
-    const ack = await publishEvent(deps.nats.js, {
-      subject: subjects.ingest(deps.prefix, 'healthkit', userId),
-      event: envelope({ id: eventId, type: INGEST_TYPE, source: 'api', subject: userId, data, time: data.receivedAt }),
-      traceparent,
-    })
-    return reply.status(ack.duplicate ? 200 : 202).send({
-      eventId,
-      stream: ack.stream,
-      seq: ack.seq,
-      duplicate: ack.duplicate,
-      accepted: counts.accepted,
-      ignored: counts.ignored,
-      rejected: counts.rejected,
+    const r = await ingestRawBatch(
+      { js: deps.nats.js, prefix: deps.prefix, maxSamples: deps.maxSamples },
+      { userId, payload: req.body, bodyHash: req.rawBodyHash ?? '', receivedAt: new Date(), source: 'api', traceparent: traceparentOf(req.headers.traceparent) },
+    )
+    return reply.status(r.duplicate ? 200 : 202).send({
+      eventId: r.eventId,
+      stream: r.stream,
+      seq: r.seq,
+      duplicate: r.duplicate,
+      accepted: r.accepted,
+      ignored: r.ignored,
+      rejected: r.rejected,
     })
   })
 }

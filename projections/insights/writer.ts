@@ -1,7 +1,7 @@
 import type pg from 'pg'
 import type { BatchHandler, Delivered } from '../../streams/consumer.ts'
 import { typedEnvelope } from '../../streams/envelope.ts'
-import { Insight, INSIGHT_TYPE, type InsightKind } from '../../streams/schemas.ts'
+import { Insight, INSIGHT_KINDS, INSIGHT_TYPE, type InsightKind } from '../../streams/schemas.ts'
 import { streamName } from '../../streams/subjects.ts'
 import { inTransaction } from '../../schema/transaction.ts'
 import { asSwapError } from '../../schema/shadow.ts'
@@ -28,8 +28,12 @@ export function latestPerRow(batch: readonly Delivered<Insight>[]): Map<InsightK
     const seen = latest.get(id)
     if (!seen || !isNewer(seen, d.data)) latest.set(id, d.data)
   }
-  const byKind = new Map<InsightKind, Insight[]>()
-  for (const i of latest.values()) byKind.set(i.kind, [...(byKind.get(i.kind) ?? []), i])
+  // one order of kinds and of rows in every pull, so instances writing at once take their row locks in the
+  // same order and never deadlock each other
+  const rows = [...latest.values()].sort((a, b) => (a.userId < b.userId ? -1 : a.userId > b.userId ? 1 : a.key < b.key ? -1 : a.key > b.key ? 1 : 0))
+  const byKind = new Map<InsightKind, Insight[]>(INSIGHT_KINDS.map((k) => [k, []]))
+  for (const i of rows) byKind.get(i.kind)?.push(i)
+  for (const [kind, list] of byKind) if (list.length === 0) byKind.delete(kind)
   return byKind
 }
 

@@ -4,27 +4,26 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { freePort } from './proxy.ts'
 
-// Test-only: a private nats-server (JetStream, file store in a temporary directory) that a test may
-// stop and start again on the same port and store, without touching the server other tests share.
+// Test-only: private nats-servers (JetStream, file store in a temporary directory) that a test may
+// stop or kill and start again on the same port and store, without touching the server other tests share.
 
 export interface NatsServer {
   url: string
-  /** stops the server (SIGTERM) and waits for it to exit; its store stays */
-  stop(): Promise<void>
+  /** stops the server (SIGTERM, or `signal`) and waits for it to exit; its store stays */
+  stop(signal?: NodeJS.Signals): Promise<void>
   /** starts it again on the same port and store; resolves once it accepts clients */
   start(): Promise<void>
   /** stops it and removes its store */
   close(): Promise<void>
 }
 
-export async function startNatsServer(bin = 'nats-server'): Promise<NatsServer> {
-  const port = await freePort()
-  const storeDir = await mkdtemp(join(tmpdir(), 'hph-nats-'))
+/** A nats-server process started with `args` and `env`, resolved once it says it is ready. */
+function managedServer(url: string, args: string[], env: Record<string, string>, storeDir: string, bin = 'nats-server'): NatsServer & { ready: Promise<void> } {
   let proc: ChildProcess | undefined
   let exited: Promise<void> = Promise.resolve()
 
   async function start(): Promise<void> {
-    const child = spawn(bin, ['-js', '-a', '127.0.0.1', '-p', String(port), '-sd', storeDir], { stdio: ['ignore', 'ignore', 'pipe'] })
+    const child = spawn(bin, args, { env: { ...process.env, ...env }, stdio: ['ignore', 'ignore', 'pipe'] })
     proc = child
     exited = new Promise((resolve) => child.once('exit', () => resolve()))
     let log = ''
@@ -52,20 +51,62 @@ export async function startNatsServer(bin = 'nats-server'): Promise<NatsServer> 
     })
   }
 
-  async function stop(): Promise<void> {
-    if (proc && proc.exitCode === null && proc.signalCode === null) proc.kill('SIGTERM')
+  async function stop(signal: NodeJS.Signals = 'SIGTERM'): Promise<void> {
+    if (proc && proc.exitCode === null && proc.signalCode === null) proc.kill(signal)
     await exited
     proc = undefined
   }
 
-  await start()
   return {
-    url: `nats://127.0.0.1:${port}`,
+    url,
+    ready: start(),
     start,
     stop,
     async close() {
       await stop()
       await rm(storeDir, { recursive: true, force: true })
+    },
+  }
+}
+
+export async function startNatsServer(bin = 'nats-server'): Promise<NatsServer> {
+  const port = await freePort()
+  const storeDir = await mkdtemp(join(tmpdir(), 'hph-nats-'))
+  const server = managedServer(`nats://127.0.0.1:${port}`, ['-js', '-a', '127.0.0.1', '-p', String(port), '-sd', storeDir], {}, storeDir, bin)
+  await server.ready
+  return server
+}
+
+export interface NatsCluster {
+  nodes: NatsServer[]
+  /** every node's URL, comma-separated: the NATS_URL of a client of the cluster */
+  url: string
+  close(): Promise<void>
+}
+
+/** The configuration a user starts a cluster with (infra/nats-cluster/start.sh uses the same file). */
+export const CLUSTER_CONFIG = join(import.meta.dirname, '../../infra/nats-cluster/node.conf')
+
+/** A three-node JetStream cluster on loopback: infra/nats-cluster/node.conf on free ports, stores in a temporary directory. */
+export async function startNatsCluster(bin = 'nats-server'): Promise<NatsCluster> {
+  const size = 3 // node.conf names three routes
+  const ports = await Promise.all(Array.from({ length: size }, () => freePort()))
+  const routePorts = await Promise.all(Array.from({ length: size }, () => freePort()))
+  const root = await mkdtemp(join(tmpdir(), 'hph-nats-cluster-'))
+  const routes = Object.fromEntries(routePorts.map((p, i) => [`HPH_NATS_ROUTE_${i + 1}`, `nats-route://127.0.0.1:${p}`]))
+  const nodes = ports.map((port, i) =>
+    managedServer(`nats://127.0.0.1:${port}`, ['-c', CLUSTER_CONFIG], {
+      HPH_NATS_HOST: '127.0.0.1', HPH_NATS_NAME: `n${i + 1}`, HPH_NATS_PORT: String(port), HPH_NATS_CLUSTER_PORT: String(routePorts[i]), HPH_NATS_STORE: join(root, `n${i + 1}`), ...routes,
+    }, join(root, `n${i + 1}`), bin),
+  )
+  // each waits for the others' routes before it is ready: start them together
+  await Promise.all(nodes.map((n) => n.ready))
+  return {
+    nodes,
+    url: nodes.map((n) => n.url).join(','),
+    async close() {
+      await Promise.all(nodes.map((n) => n.stop()))
+      await rm(root, { recursive: true, force: true })
     },
   }
 }

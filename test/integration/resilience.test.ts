@@ -1,7 +1,6 @@
-import { spawn, type ChildProcess } from 'node:child_process'
 import { sql, type Kysely } from 'kysely'
 import pg from 'pg'
-import { afterAll, afterEach, beforeAll, describe, expect, it, onTestFailed } from 'vitest'
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
 import { demoBatches, type DemoBatch } from '../../cli/demo-data.ts'
 import { prepare, waitForIdle } from '../../cli/pipeline.ts'
 import { createDb, type Database } from '../../schema/db.ts'
@@ -12,6 +11,7 @@ import { referenceInsights, snapshotDifferences, snapshotInsights } from '../hel
 import { startNatsServer, type NatsServer } from '../helpers/nats-server.ts'
 import { freePort, startTcpProxy, throughProxy, type TcpProxy } from '../helpers/proxy.ts'
 import { canonicalSamples, fillSamples } from '../helpers/samples.ts'
+import { alive, exitWithin, killAll, showOnFailure, spawnHph, type Child } from '../helpers/processes.ts'
 
 // DESIGN.md §7 (SIGTERM drains and acks nothing uncommitted) and §9.1–2 through outages, with real
 // processes: `hph worker` / `hph up` as children, a held table lock or a cut TCP proxy in front of
@@ -21,56 +21,16 @@ const DAY_MS = 86_400_000
 
 // ── child processes ──
 
-interface Child {
-  child: ChildProcess
-  /** resolves when the process has exited, with when */
-  exit: Promise<{ code: number | null; signal: NodeJS.Signals | null; at: number }>
-  output(): string
-}
-
 const children: Child[] = []
 /** closed after each test, once its processes are gone */
 const closers: Array<() => Promise<void>> = []
 
 /** Runs `hph <args>`; the process is killed after the test unless `owner` is another list. */
-function hph(args: string[], env: Record<string, string>, owner: Child[] = children): Child {
-  const child = spawn(process.execPath, ['bin/hph.js', ...args], { env: { ...process.env, LOG_LEVEL: 'warn', ...env }, stdio: ['ignore', 'pipe', 'pipe'] })
-  let out = ''
-  const keep = (d: Buffer) => (out = (out + d.toString()).slice(-20_000))
-  child.stdout?.on('data', keep)
-  child.stderr?.on('data', keep)
-  const exit = new Promise<{ code: number | null; signal: NodeJS.Signals | null; at: number }>((resolve) =>
-    child.once('exit', (code, signal) => resolve({ code, signal, at: Date.now() })),
-  )
-  const c = { child, exit, output: () => out }
-  owner.push(c)
-  return c
-}
-
-/** Prints what the process wrote when the running test fails. */
-function showOnFailure(c: Child, name: string) {
-  onTestFailed(() => console.error(`── output of ${name} (last 20 kB) ──\n${c.output()}`))
-}
-
-const alive = (c: Child) => c.child.exitCode === null && c.child.signalCode === null
-
-/** The exit of `c`, or an error after `ms`. */
-async function exitWithin(c: Child, ms: number) {
-  let timer: NodeJS.Timeout | undefined
-  const late = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`the process did not exit within ${ms} ms`)), ms)))
-  try {
-    return await Promise.race([c.exit, late])
-  } finally {
-    clearTimeout(timer)
-  }
-}
+const hph = (args: string[], env: Record<string, string>, owner: Child[] = children): Child => spawnHph(args, env, owner)
 
 afterEach(async () => {
   // a test that failed half-way leaves no process behind
-  for (const c of children.splice(0)) {
-    if (alive(c)) c.child.kill('SIGKILL')
-    await c.exit
-  }
+  await killAll(children)
   for (const close of closers.splice(0).reverse()) await close()
 })
 

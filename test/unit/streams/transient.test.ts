@@ -11,6 +11,8 @@ describe('isTransient', () => {
     expect(isTransient(Object.assign(new Error('deadlock'), { code: '40P01' }))).toBe(true)
     expect(isTransient(new Error('Connection terminated unexpectedly'))).toBe(true)
     expect(isTransient(Object.assign(new Error('timeout'), { name: 'TimeoutError' }))).toBe(true)
+    // nats.js 3 names a publish no stream answered (a cluster electing a leader, a node restarting) so
+    expect(isTransient(Object.assign(new Error("jetstream is not enabled: no responders: 'hph.ingest.v1.healthkit.ana'"), { name: 'JetStreamNotEnabled' }))).toBe(true)
     expect(isTransient(new Error('wrapped', { cause: Object.assign(new Error('x'), { code: 'ECONNRESET' }) }))).toBe(true)
   })
 

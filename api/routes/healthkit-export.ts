@@ -1,0 +1,66 @@
+import type { Readable } from 'node:stream'
+import type { FastifyInstance } from 'fastify'
+import type { Nats } from '../../streams/connect.ts'
+import { importExport } from '../../processors/healthkit-export/import.ts'
+import type { ExportFormat } from '../../processors/healthkit-export/reader.ts'
+import { authorize, type Authenticator } from '../auth.ts'
+import { HttpError } from '../errors.ts'
+import { traceparentOf } from '../ingest.ts'
+import { checkUserId } from './samples.ts'
+
+export interface HealthkitExportRouteDeps {
+  nats: Nats
+  prefix: string
+  maxSamples: number
+  batchSize: number
+  inFlight: number
+  /** HPH_MAX_EXPORT_BYTES: the body limit of this route alone (413 beyond) */
+  maxBytes: number
+  auth: Authenticator
+}
+
+/** Content types of export.xml and export.zip; Windows sends its zips as x-zip-compressed. */
+const FORMATS: Record<string, ExportFormat> = {
+  'application/xml': 'xml',
+  'text/xml': 'xml',
+  'application/zip': 'zip',
+  'application/x-zip-compressed': 'zip',
+}
+
+/** The body as it arrives, counted against the route's own limit. */
+async function* limited(body: Readable, maxBytes: number): AsyncGenerator<Uint8Array> {
+  let seen = 0
+  for await (const chunk of body as AsyncIterable<Buffer>) {
+    seen += chunk.length
+    if (seen > maxBytes) throw new HttpError(413, 'payload_too_large', `the export is larger than ${maxBytes} bytes (HPH_MAX_EXPORT_BYTES)`)
+    yield chunk
+  }
+}
+
+/** POST /v1/users/:userId/healthkit-export (spec/api.md "Backfill from an Apple Health export"). */
+export function healthkitExportRoutes(app: FastifyInstance, deps: HealthkitExportRouteDeps): void {
+  // its own plugin scope: these content types (and no body limit of the app's) apply to this route only
+  void app.register(async (scope) => {
+    scope.removeAllContentTypeParsers()
+    // the body is handed on as the raw stream and read through the reader, never buffered whole
+    scope.addContentTypeParser(Object.keys(FORMATS), (_req, payload, done) => done(null, payload))
+
+    scope.post<{ Params: { userId: string } }>('/v1/users/:userId/healthkit-export', async (req, reply) => {
+      const userId = checkUserId(req.params.userId)
+      authorize(deps.auth.authenticate(req), userId)
+      const mediaType = (req.headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase()
+      const format = FORMATS[mediaType]
+      if (!format) throw new HttpError(415, 'unsupported_media_type', `Content-Type must be one of ${Object.keys(FORMATS).join(', ')}`)
+      const length = Number(req.headers['content-length'])
+      if (Number.isFinite(length) && length > deps.maxBytes) {
+        throw new HttpError(413, 'payload_too_large', `the export is larger than ${deps.maxBytes} bytes (HPH_MAX_EXPORT_BYTES)`)
+      }
+      const result = await importExport(
+        { ingest: { js: deps.nats.js, prefix: deps.prefix, maxSamples: deps.maxSamples }, batchSize: deps.batchSize, inFlight: deps.inFlight, source: 'api', traceparent: traceparentOf(req.headers.traceparent) },
+        { userId, format, input: limited(req.body as Readable, deps.maxBytes) },
+      )
+      req.log.info({ userId, batches: result.batches, published: result.published, records: result.records, bytes: result.bytesRead, seconds: result.seconds }, 'export imported')
+      return reply.status(202).send(result)
+    })
+  })
+}

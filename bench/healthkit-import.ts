@@ -1,0 +1,127 @@
+import { spawn } from 'node:child_process'
+import { createReadStream } from 'node:fs'
+import { mkdtemp, rm } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { performance } from 'node:perf_hooks'
+import { StringDecoder } from 'node:string_decoder'
+import { sql } from 'kysely'
+import { SaxesParser } from 'saxes'
+import { prepare, startPipeline } from '../cli/pipeline.ts'
+import type { ImportResult } from '../processors/healthkit-export/import.ts'
+import { UNDERSTOOD_TYPES } from '../processors/healthkit-export/reader.ts'
+import { createDb } from '../schema/db.ts'
+import type { Nats } from '../streams/connect.ts'
+import { streamName } from '../streams/subjects.ts'
+import { isTransient } from '../streams/transient.ts'
+import { CONSUMERS } from '../streams/topology.ts'
+import { testEnv } from '../test/helpers/env.ts'
+import { writeExport } from '../test/helpers/export-generator.ts'
+import { machine, rate } from './machine.ts'
+
+// Issue 5's figures: a generated export of BENCH_IMPORT_MB (500 by default) through `hph import healthkit` into
+// HPH_INGEST and on through normalize and the samples-writer to `samples`, beside a bare streaming parse of the
+// same file with the same parser (the ceiling, goal ≥ 0.7 of it), and the import's peak RSS (goal < 300 MB).
+
+const TARGET_MB = Number(process.env.BENCH_IMPORT_MB ?? 500)
+const MB = 1024 * 1024
+const READ_CHUNK = 256 * 1024
+/** where the generated file goes (it is removed afterwards) */
+const DIR = process.env.BENCH_IMPORT_DIR ?? tmpdir()
+
+/** The ceiling: the file read and parsed by saxes, each <Record>'s attributes looked at and nothing else done. */
+async function bareParse(path: string): Promise<{ ms: number; records: number }> {
+  const t = performance.now()
+  const parser = new SaxesParser<{ xmlns: false }>({ xmlns: false })
+  const decoder = new StringDecoder('utf8')
+  let records = 0
+  parser.on('opentag', (tag) => {
+    if (tag.name === 'Record' && tag.attributes.type) records++
+  })
+  for await (const chunk of createReadStream(path, { highWaterMark: READ_CHUNK }) as AsyncIterable<Buffer>) parser.write(decoder.write(chunk))
+  parser.write(decoder.end())
+  parser.close()
+  return { ms: performance.now() - t, records }
+}
+
+async function cliImport(path: string, env: Record<string, string>): Promise<ImportResult & { peakRssBytes: number }> {
+  const child = spawn(process.execPath, ['bin/hph.js', 'import', 'healthkit', path, '--user', 'bench', '--json'], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'inherit'] })
+  let out = ''
+  child.stdout.on('data', (d: Buffer) => (out += d.toString()))
+  const code = await new Promise<number | null>((resolve) => child.on('exit', resolve))
+  if (code !== 0) throw new Error(`hph import exited ${code}: ${out}`)
+  return JSON.parse(out) as ImportResult & { peakRssBytes: number }
+}
+
+/** Until normalize and the samples-writer have nothing pending, twice in a row. */
+async function drained(nats: Nats, prefix: string): Promise<void> {
+  let quiet = 0
+  while (quiet < 2) {
+    await new Promise((r) => setTimeout(r, 250))
+    try {
+      const infos = await Promise.all([CONSUMERS.normalize, CONSUMERS['samples-writer']].map((c) => nats.jsm.consumers.info(streamName(prefix, c.stream), c.durable)))
+      quiet = infos.every((i) => i.num_pending === 0 && i.num_ack_pending === 0) ? quiet + 1 : 0
+    } catch (err) {
+      // a loaded machine can make a look-up time out: look again
+      if (!isTransient(err)) throw err
+      quiet = 0
+    }
+  }
+}
+
+export async function healthkitImportBench(): Promise<void> {
+  const env = await testEnv({ LOG_LEVEL: 'warn', HPH_ACK_WAIT_S: '60' })
+  const { db } = createDb(env.config, { max: 2 })
+  const dir = await mkdtemp(join(DIR, 'hph-bench-import-'))
+  try {
+    await prepare(env.config, env.log, env.nats, db)
+    process.stdout.write(`machine: ${await machine(env.nats, db as never)}\n`)
+    const path = join(dir, 'export.xml')
+    let t = performance.now()
+    const gen = await writeExport(path, { targetBytes: TARGET_MB * MB })
+    const all = Object.values(gen.records).reduce((a, b) => a + b, 0)
+    const understood = Object.entries(gen.records).filter(([k]) => UNDERSTOOD_TYPES.has(k)).reduce((a, [, n]) => a + n, 0)
+    const mb = gen.bytes / MB
+    process.stdout.write(`generated export.xml: ${mb.toFixed(0)} MB, ${gen.days} days, ${all} records (${understood} of understood types) in ${((performance.now() - t) / 1000).toFixed(1)} s\n`)
+
+    // (a) the ceiling
+    const bare = await bareParse(path)
+    if (bare.records !== all) throw new Error(`bare parse saw ${bare.records} records, the generator wrote ${all}`)
+    const bareMbps = mb / (bare.ms / 1000)
+    process.stdout.write(`(a) ceiling — bare saxes parse of the file: ${(bare.ms / 1000).toFixed(1)} s = ${bareMbps.toFixed(1)} MB/s, ${rate(all, bare.ms)} records\n`)
+
+    // (b) the command an operator runs, in its own process (its peak RSS is its own)
+    const cfg = { DATABASE_URL: env.config.DATABASE_URL, HPH_PREFIX: env.config.HPH_PREFIX, LOG_LEVEL: 'warn' }
+    t = performance.now()
+    const r = await cliImport(path, cfg)
+    const importMs = performance.now() - t
+    if (r.records !== understood) throw new Error(`the import read ${r.records} understood records, the generator wrote ${understood}`)
+    const importMbps = mb / (importMs / 1000)
+    process.stdout.write(
+      `(b) hph import healthkit → HPH_INGEST: ${(importMs / 1000).toFixed(1)} s wall (${r.seconds.toFixed(1)} s inside) = ${importMbps.toFixed(1)} MB/s, ` +
+        `${rate(all, importMs)} records read, ${rate(understood, importMs)} understood records into ${r.batches} batches; ` +
+        `peak RSS ${(r.peakRssBytes / MB).toFixed(0)} MB (goal < 300); ${(importMbps / bareMbps).toFixed(2)} of the ceiling (goal ≥ 0.7), ` +
+        `${(mb / r.seconds / bareMbps).toFixed(2)} without the process start (tsx, NATS connect)\n`,
+    )
+
+    // (c) on to `samples`: normalize and the samples-writer drain what (b) published
+    t = performance.now()
+    const p = await startPipeline(env.config, env.log, { stages: ['normalize', 'samples-writer'], api: false, prepare: false })
+    try {
+      await drained(env.nats, env.config.HPH_PREFIX)
+    } finally {
+      await p.stop()
+    }
+    const drainMs = performance.now() - t
+    const rows = (await sql<{ n: number }>`select count(*)::int as n from samples where user_id = 'bench'`.execute(db)).rows[0]?.n ?? 0
+    process.stdout.write(
+      `(c) normalize + samples-writer, HPH_INGEST → samples: ${rows} rows in ${(drainMs / 1000).toFixed(1)} s = ${rate(rows, drainMs)}; ` +
+        `file → samples ${((importMs + drainMs) / 1000).toFixed(1)} s = ${rate(rows, importMs + drainMs)} samples, ${(mb / ((importMs + drainMs) / 1000)).toFixed(1)} MB/s\n`,
+    )
+    if (rows !== understood) process.stdout.write(`  note: ${understood - rows} understood records gave no row (rejected or duplicates)\n`)
+  } finally {
+    await rm(dir, { recursive: true, force: true })
+    await db.destroy()
+    await env.cleanup()
+  }
+}

@@ -1,0 +1,166 @@
+import { HphError } from '../../errors.ts'
+import { ingestRawBatch, type IngestDeps } from '../../api/ingest.ts'
+import { hashHex } from '../../streams/ids.ts'
+import { readExport, type ExportBatch, type ExportCounts, type ExportFormat } from './reader.ts'
+
+// spec/api.md "Backfill from an Apple Health export": the reader's batches through the raw-event path of
+// POST /samples (api/ingest.ts), a bounded number of publishes in flight. Used by the HTTP endpoint and
+// by `hph import healthkit`.
+
+/** The batchId of an export batch: a hash of its records, so that the same export gives the same event ids. */
+export const EXPORT_BATCH_PREFIX = 'healthkit-export:'
+
+export interface ImportDeps {
+  ingest: IngestDeps
+  /** samples per batch (at most HPH_MAX_SAMPLES: normalize refuses a larger batch) */
+  batchSize: number
+  /** publishes awaiting their acknowledgement at once */
+  inFlight: number
+  /** which component publishes: `api`, `cli` */
+  source: string
+  traceparent?: string | undefined
+}
+
+export interface ImportProgress {
+  bytesRead: number
+  records: number
+  batches: number
+}
+
+export interface TypeCounts {
+  /** records of the type in the file */
+  read: number
+  /** of those, in batches stored in HPH_INGEST that pass normalize's checks */
+  accepted: number
+  /** in stored batches, refused by normalize's checks (units, ranges, dates) */
+  rejected: number
+}
+
+export interface ImportResult {
+  stream: string
+  /** batches stored in HPH_INGEST (or already there) */
+  batches: number
+  /** of those, new */
+  published: number
+  /** of those, recognised by JetStream as already stored (a re-import within the duplicate window) */
+  duplicates: number
+  firstSeq?: number
+  lastSeq?: number
+  records: number
+  accepted: number
+  rejected: number
+  types: Record<string, TypeCounts>
+  skippedRecords: Record<string, number>
+  otherElements: Record<string, number>
+  /** the first rejections, with the line of their <Record> */
+  rejections: Array<{ line: number; type: string; problem: string }>
+  bytesRead: number
+  xmlBytes: number
+  seconds: number
+}
+
+const MAX_REJECTIONS_LISTED = 100
+
+/**
+ * An import that stopped: the export is malformed or truncated (`export_malformed`), or publishing failed.
+ * `partial` says what was stored before: whole batches only, and they stay (a re-import skips them).
+ */
+export class ImportError extends HphError {
+  /** what was stored before the failure, in words */
+  readonly kept: string
+  constructor(
+    override readonly cause: unknown,
+    readonly partial: ImportResult,
+  ) {
+    const why = cause instanceof Error ? cause.message : String(cause)
+    const kept = `${partial.batches} whole batch${partial.batches === 1 ? '' : 'es'} (${partial.records} records) before it ${partial.batches === 1 ? 'was' : 'were'} stored in ${partial.stream} and stay${partial.batches === 1 ? 's' : ''} there`
+    super(cause instanceof HphError ? cause.code : 'import_failed', `${why}; ${kept}`, cause instanceof HphError ? cause.details : [])
+    this.kept = kept
+  }
+}
+
+/** Reads the export and publishes every batch; resolves once all of them are in HPH_INGEST. */
+export async function importExport(
+  deps: ImportDeps,
+  opts: { userId: string; format: ExportFormat; input: AsyncIterable<Uint8Array>; onProgress?: (p: ImportProgress) => void },
+): Promise<ImportResult> {
+  const t0 = performance.now()
+  const receivedAt = new Date()
+  const batchSize = Math.min(deps.batchSize, deps.ingest.maxSamples)
+  const reader = readExport(opts.input, { format: opts.format, batchSize })
+  const result: ImportResult = {
+    stream: '', batches: 0, published: 0, duplicates: 0, records: 0, accepted: 0, rejected: 0, types: {},
+    skippedRecords: {}, otherElements: {}, rejections: [], bytesRead: 0, xmlBytes: 0, seconds: 0,
+  }
+  let read = 0
+  let failure: unknown
+  const inFlight = new Set<Promise<void>>()
+
+  const publish = async (batch: ExportBatch): Promise<void> => {
+    const batchId = `${EXPORT_BATCH_PREFIX}${hashHex(JSON.stringify(batch.samples))}`
+    const r = await ingestRawBatch(deps.ingest, {
+      userId: opts.userId, payload: { batchId, samples: batch.samples }, bodyHash: batchId, receivedAt, source: deps.source, traceparent: deps.traceparent,
+    })
+    result.stream = r.stream
+    result.batches++
+    if (r.duplicate) result.duplicates++
+    else result.published++
+    result.firstSeq = Math.min(result.firstSeq ?? r.seq, r.seq)
+    result.lastSeq = Math.max(result.lastSeq ?? r.seq, r.seq)
+    result.records += batch.samples.length
+    const rejectedAt = new Set(r.rejected.map((x) => x.index))
+    batch.samples.forEach((s, i) => {
+      const t = (result.types[s.type] ??= { read: 0, accepted: 0, rejected: 0 })
+      if (rejectedAt.has(i)) t.rejected++
+      else t.accepted++
+    })
+    result.accepted += batch.samples.length - rejectedAt.size
+    result.rejected += rejectedAt.size
+    for (const x of r.rejected) {
+      if (result.rejections.length >= MAX_REJECTIONS_LISTED) break
+      result.rejections.push({ line: batch.lines[x.index] ?? 0, type: batch.samples[x.index]?.type ?? '', problem: x.problem })
+    }
+  }
+
+  const finish = (counts: ExportCounts): ImportResult => {
+    for (const [type, n] of Object.entries(counts.records)) (result.types[type] ??= { read: 0, accepted: 0, rejected: 0 }).read = n
+    result.skippedRecords = counts.skippedRecords
+    result.otherElements = counts.otherElements
+    result.bytesRead = counts.bytesRead
+    result.xmlBytes = counts.xmlBytes
+    result.seconds = (performance.now() - t0) / 1000
+    return result
+  }
+
+  try {
+    for await (const batch of reader.batches) {
+      read += batch.samples.length
+      const p: Promise<void> = publish(batch).then(
+        () => void inFlight.delete(p),
+        (err: unknown) => {
+          inFlight.delete(p)
+          failure ??= err
+        },
+      )
+      inFlight.add(p)
+      opts.onProgress?.({ bytesRead: reader.counts.bytesRead, records: read, batches: batch.index + 1 })
+      if (inFlight.size >= deps.inFlight) await Promise.race(inFlight)
+      if (failure !== undefined) break
+    }
+  } catch (err) {
+    failure ??= err
+  }
+  // whatever happened, the batches in flight finish: what the answer says is stored is stored
+  await Promise.all(inFlight)
+  if (failure !== undefined) {
+    if (!result.stream) result.stream = `${deps.ingest.prefix.toUpperCase()}_INGEST`
+    throw new ImportError(failure, finish(reader.counts))
+  }
+  return finish(reader.counts)
+}
+
+/** export.zip starts with a local file header (`PK\x03\x04`); anything else is read as export.xml. */
+export function formatOf(head: Uint8Array): ExportFormat {
+  return head[0] === 0x50 && head[1] === 0x4b && head[2] === 0x03 && head[3] === 0x04 ? 'zip' : 'xml'
+}
+

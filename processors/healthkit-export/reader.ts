@@ -1,0 +1,217 @@
+import { StringDecoder } from 'node:string_decoder'
+import { SaxesParser } from 'saxes'
+import { ExportFormatError } from './errors.ts'
+import { exportXmlOfZip } from './unzip.ts'
+
+// spec/api.md "Backfill from an Apple Health export": the <Record> elements of the understood types, read
+// from a stream (never the whole file in memory) and cut into batches of the shape POST /samples takes.
+// Batches are cut by record count and size alone, never by how the input happened to be chunked, so the
+// same file always gives the same batches (and so the same batch ids).
+
+/** The types POST /samples understands (spec/api.md "Posting samples"); every other <Record> is skipped. */
+export const UNDERSTOOD_TYPES: ReadonlySet<string> = new Set([
+  'HKQuantityTypeIdentifierHeartRateVariabilitySDNN',
+  'HKQuantityTypeIdentifierRestingHeartRate',
+  'HKQuantityTypeIdentifierHeartRate',
+  'HKCategoryTypeIdentifierSleepAnalysis',
+  'HPHQuantityTypeIdentifierHeartRateVariabilityRMSSD',
+])
+
+/** The attributes of a <Record> kept in the raw batch, as the file writes them. */
+export const RECORD_ATTRIBUTES = ['type', 'sourceName', 'sourceVersion', 'device', 'unit', 'creationDate', 'startDate', 'endDate', 'value'] as const
+export type RecordAttribute = (typeof RECORD_ATTRIBUTES)[number]
+
+/** A HealthKit-shaped sample as POST /samples takes it: the record's attributes, absent ones left out. */
+export type ExportSample = { type: string } & Partial<Record<RecordAttribute, string>>
+
+export interface ExportBatch {
+  /** 0, 1, 2… in file order */
+  index: number
+  samples: ExportSample[]
+  /** the line of each sample's <Record> in export.xml (for rejections) */
+  lines: number[]
+}
+
+export interface ExportCounts {
+  /** bytes of the input read (of the zip, for a zip) */
+  bytesRead: number
+  /** bytes of export.xml parsed */
+  xmlBytes: number
+  /** <Record> elements of understood types, by type (each becomes a sample of a batch) */
+  records: Record<string, number>
+  /** <Record> elements of other types, by type: skipped */
+  skippedRecords: Record<string, number>
+  /** other elements under <HealthData> (Workout, ActivitySummary, Correlation, ExportDate, Me…), by name: skipped with what they hold */
+  otherElements: Record<string, number>
+}
+
+export type ExportFormat = 'xml' | 'zip'
+
+export interface ReadOptions {
+  format: ExportFormat
+  /** samples a batch (≤ HPH_MAX_SAMPLES) */
+  batchSize: number
+  /** a batch is also cut before its samples' attributes exceed this many characters (NATS max_payload) */
+  maxBatchChars?: number
+}
+
+export interface ExportReader {
+  /** updated as the input is read; final once `batches` is done */
+  counts: ExportCounts
+  batches: AsyncGenerator<ExportBatch, void, undefined>
+}
+
+const DEFAULT_MAX_BATCH_CHARS = 512 * 1024
+/** per-type counts stay bounded whatever a file names its types */
+const MAX_KEYS = 1000
+const MAX_KEY_CHARS = 128
+const OTHER_KEY = '(other)'
+const ROOT = 'HealthData'
+const REPLACEMENT = '\uFFFD'
+const REPLACEMENT_UTF8 = Buffer.from(REPLACEMENT)
+
+function bump(counts: Record<string, number>, key: string): void {
+  const k = key.length > MAX_KEY_CHARS ? `${key.slice(0, MAX_KEY_CHARS)}…` : key
+  if (Object.hasOwn(counts, k)) counts[k]! += 1
+  else if (Object.keys(counts).length < MAX_KEYS) Object.defineProperty(counts, k, { value: 1, writable: true, enumerable: true, configurable: true })
+  else counts[OTHER_KEY] = (counts[OTHER_KEY] ?? 0) + 1
+}
+
+/** saxes prefixes its messages with `line:column: `; the error we raise says where in words. */
+const SAXES_POSITION = /^(?:[^:]*:)?\d+:\d+: /
+
+/**
+ * Reads an Apple Health export (export.xml, or export.zip holding it) from a stream of bytes and yields
+ * batches of the understood records in file order. A malformed or truncated file ends the batches with an
+ * ExportFormatError naming the byte offset and line; the whole batches before it have been yielded.
+ */
+export function readExport(input: AsyncIterable<Uint8Array>, opts: ReadOptions): ExportReader {
+  const counts: ExportCounts = { bytesRead: 0, xmlBytes: 0, records: {}, skippedRecords: {}, otherElements: {} }
+  const maxChars = opts.maxBatchChars ?? DEFAULT_MAX_BATCH_CHARS
+  const batchSize = Math.max(1, opts.batchSize)
+
+  const ready: ExportBatch[] = []
+  let samples: ExportSample[] = []
+  let lines: number[] = []
+  let chars = 0
+  let index = 0
+  const cut = () => {
+    ready.push({ index: index++, samples, lines })
+    samples = []
+    lines = []
+    chars = 0
+  }
+
+  const parser = new SaxesParser<{ position: true; xmlns: false }>({ position: true, xmlns: false })
+  let depth = 0
+  let rootSeen = false
+  parser.on('opentag', (tag) => {
+    if (depth === 0) {
+      if (tag.name !== ROOT) throw new ExportFormatError(`not an Apple Health export: the root element is <${tag.name}>, not <${ROOT}>`, { byte: 0, line: parser.line, column: parser.column, inZip: opts.format === 'zip' })
+      rootSeen = true
+    } else if (depth === 1) {
+      // DESIGN: only <Record> directly under <HealthData>; a Correlation's own Records are part of it
+      if (tag.name === 'Record') onRecord(tag.attributes)
+      else bump(counts.otherElements, tag.name)
+    }
+    depth++
+  })
+  parser.on('closetag', () => {
+    depth--
+  })
+  const onRecord = (attributes: Record<string, string>) => {
+    const type = attributes.type ?? ''
+    if (!UNDERSTOOD_TYPES.has(type)) {
+      bump(counts.skippedRecords, type || '(no type)')
+      return
+    }
+    bump(counts.records, type)
+    const sample: ExportSample = { type }
+    let size = 0
+    for (const key of RECORD_ATTRIBUTES) {
+      const v = attributes[key]
+      if (v === undefined) continue
+      sample[key] = v
+      size += key.length + v.length + 6
+    }
+    if (samples.length > 0 && chars + size > maxChars) cut()
+    samples.push(sample)
+    lines.push(parser.line)
+    chars += size
+    if (samples.length >= batchSize) cut()
+  }
+
+  // StringDecoder (not a fatal TextDecoder, 5× slower here): bytes that are not UTF-8 come out as U+FFFD,
+  // which a chunk holds as text only where its bytes say so (EF BF BD)
+  const decoder = new StringDecoder('utf8')
+  /** UTF-16 units and UTF-8 bytes of export.xml given to the parser before the current piece */
+  let charsBefore = 0
+  let bytesBefore = 0
+  let piece = ''
+
+  const positionError = (err: unknown): ExportFormatError => {
+    if (err instanceof ExportFormatError) return err
+    const message = err instanceof Error ? err.message.replace(SAXES_POSITION, '') : String(err)
+    const within = Math.max(0, Math.min(piece.length, parser.position - charsBefore))
+    const byte = bytesBefore + Buffer.byteLength(piece.slice(0, within))
+    const where = `byte ${byte} (line ${parser.line}, column ${parser.column})${opts.format === 'zip' ? ' of export.xml' : ''}`
+    return new ExportFormatError(`export.xml is malformed at ${where}: ${message}`, { byte, line: parser.line, column: parser.column, inZip: opts.format === 'zip' })
+  }
+
+  /** Feeds one piece of text to the parser; records it completed are kept even when it fails further on. */
+  const feed = (text: string): void => {
+    piece = text
+    try {
+      parser.write(text)
+    } catch (err) {
+      throw positionError(err)
+    }
+    charsBefore += text.length
+    bytesBefore += Buffer.byteLength(text)
+    piece = ''
+  }
+
+  async function* batches(): AsyncGenerator<ExportBatch, void, undefined> {
+    const xml = opts.format === 'zip' ? exportXmlOfZip(input, counts) : countBytes(input)
+    let failure: unknown
+    try {
+      for await (const chunk of xml) {
+        counts.xmlBytes += chunk.length
+        const text = decoder.write(chunk)
+        if (text.includes(REPLACEMENT) && !Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength).includes(REPLACEMENT_UTF8)) {
+          throw new ExportFormatError(`export.xml is not UTF-8 within bytes ${bytesBefore}..${counts.xmlBytes}`, { byte: bytesBefore, line: parser.line, inZip: opts.format === 'zip' })
+        }
+        feed(text)
+        if (ready.length > 0) yield* ready.splice(0)
+      }
+      feed(decoder.end())
+      try {
+        parser.close()
+      } catch (err) {
+        if (err instanceof ExportFormatError) throw err
+        const problem = err instanceof Error ? err.message.replace(SAXES_POSITION, '') : String(err)
+        const at = { byte: bytesBefore, line: parser.line, column: parser.column, inZip: opts.format === 'zip' }
+        throw new ExportFormatError(`export.xml ends at byte ${at.byte} (line ${at.line}, column ${at.column}) before the document is complete (truncated?): ${problem}`, at)
+      }
+      if (!rootSeen) throw new ExportFormatError(`export.xml is empty: no <${ROOT}> element in ${counts.xmlBytes} bytes`, { byte: counts.xmlBytes, inZip: opts.format === 'zip' })
+    } catch (err) {
+      failure = err
+    }
+    // the whole batches completed before a failure are given out first; the samples after the last one are not
+    if (ready.length > 0) yield* ready.splice(0)
+    if (failure !== undefined) throw failure
+    if (samples.length > 0) {
+      cut()
+      yield* ready.splice(0)
+    }
+  }
+
+  async function* countBytes(source: AsyncIterable<Uint8Array>): AsyncGenerator<Uint8Array> {
+    for await (const chunk of source) {
+      counts.bytesRead += chunk.length
+      yield chunk
+    }
+  }
+
+  return { counts, batches: batches() }
+}

@@ -1,0 +1,208 @@
+import { spawn } from 'node:child_process'
+import { mkdtemp, rm, writeFile } from 'node:fs/promises'
+import { readFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { Zip, ZipDeflate } from 'fflate'
+import { sql } from 'kysely'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { startPipeline, type Pipeline } from '../../cli/pipeline.ts'
+import type { ImportResult } from '../../processors/healthkit-export/import.ts'
+import type { Sample } from '../../streams/schemas.ts'
+import { streamName } from '../../streams/subjects.ts'
+import { eventually, testEnv, type TestEnv } from '../helpers/env.ts'
+import { exportRecords, exportSamples } from '../helpers/export-fixture.ts'
+
+// spec/api.md "Backfill from an Apple Health export", through the CLI and over HTTP, on real NATS and PostgreSQL.
+
+const ADMIN = 'admin-key'
+const ANA = 'ana-key'
+const BATCH = 100
+const FIXTURE = 'test/fixtures/healthkit-export-30-nights.xml'
+const XML = readFileSync(FIXTURE)
+const UNDERSTOOD = new Set(['HKCategoryTypeIdentifierSleepAnalysis', 'HKQuantityTypeIdentifierHeartRateVariabilitySDNN'])
+/** distinct canonical samples of the fixture (an independent reading of the file: the test helper's regex) */
+const keyOf = (x: { sample: unknown }) => {
+  const s = x.sample as Sample
+  return `${s.metric}|${s.source.name}|${s.start}|${s.end}|${s.stage ?? s.value}`
+}
+const DISTINCT = new Set(exportSamples(XML.toString('utf8')).map(keyOf)).size
+
+let env: TestEnv
+let p: Pipeline
+let dir: string
+
+beforeAll(async () => {
+  env = await testEnv({ HPH_API_KEYS: `${ADMIN}:admin,${ANA}:user:ana`, HPH_IMPORT_BATCH_SIZE: String(BATCH), HPH_MAX_BODY_BYTES: String(64 * 1024) })
+  p = await startPipeline(env.config, env.log, { stages: ['normalize', 'samples-writer'], api: true, prepare: true })
+  dir = await mkdtemp(join(tmpdir(), 'hph-import-'))
+})
+afterAll(async () => {
+  await p?.stop()
+  await env?.cleanup()
+  if (dir) await rm(dir, { recursive: true, force: true })
+})
+
+function hph(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  const child = spawn(process.execPath, ['bin/hph.js', ...args], {
+    env: { ...process.env, DATABASE_URL: env.config.DATABASE_URL, HPH_PREFIX: env.config.HPH_PREFIX, HPH_IMPORT_BATCH_SIZE: String(BATCH), LOG_LEVEL: 'warn' },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  })
+  let stdout = ''
+  let stderr = ''
+  child.stdout.on('data', (d: Buffer) => (stdout += d.toString()))
+  child.stderr.on('data', (d: Buffer) => (stderr += d.toString()))
+  return new Promise((resolve) => child.on('exit', (code) => resolve({ code, stdout, stderr })))
+}
+
+const rowsOf = async (userId: string) => (await sql<{ n: number }>`select count(*)::int as n from samples where user_id = ${userId}`.execute(p.db)).rows[0]?.n ?? 0
+const ingestMessages = async () => (await env.nats.jsm.streams.info(streamName(env.config.HPH_PREFIX, 'INGEST'))).state.messages
+/** waits for the rows, then a little more, and says how many there are (none may come late) */
+async function settledRows(userId: string, expected: number): Promise<number> {
+  await eventually(async () => (await rowsOf(userId)) >= expected, 60_000, `${expected} rows for ${userId}`)
+  await new Promise((r) => setTimeout(r, 500))
+  return rowsOf(userId)
+}
+
+function post(userId: string, body: Uint8Array, contentType: string, token: string | null = ADMIN) {
+  return fetch(`${p.url}/v1/users/${userId}/healthkit-export`, {
+    method: 'POST',
+    headers: { 'content-type': contentType, ...(token ? { authorization: `Bearer ${token}` } : {}) },
+    body,
+  })
+}
+
+function expectFixtureCounts(r: ImportResult): void {
+  expect(r.types).toEqual({
+    HKCategoryTypeIdentifierSleepAnalysis: { read: 436, accepted: 436, rejected: 0 },
+    HKQuantityTypeIdentifierHeartRateVariabilitySDNN: { read: 92, accepted: 92, rejected: 0 },
+  })
+  expect(r.skippedRecords).toEqual({ HKQuantityTypeIdentifierStepCount: 30 })
+  expect(r.otherElements).toMatchObject({ ActivitySummary: 1 })
+  expect(r).toMatchObject({ records: 528, accepted: 528, rejected: 0, batches: Math.ceil(528 / BATCH) })
+}
+
+describe('hph import healthkit', () => {
+  it('imports the 30-nights export into HPH_INGEST; normalize and the writer make it the expected rows', async () => {
+    const before = await ingestMessages()
+    const r = await hph(['import', 'healthkit', FIXTURE, '--user', 'cli-ana', '--json'])
+    expect(r.code, r.stderr).toBe(0)
+    const result = JSON.parse(r.stdout) as ImportResult & { peakRssBytes: number }
+    expectFixtureCounts(result)
+    expect(result).toMatchObject({ published: 6, duplicates: 0, stream: streamName(env.config.HPH_PREFIX, 'INGEST') })
+    expect(await ingestMessages()).toBe(before + 6)
+    expect(await settledRows('cli-ana', DISTINCT)).toBe(DISTINCT)
+
+    // spot checks against the file: the first HRV record and the first iPhone in-bed sample
+    const hrv = (await sql<{ value: number; utc_offset_min: number; start: string; device: string }>`
+      select value, utc_offset_min, to_char(start_ts at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS') as start, device
+      from samples where user_id = 'cli-ana' and metric = 'hrv_sdnn' order by start_ts limit 1`.execute(p.db)).rows[0]
+    expect(hrv).toMatchObject({ value: 38.9, utc_offset_min: -480, start: '2026-03-01T08:00:00' })
+    expect(hrv!.device).toContain('hardware:Watch6,2')
+    const stages = (await sql<{ stage: string; n: number }>`
+      select stage, count(*)::int as n from samples where user_id = 'cli-ana' and metric = 'sleep_stage' group by stage order by stage`.execute(p.db)).rows
+    const fileStages = exportSamples(XML.toString('utf8')).filter((s) => s.sample.stage).reduce<Record<string, number>>((m, s) => ({ ...m, [s.sample.stage!]: (m[s.sample.stage!] ?? 0) + 1 }), {})
+    expect(Object.fromEntries(stages.map((s) => [s.stage, s.n]))).toEqual(fileStages)
+  })
+
+  it('imports the same export again as nothing new: zero messages in HPH_INGEST, zero rows', async () => {
+    const before = await ingestMessages()
+    const r = await hph(['import', 'healthkit', FIXTURE, '--user', 'cli-ana'])
+    expect(r.code, r.stderr).toBe(0)
+    expect(r.stdout).toMatch(/HKCategoryTypeIdentifierSleepAnalysis\s+436\s+436\s+0\s+0/)
+    expect(r.stdout).toContain('528 records in 6 batches')
+    expect(r.stdout).toContain('0 new, 6 already there')
+    expect(r.stderr).toContain('import |') // the progress bar
+    expect(await ingestMessages()).toBe(before)
+    expect(await settledRows('cli-ana', DISTINCT)).toBe(DISTINCT)
+  })
+
+  it('stops at a truncated file with exit 1, naming the byte and line, having stored exactly the whole batches before it', async () => {
+    const cut = 150_000
+    const path = join(dir, 'truncated.xml')
+    await writeFile(path, XML.subarray(0, cut))
+    const complete = exportRecords(XML.subarray(0, cut).toString('utf8')).filter((r) => UNDERSTOOD.has(r.type ?? '')).length
+    const whole = Math.floor(complete / BATCH)
+    expect(whole).toBeGreaterThan(0)
+    const before = await ingestMessages()
+    const r = await hph(['import', 'healthkit', path, '--user', 'cli-trunc', '--json'])
+    expect(r.code).toBe(1)
+    expect(r.stderr).toMatch(new RegExp(`ends at byte ${cut} \\(line \\d+, column \\d+\\).*truncated.*${whole} whole batches \\(${whole * BATCH} records\\) before it were stored`))
+    expect(JSON.parse(r.stdout)).toMatchObject({ error: 'export_malformed', batches: whole, records: whole * BATCH })
+    expect(await ingestMessages()).toBe(before + whole)
+    const firstRecords = exportSamples(XML.toString('utf8')).slice(0, whole * BATCH).map(keyOf)
+    expect(await settledRows('cli-trunc', new Set(firstRecords).size)).toBe(new Set(firstRecords).size)
+  })
+
+  it('refuses a bad command line with exit 2', async () => {
+    expect((await hph(['import', 'healthkit', FIXTURE])).code).toBe(2)
+    expect((await hph(['import', 'healthkit', FIXTURE, '--user', 'not a user'])).code).toBe(2)
+    expect((await hph(['import', 'fitbit', FIXTURE, '--user', 'ana'])).code).toBe(2)
+  })
+})
+
+function zipOf(name: string, bytes: Uint8Array): Uint8Array {
+  const out: Uint8Array[] = []
+  const zip = new Zip((err, data) => {
+    if (err) throw err
+    out.push(data)
+  })
+  const f = new ZipDeflate(name, { level: 6 })
+  zip.add(f)
+  f.push(bytes, true)
+  zip.end()
+  return Buffer.concat(out)
+}
+
+describe('POST /v1/users/:userId/healthkit-export', () => {
+  it('streams export.xml (far over the /samples body limit) into HPH_INGEST and answers 202 with the counts per type', async () => {
+    expect(XML.length).toBeGreaterThan(64 * 1024)
+    const before = await ingestMessages()
+    const res = await post('http-ana', XML, 'application/xml')
+    const body = (await res.json()) as ImportResult
+    expect(res.status, JSON.stringify(body)).toBe(202)
+    expectFixtureCounts(body)
+    expect(body.published).toBe(6)
+    expect(await ingestMessages()).toBe(before + 6)
+    expect(await settledRows('http-ana', DISTINCT)).toBe(DISTINCT)
+  })
+
+  it('adds nothing when the same export is uploaded again, also as export.zip (the same batches, so the same event ids)', async () => {
+    const before = await ingestMessages()
+    const again = (await (await post('http-ana', XML, 'application/xml; charset=utf-8')).json()) as ImportResult
+    expect(again).toMatchObject({ published: 0, duplicates: 6 })
+    const zipped = await post('http-ana', zipOf('apple_health_export/export.xml', XML), 'application/zip')
+    expect(zipped.status).toBe(202)
+    expect((await zipped.json()) as ImportResult).toMatchObject({ published: 0, duplicates: 6, records: 528 })
+    expect(await ingestMessages()).toBe(before)
+    expect(await settledRows('http-ana', DISTINCT)).toBe(DISTINCT)
+  })
+
+  it('answers 400 with the error body of spec/api.md for a truncated zip, saying which whole batches were stored', async () => {
+    const zip = zipOf('apple_health_export/export.xml', XML)
+    const res = await post('http-trunc', zip.subarray(0, Math.floor(zip.length / 2)), 'application/zip')
+    expect(res.status).toBe(400)
+    const body = (await res.json()) as { error: string; message: string; details: unknown[] }
+    expect(body.error).toBe('export_malformed')
+    expect(body.message).toMatch(/truncated.*; \d+ whole batch(es)? \(\d+ records\) before it (was|were) stored/)
+    expect(Array.isArray(body.details)).toBe(true)
+  })
+
+  it('refuses other content types (415), no token (401), another user (403), a bad user id (400), storing nothing', async () => {
+    const before = await ingestMessages()
+    const cases: Array<[Promise<Response>, number, string]> = [
+      [post('ana', XML, 'text/plain'), 415, 'unsupported_media_type'],
+      [post('ana', Buffer.from('{"samples":[]}'), 'application/json'), 415, 'unsupported_media_type'],
+      [post('ana', XML, 'application/xml', null), 401, 'unauthorized'],
+      [post('bo', XML, 'application/xml', ANA), 403, 'forbidden'],
+      [post('not%20a%20user', XML, 'application/xml'), 400, 'invalid_user_id'],
+    ]
+    for (const [response, status, error] of cases) {
+      const res = await response
+      const body = (await res.json()) as { error: string; message: string; details: unknown[] }
+      expect({ status: res.status, error: body.error }).toEqual({ status, error })
+      expect(typeof body.message).toBe('string')
+    }
+    expect(await ingestMessages()).toBe(before)
+  })
+})

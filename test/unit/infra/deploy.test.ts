@@ -1,0 +1,96 @@
+import { execFileSync } from 'node:child_process'
+import { readdirSync, readFileSync } from 'node:fs'
+import { join } from 'node:path'
+import { describe, expect, it } from 'vitest'
+import { parse, parseAllDocuments } from 'yaml'
+import { STAGES } from '../../../cli/pipeline.ts'
+import { HPH_ENTRY } from '../../helpers/processes.ts'
+
+// issue 7: what can be checked of the deploy artefacts on a machine without a Docker engine or a
+// Kubernetes cluster: they parse, they run the command the tests run, and they name every stage.
+
+const root = join(import.meta.dirname, '../../..')
+const read = (path: string) => readFileSync(join(root, path), 'utf8')
+const WORKERS = ['api', ...STAGES]
+
+type Doc = { kind?: string; metadata?: { name?: string }; spec?: Record<string, unknown> } & Record<string, unknown>
+interface Container {
+  args?: string[]
+  readinessProbe?: { httpGet: { path: string } }
+  livenessProbe?: { httpGet: { path: string } }
+  resources?: { requests?: { cpu?: string }; limits?: { memory?: string } }
+}
+interface Service {
+  command?: string[]
+  image?: string
+  build?: { dockerfile?: string }
+  environment?: Record<string, string>
+  volumes?: string[]
+}
+const manifests = (): Doc[] =>
+  readdirSync(join(root, 'infra/k8s'))
+    .filter((f) => f.endsWith('.yaml'))
+    .flatMap((f) => parseAllDocuments(read(`infra/k8s/${f}`)).map((d) => {
+      expect(d.errors, f).toEqual([])
+      return d.toJS() as Doc
+    }))
+
+describe('the image', () => {
+  const dockerfile = read('Dockerfile')
+
+  it('has hph as its entrypoint: the command the tests run (node bin/hph.js …), `up` by default', () => {
+    const entry = /^ENTRYPOINT (.+)$/m.exec(dockerfile)?.[1]
+    expect(JSON.parse(entry ?? 'null')).toEqual(['node', ...HPH_ENTRY])
+    expect(JSON.parse(/^CMD (.+)$/m.exec(dockerfile)?.[1] ?? 'null')).toEqual(['up'])
+  })
+
+  it('holds every file the running program is made of (everything tracked but tests, benches, infra and docs)', () => {
+    const copied = [...dockerfile.matchAll(/^COPY (.+) \S+$/gm)].flatMap((m) => m[1]!.split(' ')).filter((p) => !p.startsWith('--'))
+    const tracked = execFileSync('git', ['ls-files'], { cwd: root, encoding: 'utf8' }).split('\n').filter(Boolean)
+    const runtime = tracked.filter((f) => /\.(ts|js|json|html|css)$/.test(f) && !/^(test|bench|infra|docs|\.ci)\//.test(f) && !/^(eslint\.config\.js|vitest\.config\.ts)$/.test(f))
+    const missing = runtime.filter((f) => !copied.some((c) => f === c || f.startsWith(`${c.replace(/\/$/, '')}/`)))
+    expect(missing).toEqual([])
+  })
+})
+
+describe('the Kubernetes manifests', () => {
+  it('parse, and run one Deployment per stage on the image with `worker <stage>`, probed on /readyz and /healthz, with resources', () => {
+    const docs = manifests()
+    const deployments = docs.filter((d) => d.kind === 'Deployment')
+    expect(deployments.map((d) => d.metadata?.name).sort()).toEqual(WORKERS.map((s) => `hph-${s}`).sort())
+    for (const d of deployments) {
+      const stage = d.metadata!.name!.replace(/^hph-/, '')
+      const pod = (d.spec as { template: { spec: { containers: Container[] } } }).template.spec
+      const [c] = pod.containers
+      expect(c?.args).toEqual(['worker', stage])
+      expect(c?.readinessProbe?.httpGet.path).toBe('/readyz')
+      expect(c?.livenessProbe?.httpGet.path).toBe('/healthz')
+      expect(c?.resources?.requests?.cpu).toBeDefined()
+      expect(c?.resources?.limits?.memory).toBeDefined()
+    }
+  })
+
+  it('keep an instance of every stage through voluntary disruptions (a PodDisruptionBudget each) and prepare the storage once (a Job)', () => {
+    const docs = manifests()
+    const labels = (d: Doc) => JSON.stringify((d.spec as { selector: { matchLabels: unknown } }).selector.matchLabels)
+    const budgets = new Set(docs.filter((d) => d.kind === 'PodDisruptionBudget').map(labels))
+    for (const d of docs.filter((x) => x.kind === 'Deployment')) expect(budgets.has(labels(d)), d.metadata?.name).toBe(true)
+    const job = docs.find((d) => d.kind === 'Job')
+    const pod = (job?.spec as { template: { spec: { initContainers: Array<{ args: string[] }>; containers: Array<{ args: string[] }> } } }).template.spec
+    expect([...pod.initContainers, ...pod.containers].map((c) => c.args)).toEqual([['migrate'], ['streams', 'apply']])
+  })
+})
+
+describe('infra/compose.yaml', () => {
+  it('parses, builds the image, and runs three NATS nodes of infra/nats-cluster/node.conf, R3 streams and every stage', () => {
+    const compose = parse(read('infra/compose.yaml'), { merge: true }) as { services: Record<string, Service> }
+    const s = compose.services
+    for (const stage of WORKERS) expect(s[stage]?.command, stage).toEqual(['worker', stage])
+    expect(s.api?.build?.dockerfile).toBe('Dockerfile')
+    const nodes = Object.entries(s).filter(([, v]) => String(v.image).startsWith('nats:'))
+    expect(nodes.map(([, v]) => v.environment?.HPH_NATS_NAME).sort()).toEqual(['n1', 'n2', 'n3'])
+    for (const [, v] of nodes) expect(v.volumes?.[0]).toBe('./nats-cluster/node.conf:/etc/nats/node.conf:ro')
+    expect(s.api?.environment?.HPH_STREAM_REPLICAS).toBe('3')
+    expect(String(s.api?.environment?.NATS_URL).split(',')).toHaveLength(3)
+  })
+})
