@@ -1,3 +1,4 @@
+import { readFile } from 'node:fs/promises'
 import { createServer, type Server } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { Writable } from 'node:stream'
@@ -161,6 +162,18 @@ describe('per-user authorisation and audit', () => {
       expect(((await res.json()) as { error: string }).error).toBe('unauthorized')
     }
     await eventually(async () => (await auditEvents()).filter((e) => e.data.action === 'denied' && e.data.userId === 'cy' && e.data.actor === 'unauthenticated').length === 4, 10_000, 'four denied events')
+  })
+
+  it('guards and audits the export backfill route like every other write under /v1/users', async () => {
+    const xml = await readFile('test/fixtures/healthkit-export-small.xml')
+    const upload = async (userId: string, token: string) =>
+      fetch(`${p.url}/v1/users/${userId}/healthkit-export`, { method: 'POST', headers: { authorization: `Bearer ${token}`, 'content-type': 'application/xml' }, body: xml })
+    const token = await sign({ sub: 'eve' })
+    expect((await upload('bo', token)).status).toBe(403)
+    expect((await upload('eve', token)).status).toBe(202)
+    await eventually(async () => (await auditEvents()).some((e) => e.data.action === 'write' && e.data.userId === 'eve'), 10_000, 'the upload\'s write event')
+    const events = (await auditEvents()).filter((e) => e.data.operation === 'POST /v1/users/:userId/healthkit-export')
+    expect(events.map((e) => [e.data.action, e.data.userId, e.data.status])).toEqual(expect.arrayContaining([['denied', 'bo', 403], ['write', 'eve', 202]]))
   })
 
   it('lets only admin erase a user: a user token cannot even erase itself', async () => {
