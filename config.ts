@@ -27,8 +27,8 @@ export const ConfigSchema = z.object({
   HPH_JWKS_COOLDOWN_S: positiveInt(30),
   HPH_JWKS_TIMEOUT_MS: positiveInt(5_000),
   /** requests per HPH_RATE_LIMIT_WINDOW_S from one client address, and for one principal (token subject or key) */
-  HPH_RATE_LIMIT_PER_IP: positiveInt(1_200),
-  HPH_RATE_LIMIT_PER_TOKEN: positiveInt(600),
+  HPH_RATE_LIMIT_PER_IP: positiveInt(6_000),
+  HPH_RATE_LIMIT_PER_TOKEN: positiveInt(1_200),
   HPH_RATE_LIMIT_WINDOW_S: positiveInt(60),
   /** take the client address from X-Forwarded-For (only behind a proxy that sets it) */
   HPH_TRUST_PROXY: z.enum(['true', 'false']).default('false').transform((v) => v === 'true'),
