@@ -2,6 +2,8 @@ import { spawn, type ChildProcess } from 'node:child_process'
 import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { jetstreamManager } from '@nats-io/jetstream'
+import { connect } from '@nats-io/transport-node'
 import { freePort } from './proxy.ts'
 
 // Test-only: private nats-servers (JetStream, file store in a temporary directory) that a test may
@@ -77,6 +79,29 @@ export async function startNatsServer(bin = 'nats-server'): Promise<NatsServer> 
   return server
 }
 
+/**
+ * Resolves once the cluster's JetStream API answers: a node says it is ready before the cluster has elected
+ * its meta leader, and until then every JetStream request times out.
+ */
+async function jetStreamAnswers(servers: string[], ms = 60_000): Promise<void> {
+  const nc = await connect({ servers, noAsyncTraces: true })
+  try {
+    const deadline = Date.now() + ms
+    for (;;) {
+      try {
+        const jsm = await jetstreamManager(nc, { timeout: 2000 })
+        await jsm.getAccountInfo()
+        return
+      } catch (err) {
+        if (Date.now() > deadline) throw new Error(`the cluster's JetStream did not answer within ${ms} ms: ${(err as Error).message}`)
+        await new Promise((r) => setTimeout(r, 250))
+      }
+    }
+  } finally {
+    await nc.close()
+  }
+}
+
 export interface NatsCluster {
   nodes: NatsServer[]
   /** every node's URL, comma-separated: the NATS_URL of a client of the cluster */
@@ -101,6 +126,7 @@ export async function startNatsCluster(bin = 'nats-server'): Promise<NatsCluster
   )
   // each waits for the others' routes before it is ready: start them together
   await Promise.all(nodes.map((n) => n.ready))
+  await jetStreamAnswers(nodes.map((n) => n.url))
   return {
     nodes,
     url: nodes.map((n) => n.url).join(','),
