@@ -28,6 +28,23 @@ export function spawnHph(args: string[], env: Record<string, string>, owner: Chi
   return c
 }
 
+/** Runs `hph <args>` to its end: its exit code, and what it wrote (both streams in `out`, in order). */
+export function runHph(args: string[], env: Record<string, string>): Promise<{ code: number | null; out: string; stdout: string; stderr: string }> {
+  const child = spawn(process.execPath, [...HPH_ENTRY, ...args], { env: { ...process.env, LOG_LEVEL: 'warn', ...env }, stdio: ['ignore', 'pipe', 'pipe'] })
+  let out = ''
+  let stdout = ''
+  let stderr = ''
+  child.stdout.on('data', (d: Buffer) => {
+    out += d.toString()
+    stdout += d.toString()
+  })
+  child.stderr.on('data', (d: Buffer) => {
+    out += d.toString()
+    stderr += d.toString()
+  })
+  return new Promise((resolve) => child.on('exit', (code) => resolve({ code, out, stdout, stderr })))
+}
+
 /** Prints what the process wrote when the running test fails. */
 export function showOnFailure(c: Child, name: string): void {
   onTestFailed(() => console.error(`── output of ${name} (last 20 kB) ──\n${c.output()}`))

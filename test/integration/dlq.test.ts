@@ -1,10 +1,10 @@
-import { spawn } from 'node:child_process'
 import { sql } from 'kysely'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import type { DlqEntry } from '../../cli/dlq.ts'
 import { startPipeline, waitForIdle, type Pipeline } from '../../cli/pipeline.ts'
 import { streamName } from '../../streams/subjects.ts'
 import { testEnv, type TestEnv } from '../helpers/env.ts'
+import { runHph } from '../helpers/processes.ts'
 
 // issue 4: a poison message → HPH_DLQ → the stage is fixed → `hph dlq redrive` → processed once.
 
@@ -18,16 +18,7 @@ afterAll(async () => {
   await env?.cleanup()
 })
 
-function hph(args: string[]): Promise<{ code: number | null; out: string }> {
-  const child = spawn(process.execPath, ['bin/hph.js', ...args], {
-    env: { ...process.env, DATABASE_URL: env.config.DATABASE_URL, HPH_PREFIX: env.config.HPH_PREFIX, LOG_LEVEL: 'warn' },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  })
-  let out = ''
-  child.stdout.on('data', (d: Buffer) => (out += d.toString()))
-  child.stderr.on('data', (d: Buffer) => (out += d.toString()))
-  return new Promise((resolve) => child.on('exit', (code) => resolve({ code, out })))
-}
+const hph = (args: string[]) => runHph(args, { DATABASE_URL: env.config.DATABASE_URL, HPH_PREFIX: env.config.HPH_PREFIX })
 
 const rows = async (p: Pipeline) => (await sql<{ n: number }>`select count(*)::int as n from samples`.execute(p.db)).rows[0]?.n ?? 0
 const sample = (minute: number) => ({

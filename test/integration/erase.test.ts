@@ -1,4 +1,3 @@
-import { spawn } from 'node:child_process'
 import { randomBytes, randomUUID } from 'node:crypto'
 import { sql } from 'kysely'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
@@ -12,6 +11,7 @@ import { decodeJson } from '../../streams/envelope.ts'
 import { closeDb, createDb } from '../../schema/db.ts'
 import { STREAM_KEYS, streamName, subjects } from '../../streams/subjects.ts'
 import { testEnv, type TestEnv } from '../helpers/env.ts'
+import { runHph } from '../helpers/processes.ts'
 
 // DESIGN.md §9 invariant 5 and issue 6: export returns everything posted; after `hph user erase`, no message
 // in any stream and no row in any table holds the user id; other users are untouched; erasing is idempotent.
@@ -44,16 +44,7 @@ async function post(userId: string, body: unknown, token = ADMIN) {
   return (await res.json()) as { accepted: number; rejected: unknown[] }
 }
 
-function hph(args: string[]) {
-  const child = spawn(process.execPath, ['bin/hph.js', ...args], {
-    env: { ...process.env, DATABASE_URL: env.config.DATABASE_URL, HPH_PREFIX: env.config.HPH_PREFIX, LOG_LEVEL: 'warn' },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  })
-  let out = ''
-  child.stdout.on('data', (d: Buffer) => (out += d.toString()))
-  child.stderr.on('data', (d: Buffer) => (out += d.toString()))
-  return new Promise<{ code: number | null; out: string }>((resolve) => child.on('exit', (code) => resolve({ code, out })))
-}
+const hph = (args: string[]) => runHph(args, { DATABASE_URL: env.config.DATABASE_URL, HPH_PREFIX: env.config.HPH_PREFIX })
 
 /** Every message of every stream (any subject), read whole: subject, bytes, and any base64 payload decoded. */
 async function allMessages(): Promise<Array<{ stream: string; subject: string; text: string }>> {

@@ -1,4 +1,3 @@
-import { spawn } from 'node:child_process'
 import { sql } from 'kysely'
 import pg from 'pg'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
@@ -13,6 +12,7 @@ import { INSIGHT_PROJECTION_TABLES } from '../../projections/insights/writer.ts'
 import { streamName } from '../../streams/subjects.ts'
 import { testEnv, type TestEnv } from '../helpers/env.ts'
 import { referenceInsights, snapshotDifferences, snapshotInsights, snapshotTombstones } from '../helpers/insights.ts'
+import { runHph } from '../helpers/processes.ts'
 
 // issue 4 / DESIGN.md §9.3: a projection rebuilt from its stream into shadow tables equals the live one, and
 // the swap never lets a reader see a missing row, while the live pipeline goes on writing.
@@ -307,13 +307,4 @@ describe('hph rebuild insights', () => {
   })
 })
 
-function hph(args: string[]): Promise<{ code: number | null; out: string }> {
-  const child = spawn(process.execPath, ['bin/hph.js', ...args], {
-    env: { ...process.env, DATABASE_URL: env.config.DATABASE_URL, HPH_PREFIX: env.config.HPH_PREFIX, LOG_LEVEL: 'warn' },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  })
-  let out = ''
-  child.stdout.on('data', (d: Buffer) => (out += d.toString()))
-  child.stderr.on('data', (d: Buffer) => (out += d.toString()))
-  return new Promise((resolve) => child.on('exit', (code) => resolve({ code, out })))
-}
+const hph = (args: string[]) => runHph(args, { DATABASE_URL: env.config.DATABASE_URL, HPH_PREFIX: env.config.HPH_PREFIX })
