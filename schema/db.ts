@@ -185,27 +185,16 @@ export interface VHrvTrendView {
   baseline_source: string
 }
 
-export interface VSleepView {
-  user_id: string
-  day: LocalDay
-  valid: boolean
+/** v_sleep: a sleep_daily row's stages and times, with its hours, stage shares and the sleep baseline beside it. */
+export interface VSleepView
+  extends Pick<SleepDailyTable, 'user_id' | 'day' | 'valid' | 'deep_min' | 'rem_min' | 'core_min' | 'asleep_unspecified_min' | 'awake_min' | 'nap_min'
+    | 'efficiency' | 'episode_start' | 'episode_end' | 'sleep_onset' | 'wake_time'> {
   sleep_hours: number
   in_bed_hours: number
   deep_share: number | null
   rem_share: number | null
   core_share: number | null
   asleep_unspecified_share: number | null
-  deep_min: number
-  rem_min: number
-  core_min: number
-  asleep_unspecified_min: number
-  awake_min: number
-  nap_min: number
-  efficiency: number
-  episode_start: Timestamp
-  episode_end: Timestamp
-  sleep_onset: Timestamp
-  wake_time: Timestamp
   sleep_baseline_hours: number | null
   sleep_sd_hours: number | null
   good_threshold_hours: number | null

@@ -3,6 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { STAGES, startPipeline, type Pipeline } from '../../cli/pipeline.ts'
 import { streamName } from '../../streams/subjects.ts'
 import { eventually, testEnv, type TestEnv } from '../helpers/env.ts'
+import type { IngestResult } from '../../api/ingest.ts'
 
 const ADMIN = 'admin-key'
 const ANA = 'ana-key'
@@ -28,14 +29,8 @@ function post(userId: string, body: unknown, opts: { token?: string | null; cont
   })
 }
 
-interface Answer {
-  eventId: string
-  stream: string
-  seq: number
-  duplicate: boolean
-  accepted: number
-  ignored: number
-  rejected: Array<{ index: number; problem: string }>
+/** A 202/200 answer (the raw-event path's result), or an error body. */
+interface Answer extends IngestResult {
   error?: string
   message?: string
   details?: unknown[]
