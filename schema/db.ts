@@ -146,16 +146,7 @@ export interface InsightUsersTable {
 }
 
 /** The analysts' views (migration 0004, docs/analysts.md): read-only. */
-export interface VReadinessView {
-  user_id: string
-  day: LocalDay
-  score: number
-  label: string
-  p_high: number
-  p_medium: number
-  p_low: number
-  sleep_state: string | null
-  hrv_state: string | null
+export interface VReadinessView extends Omit<ReadinessDailyTable, keyof Versioned> {
   hrv_metric: string | null
   hrv_ms: number | null
   sleep_hours: number | null
