@@ -17,9 +17,13 @@ declare module 'fastify' {
 
 export type AccessConfig = Pick<Config, 'HPH_RATE_LIMIT_PER_IP' | 'HPH_RATE_LIMIT_PER_TOKEN' | 'HPH_RATE_LIMIT_WINDOW_S'>
 
-/** Only the API is guarded; probes, metrics and the OpenAPI document answer anyone (they carry no user data). */
-export function isGuarded(url: string): boolean {
-  return url.startsWith('/v1/')
+/**
+ * Only the API is guarded; probes, metrics, the OpenAPI document and the dashboard's files answer anyone
+ * (they carry no user data). Decided on the route the router matched, never on the raw URL: the router
+ * decodes the path (`/%761/users/ana` is `/v1/users/:userId`), a prefix test of `req.url` would not.
+ */
+export function isGuarded(req: { routeOptions: { url?: string | undefined }; url: string }): boolean {
+  return (req.routeOptions.url ?? req.url).startsWith('/v1/')
 }
 
 export async function installAccess(app: FastifyInstance, deps: { auth: Authenticator; config: AccessConfig }): Promise<void> {
@@ -41,7 +45,7 @@ export async function installAccess(app: FastifyInstance, deps: { auth: Authenti
   }
 
   app.addHook('onRequest', async (req) => {
-    if (!isGuarded(req.url)) return
+    if (!isGuarded(req)) return
     // before authenticating, so guessing tokens is limited too
     await limit(perIp, req, 'from this address')
     req.principal = await auth.verify(req)

@@ -19,7 +19,7 @@ const WRITES = new Set(['POST', 'PUT', 'PATCH', 'DELETE'])
 
 /** Which audit action an answered request is, if any. Pure. */
 export function auditActionOf(a: Answered): AuditRecord['action'] | undefined {
-  if (!isGuarded(a.url)) return undefined
+  if (!isGuarded({ routeOptions: { url: a.route }, url: a.url })) return undefined
   if (a.status === 401 || a.status === 403) return 'denied'
   if (a.method === 'GET' && a.route === '/v1/users/:userId/export') return 'export'
   if (a.method === 'DELETE' && a.route === '/v1/users/:userId') return 'erase'

@@ -164,6 +164,17 @@ describe('per-user authorisation and audit', () => {
     await eventually(async () => (await auditEvents()).filter((e) => e.data.action === 'denied' && e.data.userId === 'cy' && e.data.actor === 'unauthenticated').length === 4, 10_000, 'four denied events')
   })
 
+  it('guards a path the router decodes to a user route (/%761/users/…) exactly as the plain one: 401, 403, audited', async () => {
+    for (const [method, path] of [['GET', '/%761/users/dee/export'], ['DELETE', '/%761/users/dee'], ['GET', '/v%31/users/dee/hrv/daily?from=2026-03-01&to=2026-03-02'], ['POST', '/%76%31/users/dee/samples']] as const) {
+      const res = await fetch(`${p.url}${path}`, { method, ...(method === 'POST' ? { headers: { 'content-type': 'application/json' }, body: '{}' } : {}) })
+      expect(res.status, `${method} ${path}`).toBe(401)
+    }
+    const other = await sign({ sub: 'ana' })
+    expect((await get('/%761/users/dee/export', other)).status).toBe(403)
+    expect((await fetch(`${p.url}/%761/users/dee`, { method: 'DELETE', headers: { authorization: `Bearer ${other}` } })).status).toBe(403)
+    await eventually(async () => (await auditEvents()).filter((e) => e.data.action === 'denied' && e.data.userId === 'dee').length === 6, 10_000, 'six denied events')
+  })
+
   it('guards and audits the export backfill route like every other write under /v1/users', async () => {
     const xml = await readFile('test/fixtures/healthkit-export-small.xml')
     const upload = async (userId: string, token: string) =>
