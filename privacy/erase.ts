@@ -133,13 +133,21 @@ async function eraseOnce(deps: EraseDeps, userId: string, report: EraseReport, f
 async function eraseUnnamedDeadLetters(deps: EraseDeps, userId: string): Promise<number> {
   const stream = streamName(deps.prefix, 'DLQ')
   const letters = await matching(deps.nats, stream, subjects.ofUserIn(deps.prefix, 'DLQ', '_'), true)
-  const needle = Buffer.from(userId)
   const naming = letters.filter((m) => {
-    const bytes = Buffer.from(m.data)
-    const b64 = /"payloadBase64"\s*:\s*"([A-Za-z0-9+/=]*)"/.exec(bytes.toString())?.[1]
-    return bytes.includes(needle) || (b64 !== undefined && Buffer.from(b64, 'base64').includes(needle))
+    const text = Buffer.from(m.data).toString()
+    const b64 = /"payloadBase64"\s*:\s*"([A-Za-z0-9+/=]*)"/.exec(text)?.[1]
+    return namesUser(text, userId) || (b64 !== undefined && namesUser(Buffer.from(b64, 'base64').toString(), userId))
   })
   return deleteMessages(deps.nats, stream, naming.map((m) => m.seq))
+}
+
+/**
+ * Whether `text` names the user: the id as a whole token, not inside a longer one (erasing `a` must not take
+ * the dead letters of `ana`, nor every letter holding the letter a). User ids are [A-Za-z0-9_-] only.
+ */
+export function namesUser(text: string, userId: string): boolean {
+  const id = userId.replace(/[^A-Za-z0-9_-]/g, (c) => `\\${c}`)
+  return new RegExp(`(?<![A-Za-z0-9_-])${id}(?![A-Za-z0-9_-])`).test(text)
 }
 
 /** Resolves true once each stage's ack floor has passed the user's messages it still held, false at the deadline. */
