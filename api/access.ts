@@ -10,8 +10,8 @@ import { checkUserId } from './routes/samples.ts'
 
 declare module 'fastify' {
   interface FastifyContextConfig {
-    /** the route is for admin tokens only (DELETE /v1/users/:userId) */
-    admin?: boolean
+    /** the route is for admin tokens only (DELETE /v1/users/:userId); a string is the refusal's message */
+    admin?: boolean | string
   }
 }
 
@@ -52,6 +52,7 @@ export async function installAccess(app: FastifyInstance, deps: { auth: Authenti
     if (!auth.open) await limit(perToken, req, 'for this token')
     const userId = (req.params as { userId?: unknown } | undefined)?.userId
     if (typeof userId === 'string') authorize(req.principal, checkUserId(userId))
-    if (req.routeOptions.config?.admin) requireAdmin(req.principal)
+    const admin = req.routeOptions.config?.admin
+    if (admin) requireAdmin(req.principal, typeof admin === 'string' ? admin : undefined)
   })
 }

@@ -142,9 +142,9 @@ export function authorize(p: Principal, userId: string): void {
   if (p.kind === 'user' && p.userId !== userId) throw new HttpError(403, 'forbidden', 'this token may not access that user')
 }
 
-/** Admin-only operations (erasing a user). */
-export function requireAdmin(p: Principal): void {
-  if (p.kind !== 'admin') throw new HttpError(403, 'forbidden', 'this operation needs an admin token')
+/** Admin-only operations (erasing a user, listing users, the pipeline's status); `message` says which. */
+export function requireAdmin(p: Principal, message = 'this operation needs an admin token'): void {
+  if (p.kind !== 'admin') throw new HttpError(403, 'forbidden', message)
 }
 
 const LOOPBACK = /^(127\.\d+\.\d+\.\d+|::1|localhost)$/

@@ -51,7 +51,7 @@ export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
   samplesRoutes(app, { nats: deps.nats, prefix: config.HPH_PREFIX, maxSamples: config.HPH_MAX_SAMPLES, maxJsonDepth: config.HPH_MAX_JSON_DEPTH })
   healthkitExportRoutes(app, {
     nats: deps.nats, prefix: config.HPH_PREFIX, maxSamples: config.HPH_MAX_SAMPLES, batchSize: config.HPH_IMPORT_BATCH_SIZE,
-    inFlight: config.HPH_IMPORT_IN_FLIGHT, maxBytes: config.HPH_MAX_EXPORT_BYTES, auth,
+    inFlight: config.HPH_IMPORT_IN_FLIGHT, maxBytes: config.HPH_MAX_EXPORT_BYTES,
   })
   readRoutes(app, { db: deps.db })
   const userData = { nats: deps.nats, db: deps.db, prefix: config.HPH_PREFIX, schema: config.HPH_DB_SCHEMA }
@@ -59,8 +59,8 @@ export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
   eraseRoutes(app, { ...userData, log: deps.log })
   opsRoutes(app, deps.probes)
   // issue 8: the dashboard at GET /, and the two reads it needs beyond the API's own
-  trendsRoutes(app, { db: deps.db, auth })
-  statusRoutes(app, { nats: deps.nats, db: deps.db, prefix: config.HPH_PREFIX, auth })
+  trendsRoutes(app, { db: deps.db })
+  statusRoutes(app, { nats: deps.nats, db: deps.db, prefix: config.HPH_PREFIX })
   await dashboardRoutes(app)
   if (auth.open) deps.log.warn('no HPH_API_KEYS and no JWT settings: the API is open to anyone on this machine (loopback only)')
   else deps.log.info({ auth: auth.modes }, 'api authentication')

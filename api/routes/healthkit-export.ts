@@ -3,7 +3,6 @@ import type { FastifyInstance } from 'fastify'
 import type { Nats } from '../../streams/connect.ts'
 import { importExport } from '../../processors/healthkit-export/import.ts'
 import type { ExportFormat } from '../../processors/healthkit-export/reader.ts'
-import { authorize, type Authenticator } from '../auth.ts'
 import { HttpError } from '../errors.ts'
 import { traceparentOf } from '../ingest.ts'
 import { checkUserId } from './samples.ts'
@@ -16,7 +15,6 @@ export interface HealthkitExportRouteDeps {
   inFlight: number
   /** HPH_MAX_EXPORT_BYTES: the body limit of this route alone (413 beyond) */
   maxBytes: number
-  auth: Authenticator
 }
 
 /** Content types of export.xml and export.zip; Windows sends its zips as x-zip-compressed. */
@@ -46,8 +44,8 @@ export function healthkitExportRoutes(app: FastifyInstance, deps: HealthkitExpor
     scope.addContentTypeParser(Object.keys(FORMATS), (_req, payload, done) => done(null, payload))
 
     scope.post<{ Params: { userId: string } }>('/v1/users/:userId/healthkit-export', async (req, reply) => {
+      // the access hook (api/access.ts) has authorised the token for this user
       const userId = checkUserId(req.params.userId)
-      authorize(deps.auth.authenticate(req), userId)
       const mediaType = (req.headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase()
       const format = FORMATS[mediaType]
       if (!format) throw new HttpError(415, 'unsupported_media_type', `Content-Type must be one of ${Object.keys(FORMATS).join(', ')}`)

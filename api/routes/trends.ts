@@ -1,7 +1,6 @@
 import type { FastifyInstance } from 'fastify'
 import { sql, type Kysely } from 'kysely'
 import type { Database } from '../../schema/db.ts'
-import { authorize, type Authenticator } from '../auth.ts'
 import { HttpError } from '../errors.ts'
 import { checkUserId } from './samples.ts'
 
@@ -11,7 +10,6 @@ import { checkUserId } from './samples.ts'
 
 export interface TrendsDeps {
   db: Kysely<Database>
-  auth: Authenticator
 }
 
 export const DEFAULT_DAYS = 90
@@ -33,8 +31,8 @@ export function trendsRoutes(app: FastifyInstance, deps: TrendsDeps): void {
   const { db } = deps
 
   app.get<{ Params: { userId: string }; Querystring: { days?: string } }>('/v1/users/:userId/trends', async (req) => {
+    // the access hook (api/access.ts) has authorised the token for this user
     const userId = checkUserId(req.params.userId)
-    authorize(deps.auth.authenticate(req), userId)
     const days = parseDays(req.query.days)
     const latest = await sql<{ day: string | null }>`select greatest(
         (select max(day) from ${sql.table('sleep_daily')} where user_id = ${userId}),
@@ -68,9 +66,7 @@ export function trendsRoutes(app: FastifyInstance, deps: TrendsDeps): void {
   })
 
   /** Admin only: the users with a baseline, for the dashboard's user picker. */
-  app.get('/v1/users', async (req) => {
-    const p = deps.auth.authenticate(req)
-    if (p.kind !== 'admin') throw new HttpError(403, 'forbidden', 'only an admin token lists users')
+  app.get('/v1/users', { config: { admin: 'only an admin token lists users' } }, async () => {
     const rows = await db.selectFrom('user_baselines').select(['user_id', 'as_of_day']).orderBy('user_id').execute()
     return rows.map((r) => ({ userId: r.user_id, asOfDay: r.as_of_day }))
   })
