@@ -6,7 +6,7 @@ import { DeadLetter } from '../streams/schemas.ts'
 import { streamName } from '../streams/subjects.ts'
 import { CONSUMERS } from '../streams/topology.ts'
 import type { CommandContext } from './commands.ts'
-import { table } from './status.ts'
+import { table } from './table.ts'
 
 // `hph dlq list|redrive` (DESIGN.md §7): what the stages could not process, and sending it back once fixed.
 

@@ -6,7 +6,7 @@ import { connectNats } from '../streams/connect.ts'
 import { UserId } from '../streams/schemas.ts'
 import { streamName } from '../streams/subjects.ts'
 import type { CommandContext } from './commands.ts'
-import { table } from './status.ts'
+import { table } from './table.ts'
 
 // `hph import healthkit <file> --user <id>` (DESIGN.md §7): an Apple Health export.xml or export.zip straight
 // into HPH_INGEST through the raw-event path of POST /samples, with a progress bar on stderr and a summary.

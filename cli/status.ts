@@ -6,6 +6,7 @@ import { connectNats, type Nats } from '../streams/connect.ts'
 import { streamName, STREAM_KEYS } from '../streams/subjects.ts'
 import { CONSUMERS } from '../streams/topology.ts'
 import type { CommandContext } from './commands.ts'
+import { table } from './table.ts'
 
 // `hph status` (DESIGN.md §7): what an operator looks at first — streams, consumers and their lag,
 // the DLQ, the database. Every part is read on its own, so a dependency that is down is reported, not fatal.
@@ -100,16 +101,6 @@ export async function readStatus(prefix: string, nats: Nats | Error, db: Kysely<
 }
 
 const fmtBytes = (n: number) => (n < 1024 ? `${n} B` : n < 1024 ** 2 ? `${(n / 1024).toFixed(1)} KiB` : n < 1024 ** 3 ? `${(n / 1024 ** 2).toFixed(1)} MiB` : `${(n / 1024 ** 3).toFixed(2)} GiB`)
-
-/** Columns padded to their widest cell, numbers right-aligned. */
-export function table(rows: ReadonlyArray<Record<string, string | number>>): string {
-  if (rows.length === 0) return '(none)\n'
-  const cols = Object.keys(rows[0]!)
-  const width = cols.map((c) => Math.max(c.length, ...rows.map((r) => String(r[c]).length)))
-  const cell = (v: string | number, i: number) => (typeof v === 'number' ? String(v).padStart(width[i]!) : v.padEnd(width[i]!))
-  const line = (vals: Array<string | number>) => vals.map(cell).join('  ').trimEnd()
-  return `${[line(cols), line(width.map((w) => '-'.repeat(w))), ...rows.map((r) => line(cols.map((c) => r[c]!)))].join('\n')}\n`
-}
 
 export function renderStatus(s: Status): string {
   const out: string[] = []

@@ -1,7 +1,8 @@
 import { HphError } from '../../errors.ts'
 import { ingestRawBatch, type IngestDeps } from '../../api/ingest.ts'
 import { hashHex } from '../../streams/ids.ts'
-import { readExport, type ExportBatch, type ExportCounts, type ExportFormat } from './reader.ts'
+import type { ExportCounts, ExportFormat, ExportSample } from './reader.ts'
+import { readExportInThread, type ThreadBatch } from './reader-thread.ts'
 
 // spec/api.md "Backfill from an Apple Health export": the reader's batches through the raw-event path of
 // POST /samples (api/ingest.ts), a bounded number of publishes in flight. Used by the HTTP endpoint and
@@ -87,7 +88,7 @@ export async function importExport(
   const t0 = performance.now()
   const receivedAt = new Date()
   const batchSize = Math.min(deps.batchSize, deps.ingest.maxSamples)
-  const reader = readExport(opts.input, { format: opts.format, batchSize })
+  const reader = readExportInThread(opts.input, { format: opts.format, batchSize })
   const result: ImportResult = {
     stream: '', batches: 0, published: 0, duplicates: 0, records: 0, accepted: 0, rejected: 0, types: {},
     skippedRecords: {}, otherElements: {}, rejections: [], bytesRead: 0, xmlBytes: 0, seconds: 0,
@@ -96,10 +97,11 @@ export async function importExport(
   let failure: unknown
   const inFlight = new Set<Promise<void>>()
 
-  const publish = async (batch: ExportBatch): Promise<void> => {
-    const batchId = `${EXPORT_BATCH_PREFIX}${hashHex(JSON.stringify(batch.samples))}`
+  const publish = async (batch: ThreadBatch): Promise<void> => {
+    const batchId = `${EXPORT_BATCH_PREFIX}${hashHex(batch.json)}`
+    const samples = JSON.parse(batch.json) as ExportSample[]
     const r = await ingestRawBatch(deps.ingest, {
-      userId: opts.userId, payload: { batchId, samples: batch.samples }, bodyHash: batchId, receivedAt, source: deps.source, traceparent: deps.traceparent,
+      userId: opts.userId, payload: { batchId, samples }, bodyHash: batchId, receivedAt, source: deps.source, traceparent: deps.traceparent,
     })
     result.stream = r.stream
     result.batches++
@@ -107,18 +109,18 @@ export async function importExport(
     else result.published++
     result.firstSeq = Math.min(result.firstSeq ?? r.seq, r.seq)
     result.lastSeq = Math.max(result.lastSeq ?? r.seq, r.seq)
-    result.records += batch.samples.length
+    result.records += samples.length
     const rejectedAt = new Set(r.rejected.map((x) => x.index))
-    batch.samples.forEach((s, i) => {
+    samples.forEach((s, i) => {
       const t = (result.types[s.type] ??= { read: 0, accepted: 0, rejected: 0 })
       if (rejectedAt.has(i)) t.rejected++
       else t.accepted++
     })
-    result.accepted += batch.samples.length - rejectedAt.size
+    result.accepted += samples.length - rejectedAt.size
     result.rejected += rejectedAt.size
     for (const x of r.rejected) {
       if (result.rejections.length >= MAX_REJECTIONS_LISTED) break
-      result.rejections.push({ line: batch.lines[x.index] ?? 0, type: batch.samples[x.index]?.type ?? '', problem: x.problem })
+      result.rejections.push({ line: batch.lines[x.index] ?? 0, type: samples[x.index]?.type ?? '', problem: x.problem })
     }
   }
 
@@ -134,7 +136,7 @@ export async function importExport(
 
   try {
     for await (const batch of reader.batches) {
-      read += batch.samples.length
+      read += batch.size
       const p: Promise<void> = publish(batch).then(
         () => void inFlight.delete(p),
         (err: unknown) => {

@@ -1,0 +1,148 @@
+import { Worker } from 'node:worker_threads'
+import { ExportFormatError, type ErrorPosition } from './errors.ts'
+import type { ExportCounts, ReadOptions } from './reader.ts'
+
+// readExport (reader.ts) on a worker thread. The XML parse is the import's slowest step and it runs alone on
+// one core: on its own thread it overlaps the main thread's work on the batches before (their checks, their
+// ids, publishing them). The main thread reads the input and hands it over a few chunks ahead of the parser;
+// it sends no more while the batches it has been given wait to be published, so memory stays bounded
+// whatever the size of the export and however slow JetStream is.
+
+/** A batch as the parser thread hands it over: its samples as JSON text (what the batch id hashes). */
+export interface ThreadBatch {
+  /** 0, 1, 2… in file order */
+  index: number
+  /** JSON.stringify of the samples (ExportSample[]) */
+  json: string
+  /** samples in it */
+  size: number
+  /** the line of each sample's <Record> in export.xml */
+  lines: number[]
+}
+
+/** main thread → parser */
+export type ToParser = { kind: 'chunk'; bytes: Uint8Array } | { kind: 'end' } | { kind: 'fail'; message: string }
+
+/** parser → main thread */
+export type FromParser =
+  | { kind: 'took' }
+  | ({ kind: 'batch' } & ThreadBatch)
+  | { kind: 'done'; counts: ExportCounts }
+  | { kind: 'failed'; counts: ExportCounts; error: { name: string; message: string; stack?: string | undefined; at?: ErrorPosition | undefined } }
+
+export interface ThreadReader {
+  /** bytesRead is updated as the input is read; the rest once the parser is done */
+  counts: ExportCounts
+  batches: AsyncGenerator<ThreadBatch, void, undefined>
+}
+
+const ENTRY = new URL('./parse-thread.js', import.meta.url)
+/** chunks sent ahead of the parser: enough that it never waits for the main thread */
+const CHUNKS_AHEAD = 4
+/** batches given to the parser's consumer and not yet taken: while this many wait, no more input is sent */
+const BATCHES_AHEAD = 4
+
+/** The parser's error, rebuilt on this side: an ExportFormatError stays one, with its position. */
+function rebuild(error: Extract<FromParser, { kind: 'failed' }>['error']): Error {
+  if (error.name === 'ExportFormatError' && error.at) return new ExportFormatError(error.message, error.at)
+  const e = new Error(`the export's parser thread failed: ${error.message}`)
+  if (error.stack) e.stack = error.stack
+  return e
+}
+
+/**
+ * Reads an Apple Health export like readExport, the parse on a worker thread. The batches and the failure (a
+ * malformed or truncated file: ExportFormatError; an input that fails: its own error) are readExport's: the
+ * whole batches before a failure are given out first.
+ */
+export function readExportInThread(input: AsyncIterable<Uint8Array>, opts: ReadOptions): ThreadReader {
+  const counts: ExportCounts = { bytesRead: 0, xmlBytes: 0, records: {}, skippedRecords: {}, otherElements: {} }
+
+  async function* batches(): AsyncGenerator<ThreadBatch, void, undefined> {
+    const worker = new Worker(ENTRY, { workerData: opts })
+    const inbox: Array<Exclude<FromParser, { kind: 'took' }>> = []
+    let crashed: Error | undefined
+    let wake: (() => void) | undefined
+    const signal = () => {
+      const w = wake
+      wake = undefined
+      w?.()
+    }
+    const waitForSignal = () => new Promise<void>((resolve) => (wake = resolve))
+    let ahead = 0
+    let stopped = false
+    let inputFailure: { error: unknown } | undefined
+    let pumpWake: (() => void) | undefined
+    const letPumpOn = () => {
+      const w = pumpWake
+      pumpWake = undefined
+      w?.()
+    }
+
+    worker.on('message', (m: FromParser) => {
+      if (m.kind === 'took') {
+        ahead--
+        letPumpOn()
+      } else {
+        inbox.push(m)
+        signal()
+      }
+    })
+    worker.on('error', (err) => {
+      crashed ??= err
+      signal()
+    })
+    worker.on('exit', (code) => {
+      crashed ??= new Error(`the export's parser thread exited (code ${code}) before it was done`)
+      signal()
+    })
+
+    // the input, a few chunks ahead of the parser and never while batches wait (runs beside the loop below)
+    void (async () => {
+      try {
+        for await (const chunk of input) {
+          while (!stopped && (ahead >= CHUNKS_AHEAD || inbox.length >= BATCHES_AHEAD)) await new Promise<void>((resolve) => (pumpWake = resolve))
+          if (stopped) return
+          counts.bytesRead += chunk.length
+          // a copy: the chunk may be a view of a buffer that other chunks share, and the copy's memory moves
+          const bytes = new Uint8Array(chunk)
+          ahead++
+          worker.postMessage({ kind: 'chunk', bytes } satisfies ToParser, [bytes.buffer])
+        }
+        if (!stopped) worker.postMessage({ kind: 'end' } satisfies ToParser)
+      } catch (error) {
+        inputFailure = { error }
+        if (!stopped) worker.postMessage({ kind: 'fail', message: error instanceof Error ? error.message : String(error) } satisfies ToParser)
+      }
+    })()
+
+    try {
+      for (;;) {
+        letPumpOn()
+        const m = inbox.shift()
+        if (!m) {
+          if (crashed) throw crashed
+          await waitForSignal()
+          continue
+        }
+        if (m.kind === 'batch') {
+          yield { index: m.index, json: m.json, size: m.size, lines: m.lines }
+          continue
+        }
+        const { bytesRead } = counts
+        Object.assign(counts, m.counts, { bytesRead: Math.max(bytesRead, m.counts.bytesRead) })
+        if (m.kind === 'done') return
+        // the input's own error (an HTTP body over its limit, a client gone) is the one to tell
+        throw inputFailure ? inputFailure.error : rebuild(m.error)
+      }
+    } finally {
+      stopped = true
+      letPumpOn()
+      // the input is let go by the pump at its next chunk (not awaited here: a stalled HTTP body would hold us)
+      worker.removeAllListeners('exit')
+      await worker.terminate()
+    }
+  }
+
+  return { counts, batches: batches() }
+}
