@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto'
 import type { JetStreamClient } from '@nats-io/jetstream'
-import { envelope } from '../streams/envelope.ts'
+import { encodeEnvelopeWithPayload, envelope } from '../streams/envelope.ts'
 import { hashUuid } from '../streams/ids.ts'
 import { publishEvent } from '../streams/publish.ts'
 import { INGEST_TYPE, type RawBatch } from '../streams/schemas.ts'
@@ -20,6 +20,8 @@ export interface RawIngest {
   userId: string
   /** the batch as received: `{batchId?, source?, samples}` */
   payload: unknown
+  /** `payload` as JSON text, when the caller has it (an export batch): the event is written around it */
+  payloadJson?: string | undefined
   /** when there is no batchId: the hash of the body, the idempotency key then */
   bodyHash: string
   /** "now" of the date checks, stored in the event so that a replay gives the same samples */
@@ -58,10 +60,12 @@ export async function ingestRawBatch(deps: IngestDeps, input: RawIngest): Promis
   // the answer's counts: every check, without building the samples (normalize does that)
   const counts = normalizeBatch(batch, { userId, ingestId: eventId, now: input.receivedAt }, { build: false })
   const data: RawBatch = { userId, receivedAt: input.receivedAt.toISOString(), payload: input.payload, ...(batch.batchId ? { batchId: batch.batchId } : {}) }
+  const event = envelope({ id: eventId, type: INGEST_TYPE, source: input.source, subject: userId, data, time: data.receivedAt })
   const ack = await publishEvent(deps.js, {
     subject: subjects.ingest(deps.prefix, 'healthkit', userId),
-    event: envelope({ id: eventId, type: INGEST_TYPE, source: input.source, subject: userId, data, time: data.receivedAt }),
+    event,
     traceparent: input.traceparent ?? traceparentOf(undefined),
+    encoded: input.payloadJson === undefined ? undefined : encodeEnvelopeWithPayload(event, input.payloadJson),
   })
   return { eventId, stream: ack.stream, seq: ack.seq, duplicate: ack.duplicate, accepted: counts.accepted, ignored: counts.ignored, rejected: counts.rejected }
 }

@@ -7,13 +7,15 @@ export interface Outgoing {
   event: Envelope
   /** W3C trace context carried from the HTTP request through every stage (DESIGN.md §4) */
   traceparent?: string | undefined
+  /** the event's bytes when the caller has written them (encodeEnvelopeWithPayload); else encodeEnvelope(event) */
+  encoded?: Uint8Array | undefined
 }
 
 /** Publishes one event with its id as `Nats-Msg-Id`; resolves once JetStream has stored it. */
 export function publishEvent(js: JetStreamClient, out: Outgoing): Promise<PubAck> {
   const h = out.traceparent ? natsHeaders() : undefined
   if (h && out.traceparent) h.set('traceparent', out.traceparent)
-  return js.publish(out.subject, encodeEnvelope(out.event), { msgID: out.event.id, ...(h ? { headers: h } : {}) })
+  return js.publish(out.subject, out.encoded ?? encodeEnvelope(out.event), { msgID: out.event.id, ...(h ? { headers: h } : {}) })
 }
 
 /**

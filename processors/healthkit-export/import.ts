@@ -1,8 +1,8 @@
 import { HphError } from '../../errors.ts'
 import { ingestRawBatch, type IngestDeps } from '../../api/ingest.ts'
 import { hashHex } from '../../streams/ids.ts'
-import type { ExportCounts, ExportFormat, ExportSample } from './reader.ts'
-import { readExportInThread, type ThreadBatch } from './reader-thread.ts'
+import type { ExportBatch, ExportCounts, ExportFormat, ExportSample } from './reader.ts'
+import { readExportInThread } from './reader-thread.ts'
 
 // spec/api.md "Backfill from an Apple Health export": the reader's batches through the raw-event path of
 // POST /samples (api/ingest.ts), a bounded number of publishes in flight. Used by the HTTP endpoint and
@@ -97,11 +97,12 @@ export async function importExport(
   let failure: unknown
   const inFlight = new Set<Promise<void>>()
 
-  const publish = async (batch: ThreadBatch): Promise<void> => {
+  const publish = async (batch: ExportBatch): Promise<void> => {
     const batchId = `${EXPORT_BATCH_PREFIX}${hashHex(batch.json)}`
     const samples = JSON.parse(batch.json) as ExportSample[]
     const r = await ingestRawBatch(deps.ingest, {
-      userId: opts.userId, payload: { batchId, samples }, bodyHash: batchId, receivedAt, source: deps.source, traceparent: deps.traceparent,
+      userId: opts.userId, payload: { batchId, samples }, payloadJson: `{"batchId":${JSON.stringify(batchId)},"samples":${batch.json}}`,
+      bodyHash: batchId, receivedAt, source: deps.source, traceparent: deps.traceparent,
     })
     result.stream = r.stream
     result.batches++

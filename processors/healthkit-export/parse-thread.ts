@@ -4,8 +4,7 @@ import { readExport, type ReadOptions } from './reader.ts'
 import type { FromParser, ToParser } from './reader-thread.ts'
 
 // The worker side of reader-thread.ts: the bytes the main thread sends go through readExport, and each batch
-// goes back as the JSON text of its samples (a string crosses threads as one copy; objects would be cloned
-// one by one on both sides, and the main thread needs the JSON anyway for the batch id and the event).
+// goes back as it is: the JSON text of its samples crosses threads as one copy.
 
 const port = parentPort
 if (!port) throw new Error('parse-thread.ts runs as a worker thread (reader-thread.ts starts it)')
@@ -32,7 +31,7 @@ async function* input(): AsyncGenerator<Uint8Array> {
 
 const reader = readExport(input(), workerData as ReadOptions)
 try {
-  for await (const b of reader.batches) post({ kind: 'batch', index: b.index, json: JSON.stringify(b.samples), lines: b.lines, size: b.samples.length })
+  for await (const b of reader.batches) post({ kind: 'batch', ...b })
   post({ kind: 'done', counts: reader.counts })
 } catch (err) {
   const e = err instanceof Error ? err : new Error(String(err))

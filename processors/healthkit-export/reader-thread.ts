@@ -1,6 +1,6 @@
 import { Worker } from 'node:worker_threads'
 import { ExportFormatError, type ErrorPosition } from './errors.ts'
-import type { ExportCounts, ReadOptions } from './reader.ts'
+import type { ExportBatch, ExportCounts, ReadOptions } from './reader.ts'
 
 // readExport (reader.ts) on a worker thread. The XML parse is the import's slowest step and it runs alone on
 // one core: on its own thread it overlaps the main thread's work on the batches before (their checks, their
@@ -8,32 +8,20 @@ import type { ExportCounts, ReadOptions } from './reader.ts'
 // it sends no more while the batches it has been given wait to be published, so memory stays bounded
 // whatever the size of the export and however slow JetStream is.
 
-/** A batch as the parser thread hands it over: its samples as JSON text (what the batch id hashes). */
-export interface ThreadBatch {
-  /** 0, 1, 2… in file order */
-  index: number
-  /** JSON.stringify of the samples (ExportSample[]) */
-  json: string
-  /** samples in it */
-  size: number
-  /** the line of each sample's <Record> in export.xml */
-  lines: number[]
-}
-
 /** main thread → parser */
 export type ToParser = { kind: 'chunk'; bytes: Uint8Array } | { kind: 'end' } | { kind: 'fail'; message: string }
 
 /** parser → main thread */
 export type FromParser =
   | { kind: 'took' }
-  | ({ kind: 'batch' } & ThreadBatch)
+  | ({ kind: 'batch' } & ExportBatch)
   | { kind: 'done'; counts: ExportCounts }
   | { kind: 'failed'; counts: ExportCounts; error: { name: string; message: string; stack?: string | undefined; at?: ErrorPosition | undefined } }
 
 export interface ThreadReader {
   /** bytesRead is updated as the input is read; the rest once the parser is done */
   counts: ExportCounts
-  batches: AsyncGenerator<ThreadBatch, void, undefined>
+  batches: AsyncGenerator<ExportBatch, void, undefined>
 }
 
 const ENTRY = new URL('./parse-thread.js', import.meta.url)
@@ -58,7 +46,7 @@ function rebuild(error: Extract<FromParser, { kind: 'failed' }>['error']): Error
 export function readExportInThread(input: AsyncIterable<Uint8Array>, opts: ReadOptions): ThreadReader {
   const counts: ExportCounts = { bytesRead: 0, xmlBytes: 0, records: {}, skippedRecords: {}, otherElements: {} }
 
-  async function* batches(): AsyncGenerator<ThreadBatch, void, undefined> {
+  async function* batches(): AsyncGenerator<ExportBatch, void, undefined> {
     const worker = new Worker(ENTRY, { workerData: opts })
     const inbox: Array<Exclude<FromParser, { kind: 'took' }>> = []
     let crashed: Error | undefined

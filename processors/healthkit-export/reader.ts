@@ -28,7 +28,10 @@ export type ExportSample = { type: string } & Partial<Record<RecordAttribute, st
 export interface ExportBatch {
   /** 0, 1, 2… in file order */
   index: number
-  samples: ExportSample[]
+  /** the samples (ExportSample[]) as JSON text: what the batch id hashes and what the raw event carries */
+  json: string
+  /** samples in it */
+  size: number
   /** the line of each sample's <Record> in export.xml (for rejections) */
   lines: number[]
 }
@@ -71,11 +74,22 @@ const ROOT = 'HealthData'
 const REPLACEMENT = '\uFFFD'
 const REPLACEMENT_UTF8 = Buffer.from(REPLACEMENT)
 
-function bump(counts: Record<string, number>, key: string): void {
-  const k = key.length > MAX_KEY_CHARS ? `${key.slice(0, MAX_KEY_CHARS)}…` : key
-  if (Object.hasOwn(counts, k)) counts[k]! += 1
-  else if (Object.keys(counts).length < MAX_KEYS) Object.defineProperty(counts, k, { value: 1, writable: true, enumerable: true, configurable: true })
-  else counts[OTHER_KEY] = (counts[OTHER_KEY] ?? 0) + 1
+/** Counts by name (a Map: a record's type is counted 100k times a second), written into `into` by `settle`. */
+function tally(into: Record<string, number>) {
+  const m = new Map<string, number>()
+  return {
+    bump(key: string): void {
+      const n = m.get(key)
+      if (n !== undefined) return void m.set(key, n + 1)
+      let k = key.length > MAX_KEY_CHARS ? `${key.slice(0, MAX_KEY_CHARS)}…` : key
+      if (!m.has(k) && m.size >= MAX_KEYS) k = OTHER_KEY
+      m.set(k, (m.get(k) ?? 0) + 1)
+    },
+    /** own properties even for a name like `__proto__` */
+    settle(): void {
+      for (const [k, n] of m) Object.defineProperty(into, k, { value: n, writable: true, enumerable: true, configurable: true })
+    },
+  }
 }
 
 /** saxes prefixes its messages with `line:column: `; the error we raise says where in words. */
@@ -91,13 +105,16 @@ export function readExport(input: AsyncIterable<Uint8Array>, opts: ReadOptions):
   const maxChars = opts.maxBatchChars ?? DEFAULT_MAX_BATCH_CHARS
   const batchSize = Math.max(1, opts.batchSize)
 
+  const records = tally(counts.records)
+  const skippedRecords = tally(counts.skippedRecords)
+  const otherElements = tally(counts.otherElements)
   const ready: ExportBatch[] = []
   let samples: ExportSample[] = []
   let lines: number[] = []
   let chars = 0
   let index = 0
   const cut = () => {
-    ready.push({ index: index++, samples, lines })
+    ready.push({ index: index++, json: JSON.stringify(samples), size: samples.length, lines })
     samples = []
     lines = []
     chars = 0
@@ -113,7 +130,7 @@ export function readExport(input: AsyncIterable<Uint8Array>, opts: ReadOptions):
     } else if (depth === 1) {
       // DESIGN: only <Record> directly under <HealthData>; a Correlation's own Records are part of it
       if (tag.name === 'Record') onRecord(tag.attributes)
-      else bump(counts.otherElements, tag.name)
+      else otherElements.bump(tag.name)
     }
     depth++
   })
@@ -123,24 +140,24 @@ export function readExport(input: AsyncIterable<Uint8Array>, opts: ReadOptions):
   const onRecord = (attributes: Record<string, string>) => {
     const type = attributes.type ?? ''
     if (!UNDERSTOOD_TYPES.has(type)) {
-      bump(counts.skippedRecords, type || '(no type)')
+      skippedRecords.bump(type || '(no type)')
       return
     }
-    bump(counts.records, type)
-    // one object shape for every sample (an absent attribute is undefined, which JSON leaves out): building
-    // it key by key made dictionary objects, the slowest thing to make and to stringify
+    records.bump(type)
     const a = attributes
-    const sample: ExportSample = {
-      type, sourceName: a.sourceName, sourceVersion: a.sourceVersion, device: a.device, unit: a.unit,
-      creationDate: a.creationDate, startDate: a.startDate, endDate: a.endDate, value: a.value,
-    }
+    // the size a batch is cut by: the same formula since the first import, so a file always gives the same batches
     let size = type.length + 10
     for (const key of ATTRIBUTES_AFTER_TYPE) {
       const v = a[key]
       if (v !== undefined) size += key.length + v.length + 6
     }
     if (samples.length > 0 && chars + size > maxChars) cut()
-    samples.push(sample)
+    // one object shape for every sample (an absent attribute is undefined, which JSON leaves out): set key by
+    // key they were dictionaries, the slowest to make and to stringify; written as text, slower still
+    samples.push({
+      type, sourceName: a.sourceName, sourceVersion: a.sourceVersion, device: a.device, unit: a.unit,
+      creationDate: a.creationDate, startDate: a.startDate, endDate: a.endDate, value: a.value,
+    })
     lines.push(parser.line)
     chars += size
     if (samples.length >= batchSize) cut()
@@ -170,6 +187,10 @@ export function readExport(input: AsyncIterable<Uint8Array>, opts: ReadOptions):
       parser.write(text)
     } catch (err) {
       throw positionError(err)
+    } finally {
+      records.settle()
+      skippedRecords.settle()
+      otherElements.settle()
     }
     charsBefore += text.length
     bytesBefore += Buffer.byteLength(text)

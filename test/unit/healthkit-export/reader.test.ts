@@ -3,7 +3,7 @@ import fc from 'fast-check'
 import { Zip, ZipDeflate, ZipPassThrough, zipSync } from 'fflate'
 import { describe, expect, it } from 'vitest'
 import { ExportFormatError } from '../../../processors/healthkit-export/errors.ts'
-import { readExport, type ExportBatch, type ExportCounts, type ExportFormat } from '../../../processors/healthkit-export/reader.ts'
+import { readExport, type ExportBatch, type ExportCounts, type ExportFormat, type ExportSample } from '../../../processors/healthkit-export/reader.ts'
 import { normalizeBatch, type NormalizedSample } from '../../../processors/normalize/healthkit.ts'
 import { exportRecords, exportSamples } from '../../helpers/export-fixture.ts'
 
@@ -24,17 +24,25 @@ async function* pieces(bytes: Uint8Array, sizes: readonly number[] = [64 * 1024]
   }
 }
 
+/** a batch with its samples parsed from its JSON */
+type ReadBatch = ExportBatch & { samples: ExportSample[] }
+
 interface Read {
-  batches: ExportBatch[]
+  batches: ReadBatch[]
   counts: ExportCounts
   error?: unknown
 }
 
 async function read(bytes: Uint8Array, opts: { format?: ExportFormat; batchSize?: number; sizes?: number[]; maxBatchChars?: number } = {}): Promise<Read> {
   const r = readExport(pieces(bytes, opts.sizes), { format: opts.format ?? 'xml', batchSize: opts.batchSize ?? 1000, ...(opts.maxBatchChars ? { maxBatchChars: opts.maxBatchChars } : {}) })
-  const batches: ExportBatch[] = []
+  const batches: ReadBatch[] = []
   try {
-    for await (const b of r.batches) batches.push(b)
+    for await (const b of r.batches) {
+      const samples = JSON.parse(b.json) as ExportSample[]
+      expect(b.size).toBe(samples.length)
+      expect(b.lines).toHaveLength(samples.length)
+      batches.push({ ...b, samples })
+    }
   } catch (error) {
     return { batches, counts: r.counts, error }
   }
@@ -42,7 +50,7 @@ async function read(bytes: Uint8Array, opts: { format?: ExportFormat; batchSize?
 }
 
 const now = new Date('2026-11-01T00:00:00Z')
-function normalized(batches: readonly ExportBatch[]): NormalizedSample[] {
+function normalized(batches: readonly ReadBatch[]): NormalizedSample[] {
   return batches.flatMap((b) => {
     const r = normalizeBatch({ samples: b.samples }, { userId: 'ana', ingestId: `ing-${b.index}`, now })
     expect(r.rejected).toEqual([])
@@ -129,6 +137,47 @@ describe('the 30-nights export (fixtures/README.md)', () => {
     expect(r.batches.length).toBeGreaterThan(1)
     expect(r.batches.reduce((n, b) => n + b.samples.length, 0)).toBe(528)
     for (const b of r.batches) expect(JSON.stringify(b.samples).length).toBeLessThan(50_000 + 2_000)
+  })
+})
+
+describe("a batch's JSON text", () => {
+  it('is what JSON.stringify writes of its samples, whatever the attributes hold (quotes, backslashes, tabs, entities, emoji, absent ones)', async () => {
+    const odd = [
+      '<Record type="HKQuantityTypeIdentifierHeartRate" sourceName="Ana&apos;s &quot;Watch&quot; \\ &amp; &lt;3" unit="count/min" value="61" startDate="2026-03-01 00:00:00 -0800" endDate="2026-03-01 00:00:00 -0800"/>',
+      '<Record type="HKQuantityTypeIdentifierHeartRate" sourceName="tab&#9;new&#10;line &#x1F493; Zoë" device="&lt;&lt;HKDevice&gt;&gt;" unit="count/min" value="62" creationDate="2026-03-01 00:00:01 -0800" startDate="2026-03-01 00:00:01 -0800" endDate="2026-03-01 00:00:01 -0800"/>',
+      '<Record type="HKCategoryTypeIdentifierSleepAnalysis" value="HKCategoryValueSleepAnalysisAsleepCore" endDate="2026-03-01 01:00:00 -0800" startDate="2026-03-01 00:30:00 -0800" sourceName="x"/>',
+    ]
+    const xml = Buffer.from(`<?xml version="1.0" encoding="UTF-8"?>\n<HealthData locale="en_US">\n ${odd.join('\n ')}\n</HealthData>\n`)
+    const r = await read(xml)
+    expect(r.error).toBeUndefined()
+    const [b] = r.batches
+    expect(b!.samples).toEqual([
+      { type: HR, sourceName: 'Ana\'s "Watch" \\ & <3', unit: 'count/min', value: '61', startDate: '2026-03-01 00:00:00 -0800', endDate: '2026-03-01 00:00:00 -0800' },
+      { type: HR, sourceName: 'tab\tnew\nline \u{1F493} Zoë', device: '<<HKDevice>>', unit: 'count/min', value: '62', creationDate: '2026-03-01 00:00:01 -0800', startDate: '2026-03-01 00:00:01 -0800', endDate: '2026-03-01 00:00:01 -0800' },
+      // the attributes in the order of RECORD_ATTRIBUTES, not the file's
+      { type: SLEEP, sourceName: 'x', startDate: '2026-03-01 00:30:00 -0800', endDate: '2026-03-01 01:00:00 -0800', value: 'HKCategoryValueSleepAnalysisAsleepCore' },
+    ])
+    expect(b!.json).toBe(JSON.stringify(b!.samples))
+    expect(Object.keys(b!.samples[2]!)).toEqual(['type', 'sourceName', 'startDate', 'endDate', 'value'])
+  })
+})
+
+describe('the counts of what is skipped', () => {
+  it('are own properties whatever a type is named, cut at 128 characters, and at most 1000 names (then "(other)")', async () => {
+    const rec = (type: string) => `<Record type="${type}" sourceName="x" startDate="2026-03-01 00:00:00 -0800" endDate="2026-03-01 00:00:00 -0800"/>`
+    const types = ['__proto__', 'constructor', 'toString', 'X'.repeat(200), ...Array.from({ length: 1100 }, (_, i) => `T${i}`)]
+    const xml = Buffer.from(`<?xml version="1.0" encoding="UTF-8"?>\n<HealthData locale="en_US">\n${types.map(rec).join('\n')}\n${rec('__proto__')}\n<__proto__/>\n</HealthData>\n`)
+    const r = await read(xml, { sizes: [4096] })
+    expect(r.error).toBeUndefined()
+    const skipped = r.counts.skippedRecords
+    expect(Object.getPrototypeOf(skipped)).toBe(Object.prototype)
+    expect(Object.getOwnPropertyDescriptor(skipped, '__proto__')?.value).toBe(2)
+    expect(skipped.constructor).toBe(1)
+    expect(skipped[`${'X'.repeat(128)}…`]).toBe(1)
+    expect(Object.keys(skipped)).toHaveLength(1001)
+    expect(skipped['(other)']).toBe(types.length - 1000)
+    expect(Object.values(skipped).reduce((a, b) => a + b, 0)).toBe(types.length + 1)
+    expect(Object.getOwnPropertyDescriptor(r.counts.otherElements, '__proto__')?.value).toBe(1)
   })
 })
 
