@@ -121,19 +121,47 @@ export interface ParsedDate {
   offsetMinutes: number
 }
 
+/** The number the `n` digits of `s` from `at` write; -1 when one of them is not a digit 0–9. */
+function digits(s: string, at: number, n: number): number {
+  let v = 0
+  for (let i = at; i < at + n; i++) {
+    const d = s.charCodeAt(i) - 48
+    if (!(d >= 0 && d <= 9)) return -1
+    v = v * 10 + d
+  }
+  return v
+}
+
+/**
+ * export.xml's `2026-03-01 02:14:00 -0800` read character by character: what EXPORT_DATE matches, at a
+ * fraction of its cost (a date is read twice a sample, a million times in a large export); undefined when the
+ * text is not of that form.
+ */
+function exportDate(s: string, field: string): ParsedDate | undefined {
+  if (s.length !== 25 || s[4] !== '-' || s[7] !== '-' || s[10] !== ' ' || s[13] !== ':' || s[16] !== ':' || s[19] !== ' ' || (s[20] !== '+' && s[20] !== '-')) return undefined
+  const year = digits(s, 0, 4)
+  const month = digits(s, 5, 2)
+  const day = digits(s, 8, 2)
+  const hour = digits(s, 11, 2)
+  const minute = digits(s, 14, 2)
+  const second = digits(s, 17, 2)
+  if ((year | month | day | hour | minute | second | digits(s, 21, 4)) < 0) return undefined
+  return instant(field, year, month, day, hour, minute, second, s.slice(20), 0)
+}
+
 /** A date with an explicit offset, parsed strictly; throws SampleProblem naming `field`. */
 export function parseDate(value: unknown, field: string): ParsedDate {
+  const fast = typeof value === 'string' ? exportDate(value, field) : undefined
+  if (fast) return fast
   // the form is told by the 11th character (a space in the export's), so one expression runs, not two
   const m = typeof value === 'string' ? (value.charCodeAt(10) === 0x20 ? EXPORT_DATE : ISO_DATE).exec(value) : null
   if (!m) throw new SampleProblem(`${field} is not an ISO 8601 date with offset nor an export date`)
-  const year = Number(m[1])
-  const month = Number(m[2])
-  const day = Number(m[3])
-  const hour = Number(m[4])
-  const minute = Number(m[5])
-  const second = Number(m[6])
   const millis = m[7] ? Number(m[7].slice(0, 3).padEnd(3, '0')) : 0
-  const zone = m[8] ?? 'Z'
+  return instant(field, Number(m[1]), Number(m[2]), Number(m[3]), Number(m[4]), Number(m[5]), Number(m[6]), m[8] ?? 'Z', millis)
+}
+
+/** The instant a parsed date names; throws SampleProblem when it names none (Feb 30, 24:00, +14:01…). */
+function instant(field: string, year: number, month: number, day: number, hour: number, minute: number, second: number, zone: string, millis: number): ParsedDate {
   let offsetMinutes = 0
   if (zone !== 'Z') {
     const zoneMinutes = Number(zone.slice(-2))

@@ -182,6 +182,31 @@ describe('dates', () => {
     expect(run([quantity(HR, 60, 'count/min', text)]).rejected).toEqual([{ index: 0, problem }])
   })
 
+  it('reads an export date as it reads the same characters written as ISO 8601 (the same instant, or the same refusal)', () => {
+    const outcome = (text: string) => {
+      try {
+        return parseDate(text, 'startDate')
+      } catch (err) {
+        return (err as Error).message
+      }
+    }
+    const two = fc.integer({ min: 0, max: 99 }).map((n) => String(n).padStart(2, '0'))
+    const exportDate = fc
+      .tuple(fc.integer({ min: 0, max: 9999 }).map((n) => String(n).padStart(4, '0')), two, two, two, two, two, fc.constantFrom('+', '-'), two, two)
+      .map(([y, mo, d, h, mi, s, sign, zh, zm]) => `${y}-${mo}-${d} ${h}:${mi}:${s} ${sign}${zh}${zm}`)
+    // one character of it replaced, anywhere but the two spaces the ISO form does not have
+    const spoiled = fc.tuple(exportDate, fc.integer({ min: 0, max: 24 }), fc.constantFrom('0', '9', 'a', ' ', '-', '+', ':', 'Z', '\u0663', '\u0000', '/'))
+      .filter(([, at]) => at !== 10 && at !== 19)
+      .map(([text, at, c]) => text.slice(0, at) + c + text.slice(at + 1))
+    fc.assert(
+      fc.property(fc.oneof(exportDate, spoiled), (text) => {
+        const iso = `${text.slice(0, 10)}T${text.slice(11, 19)}${text.slice(20)}`
+        expect(outcome(text)).toEqual(outcome(iso))
+      }),
+      { numRuns: 3000 },
+    )
+  })
+
   it("keeps the startDate's offset as utcOffsetMinutes and stores both dates as UTC instants", () => {
     // an overnight sleep sample across a DST change: the end is written with another offset
     const { sample } = only(sleep(3, '2026-03-08 01:30:00 -0800', '2026-03-08T03:10:00-07:00'))
