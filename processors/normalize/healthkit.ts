@@ -196,8 +196,10 @@ function quantityOf(o: Record<string, unknown>, type: string, q: QuantityType): 
   if (o.value === undefined || o.value === null) throw new SampleProblem('value is missing')
   const given = typeof o.value === 'number' ? o.value : typeof o.value === 'string' && DECIMAL.test(o.value) ? Number(o.value) : NaN
   if (!Number.isFinite(given)) throw new SampleProblem(`value ${shown(o.value)} is not a finite number`)
-  // 15 significant digits: 0.0071 s and 7.1 ms give the same value (7.1, not 7.1000000000000005), hence one id
-  const value = Number((given * factor).toPrecision(15))
+  // 15 significant digits: 0.0071 s and 7.1 ms give the same value (7.1, not 7.1000000000000005), hence one id.
+  // A decimal of at most 15 characters has at most 15 significant digits, which a double gives back unchanged:
+  // in the canonical unit already, it skips the rounding (toPrecision is most of this function's cost)
+  const value = factor === 1 && typeof o.value === 'string' && o.value.length <= 15 ? given : Number((given * factor).toPrecision(15))
   if (!(value >= q.min && value <= q.max)) throw new SampleProblem(`value out of range ${q.min}..${q.max} ${q.rangeUnit}`)
   return value
 }

@@ -182,6 +182,24 @@ describe('dates', () => {
     expect(run([quantity(HR, 60, 'count/min', text)]).rejected).toEqual([{ index: 0, problem }])
   })
 
+  it('gives every value in the canonical unit rounded to 15 significant digits, however it is written', () => {
+    const decimal = fc.oneof(
+      fc.double({ min: 0.5, max: 600, noNaN: true }).map(String),
+      fc.tuple(fc.integer({ min: 0, max: 600 }), fc.stringMatching(/^[0-9]{0,16}$/)).map(([i, f]) => (f ? `${i}.${f}` : `${i}`)),
+      fc.tuple(fc.integer({ min: 1, max: 99_999 }), fc.integer({ min: -6, max: 3 })).map(([m, e]) => `${m}e${e}`),
+      fc.constantFrom('-0', '0', '1', '500', '500.0000000000001', '499.99999999999999', '1.000000000000001', '.5e1', '+61'),
+    )
+    fc.assert(
+      fc.property(decimal, fc.constantFrom(['ms', 1], ['s', 1000]), (text, [unit, factor]) => {
+        const want = Number((Number(text) * (factor as number)).toPrecision(15))
+        const r = run([quantity(SDNN, text, unit)])
+        if (want >= 1 && want <= 500) expect(r.samples.map((s) => s.sample.value)).toEqual([want])
+        else expect(r.rejected).toEqual([{ index: 0, problem: 'value out of range 1..500 ms' }])
+      }),
+      { numRuns: 3000 },
+    )
+  })
+
   it('reads an export date as it reads the same characters written as ISO 8601 (the same instant, or the same refusal)', () => {
     const outcome = (text: string) => {
       try {
