@@ -2,6 +2,7 @@ import { createReadStream } from 'node:fs'
 import { open, stat } from 'node:fs/promises'
 import { stderrBar } from './progress.ts'
 import { formatOf, ImportError, importExport, type ImportResult } from '../processors/healthkit-export/import.ts'
+import { warmParseThread } from '../processors/healthkit-export/reader-thread.ts'
 import { connectNats } from '../streams/connect.ts'
 import { UserId } from '../streams/schemas.ts'
 import { streamName } from '../streams/subjects.ts'
@@ -71,6 +72,8 @@ export async function runImport({ config, args, flags }: Pick<CommandContext, 'c
     return 1
   }
   const json = Boolean(flags.json)
+  // the parse thread loads while NATS is connected to
+  warmParseThread()
   const nats = await connectNats(config, 'hph:import')
   const stream = streamName(config.HPH_PREFIX, 'INGEST')
   try {

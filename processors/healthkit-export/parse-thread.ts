@@ -1,7 +1,7 @@
-import { parentPort, workerData } from 'node:worker_threads'
+import { parentPort } from 'node:worker_threads'
 import { ExportFormatError } from './errors.ts'
-import { readExport, type ReadOptions } from './reader.ts'
-import type { FromParser, ToParser } from './reader-thread.ts'
+import { readExport } from './reader.ts'
+import { BATCHES_AHEAD, type FromParser, type ToParser } from './reader-thread.ts'
 
 // The worker side of reader-thread.ts: the bytes the main thread sends go through readExport, and each batch
 // goes back as it is: the JSON text of its samples crosses threads as one copy.
@@ -10,18 +10,31 @@ const port = parentPort
 if (!port) throw new Error('parse-thread.ts runs as a worker thread (reader-thread.ts starts it)')
 const post = (m: FromParser) => port.postMessage(m)
 
-const queue: ToParser[] = []
+const queue: Array<Exclude<ToParser, { kind: 'took' }>> = []
 let wake: (() => void) | undefined
+/** batches posted and not yet taken by the main thread's consumer */
+let unclaimed = 0
+let claimed: (() => void) | undefined
 port.on('message', (m: ToParser) => {
+  if (m.kind === 'took') {
+    unclaimed--
+    claimed?.()
+    return
+  }
   queue.push(m)
   wake?.()
 })
 
+async function next(): Promise<Exclude<ToParser, { kind: 'took' }>> {
+  while (queue.length === 0) await new Promise<void>((resolve) => (wake = resolve))
+  return queue.shift()!
+}
+
 /** The input as the main thread sends it; each chunk taken is reported so that the next may be sent. */
 async function* input(): AsyncGenerator<Uint8Array> {
   for (;;) {
-    while (queue.length === 0) await new Promise<void>((resolve) => (wake = resolve))
-    const m = queue.shift()!
+    const m = await next()
+    if (m.kind === 'start') throw new Error('the parse thread was started twice')
     if (m.kind === 'end') return
     if (m.kind === 'fail') throw new Error(m.message)
     post({ kind: 'took' })
@@ -29,9 +42,16 @@ async function* input(): AsyncGenerator<Uint8Array> {
   }
 }
 
-const reader = readExport(input(), workerData as ReadOptions)
+const start = await next()
+if (start.kind !== 'start') throw new Error(`the parse thread got '${start.kind}' before 'start'`)
+const reader = readExport(input(), start.opts)
 try {
-  for await (const b of reader.batches) post({ kind: 'batch', ...b })
+  for await (const b of reader.batches) {
+    post({ kind: 'batch', ...b })
+    // no more parsing while BATCHES_AHEAD wait on the other side: memory stays bounded however far a zip inflates
+    unclaimed++
+    while (unclaimed >= BATCHES_AHEAD) await new Promise<void>((resolve) => (claimed = resolve))
+  }
   post({ kind: 'done', counts: reader.counts })
 } catch (err) {
   const e = err instanceof Error ? err : new Error(String(err))

@@ -8,8 +8,14 @@ import type { ExportBatch, ExportCounts, ReadOptions } from './reader.ts'
 // it sends no more while the batches it has been given wait to be published, so memory stays bounded
 // whatever the size of the export and however slow JetStream is.
 
-/** main thread → parser */
-export type ToParser = { kind: 'chunk'; bytes: Uint8Array } | { kind: 'end' } | { kind: 'fail'; message: string }
+/** main thread → parser: `start` first, once */
+export type ToParser =
+  | { kind: 'start'; opts: ReadOptions }
+  | { kind: 'chunk'; bytes: Uint8Array }
+  | { kind: 'end' }
+  | { kind: 'fail'; message: string }
+  /** a batch was taken by the consumer */
+  | { kind: 'took' }
 
 /** parser → main thread */
 export type FromParser =
@@ -27,8 +33,36 @@ export interface ThreadReader {
 const ENTRY = new URL('./parse-thread.js', import.meta.url)
 /** chunks sent ahead of the parser: enough that it never waits for the main thread */
 const CHUNKS_AHEAD = 4
-/** batches given to the parser's consumer and not yet taken: while this many wait, no more input is sent */
-const BATCHES_AHEAD = 4
+/** batches the parser hands over before the consumer has taken them: at this many it waits */
+export const BATCHES_AHEAD = 4
+
+/** A parse thread started ahead (warmParseThread), and what went wrong with it before it was taken. */
+let spare: { worker: Worker; failed?: Error } | undefined
+
+/**
+ * Starts the parse thread of the next readExportInThread now: loading it (TypeScript through tsx, ~0.3 s) then
+ * overlaps what the caller does meanwhile (the CLI connects to NATS). It keeps no process alive on its own.
+ */
+export function warmParseThread(): void {
+  if (spare) return
+  const s: { worker: Worker; failed?: Error } = { worker: new Worker(ENTRY) }
+  s.worker.unref()
+  s.worker.once('error', (err) => (s.failed = err))
+  s.worker.once('exit', () => (s.failed ??= new Error('the parse thread exited before it was used')))
+  spare = s
+}
+
+function takeThread(): Worker {
+  const s = spare
+  spare = undefined
+  if (s && !s.failed) {
+    s.worker.removeAllListeners()
+    s.worker.ref()
+    return s.worker
+  }
+  if (s) void s.worker.terminate()
+  return new Worker(ENTRY)
+}
 
 /** The parser's error, rebuilt on this side: an ExportFormatError stays one, with its position. */
 function rebuild(error: Extract<FromParser, { kind: 'failed' }>['error']): Error {
@@ -47,7 +81,8 @@ export function readExportInThread(input: AsyncIterable<Uint8Array>, opts: ReadO
   const counts: ExportCounts = { bytesRead: 0, xmlBytes: 0, records: {}, skippedRecords: {}, otherElements: {} }
 
   async function* batches(): AsyncGenerator<ExportBatch, void, undefined> {
-    const worker = new Worker(ENTRY, { workerData: opts })
+    const worker = takeThread()
+    worker.postMessage({ kind: 'start', opts } satisfies ToParser)
     const inbox: Array<Exclude<FromParser, { kind: 'took' }>> = []
     let crashed: Error | undefined
     let wake: (() => void) | undefined
@@ -89,7 +124,7 @@ export function readExportInThread(input: AsyncIterable<Uint8Array>, opts: ReadO
     void (async () => {
       try {
         for await (const chunk of input) {
-          while (!stopped && (ahead >= CHUNKS_AHEAD || inbox.length >= BATCHES_AHEAD)) await new Promise<void>((resolve) => (pumpWake = resolve))
+          while (!stopped && ahead >= CHUNKS_AHEAD) await new Promise<void>((resolve) => (pumpWake = resolve))
           if (stopped) return
           counts.bytesRead += chunk.length
           // a copy: the chunk may be a view of a buffer that other chunks share, and the copy's memory moves
@@ -114,6 +149,7 @@ export function readExportInThread(input: AsyncIterable<Uint8Array>, opts: ReadO
           continue
         }
         if (m.kind === 'batch') {
+          worker.postMessage({ kind: 'took' } satisfies ToParser)
           yield { index: m.index, json: m.json, size: m.size, lines: m.lines }
           continue
         }

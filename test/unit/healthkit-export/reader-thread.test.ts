@@ -1,0 +1,101 @@
+import { spawnSync } from 'node:child_process'
+import { readFileSync } from 'node:fs'
+import { zipSync } from 'fflate'
+import { describe, expect, it } from 'vitest'
+import { ExportFormatError } from '../../../processors/healthkit-export/errors.ts'
+import { readExport, type ExportBatch, type ExportCounts, type ExportFormat } from '../../../processors/healthkit-export/reader.ts'
+import { readExportInThread, warmParseThread } from '../../../processors/healthkit-export/reader-thread.ts'
+
+// readExportInThread is readExport on a worker thread: the same batches, counts and failures, with the input
+// read a few chunks ahead of the parse and never further, whatever the consumer does.
+
+const NIGHTS = readFileSync(new URL('../../fixtures/healthkit-export-30-nights.xml', import.meta.url))
+
+/** The bytes in pieces of `size`; `pulled` counts the pieces taken, `closed` says the reader let go of the input. */
+function source(bytes: Uint8Array, size: number, failAt?: { piece: number; error: Error }) {
+  const state = { pulled: 0, closed: false }
+  async function* pieces(): AsyncGenerator<Uint8Array> {
+    try {
+      for (let at = 0; at < bytes.length; at += size) {
+        if (failAt && state.pulled === failAt.piece) throw failAt.error
+        state.pulled++
+        yield bytes.subarray(at, at + size)
+      }
+    } finally {
+      state.closed = true
+    }
+  }
+  return { state, input: pieces() }
+}
+
+async function drain(reader: { counts: ExportCounts; batches: AsyncGenerator<ExportBatch> }) {
+  const batches: ExportBatch[] = []
+  try {
+    for await (const b of reader.batches) batches.push(b)
+  } catch (error) {
+    return { batches, counts: reader.counts, error }
+  }
+  return { batches, counts: reader.counts, error: undefined }
+}
+
+const both = async (bytes: Uint8Array, format: ExportFormat, size: number, batchSize = 50) => ({
+  inThread: await drain(readExportInThread(source(bytes, size).input, { format, batchSize })),
+  inline: await drain(readExport(source(bytes, size).input, { format, batchSize })),
+})
+
+describe('readExportInThread', () => {
+  it('gives the batches and counts readExport gives, for export.xml and export.zip', async () => {
+    for (const [bytes, format] of [[NIGHTS, 'xml'], [zipSync({ 'apple_health_export/export.xml': NIGHTS }), 'zip']] as const) {
+      const { inThread, inline } = await both(bytes, format, 7_000)
+      expect(inThread.error).toBeUndefined()
+      expect(inThread.batches.length).toBeGreaterThan(5)
+      expect(inThread.batches).toEqual(inline.batches)
+      expect(inThread.counts).toEqual(inline.counts)
+    }
+  })
+
+  it('fails as readExport fails on a malformed file: the same ExportFormatError, after the same whole batches', async () => {
+    const text = NIGHTS.toString('utf8').split('\n')
+    text.splice(300, 0, ' <Record type="HKQuantityTypeIdentifierHeartRate" value=61/>')
+    const { inThread, inline } = await both(Buffer.from(text.join('\n')), 'xml', 5_000)
+    expect(inThread.error).toBeInstanceOf(ExportFormatError)
+    expect((inThread.error as ExportFormatError).message).toBe((inline.error as ExportFormatError).message)
+    expect((inThread.error as ExportFormatError).at).toEqual((inline.error as ExportFormatError).at)
+    expect(inThread.batches.length).toBeGreaterThan(0)
+    expect(inThread.batches).toEqual(inline.batches)
+  })
+
+  it("ends with the input's own error when the input fails, after the whole batches before it", async () => {
+    const gone = new Error('the client went away')
+    const s = source(NIGHTS, 4_000, { piece: 20, error: gone })
+    const r = await drain(readExportInThread(s.input, { format: 'xml', batchSize: 50 }))
+    expect(r.error).toBe(gone)
+    const before = await drain(readExport(source(NIGHTS.subarray(0, 20 * 4_000), 4_000).input, { format: 'xml', batchSize: 50 }))
+    expect(r.batches).toEqual(before.batches)
+  })
+
+  it('reads no further than a few chunks ahead while the consumer does not take batches, and lets the input go when it stops', async () => {
+    const s = source(NIGHTS, 2_000)
+    const reader = readExportInThread(s.input, { format: 'xml', batchSize: 10 })
+    const first = await reader.batches.next()
+    expect(first.done).toBe(false)
+    await new Promise((r) => setTimeout(r, 1_000))
+    const pulled = s.state.pulled
+    // the parser holds a few batches (BATCHES_AHEAD) and stops; the input is read at most a few chunks past that
+    expect(pulled * 2_000).toBeLessThan(NIGHTS.length / 4)
+    await new Promise((r) => setTimeout(r, 300))
+    expect(s.state.pulled).toBe(pulled)
+    await reader.batches.return()
+    await new Promise((r) => setTimeout(r, 100))
+    expect(s.state.closed).toBe(true)
+  })
+
+  it('takes a thread warmed ahead, and a warmed thread never used keeps no process alive', async () => {
+    warmParseThread()
+    const { inThread, inline } = await both(NIGHTS, 'xml', 64 * 1024)
+    expect(inThread.batches).toEqual(inline.batches)
+    const child = spawnSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', "import { warmParseThread } from './processors/healthkit-export/reader-thread.ts'; warmParseThread(); console.log('warmed')"], { encoding: 'utf8', timeout: 20_000 })
+    expect(child.status).toBe(0)
+    expect(child.stdout).toBe('warmed\n')
+  })
+})
