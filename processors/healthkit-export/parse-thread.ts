@@ -1,10 +1,13 @@
 import { parentPort } from 'node:worker_threads'
 import { ExportFormatError } from './errors.ts'
 import { readExport } from './reader.ts'
-import { BATCHES_AHEAD, type FromParser, type ToParser } from './reader-thread.ts'
+import type { FromParser, ToParser } from './reader-thread.ts'
 
 // The worker side of reader-thread.ts: the bytes the main thread sends go through readExport, and each batch
 // goes back as it is: the JSON text of its samples crosses threads as one copy.
+
+/** batches handed over and not yet taken by the consumer: at this many the parse waits */
+const BATCHES_AHEAD = 4
 
 const port = parentPort
 if (!port) throw new Error('parse-thread.ts runs as a worker thread (reader-thread.ts starts it)')
@@ -42,18 +45,23 @@ async function* input(): AsyncGenerator<Uint8Array> {
   }
 }
 
-const start = await next()
-if (start.kind !== 'start') throw new Error(`the parse thread got '${start.kind}' before 'start'`)
-const reader = readExport(input(), start.opts)
-try {
-  for await (const b of reader.batches) {
-    post({ kind: 'batch', ...b })
-    // no more parsing while BATCHES_AHEAD wait on the other side: memory stays bounded however far a zip inflates
-    unclaimed++
-    while (unclaimed >= BATCHES_AHEAD) await new Promise<void>((resolve) => (claimed = resolve))
+/** Reads the export the `start` message names, handing each batch over; says how it ended. */
+async function run(): Promise<void> {
+  const start = await next()
+  if (start.kind !== 'start') throw new Error(`the parse thread got '${start.kind}' before 'start'`)
+  const reader = readExport(input(), start.opts)
+  try {
+    for await (const b of reader.batches) {
+      post({ kind: 'batch', ...b })
+      // no more parsing while BATCHES_AHEAD wait on the other side: memory stays bounded however far a zip inflates
+      unclaimed++
+      while (unclaimed >= BATCHES_AHEAD) await new Promise<void>((resolve) => (claimed = resolve))
+    }
+    post({ kind: 'done', counts: reader.counts })
+  } catch (err) {
+    const e = err instanceof Error ? err : new Error(String(err))
+    post({ kind: 'failed', counts: reader.counts, error: { name: e.name, message: e.message, stack: e.stack, at: e instanceof ExportFormatError ? e.at : undefined } })
   }
-  post({ kind: 'done', counts: reader.counts })
-} catch (err) {
-  const e = err instanceof Error ? err : new Error(String(err))
-  post({ kind: 'failed', counts: reader.counts, error: { name: e.name, message: e.message, stack: e.stack, at: e instanceof ExportFormatError ? e.at : undefined } })
 }
+
+void run()

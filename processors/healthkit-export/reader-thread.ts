@@ -33,8 +33,6 @@ export interface ThreadReader {
 const ENTRY = new URL('./parse-thread.js', import.meta.url)
 /** chunks sent ahead of the parser: enough that it never waits for the main thread */
 const CHUNKS_AHEAD = 4
-/** batches the parser hands over before the consumer has taken them: at this many it waits */
-export const BATCHES_AHEAD = 4
 
 /** A parse thread started ahead (warmParseThread), and what went wrong with it before it was taken. */
 let spare: { worker: Worker; failed?: Error } | undefined
