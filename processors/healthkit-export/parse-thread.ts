@@ -6,6 +6,9 @@ import type { FromParser, ToParser } from './reader-thread.ts'
 // The worker side of reader-thread.ts: the bytes the main thread sends go through readExport, and each batch
 // goes back as it is: the JSON text of its samples crosses threads as one copy.
 
+/** The input's own failure, as the main thread reports it. */
+class InputFailed extends Error {}
+
 /** batches handed over and not yet taken by the consumer: at this many the parse waits */
 const BATCHES_AHEAD = 4
 
@@ -39,7 +42,7 @@ async function* input(): AsyncGenerator<Uint8Array> {
     const m = await next()
     if (m.kind === 'start') throw new Error('the parse thread was started twice')
     if (m.kind === 'end') return
-    if (m.kind === 'fail') throw new Error(m.message)
+    if (m.kind === 'fail') throw new InputFailed(m.message)
     post({ kind: 'took' })
     yield m.bytes
   }
@@ -52,15 +55,16 @@ async function run(): Promise<void> {
   const reader = readExport(input(), start.opts)
   try {
     for await (const b of reader.batches) {
-      post({ kind: 'batch', ...b })
-      // no more parsing while BATCHES_AHEAD wait on the other side: memory stays bounded however far a zip inflates
+      post({ kind: 'batch', counts: reader.counts, ...b })
+      // no more parsing while BATCHES_AHEAD wait on the other side: what waits is bounded however fast JetStream is
+      // (one input chunk's worth of export.xml is held whole, as readExport holds it)
       unclaimed++
       while (unclaimed >= BATCHES_AHEAD) await new Promise<void>((resolve) => (claimed = resolve))
     }
     post({ kind: 'done', counts: reader.counts })
   } catch (err) {
     const e = err instanceof Error ? err : new Error(String(err))
-    post({ kind: 'failed', counts: reader.counts, error: { name: e.name, message: e.message, stack: e.stack, at: e instanceof ExportFormatError ? e.at : undefined } })
+    post({ kind: 'failed', counts: reader.counts, inputFailed: e instanceof InputFailed, error: { name: e.name, message: e.message, stack: e.stack, at: e instanceof ExportFormatError ? e.at : undefined } })
   }
 }
 

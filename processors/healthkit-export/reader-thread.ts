@@ -20,9 +20,11 @@ export type ToParser =
 /** parser → main thread */
 export type FromParser =
   | { kind: 'took' }
-  | ({ kind: 'batch' } & ExportBatch)
+  /** with the counts as they stand, so that an import stopped early still says what it read */
+  | ({ kind: 'batch'; counts: ExportCounts } & ExportBatch)
   | { kind: 'done'; counts: ExportCounts }
-  | { kind: 'failed'; counts: ExportCounts; error: { name: string; message: string; stack?: string | undefined; at?: ErrorPosition | undefined } }
+  /** `inputFailed`: the error is the input's own (the `fail` message), not one of the parse */
+  | { kind: 'failed'; counts: ExportCounts; inputFailed: boolean; error: { name: string; message: string; stack?: string | undefined; at?: ErrorPosition | undefined } }
 
 export interface ThreadReader {
   /** bytesRead is updated as the input is read; the rest once the parser is done */
@@ -146,16 +148,17 @@ export function readExportInThread(input: AsyncIterable<Uint8Array>, opts: ReadO
           await waitForSignal()
           continue
         }
+        // bytesRead is the pump's, a few chunks ahead of the parser's
+        Object.assign(counts, m.counts, { bytesRead: Math.max(counts.bytesRead, m.counts.bytesRead) })
         if (m.kind === 'batch') {
           worker.postMessage({ kind: 'took' } satisfies ToParser)
           yield { index: m.index, json: m.json, size: m.size, lines: m.lines }
           continue
         }
-        const { bytesRead } = counts
-        Object.assign(counts, m.counts, { bytesRead: Math.max(bytesRead, m.counts.bytesRead) })
         if (m.kind === 'done') return
-        // the input's own error (an HTTP body over its limit, a client gone) is the one to tell
-        throw inputFailure ? inputFailure.error : rebuild(m.error)
+        // the input's own error (an HTTP body over its limit, a client gone) when the parse stopped at it; a
+        // malformed file found before the input failed is told as such
+        throw m.inputFailed && inputFailure ? inputFailure.error : rebuild(m.error)
       }
     } finally {
       stopped = true

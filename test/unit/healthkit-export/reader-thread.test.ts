@@ -74,6 +74,31 @@ describe('readExportInThread', () => {
     expect(r.batches).toEqual(before.batches)
   })
 
+  it('tells a malformed file as such even when the input fails a little further on (it is read a few chunks ahead)', async () => {
+    const text = NIGHTS.toString('utf8').split('\n')
+    text.splice(300, 0, ' <Record type="HKQuantityTypeIdentifierHeartRate" value=61/>')
+    const bytes = Buffer.from(text.join('\n'))
+    const badPiece = Math.floor(Buffer.byteLength(text.slice(0, 300).join('\n')) / 2_000)
+    for (const ahead of [1, 2, 3]) {
+      const s = source(bytes, 2_000, { piece: badPiece + ahead, error: new Error('over the limit') })
+      const r = await drain(readExportInThread(s.input, { format: 'xml', batchSize: 50 }))
+      expect(r.error).toBeInstanceOf(ExportFormatError)
+      expect((r.error as Error).message).toMatch(/unquoted attribute value/)
+    }
+  })
+
+  it('says what it has read when the consumer stops early', async () => {
+    const reader = readExportInThread(source(NIGHTS, 4_000).input, { format: 'xml', batchSize: 50 })
+    let taken = 0
+    for await (const b of reader.batches) {
+      expect(b.size).toBe(50)
+      if (++taken === 2) break
+    }
+    expect(reader.counts.xmlBytes).toBeGreaterThan(0)
+    expect(reader.counts.records['HKCategoryTypeIdentifierSleepAnalysis']! + (reader.counts.records['HKQuantityTypeIdentifierHeartRateVariabilitySDNN'] ?? 0)).toBeGreaterThanOrEqual(100)
+    expect(reader.counts.otherElements).toMatchObject({ ExportDate: 1, Me: 1 })
+  })
+
   it('reads no further than a few chunks ahead while the consumer does not take batches, and lets the input go when it stops', async () => {
     const s = source(NIGHTS, 2_000)
     const reader = readExportInThread(s.input, { format: 'xml', batchSize: 10 })

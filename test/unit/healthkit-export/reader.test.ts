@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto'
 import { readFileSync } from 'node:fs'
 import fc from 'fast-check'
 import { Zip, ZipDeflate, ZipPassThrough, zipSync } from 'fflate'
@@ -151,13 +152,15 @@ describe("a batch's JSON text", () => {
     const r = await read(xml)
     expect(r.error).toBeUndefined()
     const [b] = r.batches
-    expect(b!.samples).toEqual([
-      { type: HR, sourceName: 'Ana\'s "Watch" \\ & <3', unit: 'count/min', value: '61', startDate: '2026-03-01 00:00:00 -0800', endDate: '2026-03-01 00:00:00 -0800' },
-      { type: HR, sourceName: 'tab\tnew\nline \u{1F493} Zoë', device: '<<HKDevice>>', unit: 'count/min', value: '62', creationDate: '2026-03-01 00:00:01 -0800', startDate: '2026-03-01 00:00:01 -0800', endDate: '2026-03-01 00:00:01 -0800' },
+    const want = [
+      { type: HR, sourceName: 'Ana\'s "Watch" \\ & <3', unit: 'count/min', startDate: '2026-03-01 00:00:00 -0800', endDate: '2026-03-01 00:00:00 -0800', value: '61' },
+      { type: HR, sourceName: 'tab\tnew\nline \u{1F493} Zoë', device: '<<HKDevice>>', unit: 'count/min', creationDate: '2026-03-01 00:00:01 -0800', startDate: '2026-03-01 00:00:01 -0800', endDate: '2026-03-01 00:00:01 -0800', value: '62' },
       // the attributes in the order of RECORD_ATTRIBUTES, not the file's
       { type: SLEEP, sourceName: 'x', startDate: '2026-03-01 00:30:00 -0800', endDate: '2026-03-01 01:00:00 -0800', value: 'HKCategoryValueSleepAnalysisAsleepCore' },
-    ])
-    expect(b!.json).toBe(JSON.stringify(b!.samples))
+    ]
+    expect(b!.samples).toEqual(want)
+    // the text itself: what JSON.stringify writes of these objects, keys in this order
+    expect(b!.json).toBe(JSON.stringify(want))
     expect(Object.keys(b!.samples[2]!)).toEqual(['type', 'sourceName', 'startDate', 'endDate', 'value'])
   })
 })
@@ -178,6 +181,19 @@ describe('the counts of what is skipped', () => {
     expect(skipped['(other)']).toBe(types.length - 1000)
     expect(Object.values(skipped).reduce((a, b) => a + b, 0)).toBe(types.length + 1)
     expect(Object.getOwnPropertyDescriptor(r.counts.otherElements, '__proto__')?.value).toBe(1)
+  })
+})
+
+describe('the batches of the 30-nights export', () => {
+  it('are the very batches the first version of the import made (their ids are hashes of this text: a re-import must add nothing)', async () => {
+    // digests of every batch's JSON, taken with the reader of 39c7837 (the import before the parse thread)
+    const digest = async (opts: { batchSize: number; maxBatchChars?: number }) => {
+      const h = createHash('sha256')
+      for (const b of (await read(NIGHTS, opts)).batches) h.update(b.json).update('\n')
+      return h.digest('hex')
+    }
+    expect(await digest({ batchSize: 100 })).toBe('7de7cbfc454688a975291f7140c7e0dd260ce822e61dc42337b27be5191373de')
+    expect(await digest({ batchSize: 1000, maxBatchChars: 50_000 })).toBe('f63cefd35e93e0fb4a26395e2e4ca2b1e0572f27220b2486daef1258e97c98e5')
   })
 })
 
