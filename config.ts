@@ -47,6 +47,8 @@ export const ConfigSchema = z.object({
   HPH_MAX_EXPORT_BYTES: positiveInt(8 * 1024 ** 3),
   HPH_IMPORT_BATCH_SIZE: z.coerce.number().int().min(1).max(10_000).default(1000),
   HPH_IMPORT_IN_FLIGHT: z.coerce.number().int().min(1).max(256).default(8),
+  // each export upload parses on a thread of its own (a core and ~60 MB): this many at once per api process
+  HPH_MAX_CONCURRENT_IMPORTS: z.coerce.number().int().min(1).max(64).default(2),
   HPH_BATCH_SIZE: z.coerce.number().int().min(1).max(10_000).default(1000),
   HPH_MAX_DELIVER: positiveInt(5),
   HPH_ACK_WAIT_S: positiveInt(60),

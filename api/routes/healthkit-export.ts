@@ -15,7 +15,12 @@ export interface HealthkitExportRouteDeps {
   inFlight: number
   /** HPH_MAX_EXPORT_BYTES: the body limit of this route alone (413 beyond) */
   maxBytes: number
+  /** HPH_MAX_CONCURRENT_IMPORTS: uploads parsed at once by this process (503 beyond) */
+  maxConcurrent: number
 }
+
+/** How long a refused upload is told to wait: an export takes tens of seconds to import. */
+const BUSY_RETRY_S = 30
 
 /** Content types of export.xml and export.zip; Windows sends its zips as x-zip-compressed. */
 const FORMATS: Record<string, ExportFormat> = {
@@ -37,6 +42,7 @@ async function* limited(body: Readable, maxBytes: number): AsyncGenerator<Uint8A
 
 /** POST /v1/users/:userId/healthkit-export (spec/api.md "Backfill from an Apple Health export"). */
 export function healthkitExportRoutes(app: FastifyInstance, deps: HealthkitExportRouteDeps): void {
+  let running = 0
   // its own plugin scope: these content types (and no body limit of the app's) apply to this route only
   void app.register(async (scope) => {
     scope.removeAllContentTypeParsers()
@@ -53,10 +59,20 @@ export function healthkitExportRoutes(app: FastifyInstance, deps: HealthkitExpor
       if (Number.isFinite(length) && length > deps.maxBytes) {
         throw new HttpError(413, 'payload_too_large', `the export is larger than ${deps.maxBytes} bytes (HPH_MAX_EXPORT_BYTES)`)
       }
-      const result = await importExport(
-        { ingest: { js: deps.nats.js, prefix: deps.prefix, maxSamples: deps.maxSamples }, batchSize: deps.batchSize, inFlight: deps.inFlight, source: 'api', traceparent: traceparentOf(req.headers.traceparent) },
-        { userId, format, input: limited(req.body as Readable, deps.maxBytes) },
-      )
+      // each upload is parsed on a thread of its own: beyond the limit, the client is asked to come back
+      if (running >= deps.maxConcurrent) {
+        throw new HttpError(503, 'busy', `${running} exports are being imported by this server (HPH_MAX_CONCURRENT_IMPORTS); retry in ${BUSY_RETRY_S} s`, [], { 'retry-after': String(BUSY_RETRY_S) })
+      }
+      running++
+      let result
+      try {
+        result = await importExport(
+          { ingest: { js: deps.nats.js, prefix: deps.prefix, maxSamples: deps.maxSamples }, batchSize: deps.batchSize, inFlight: deps.inFlight, source: 'api', traceparent: traceparentOf(req.headers.traceparent) },
+          { userId, format, input: limited(req.body as Readable, deps.maxBytes) },
+        )
+      } finally {
+        running--
+      }
       req.log.info({ userId, batches: result.batches, published: result.published, records: result.records, bytes: result.bytesRead, seconds: result.seconds }, 'export imported')
       return reply.status(202).send(result)
     })

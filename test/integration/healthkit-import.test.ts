@@ -178,6 +178,43 @@ describe('POST /v1/users/:userId/healthkit-export', () => {
     expect(Array.isArray(body.details)).toBe(true)
   })
 
+  it('parses at most HPH_MAX_CONCURRENT_IMPORTS (2) uploads at once: a third is asked to come back (503, Retry-After), and is taken once one is done', async () => {
+    // two uploads whose bodies arrive in two halves, the second held back
+    const before = await ingestMessages()
+    const held = [0, 1].map((i) => {
+      let release!: () => void
+      const released = new Promise<void>((resolve) => (release = resolve))
+      const half = Math.floor(XML.length / 2)
+      const body = new ReadableStream<Uint8Array>({
+        async start(controller) {
+          controller.enqueue(XML.subarray(0, half))
+          await released
+          controller.enqueue(XML.subarray(half))
+          controller.close()
+        },
+      })
+      const response = fetch(`${p.url}/v1/users/held-${i}/healthkit-export`, {
+        method: 'POST', headers: { 'content-type': 'application/xml', authorization: `Bearer ${ADMIN}` }, body, duplex: 'half',
+      } as RequestInit)
+      return { release, response }
+    })
+    // both are being imported: each first half (276 records) has given 2 whole batches of 100
+    await eventually(async () => (await ingestMessages()) >= before + 4, 30_000, 'the first halves of both uploads in HPH_INGEST')
+    const third = await post('held-2', XML, 'application/xml')
+    expect(third.status).toBe(503)
+    expect(third.headers.get('retry-after')).toBe('30')
+    expect(((await third.json()) as { error: string; message: string }).error).toBe('busy')
+    for (const h of held) h.release()
+    for (const h of held) {
+      const res = await h.response
+      expect(res.status).toBe(202)
+      expectFixtureCounts((await res.json()) as ImportResult)
+    }
+    const again = await post('held-2', XML, 'application/xml')
+    expect(again.status).toBe(202)
+    expectFixtureCounts((await again.json()) as ImportResult)
+  })
+
   it('refuses other content types (415), no token (401), another user (403), a bad user id (400), storing nothing', async () => {
     const before = await ingestMessages()
     const cases: Array<[Promise<Response>, number, string]> = [
