@@ -74,19 +74,34 @@ const ROOT = 'HealthData'
 const REPLACEMENT = '\uFFFD'
 const REPLACEMENT_UTF8 = Buffer.from(REPLACEMENT)
 
-/** Counts by name (a Map: a record's type is counted 100k times a second), written into `into` by `settle`. */
+/**
+ * Counts by name, written into `into` by `settle`. An export lists its records type by type, so the name is
+ * nearly always the last one's: a run is counted in a variable, and the Map (which hashes the name, a new
+ * string each time) is touched once a run.
+ */
 function tally(into: Record<string, number>) {
   const m = new Map<string, number>()
+  let run: string | undefined
+  let runCount = 0
+  const flush = () => {
+    if (run === undefined) return
+    let k = run.length > MAX_KEY_CHARS ? `${run.slice(0, MAX_KEY_CHARS)}…` : run
+    if (!m.has(k) && m.size >= MAX_KEYS) k = OTHER_KEY
+    m.set(k, (m.get(k) ?? 0) + runCount)
+    run = undefined
+    runCount = 0
+  }
   return {
     bump(key: string): void {
-      const n = m.get(key)
-      if (n !== undefined) return void m.set(key, n + 1)
-      let k = key.length > MAX_KEY_CHARS ? `${key.slice(0, MAX_KEY_CHARS)}…` : key
-      if (!m.has(k) && m.size >= MAX_KEYS) k = OTHER_KEY
-      m.set(k, (m.get(k) ?? 0) + 1)
+      if (key !== run) {
+        flush()
+        run = key
+      }
+      runCount++
     },
     /** own properties even for a name like `__proto__` */
     settle(): void {
+      flush()
       for (const [k, n] of m) Object.defineProperty(into, k, { value: n, writable: true, enumerable: true, configurable: true })
     },
   }
@@ -137,9 +152,16 @@ export function readExport(input: AsyncIterable<Uint8Array>, opts: ReadOptions):
   parser.on('closetag', () => {
     depth--
   })
+  // the last type looked up, as tally's runs: the same type record after record
+  let lastType: string | undefined
+  let lastUnderstood = false
   const onRecord = (attributes: Record<string, string>) => {
     const type = attributes.type ?? ''
-    if (!UNDERSTOOD_TYPES.has(type)) {
+    if (type !== lastType) {
+      lastType = type
+      lastUnderstood = UNDERSTOOD_TYPES.has(type)
+    }
+    if (!lastUnderstood) {
       skippedRecords.bump(type || '(no type)')
       return
     }
