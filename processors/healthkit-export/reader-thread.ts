@@ -4,9 +4,9 @@ import type { ExportBatch, ExportCounts, ReadOptions } from './reader.ts'
 
 // readExport (reader.ts) on a worker thread. The XML parse is the import's slowest step and it runs alone on
 // one core: on its own thread it overlaps the main thread's work on the batches before (their checks, their
-// ids, publishing them). The main thread reads the input and hands it over a few chunks ahead of the parser;
-// it sends no more while the batches it has been given wait to be published, so memory stays bounded
-// whatever the size of the export and however slow JetStream is.
+// ids, publishing them). The main thread reads the input and hands it over at most CHUNKS_AHEAD chunks ahead
+// of the parser; the parser waits while 4 of its batches are not yet taken (parse-thread.ts), so memory stays
+// bounded whatever the size of the export and however slow JetStream is.
 
 /** main thread → parser: `start` first, once */
 export type ToParser =
@@ -19,6 +19,7 @@ export type ToParser =
 
 /** parser → main thread */
 export type FromParser =
+  /** a chunk was taken by the parser */
   | { kind: 'took' }
   /** with the counts as they stand, so that an import stopped early still says what it read */
   | ({ kind: 'batch'; counts: ExportCounts } & ExportBatch)
@@ -27,7 +28,7 @@ export type FromParser =
   | { kind: 'failed'; counts: ExportCounts; inputFailed: boolean; error: { name: string; message: string; stack?: string | undefined; at?: ErrorPosition | undefined } }
 
 export interface ThreadReader {
-  /** bytesRead is updated as the input is read; the rest once the parser is done */
+  /** bytesRead is updated as the input is read; the rest with every batch, final once `batches` is done */
   counts: ExportCounts
   batches: AsyncGenerator<ExportBatch, void, undefined>
 }
@@ -120,7 +121,7 @@ export function readExportInThread(input: AsyncIterable<Uint8Array>, opts: ReadO
       signal()
     })
 
-    // the input, a few chunks ahead of the parser and never while batches wait (runs beside the loop below)
+    // the input, at most CHUNKS_AHEAD chunks ahead of the parser (runs beside the loop below)
     void (async () => {
       try {
         for await (const chunk of input) {
@@ -141,7 +142,6 @@ export function readExportInThread(input: AsyncIterable<Uint8Array>, opts: ReadO
 
     try {
       for (;;) {
-        letPumpOn()
         const m = inbox.shift()
         if (!m) {
           if (crashed) throw crashed
