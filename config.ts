@@ -50,6 +50,9 @@ export const ConfigSchema = z.object({
   // each export upload parses on a thread of its own (a core and ~60 MB): this many at once per api process
   HPH_MAX_CONCURRENT_IMPORTS: z.coerce.number().int().min(1).max(64).default(2),
   HPH_BATCH_SIZE: z.coerce.number().int().min(1).max(10_000).default(1000),
+  // docs/architecture.md "Batches": a pull is bounded by messages and by bytes; an event by bytes (and the server's max_payload)
+  HPH_PULL_MAX_BYTES: z.coerce.number().int().min(64 * 1024).default(8 * 1024 * 1024),
+  HPH_EVENT_MAX_BYTES: z.coerce.number().int().min(4096).default(256 * 1024),
   HPH_MAX_DELIVER: positiveInt(5),
   HPH_ACK_WAIT_S: positiveInt(60),
   HPH_SHUTDOWN_TIMEOUT_MS: positiveInt(20_000),

@@ -1,9 +1,12 @@
 import { randomBytes } from 'node:crypto'
 import type { JetStreamClient } from '@nats-io/jetstream'
-import { encodeEnvelopeWithPayload, envelope } from '../streams/envelope.ts'
+import type { NatsConnection } from '@nats-io/transport-node'
+import { HphError } from '../errors.ts'
+import { encodeEnvelope, encodeEnvelopeWithPayload, envelope, jsonParts, type Envelope } from '../streams/envelope.ts'
 import { hashUuid } from '../streams/ids.ts'
 import { publishEvent } from '../streams/publish.ts'
 import { INGEST_TYPE, type RawBatch } from '../streams/schemas.ts'
+import { HEADROOM_BYTES, serverMaxPayload } from '../streams/sizing.ts'
 import { subjects } from '../streams/subjects.ts'
 import { normalizeBatch, parseBatchEnvelope, type Rejection } from '../processors/normalize/healthkit.ts'
 
@@ -12,6 +15,8 @@ import { normalizeBatch, parseBatchEnvelope, type Rejection } from '../processor
 
 export interface IngestDeps {
   js: JetStreamClient
+  /** the connection whose server's max_payload sizes the raw events */
+  nc: Pick<NatsConnection, 'info'>
   prefix: string
   maxSamples: number
 }
@@ -32,10 +37,15 @@ export interface RawIngest {
 }
 
 export interface IngestResult {
+  /** the batch's id (of its first part's event when it is one event) */
   eventId: string
   stream: string
+  /** the stream sequence of the batch's (first) event */
   seq: number
+  /** every event of the batch was already stored */
   duplicate: boolean
+  /** how many raw events hold the batch: 1 unless it is larger than one message */
+  parts: number
   accepted: number
   ignored: number
   rejected: Rejection[]
@@ -61,11 +71,45 @@ export async function ingestRawBatch(deps: IngestDeps, input: RawIngest): Promis
   const counts = normalizeBatch(batch, { userId, ingestId: eventId, now: input.receivedAt }, { build: false })
   const data: RawBatch = { userId, receivedAt: input.receivedAt.toISOString(), payload: input.payload, ...(batch.batchId ? { batchId: batch.batchId } : {}) }
   const event = envelope({ id: eventId, type: INGEST_TYPE, source: input.source, subject: userId, data, time: data.receivedAt })
-  const ack = await publishEvent(deps.js, {
-    subject: subjects.ingest(deps.prefix, 'healthkit', userId),
-    event,
-    traceparent: input.traceparent ?? traceparentOf(undefined),
-    encoded: input.payloadJson === undefined ? undefined : encodeEnvelopeWithPayload(event, input.payloadJson),
+  const whole = input.payloadJson === undefined ? encodeEnvelope(event) : encodeEnvelopeWithPayload(event, input.payloadJson)
+  const limit = serverMaxPayload(deps.nc) - HEADROOM_BYTES
+  const events = whole.length <= limit ? [{ event, encoded: whole }] : rawParts(event, batch.samples, limit)
+  const subject = subjects.ingest(deps.prefix, 'healthkit', userId)
+  const traceparent = input.traceparent ?? traceparentOf(undefined)
+  // every part at once; the answer only once all of them are stored (a failed part fails the request, and the
+  // client's retry stores what is missing: the parts' ids are deterministic, the stored ones are duplicates)
+  const acks = await Promise.all(events.map((e) => publishEvent(deps.js, { subject, event: e.event, traceparent, encoded: e.encoded })))
+  const first = acks[0] as (typeof acks)[number]
+  return {
+    eventId, stream: first.stream, seq: first.seq, duplicate: acks.every((a) => a.duplicate), parts: events.length,
+    accepted: counts.accepted, ignored: counts.ignored, rejected: counts.rejected,
+  }
+}
+
+/**
+ * A raw batch too large for one message as several raw events of the same batch (docs/architecture.md "Sizes
+ * and limits"): each holds a run of its samples, the batch's other fields, and its place (index, count, offset
+ * of its first sample). Deterministic for a given server limit: a resent batch gives the same parts.
+ */
+export function rawParts(event: Envelope<RawBatch>, samples: readonly unknown[], limit: number): Array<{ event: Envelope<RawBatch>; encoded: Uint8Array }> {
+  const { samples: _all, ...rest } = event.data.payload as { samples: unknown[] }
+  const restJson = JSON.stringify(rest)
+  const shell = encodeEnvelope({ ...event, data: { ...event.data, part: { index: 0, count: 0, offset: 0 }, payload: { ...rest, samples: [] } } })
+  // the part numbers and the id may take a few more characters than the shell's
+  const room = limit - shell.length - 128
+  const runs = jsonParts(samples, Number.MAX_SAFE_INTEGER, room)
+  let offset = 0
+  return runs.map((run, index) => {
+    if (run.bytes > room) {
+      throw new HphError('sample_too_large', `samples[${offset}] takes ${run.bytes} bytes, more than one message of this server holds (${room})`, [
+        { path: `samples[${offset}]`, problem: `larger than ${room} bytes` },
+      ])
+    }
+    const part = { index, count: runs.length, offset }
+    offset += run.items.length
+    const payload = { ...rest, samples: run.items }
+    const e = envelope({ ...event, id: hashUuid(event.id, 'part', index, runs.length), data: { ...event.data, part, payload } })
+    const payloadJson = restJson === '{}' ? `{"samples":${run.json}}` : `${restJson.slice(0, -1)},"samples":${run.json}}`
+    return { event: e, encoded: encodeEnvelopeWithPayload(e, payloadJson) }
   })
-  return { eventId, stream: ack.stream, seq: ack.seq, duplicate: ack.duplicate, accepted: counts.accepted, ignored: counts.ignored, rejected: counts.rejected }
 }

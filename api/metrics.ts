@@ -72,6 +72,14 @@ export function createMetrics(opts: MetricsOptions): Metrics {
     name: 'hph_stage_messages_failed_total', help: 'Messages a stage did not process: poison (dead-lettered) or retried (nak with backoff)',
     labelNames: ['stage', 'outcome'] as const, registers,
   })
+  // a message is a unit of work, a fact is a unit of truth: samples (normalize, samples-writer), rows (insights-writer)
+  const items = new Counter({
+    name: 'hph_stage_items_processed_total', help: 'Facts the acknowledged messages carried: samples for normalize and samples-writer, rows for insights-writer, changes for insights-engine',
+    labelNames: ['stage'] as const, registers,
+  })
+  const bytes = new Counter({
+    name: 'hph_stage_bytes_processed_total', help: 'Bytes of the messages a stage handled', labelNames: ['stage'] as const, registers,
+  })
   const batchSize = new Histogram({
     name: 'hph_stage_batch_size', help: 'Messages per batch a stage handled', labelNames: ['stage'] as const, buckets: SIZE_BUCKETS, registers,
   })
@@ -85,6 +93,8 @@ export function createMetrics(opts: MetricsOptions): Metrics {
   })
   for (const stage of opts.stages ?? []) {
     processed.labels(stage).inc(0)
+    items.labels(stage).inc(0)
+    bytes.labels(stage).inc(0)
     for (const outcome of ['poison', 'retried']) failed.labels(stage, outcome).inc(0)
   }
 
@@ -133,6 +143,8 @@ export function createMetrics(opts: MetricsOptions): Metrics {
     registry,
     onBatch(s) {
       processed.labels(s.stage).inc(s.ok)
+      items.labels(s.stage).inc(s.items)
+      bytes.labels(s.stage).inc(s.bytes)
       failed.labels(s.stage, 'poison').inc(s.poison)
       failed.labels(s.stage, 'retried').inc(s.retried)
       batchSize.labels(s.stage).observe(s.size)

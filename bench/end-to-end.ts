@@ -214,7 +214,7 @@ export async function endToEndBench(): Promise<void> {
         t = performance.now()
         const r = await recomputeUser(deps, userId, days)
         const tEvents = performance.now()
-        events += insightEvents(env.config.HPH_PREFIX, r).length
+        events += insightEvents(env.config.HPH_PREFIX, r, env.config.HPH_EVENT_MAX_BYTES).length
         eventsMs += performance.now() - tEvents
         each.push(performance.now() - t)
       }

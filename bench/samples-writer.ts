@@ -6,10 +6,10 @@ import { createDb } from '../schema/db.ts'
 import { ensurePartitions } from '../schema/partitions.ts'
 import { inTransaction } from '../schema/transaction.ts'
 import { startConsumer, type Delivered } from '../streams/consumer.ts'
-import type { Sample } from '../streams/schemas.ts'
+import type { SampleBatch } from '../streams/schemas.ts'
 import { streamName } from '../streams/subjects.ts'
 import { testEnv } from '../test/helpers/env.ts'
-import { fillSamples, manySamples } from '../test/helpers/samples.ts'
+import { fillSamples, manySamples, sampleEvents } from '../test/helpers/samples.ts'
 import { machine, rate } from './machine.ts'
 
 const N = Number(process.env.BENCH_SAMPLES ?? 200_000)
@@ -29,7 +29,11 @@ export async function samplesWriterBench(): Promise<void> {
     // ceiling: the same one-statement inserts of 1000 rows, no NATS
     const schema = env.config.HPH_DB_SCHEMA
     const writer = samplesWriter({ db, pool, nats: env.nats, prefix: env.config.HPH_PREFIX, schema })
-    const delivered = samples.map((s, i): Delivered<Sample> => ({ event: { specversion: '1.0', id: s.id, type: 'hph.sample.v1', source: 'bench', subject: s.sample.userId, time: '', data: s.sample }, data: s.sample, subject: '', seq: i + 1, deliveries: 1, traceparent: undefined }))
+    // the same rows, one to an event, so that every statement holds exactly 1000 of them
+    const delivered = sampleEvents(env.config.HPH_PREFIX, samples).flatMap((o, i) => {
+      const b = o.event.data as SampleBatch
+      return b.samples.map((s): Delivered<SampleBatch> => ({ event: { ...o.event, data: { ...b, samples: [s] } }, data: { ...b, samples: [s] }, subject: '', seq: i + 1, deliveries: 1, traceparent: undefined }))
+    })
     await ensurePartitions(db, schema, samples.map((s) => s.sample.start))
     t = performance.now()
     for (let i = 0; i < delivered.length; i += 1000) {
@@ -47,9 +51,9 @@ export async function samplesWriterBench(): Promise<void> {
     let finished!: () => void
     const all = new Promise<void>((r) => (finished = r))
     const c = await startConsumer(writer, {
-      nats: env.nats, prefix: env.config.HPH_PREFIX, log: env.log, batchSize: 1000, maxDeliver: 5, shutdownTimeoutMs: 10_000,
+      nats: env.nats, prefix: env.config.HPH_PREFIX, log: env.log, batchSize: 1000, pullMaxBytes: env.config.HPH_PULL_MAX_BYTES, maxDeliver: 5, shutdownTimeoutMs: 10_000,
       onBatch: (s) => {
-        done += s.ok
+        done += s.items
         batches++
         if (done >= samples.length) finished()
       },

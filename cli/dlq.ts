@@ -50,7 +50,8 @@ export async function listDlq(nats: Nats, prefix: string, stage?: string): Promi
 
 /**
  * Sends a dead letter back to its stage: a poison message is republished, bytes and headers as they were,
- * to its original subject; a batch with rejected samples is republished from HPH_INGEST. The republish
+ * to its original subject (read back from its stream when the letter could not carry it); a batch with
+ * rejected samples is republished from HPH_INGEST. The republish
  * gets a new `Nats-Msg-Id` (the original is inside the duplicate window for a day) while the event keeps
  * its id, so what was already done stays done once. The dead letter is removed once JetStream has the copy.
  */
@@ -58,7 +59,8 @@ export async function redrive(nats: Nats, prefix: string, entry: DlqEntry): Prom
   const l = entry.letter
   let data: Uint8Array
   const h = natsHeaders()
-  if (l.kind === 'rejected_samples') {
+  // a letter without the bytes (they did not fit a message) names the original, which stays in its stream
+  if (l.kind === 'rejected_samples' || l.payloadBase64 === '') {
     const original = await nats.jsm.streams.getMessage(l.originalStream, { seq: l.originalSeq })
     if (!original) throw new Error(`dead letter ${entry.id}: ${l.originalStream} no longer holds message ${l.originalSeq}`)
     data = original.data

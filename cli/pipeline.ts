@@ -54,11 +54,11 @@ function handlerFor(stage: PipelineStage, p: Pick<Pipeline, 'config' | 'nats' | 
   const prefix = p.config.HPH_PREFIX
   switch (stage) {
     case 'normalize':
-      return normalizeStage({ nats: p.nats, prefix, maxSamples: p.config.HPH_MAX_SAMPLES, log }) as BatchHandler<never>
+      return normalizeStage({ nats: p.nats, prefix, maxSamples: p.config.HPH_MAX_SAMPLES, eventMaxBytes: p.config.HPH_EVENT_MAX_BYTES, log }) as BatchHandler<never>
     case 'samples-writer':
       return samplesWriter({ db: p.db, pool: p.pool, nats: p.nats, prefix, schema: p.config.HPH_DB_SCHEMA }) as BatchHandler<never>
     case 'insights-engine':
-      return insightsEngine({ pool: p.pool, nats: p.nats, prefix, schema: p.config.HPH_DB_SCHEMA, log }) as BatchHandler<never>
+      return insightsEngine({ pool: p.pool, nats: p.nats, prefix, schema: p.config.HPH_DB_SCHEMA, eventMaxBytes: p.config.HPH_EVENT_MAX_BYTES, log }) as BatchHandler<never>
     case 'insights-writer':
       return insightsWriter({ pool: p.pool, prefix, schema: p.config.HPH_DB_SCHEMA }) as BatchHandler<never>
   }
@@ -124,6 +124,7 @@ export async function startPipeline(config: Config, log: Logger, opts: PipelineO
         prefix: config.HPH_PREFIX,
         log,
         batchSize: config.HPH_BATCH_SIZE,
+        pullMaxBytes: config.HPH_PULL_MAX_BYTES,
         maxDeliver: config.HPH_MAX_DELIVER,
         shutdownTimeoutMs: config.HPH_SHUTDOWN_TIMEOUT_MS,
         onBatch: (s) => {

@@ -87,7 +87,7 @@ async function recompute({ config, log, flags }: CommandContext): Promise<number
   try {
     const bar = progressBar(show, 'users')
     const runId = typeof flags.id === 'string' ? flags.id : new Date().toISOString()
-    const r = await recomputeAll({ runId, pool, nats, prefix: config.HPH_PREFIX, schema: config.HPH_DB_SCHEMA, log, onProgress: (g) => bar.update({ phase: 'recompute', done: g.users, total: g.total }) })
+    const r = await recomputeAll({ runId, pool, nats, prefix: config.HPH_PREFIX, schema: config.HPH_DB_SCHEMA, eventMaxBytes: config.HPH_EVENT_MAX_BYTES, log, onProgress: (g) => bar.update({ phase: 'recompute', done: g.users, total: g.total }) })
     bar.stop()
     // the live insights-writer applies what was published; follow it until it has caught up
     const stream = streamName(config.HPH_PREFIX, 'INSIGHTS')
@@ -110,7 +110,7 @@ async function recompute({ config, log, flags }: CommandContext): Promise<number
     const applied = left === 0
     if (flags.json) process.stdout.write(`${JSON.stringify({ runId, ...r, applied }, null, 2)}\n`)
     else {
-      process.stdout.write(`recomputed ${r.users} user(s) from samples in ${r.seconds.toFixed(1)} s: ${r.events} insight events (${r.tombstones} extra tombstone(s)) published to ${stream}\n`)
+      process.stdout.write(`recomputed ${r.users} user(s) from samples in ${r.seconds.toFixed(1)} s: ${r.rows} rows (${r.tombstones} extra tombstone(s)) in ${r.events} insight events published to ${stream}\n`)
       process.stdout.write(applied
         ? 'the insights-writer has applied them\n'
         : `${left} event(s) not applied yet: the insights-writer is not running or is slow (start \`hph up\` or \`hph worker insights-writer\`); nothing is lost, they wait in ${stream}\n`)

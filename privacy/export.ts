@@ -4,6 +4,7 @@ import { SHADOW_SUFFIX } from '../schema/shadow.ts'
 import type { Nats } from '../streams/connect.ts'
 import { decodeJson } from '../streams/envelope.ts'
 import { STREAM_KEYS, streamName, subjects } from '../streams/subjects.ts'
+import { upcastStored } from '../streams/upcast.ts'
 import { userMessages } from './messages.ts'
 import { userTables, type UserTable } from './tables.ts'
 
@@ -32,7 +33,8 @@ async function* streamMessages(nats: Nats, stream: string, filter: string): Asyn
   for await (const m of userMessages(nats, stream, filter, { withData: true })) {
     let event: unknown
     try {
-      event = decodeJson(m.data)
+      // an event of an old version is shown as the version it is read as today (a one-sample hph.sample.v2 …)
+      event = upcastStored(decodeJson(m.data))
     } catch {
       // not JSON (a poison message kept in the DLQ): exported as it is, base64
       event = { base64: Buffer.from(m.data).toString('base64') }

@@ -8,7 +8,7 @@ import { createShadow, dropShadows, SHADOW_SUFFIX, shadowName, swapShadows } fro
 import type { Nats } from '../streams/connect.ts'
 import type { Delivered } from '../streams/consumer.ts'
 import { decodeJson, type Envelope } from '../streams/envelope.ts'
-import type { Insight, Sample } from '../streams/schemas.ts'
+import type { InsightBatch, SampleBatch } from '../streams/schemas.ts'
 import { streamName, type StreamKey } from '../streams/subjects.ts'
 import { CONSUMERS, type StageName } from '../streams/topology.ts'
 import { INSIGHT_PROJECTION_TABLES, InsightEvent, writeInsights } from './insights/writer.ts'
@@ -57,7 +57,7 @@ interface WriteDeps {
   schema: string
 }
 
-const SPECS: { samples: ProjectionSpec<Sample>; insights: ProjectionSpec<Insight> } = {
+const SPECS: { samples: ProjectionSpec<SampleBatch>; insights: ProjectionSpec<InsightBatch> } = {
   samples: {
     stream: 'SAMPLES',
     liveStage: 'samples-writer',

@@ -7,6 +7,7 @@ import { decodeJson, envelope, type Envelope } from './envelope.ts'
 import type { Nats } from './connect.ts'
 import { hashHex } from './ids.ts'
 import { publishEvent } from './publish.ts'
+import { HEADROOM_BYTES, serverMaxPayload } from './sizing.ts'
 import { DLQ_TYPE, type DeadLetter } from './schemas.ts'
 import { streamName, subjects, safeToken, userOfSubject } from './subjects.ts'
 import { CONSUMERS, type StageName } from './topology.ts'
@@ -39,13 +40,20 @@ export interface BatchHandler<T> {
    * previous transaction commits; only for handlers whose effects commute (idempotent inserts, version guards).
    */
   concurrency?: number
+  /** How many facts (samples, rows) one message carries, for the metrics; 1 when not given. */
+  itemsOf?(data: T): number
   /** Makes the batch's effect durable (one transaction, acknowledged publishes). Never acks. */
   handle(batch: Delivered<T>[]): Promise<void | { poison: Poison[] }>
 }
 
 export interface BatchStats {
   stage: StageName
+  /** messages */
   size: number
+  /** bytes of the messages */
+  bytes: number
+  /** facts the handled messages carried (samples, rows): itemsOf summed */
+  items: number
   ok: number
   poison: number
   retried: number
@@ -56,7 +64,10 @@ export interface ConsumerOptions {
   nats: Nats
   prefix: string
   log: Logger
+  /** at most this many messages a batch */
   batchSize: number
+  /** HPH_PULL_MAX_BYTES: at most this many bytes a pull, and a batch (a single larger message is a batch alone) */
+  pullMaxBytes: number
   maxDeliver: number
   shutdownTimeoutMs: number
   onBatch?: (s: BatchStats) => void
@@ -90,16 +101,19 @@ export async function startConsumer<T>(handler: BatchHandler<T>, opts: ConsumerO
   let stopping = false
   /** the shutdown deadline passed with batches in hand: they were given back, nothing of them is acked any more */
   let abandoned = false
-  const messages: ConsumerMessages = await consumer.consume({
-    max_messages: opts.batchSize,
-    // the server's max_ack_pending bounds what can pile up here; the callback only queues
-    callback: (m) => {
-      queue.push(m)
-      wake?.()
-    },
-  })
+  // the server's max_ack_pending bounds what can pile up here; the callback only queues. Stages of large
+  // messages pull by bytes (nats.js takes either bound, not both); the batch below is cut by both.
+  const callback = (m: JsMsg) => {
+    queue.push(m)
+    wake?.()
+  }
+  const messages: ConsumerMessages = await consumer.consume(
+    spec.pullBy === 'bytes' ? { max_bytes: opts.pullMaxBytes, callback } : { max_messages: opts.batchSize, callback },
+  )
 
   const nakAll = (msgs: readonly JsMsg[], delay?: number) => msgs.forEach((m) => m.nak(delay))
+  /** base64 takes 4/3 of the bytes; the letter's other fields stay well inside the headroom */
+  const fitsDeadLetter = (bytes: number) => Math.ceil(bytes / 3) * 4 <= serverMaxPayload(opts.nats.nc) - HEADROOM_BYTES * 4
 
   async function deadLetter(m: JsMsg, reason: string, error: unknown): Promise<void> {
     const details = error instanceof HphError ? error.details : []
@@ -113,7 +127,8 @@ export async function startConsumer<T>(handler: BatchHandler<T>, opts: ConsumerO
       originalSeq: m.seq,
       deliveries: m.info.deliveryCount,
       firstSeen: new Date(m.info.timestampNanos / 1e6).toISOString(),
-      payloadBase64: Buffer.from(m.data).toString('base64'),
+      // docs/architecture.md "Sizes and limits": the bytes only when they fit a message; else the stream and sequence name them
+      payloadBase64: fitsDeadLetter(m.data.length) ? Buffer.from(m.data).toString('base64') : '',
       headers: m.headers ? Object.fromEntries([...m.headers.keys()].map((k) => [k, m.headers?.values(k) ?? []])) : {},
     }
     const user = safeToken(userOfSubject(m.subject))
@@ -146,10 +161,11 @@ export async function startConsumer<T>(handler: BatchHandler<T>, opts: ConsumerO
   }
 
   /** Runs the handler on the batch; returns what to ack, what is poison, what to retry. */
-  async function process(msgs: JsMsg[]): Promise<{ ok: number; poison: number; retried: number }> {
+  async function process(msgs: JsMsg[]): Promise<{ ok: number; poison: number; retried: number; items: number }> {
     const good: JsMsg[] = []
     const items: Delivered<T>[] = []
     let poison = 0
+    let facts = 0
     for (const m of msgs) {
       const d = decode(m)
       if (d instanceof Error) {
@@ -158,41 +174,43 @@ export async function startConsumer<T>(handler: BatchHandler<T>, opts: ConsumerO
       } else {
         good.push(m)
         items.push(d)
+        facts += handler.itemsOf?.(d.data) ?? 1
       }
     }
-    if (items.length === 0) return { ok: 0, poison, retried: 0 }
+    if (items.length === 0) return { ok: 0, poison, retried: 0, items: 0 }
     try {
       const r = await handler.handle(items)
       // given back at the shutdown deadline: its transaction may have committed or not, the redelivery decides
-      if (abandoned) return { ok: 0, poison, retried: good.length }
+      if (abandoned) return { ok: 0, poison, retried: good.length, items: 0 }
       const bad = new Map((r?.poison ?? []).map((p) => [p.index, p.error]))
       for (const [i, m] of good.entries()) {
         const err = bad.get(i)
         if (err) await deadLetter(m, err.message, err)
         else m.ack()
       }
-      return { ok: good.length - bad.size, poison: poison + bad.size, retried: 0 }
+      return { ok: good.length - bad.size, poison: poison + bad.size, retried: 0, items: facts }
     } catch (err) {
-      if (abandoned) return { ok: 0, poison, retried: good.length }
+      if (abandoned) return { ok: 0, poison, retried: good.length, items: 0 }
       if (isTransient(err) || good.length === 1) {
         const m = good[0] as JsMsg
         if (!isTransient(err) && m.info.deliveryCount >= opts.maxDeliver) {
           await deadLetter(m, `failed ${m.info.deliveryCount} times: ${(err as Error).message}`, err)
-          return { ok: 0, poison: poison + 1, retried: 0 }
+          return { ok: 0, poison: poison + 1, retried: 0, items: 0 }
         }
         const delay = backoffMs(Math.max(...good.map((g) => g.info.deliveryCount)))
         log.warn({ err, size: good.length, delayMs: delay, transient: isTransient(err) }, 'batch failed; will retry')
         nakAll(good, delay)
-        return { ok: 0, poison, retried: good.length }
+        return { ok: 0, poison, retried: good.length, items: 0 }
       }
       // a permanent failure of a multi-message batch: find the culprit by handling each alone
       log.warn({ err, size: good.length }, 'batch failed; isolating messages')
-      const acc = { ok: 0, poison, retried: 0 }
+      const acc = { ok: 0, poison, retried: 0, items: 0 }
       for (const m of good) {
         const r = await process([m])
         acc.ok += r.ok
         acc.poison += r.poison
         acc.retried += r.retried
+        acc.items += r.items
       }
       return acc
     }
@@ -211,7 +229,7 @@ export async function startConsumer<T>(handler: BatchHandler<T>, opts: ConsumerO
     inHand.add(batch)
     try {
       const r = await process(batch)
-      opts.onBatch?.({ stage: handler.stage, size: batch.length, ...r, ms: performance.now() - t0 })
+      opts.onBatch?.({ stage: handler.stage, size: batch.length, bytes: batch.reduce((n, m) => n + m.data.length, 0), ...r, ms: performance.now() - t0 })
     } catch (err) {
       // publishing to the DLQ failed (NATS away): nothing was acked, so retry later
       log.error({ err, size: batch.length }, 'batch could not be settled; will retry')
@@ -221,13 +239,26 @@ export async function startConsumer<T>(handler: BatchHandler<T>, opts: ConsumerO
     }
   }
 
+  /** The queue's head: at most batchSize messages and pullMaxBytes bytes, at least one message. */
+  function nextBatch(): JsMsg[] {
+    let n = 0
+    let bytes = 0
+    while (n < queue.length && n < opts.batchSize) {
+      const size = (queue[n] as JsMsg).data.length
+      if (n > 0 && bytes + size > opts.pullMaxBytes) break
+      bytes += size
+      n++
+    }
+    return queue.splice(0, n)
+  }
+
   const concurrency = Math.max(1, handler.concurrency ?? 1)
   const done = (async () => {
     const inflight = new Set<Promise<void>>()
     while (!stopping) {
       await waitForMessages()
       if (stopping) break
-      const running = settle(queue.splice(0, opts.batchSize)).finally(() => inflight.delete(running))
+      const running = settle(nextBatch()).finally(() => inflight.delete(running))
       inflight.add(running)
       if (inflight.size >= concurrency) await Promise.race(inflight)
     }

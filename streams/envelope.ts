@@ -27,21 +27,61 @@ export function encodeEnvelope(e: Envelope): Uint8Array {
   return encoder.encode(JSON.stringify(e))
 }
 
-/** Stands for the payload while the rest of the event is stringified; JSON writes it as `"\u0000payload\u0000"`. */
-const PAYLOAD_MARK = '\u0000payload\u0000'
-const QUOTED_MARK = JSON.stringify(PAYLOAD_MARK)
+/** Stands for a field's value while the rest of the event is stringified; JSON writes it as `"\u0000field\u0000"`. */
+const FIELD_MARK = '\u0000field\u0000'
+const QUOTED_MARK = JSON.stringify(FIELD_MARK)
 
 /**
- * encodeEnvelope for an event whose `data.payload` the caller already holds as JSON text (an export batch: a
- * few hundred kB of samples), written in place instead of being parsed and stringified again. `payloadJson`
- * must be what JSON.stringify writes of the payload; the bytes are then encodeEnvelope's.
+ * encodeEnvelope for an event whose `data[field]` the caller already holds as JSON text (an export batch's
+ * samples, a sample event's samples), written in place instead of being stringified again. `fieldJson` must
+ * be what JSON.stringify writes of that value; the bytes are then encodeEnvelope's.
  */
-export function encodeEnvelopeWithPayload(e: Envelope<Record<string, unknown>>, payloadJson: string): Uint8Array {
-  const text = JSON.stringify({ ...e, data: { ...e.data, payload: PAYLOAD_MARK } })
+export function encodeEnvelopeWithField(e: Envelope<Record<string, unknown>>, field: string, fieldJson: string): Uint8Array {
+  const text = JSON.stringify({ ...e, data: { ...e.data, [field]: FIELD_MARK } })
   const at = text.indexOf(QUOTED_MARK)
   // the mark anywhere else (a field holding it) and the splice could land there: stringify it all instead
-  if (at < 0 || text.includes(QUOTED_MARK, at + 1)) return encodeEnvelope({ ...e, data: { ...e.data, payload: JSON.parse(payloadJson) as unknown } })
-  return encoder.encode(text.slice(0, at) + payloadJson + text.slice(at + QUOTED_MARK.length))
+  if (at < 0 || text.includes(QUOTED_MARK, at + 1)) return encodeEnvelope({ ...e, data: { ...e.data, [field]: JSON.parse(fieldJson) as unknown } })
+  return encoder.encode(text.slice(0, at) + fieldJson + text.slice(at + QUOTED_MARK.length))
+}
+
+/** encodeEnvelopeWithField for a raw batch's `payload`. */
+export function encodeEnvelopeWithPayload(e: Envelope<Record<string, unknown>>, payloadJson: string): Uint8Array {
+  return encodeEnvelopeWithField(e, 'payload', payloadJson)
+}
+
+/** Items cut into parts by count and bytes, each part with its JSON array text made once. */
+export interface JsonPart<I> {
+  items: I[]
+  /** `JSON.stringify(items)` */
+  json: string
+  bytes: number
+}
+
+/**
+ * Cuts items, in order, into parts of at most `maxItems` whose JSON array takes at most `maxBytes`; each
+ * item is stringified once. An item larger than `maxBytes` alone is a part of its own (the caller decides).
+ */
+export function jsonParts<I>(items: readonly I[], maxItems: number, maxBytes: number): JsonPart<I>[] {
+  const parts: JsonPart<I>[] = []
+  let run: I[] = []
+  let texts: string[] = []
+  let bytes = 2
+  const flush = () => {
+    parts.push({ items: run, json: `[${texts.join(',')}]`, bytes })
+    run = []
+    texts = []
+    bytes = 2
+  }
+  for (const item of items) {
+    const text = JSON.stringify(item)
+    const size = Buffer.byteLength(text) + 1
+    if (run.length > 0 && (run.length >= maxItems || bytes + size > maxBytes)) flush()
+    run.push(item)
+    texts.push(text)
+    bytes += size
+  }
+  if (run.length > 0) flush()
+  return parts
 }
 
 export function decodeJson(bytes: Uint8Array): unknown {

@@ -38,9 +38,50 @@ export const Sample = z
     message: 'a sleep sample has a stage and no value; every other sample has a value and no stage',
   })
 export type Sample = z.infer<typeof Sample>
-export const SAMPLE_TYPE = 'hph.sample.v1'
+/** The type of one-sample events, read through an upcaster (streams/upcast.ts); nothing publishes it any more. */
+export const SAMPLE_V1_TYPE = 'hph.sample.v1'
 /** What the insights read of a canonical sample (spec/insights.md never looks at sources or ids). */
 export type SampleFacts = Pick<Sample, 'metric' | 'start' | 'end' | 'utcOffsetMinutes' | 'value' | 'stage'>
+
+const SAMPLE_ID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i
+
+/** One canonical sample inside an `hph.sample.v2` event: the user, metric and ingest id are the event's. */
+export const SampleItem = z.object({
+  id: z.string().regex(SAMPLE_ID, 'a sample id is a uuid'),
+  start: z.string().datetime({ offset: true }),
+  end: z.string().datetime({ offset: true }),
+  utcOffsetMinutes: z.number().int().min(-840).max(840),
+  value: z.number().finite().optional(),
+  stage: SleepStage.optional(),
+  source: SampleSource,
+  externalId: z.string().max(256).optional(),
+})
+export type SampleItem = z.infer<typeof SampleItem>
+
+/** At most this many samples in one `hph.sample.v2` event (docs/architecture.md "Batches"). */
+export const MAX_SAMPLES_PER_EVENT = 1000
+
+/**
+ * `hph.sample.v2`: the canonical samples of one raw batch, one user and one metric (docs/architecture.md
+ * "Batches"). Each sample keeps its own id; the event is only the unit of work.
+ */
+export const SampleBatch = z
+  .object({
+    userId: UserId,
+    metric: Metric,
+    ingestId: z.string().min(1),
+    samples: z.array(SampleItem).min(1),
+  })
+  .superRefine((b, ctx) => {
+    const sleep = b.metric === 'sleep_stage'
+    b.samples.forEach((s, i) => {
+      if (sleep !== (s.stage !== undefined) || sleep !== (s.value === undefined)) {
+        ctx.addIssue({ code: 'custom', path: ['samples', i], message: 'a sleep sample has a stage and no value; every other sample has a value and no stage' })
+      }
+    })
+  })
+export type SampleBatch = z.infer<typeof SampleBatch>
+export const SAMPLE_TYPE = 'hph.sample.v2'
 
 /**
  * `hph.ingest.v1`: a raw batch exactly as received (`payload` is the parsed request body;
@@ -50,6 +91,8 @@ export const RawBatch = z.object({
   userId: UserId,
   receivedAt: z.string().datetime({ offset: true }),
   batchId: z.string().max(128).optional(),
+  /** a batch too large for one message is stored as parts (docs/architecture.md "Sizes and limits"): this one's place */
+  part: z.object({ index: z.number().int().nonnegative(), count: z.number().int().positive(), offset: z.number().int().nonnegative() }).optional(),
   payload: z.unknown(),
 })
 export type RawBatch = z.infer<typeof RawBatch>
@@ -119,9 +162,9 @@ export type InsightKind = keyof typeof InsightRows
 export const INSIGHT_KINDS = Object.keys(InsightRows) as InsightKind[]
 export type InsightRow<K extends InsightKind> = z.infer<(typeof InsightRows)[K]>
 
-const insightOf = <K extends InsightKind>(kind: K) =>
+/** One row of an insight event, without its user (the event's). */
+const insightRowOf = <K extends InsightKind>(kind: K) =>
   z.object({
-    userId: UserId,
     kind: z.literal(kind),
     /** the row's key inside the user: the day, `day|metric` for hrv_daily, '' for the current baseline and CPT */
     key: z.string(),
@@ -134,11 +177,45 @@ const insightOf = <K extends InsightKind>(kind: K) =>
     recompute: z.enum(['incremental', 'full']).optional(),
   })
 
+const insightOf = <K extends InsightKind>(kind: K) => insightRowOf(kind).extend({ userId: UserId })
+
+/** `hph.insight.v1`: one derived row of one user, read through an upcaster (streams/upcast.ts). */
 export const Insight = z.discriminatedUnion('kind', [
   insightOf('hrv_daily'), insightOf('sleep_daily'), insightOf('baseline_history'), insightOf('readiness_daily'), insightOf('baseline'), insightOf('cpt'),
 ])
 export type Insight = z.infer<typeof Insight>
-export const INSIGHT_TYPE = 'hph.insight.v1'
+export const INSIGHT_V1_TYPE = 'hph.insight.v1'
+
+export const InsightEntry = z.discriminatedUnion('kind', [
+  insightRowOf('hrv_daily'), insightRowOf('sleep_daily'), insightRowOf('baseline_history'), insightRowOf('readiness_daily'), insightRowOf('baseline'), insightRowOf('cpt'),
+])
+export type InsightEntry = z.infer<typeof InsightEntry>
+
+/** The groups of `hph.insight.v2`: which row kinds each carries (docs/architecture.md "Batches"). */
+export const INSIGHT_GROUPS = {
+  daily: ['hrv_daily', 'sleep_daily', 'baseline_history', 'readiness_daily'],
+  baseline: ['baseline'],
+  cpt: ['cpt'],
+} as const satisfies Record<string, readonly InsightKind[]>
+export type InsightGroup = keyof typeof INSIGHT_GROUPS
+export const InsightGroupName = z.enum(['daily', 'baseline', 'cpt'])
+export function groupOf(kind: InsightKind): InsightGroup {
+  return kind === 'baseline' ? 'baseline' : kind === 'cpt' ? 'cpt' : 'daily'
+}
+
+/**
+ * `hph.insight.v2`: the rows of one recompute of one user of one group, each with its own data version
+ * (the writer's guard works row by row), in the order the writer applies them.
+ */
+export const InsightBatch = z
+  .object({ userId: UserId, group: InsightGroupName, rows: z.array(InsightEntry).min(1) })
+  .superRefine((b, ctx) => {
+    b.rows.forEach((r, i) => {
+      if (groupOf(r.kind) !== b.group) ctx.addIssue({ code: 'custom', path: ['rows', i, 'kind'], message: `a ${r.kind} row does not belong in a ${b.group} event` })
+    })
+  })
+export type InsightBatch = z.infer<typeof InsightBatch>
+export const INSIGHT_TYPE = 'hph.insight.v2'
 
 /**
  * `hph.audit.v1` (DESIGN.md §2, HPH_AUDIT): who did what to whose data, when, in which request, and how it

@@ -17,9 +17,15 @@ export function streamSubjects(prefix: string, key: StreamKey): string {
 
 export const subjects = {
   ingest: (prefix: string, source: string, userId: string) => `${prefix}.ingest.v1.${source}.${userId}`,
-  sample: (prefix: string, metric: Metric, userId: string) => `${prefix}.samples.v1.${metric}.${userId}`,
+  sample: (prefix: string, metric: Metric, userId: string) => `${prefix}.samples.v2.${metric}.${userId}`,
   changes: (prefix: string, userId: string) => `${prefix}.changes.v1.days.${userId}`,
-  insight: (prefix: string, kind: string, userId: string) => `${prefix}.insights.v1.${kind}.${userId}`,
+  /** `group`: daily, baseline or cpt (an `hph.insight.v2` event) */
+  insight: (prefix: string, group: string, userId: string) => `${prefix}.insights.v2.${group}.${userId}`,
+  /** Where the code before `.v2` published (fixtures that write a stream as it used to be written). */
+  legacy: {
+    sample: (prefix: string, metric: Metric, userId: string) => `${prefix}.samples.v1.${metric}.${userId}`,
+    insight: (prefix: string, kind: string, userId: string) => `${prefix}.insights.v1.${kind}.${userId}`,
+  },
   dlq: (prefix: string, stage: string, userId: string) => `${prefix}.dlq.${stage}.${userId}`,
   /** `<prefix>.audit.v1.<action>.<userId>`: the user whose data was touched is the last token, like everywhere */
   audit: (prefix: string, action: string, userToken: string) => `${prefix}.audit.v1.${action}.${userToken}`,

@@ -67,7 +67,7 @@ export function healthkitExportRoutes(app: FastifyInstance, deps: HealthkitExpor
       let result
       try {
         result = await importExport(
-          { ingest: { js: deps.nats.js, prefix: deps.prefix, maxSamples: deps.maxSamples }, batchSize: deps.batchSize, inFlight: deps.inFlight, source: 'api', traceparent: traceparentOf(req.headers.traceparent) },
+          { ingest: { js: deps.nats.js, nc: deps.nats.nc, prefix: deps.prefix, maxSamples: deps.maxSamples }, batchSize: deps.batchSize, inFlight: deps.inFlight, source: 'api', traceparent: traceparentOf(req.headers.traceparent) },
           { userId, format, input: limited(req.body as Readable, deps.maxBytes) },
         )
       } finally {

@@ -45,7 +45,7 @@ export function samplesRoutes(app: FastifyInstance, deps: SamplesRouteDeps): voi
     // authenticated and authorised for this user by the access hook (api/access.ts)
     const userId = checkUserId(req.params.userId)
     const r = await ingestRawBatch(
-      { js: deps.nats.js, prefix: deps.prefix, maxSamples: deps.maxSamples },
+      { js: deps.nats.js, nc: deps.nats.nc, prefix: deps.prefix, maxSamples: deps.maxSamples },
       { userId, payload: req.body, bodyHash: req.rawBodyHash ?? '', receivedAt: new Date(), source: 'api', traceparent: traceparentOf(req.headers.traceparent) },
     )
     return reply.status(r.duplicate ? 200 : 202).send({
@@ -53,6 +53,7 @@ export function samplesRoutes(app: FastifyInstance, deps: SamplesRouteDeps): voi
       stream: r.stream,
       seq: r.seq,
       duplicate: r.duplicate,
+      ...(r.parts > 1 ? { parts: r.parts } : {}),
       accepted: r.accepted,
       ignored: r.ignored,
       rejected: r.rejected,

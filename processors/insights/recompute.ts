@@ -3,18 +3,16 @@ import type { Logger } from '../../log.ts'
 import { INSIGHT_TABLES } from '../../projections/insights/tables.ts'
 import { identifier } from '../../schema/db.ts'
 import type { Nats } from '../../streams/connect.ts'
-import { envelope } from '../../streams/envelope.ts'
-import { hashHex } from '../../streams/ids.ts'
 import { publishAll } from '../../streams/publish.ts'
-import { INSIGHT_TYPE, type Insight, type InsightKind } from '../../streams/schemas.ts'
-import { subjects } from '../../streams/subjects.ts'
+import type { InsightEntry, InsightKind } from '../../streams/schemas.ts'
+import { eventByteLimit } from '../../streams/sizing.ts'
 import { computeInsights } from './compute.ts'
 import type { HrvMetric } from './defaults.ts'
 import { loadUserSamples, rememberMetricSql } from './load.ts'
-import { insightEvents, type Recomputation } from './stage.ts'
+import { insightEventsOf, insightRows, type Recomputation } from './stage.ts'
 import { affectedRange } from './touched.ts'
 
-// `hph rebuild insights --recompute` (issue 4): every user's insights re-derived from `samples` — after an
+// `hph rebuild insights --recompute` (docs/operating.md): every user's insights re-derived from `samples` — after an
 // algorithm change, when replaying HPH_INSIGHTS would only give back the old numbers. Each user's whole
 // history is computed as the engine computes it and published to HPH_INSIGHTS as a full recomputation;
 // rows the new computation no longer produces get tombstones. The live insights-writer applies them in
@@ -34,6 +32,8 @@ export interface RecomputeOptions {
   prefix: string
   schema: string
   log: Logger
+  /** HPH_EVENT_MAX_BYTES */
+  eventMaxBytes: number
   /** users recomputed at once */
   concurrency?: number
   onProgress?: (p: { users: number; total: number; events: number }) => void
@@ -42,6 +42,8 @@ export interface RecomputeOptions {
 export interface RecomputeResult {
   users: number
   events: number
+  /** rows and tombstones those events carry */
+  rows: number
   tombstones: number
   seconds: number
 }
@@ -56,9 +58,9 @@ async function existingKeys(pool: pg.Pool, schema: string, userId: string): Prom
 }
 
 /** One user's whole history, computed and published; returns the number of events and tombstones. */
-export async function recomputeWholeUser(opts: Pick<RecomputeOptions, 'runId' | 'pool' | 'nats' | 'prefix' | 'schema'>, userId: string): Promise<{ events: number; tombstones: number }> {
+export async function recomputeWholeUser(opts: Pick<RecomputeOptions, 'runId' | 'pool' | 'nats' | 'prefix' | 'schema' | 'eventMaxBytes'>, userId: string): Promise<{ events: number; tombstones: number; rows: number }> {
   const all = await loadUserSamples(opts.pool, opts.schema, userId, new Date(0))
-  if (all.count === 0) return { events: 0, tombstones: 0 }
+  if (all.count === 0) return { events: 0, tombstones: 0, rows: 0 }
   const metric: HrvMetric = all.hasSdnn ? 'sdnn' : 'rmssd'
   const rows = computeInsights(all.samples, { metric })
   const days = [...rows.sleepDaily, ...rows.hrvDaily].map((r) => r.day)
@@ -66,24 +68,21 @@ export async function recomputeWholeUser(opts: Pick<RecomputeOptions, 'runId' | 
     userId, rows, range: affectedRange(days.length ? days : [all.samples[0]?.sample.start.slice(0, 10) ?? '1970-01-01']), dataVersion: all.maxSeq, dataCount: all.count,
     recompute: 'full', everyDay: true, metric, has: { sdnn: all.hasSdnn, rmssd: all.hasRmssd, sleep: all.hasSleep }, storedMetric: all.storedMetric,
   }
-  const events = insightEvents(opts.prefix, r).map((e) => ({ ...e, event: { ...e.event, id: hashHex('recompute', opts.runId, e.event.id) } }))
+  const entries = insightRows(r)
   // rows the new computation does not produce: gone, at the version of what was read (never older than theirs)
-  const produced = new Set(events.map((e) => `${(e.event.data as Insight).kind}|${(e.event.data as Insight).key}`))
+  const produced = new Set(entries.map((e) => `${e.kind}|${e.key}`))
   let tombstones = 0
   for (const x of await existingKeys(opts.pool, opts.schema, userId)) {
     if (produced.has(`${x.kind}|${x.key}`)) continue
     const version = Math.max(r.dataVersion, x.version)
     const count = version === x.version ? Math.max(r.dataCount, x.count) : r.dataCount
-    const data: Insight = { userId, kind: x.kind, key: x.key, dataVersion: version, dataCount: count, row: null, recompute: 'full' }
-    events.push({
-      subject: subjects.insight(opts.prefix, x.kind, userId),
-      event: envelope({ id: hashHex('recompute', opts.runId, 'tombstone', userId, x.kind, x.key, version, count), type: INSIGHT_TYPE, source: 'recompute', subject: userId, data }),
-    })
+    entries.push({ kind: x.kind, key: x.key, dataVersion: version, dataCount: count, row: null, recompute: 'full' } as InsightEntry)
     tombstones++
   }
+  const events = insightEventsOf(opts.prefix, userId, entries, eventByteLimit(opts.nats.nc, opts.eventMaxBytes), `recompute:${opts.runId}`)
   await publishAll(opts.nats.js, events)
   if (all.storedMetric !== metric) await opts.pool.query(rememberMetricSql(opts.schema), [userId, metric])
-  return { events: events.length, tombstones }
+  return { events: events.length, tombstones, rows: entries.length }
 }
 
 /** Every user with samples, recomputed in full (see the top). */
@@ -92,6 +91,7 @@ export async function recomputeAll(opts: RecomputeOptions): Promise<RecomputeRes
   const users = (await opts.pool.query<{ user_id: string }>(`select distinct user_id from "${identifier(opts.schema)}".samples order by 1`)).rows.map((r) => r.user_id)
   let done = 0
   let events = 0
+  let rows = 0
   let tombstones = 0
   let next = 0
   const lane = async () => {
@@ -100,12 +100,13 @@ export async function recomputeAll(opts: RecomputeOptions): Promise<RecomputeRes
       const r = await recomputeWholeUser(opts, userId)
       done++
       events += r.events
+      rows += r.rows
       tombstones += r.tombstones
       opts.onProgress?.({ users: done, total: users.length, events })
     }
   }
   await Promise.all(Array.from({ length: Math.min(opts.concurrency ?? 2, users.length) }, lane))
-  const result = { users: users.length, events, tombstones, seconds: (performance.now() - t0) / 1000 }
+  const result = { users: users.length, events, rows, tombstones, seconds: (performance.now() - t0) / 1000 }
   opts.log.info(result, 'insights recomputed from samples and published')
   return result
 }

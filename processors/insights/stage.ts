@@ -2,10 +2,11 @@ import type pg from 'pg'
 import type { Logger } from '../../log.ts'
 import type { Nats } from '../../streams/connect.ts'
 import type { BatchHandler } from '../../streams/consumer.ts'
-import { envelope, typedEnvelope } from '../../streams/envelope.ts'
+import { encodeEnvelopeWithField, envelope, jsonParts, typedEnvelope } from '../../streams/envelope.ts'
 import { hashHex } from '../../streams/ids.ts'
 import { publishAll, type Outgoing } from '../../streams/publish.ts'
-import { CHANGES_TYPE, DaysChanged, INSIGHT_TYPE, type Insight, type InsightKind } from '../../streams/schemas.ts'
+import { CHANGES_TYPE, DaysChanged, groupOf, INSIGHT_TYPE, type InsightBatch, type InsightEntry, type InsightGroup, type InsightKind } from '../../streams/schemas.ts'
+import { eventByteLimit } from '../../streams/sizing.ts'
 import { subjects } from '../../streams/subjects.ts'
 import { keyOf } from '../../projections/insights/tables.ts'
 import { computeInsights, type InsightRowSet } from './compute.ts'
@@ -22,6 +23,8 @@ export interface InsightsEngineDeps {
   prefix: string
   schema: string
   log: Logger
+  /** HPH_EVENT_MAX_BYTES: an event's bound, lowered to the server's max_payload */
+  eventMaxBytes: number
   /** users recomputed at once within a pull (each holds one pooled connection while it loads) */
   userConcurrency?: number
 }
@@ -52,22 +55,39 @@ export interface Recomputation {
   storedMetric: string | undefined
 }
 
+/** An insight event's own fields, bounded well above what a user id and a group take. */
+const EVENT_OVERHEAD_BYTES = 1024
+const GROUPS: readonly InsightGroup[] = ['daily', 'baseline', 'cpt']
+
 /**
- * The events of one recomputation (spec/insights.md §6): daily rows of the touched days ±1, baselines
- * and readiness of the derived range, tombstones for rows of those days that are gone, and the current
- * baseline and CPT (the "baseline updated" notification, `<prefix>.insights.v1.baseline.<userId>`).
+ * Rows of one user as `hph.insight.v2` events (docs/architecture.md "Batches"): one event a group (daily,
+ * baseline, cpt), cut into parts under `maxBytes`. The id is a hash of the user, the group and the content
+ * (every row's version included): a row that comes back after a tombstone is never dropped as a duplicate.
+ * `salt` sets apart the events of a run that must not be taken for the engine's (a full recompute).
  */
-export function insightEvents(prefix: string, r: Recomputation): Outgoing[] {
-  const { userId, rows, range, dataVersion, dataCount, recompute } = r
+export function insightEventsOf(prefix: string, userId: string, entries: readonly InsightEntry[], maxBytes: number, salt = ''): Outgoing[] {
   const out: Outgoing[] = []
+  for (const group of GROUPS) {
+    const rows = entries.filter((e) => groupOf(e.kind) === group)
+    for (const part of jsonParts(rows, Number.MAX_SAFE_INTEGER, maxBytes - EVENT_OVERHEAD_BYTES)) {
+      const data: InsightBatch = { userId, group, rows: part.items }
+      const event = envelope({ id: hashHex('insights', salt, userId, group, part.json), type: INSIGHT_TYPE, source: 'insights-engine', subject: userId, data })
+      out.push({ subject: subjects.insight(prefix, group, userId), event, encoded: encodeEnvelopeWithField(event, 'rows', part.json) })
+    }
+  }
+  return out
+}
+
+/**
+ * The rows of one recomputation (spec/insights.md §6): daily rows of the touched days ±1, baselines
+ * and readiness of the derived range, tombstones (`row: null`) for rows of those days that are gone, and
+ * the current baseline and CPT (the "baseline updated" notification the CPT is recomputed from).
+ */
+export function insightRows(r: Recomputation): InsightEntry[] {
+  const { rows, range, dataVersion, dataCount, recompute } = r
+  const out: InsightEntry[] = []
   const add = (kind: InsightKind, key: string, row: Record<string, unknown> | null) => {
-    const data = { userId, kind, key, dataVersion, dataCount, row, recompute } as Insight
-    out.push({
-      subject: subjects.insight(prefix, kind, userId),
-      // DESIGN.md §4: a hash of (user, kind, day, content); the version is content too, so a row that
-      // comes back after a tombstone is never dropped as a duplicate of its earlier self
-      event: envelope({ id: hashHex('insight', userId, kind, key, dataVersion, dataCount, JSON.stringify(row)), type: INSIGHT_TYPE, source: 'insights-engine', subject: userId, data }),
-    })
+    out.push({ kind, key, dataVersion, dataCount, row, recompute } as InsightEntry)
   }
   const inDaily = (day: string) => r.everyDay || range.daily.has(day)
   const inDerived = (day: string) => r.everyDay || (day >= range.derivedFrom && day <= range.derivedTo)
@@ -99,6 +119,11 @@ export function insightEvents(prefix: string, r: Recomputation): Outgoing[] {
   add('baseline', '', rows.userBaseline ?? null)
   add('cpt', '', rows.userCpt ?? null)
   return out
+}
+
+/** The events of one recomputation: its rows in a few `hph.insight.v2` events. */
+export function insightEvents(prefix: string, r: Recomputation, maxBytes: number): Outgoing[] {
+  return insightEventsOf(prefix, r.userId, insightRows(r), maxBytes)
 }
 
 /** One user's recomputation for a set of touched days: one query, then the pure modules. */
@@ -136,7 +161,7 @@ async function eachLimited<T>(items: readonly T[], limit: number, work: (item: T
 }
 
 /**
- * insights-engine (DESIGN.md §5): coalesces a pull's changes per user, recomputes each user once from
+ * insights-engine (docs/architecture.md "Stages"): coalesces a pull's changes per user, recomputes each user once from
  * PostgreSQL with the pure modules, publishes every insight, and lets the runtime ack only once
  * JetStream has acknowledged all of them.
  */
@@ -152,10 +177,11 @@ export function insightsEngine(deps: InsightsEngineDeps): BatchHandler<DaysChang
         if (!days) touched.set(d.data.userId, (days = new Set()))
         for (const day of d.data.days) days.add(day)
       }
+      const maxBytes = eventByteLimit(deps.nats.nc, deps.eventMaxBytes)
       await eachLimited([...touched], deps.userConcurrency ?? 4, async ([userId, days]) => {
         const t0 = performance.now()
         const r = await recomputeUser(deps, userId, [...days])
-        const events = insightEvents(deps.prefix, r)
+        const events = insightEvents(deps.prefix, r, maxBytes)
         await publishAll(deps.nats.js, events)
         // only once the rows are out: a crash before this line republishes every day next time
         if (r.storedMetric !== r.metric) await deps.pool.query({ name: `hph_remember_metric_${deps.schema}`, text: rememberMetricSql(deps.schema), values: [userId, r.metric] })

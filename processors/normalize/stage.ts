@@ -1,13 +1,14 @@
 import type { Nats } from '../../streams/connect.ts'
 import type { BatchHandler, Poison } from '../../streams/consumer.ts'
-import { envelope, typedEnvelope } from '../../streams/envelope.ts'
+import { encodeEnvelopeWithField, envelope, jsonParts, typedEnvelope } from '../../streams/envelope.ts'
 import { hashHex } from '../../streams/ids.ts'
 import { publishAll, type Outgoing } from '../../streams/publish.ts'
-import { DLQ_TYPE, INGEST_TYPE, RawBatch, SAMPLE_TYPE, type DeadLetter } from '../../streams/schemas.ts'
+import { DLQ_TYPE, INGEST_TYPE, MAX_SAMPLES_PER_EVENT, METRICS, RawBatch, SAMPLE_TYPE, type DeadLetter, type Metric, type SampleBatch, type SampleItem } from '../../streams/schemas.ts'
+import { eventByteLimit } from '../../streams/sizing.ts'
 import { streamName, subjects } from '../../streams/subjects.ts'
 import type { Logger } from '../../log.ts'
 import { ValidationError } from '../../errors.ts'
-import { normalizeBatch, parseBatchEnvelope } from './healthkit.ts'
+import { normalizeBatch, parseBatchEnvelope, type NormalizedSample } from './healthkit.ts'
 
 export const IngestEvent = typedEnvelope(INGEST_TYPE, RawBatch)
 
@@ -15,11 +16,47 @@ export interface NormalizeDeps {
   nats: Nats
   prefix: string
   maxSamples: number
+  /** HPH_EVENT_MAX_BYTES: an event's bound, lowered to the server's max_payload */
+  eventMaxBytes: number
   log: Logger
 }
 
+/** A sample event's own fields, bounded well above what a user id, ingest id and part number take. */
+const EVENT_OVERHEAD_BYTES = 1024
+
 /**
- * normalize (DESIGN.md §5): raw batch → one `hph.sample.v1` per valid sample. The dates are checked
+ * The `hph.sample.v2` events of one raw batch (docs/architecture.md "Batches"): its samples grouped by metric,
+ * each group cut into parts of at most 1000 samples and `maxBytes`. Deterministic: the same raw batch always
+ * gives the same events with the same ids, so a redelivered raw batch is dropped by JetStream.
+ */
+export function sampleEventsOf(
+  prefix: string,
+  raw: { userId: string; ingestId: string; receivedAt: string; traceparent?: string | undefined },
+  samples: readonly NormalizedSample[],
+  maxBytes: number,
+): Outgoing[] {
+  const byMetric = new Map<Metric, SampleItem[]>()
+  for (const { id, sample } of samples) {
+    const { userId: _u, metric, ingestId: _i, ...rest } = sample
+    let list = byMetric.get(metric)
+    if (!list) byMetric.set(metric, (list = []))
+    list.push({ id, ...rest })
+  }
+  const out: Outgoing[] = []
+  for (const metric of METRICS) {
+    const items = byMetric.get(metric)
+    if (!items) continue
+    jsonParts(items, MAX_SAMPLES_PER_EVENT, maxBytes - EVENT_OVERHEAD_BYTES).forEach((part, n) => {
+      const data: SampleBatch = { userId: raw.userId, metric, ingestId: raw.ingestId, samples: part.items }
+      const event = envelope({ id: hashHex('samples', raw.ingestId, metric, n), type: SAMPLE_TYPE, source: 'normalize', subject: raw.userId, data, time: raw.receivedAt })
+      out.push({ subject: subjects.sample(prefix, metric, raw.userId), event, traceparent: raw.traceparent, encoded: encodeEnvelopeWithField(event, 'samples', part.json) })
+    })
+  }
+  return out
+}
+
+/**
+ * normalize (docs/architecture.md "Stages"): raw batch → its valid samples as `hph.sample.v2` events. The dates are checked
  * against the batch's `receivedAt`, not the clock, so a replay years later gives the same samples.
  * Rejected samples are reported to the DLQ once per batch (kind `rejected_samples`); the raw batch
  * stays in HPH_INGEST, so nothing is lost.
@@ -29,9 +66,14 @@ export function normalizeStage(deps: NormalizeDeps): BatchHandler<RawBatch> {
   return {
     stage: 'normalize',
     schema: IngestEvent,
+    itemsOf: (raw) => {
+      const samples = (raw.payload as { samples?: unknown } | null)?.samples
+      return Array.isArray(samples) ? samples.length : 0
+    },
     async handle(batch) {
       const out: Outgoing[] = []
       const poison: Poison[] = []
+      const maxBytes = eventByteLimit(deps.nats.nc, deps.eventMaxBytes)
       batch.forEach((d, index) => {
         const raw = d.data
         let parsed
@@ -43,19 +85,14 @@ export function normalizeStage(deps: NormalizeDeps): BatchHandler<RawBatch> {
           return
         }
         const r = normalizeBatch(parsed, { userId: raw.userId, ingestId: d.event.id, now: new Date(raw.receivedAt) })
-        for (const s of r.samples) {
-          out.push({
-            subject: subjects.sample(deps.prefix, s.sample.metric, raw.userId),
-            event: envelope({ id: s.id, type: SAMPLE_TYPE, source: 'normalize', subject: raw.userId, data: s.sample, time: raw.receivedAt }),
-            traceparent: d.traceparent,
-          })
-        }
+        out.push(...sampleEventsOf(deps.prefix, { userId: raw.userId, ingestId: d.event.id, receivedAt: raw.receivedAt, traceparent: d.traceparent }, r.samples, maxBytes))
         if (r.rejected.length > 0) {
           const letter: DeadLetter = {
             stage: 'normalize',
             kind: 'rejected_samples',
             reason: `${r.rejected.length} of ${parsed.samples.length} samples rejected`,
-            details: r.rejected.map((x) => ({ path: `samples[${x.index}]`, problem: x.problem })),
+            // a part's samples are numbered as in the whole batch the client sent
+            details: r.rejected.map((x) => ({ path: `samples[${x.index + (raw.part?.offset ?? 0)}]`, problem: x.problem })),
             originalStream: streamName(deps.prefix, 'INGEST'),
             originalSubject: d.subject,
             originalSeq: d.seq,

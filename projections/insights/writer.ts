@@ -1,13 +1,13 @@
 import type pg from 'pg'
 import type { BatchHandler, Delivered } from '../../streams/consumer.ts'
-import { typedEnvelope } from '../../streams/envelope.ts'
-import { Insight, INSIGHT_KINDS, INSIGHT_TYPE, type InsightKind } from '../../streams/schemas.ts'
+import { INSIGHT_KINDS, type Insight, type InsightBatch, type InsightKind } from '../../streams/schemas.ts'
+import { InsightEvent } from '../../streams/upcast.ts'
 import { streamName } from '../../streams/subjects.ts'
 import { inTransaction } from '../../schema/transaction.ts'
 import { asSwapError } from '../../schema/shadow.ts'
 import { INSIGHT_TABLES } from './tables.ts'
 
-export const InsightEvent = typedEnvelope(INSIGHT_TYPE, Insight)
+export { InsightEvent }
 
 export interface InsightsWriterDeps {
   pool: pg.Pool
@@ -20,13 +20,20 @@ export function isNewer(a: Pick<Insight, 'dataVersion' | 'dataCount'>, b: Pick<I
   return a.dataVersion > b.dataVersion || (a.dataVersion === b.dataVersion && a.dataCount > b.dataCount)
 }
 
-/** Within one pull, only the newest event of each row counts (equal versions: the later in the stream). */
-export function latestPerRow(batch: readonly Delivered<Insight>[]): Map<InsightKind, Insight[]> {
+/** The rows of a pull's events, in stream order, each with its user. */
+export function rowsOf(batch: readonly Delivered<InsightBatch>[]): Insight[] {
+  const rows: Insight[] = []
+  for (const d of batch) for (const r of d.data.rows) rows.push({ ...r, userId: d.data.userId } as Insight)
+  return rows
+}
+
+/** Within one pull, only the newest of each row counts (equal versions: the later in the stream). */
+export function latestPerRow(entries: readonly Insight[]): Map<InsightKind, Insight[]> {
   const latest = new Map<string, Insight>()
-  for (const d of batch) {
-    const id = `${d.data.kind}\0${d.data.userId}\0${d.data.key}`
+  for (const r of entries) {
+    const id = `${r.kind}\0${r.userId}\0${r.key}`
     const seen = latest.get(id)
-    if (!seen || !isNewer(seen, d.data)) latest.set(id, d.data)
+    if (!seen || !isNewer(seen, r)) latest.set(id, r)
   }
   // one order of kinds and of rows in every pull, so instances writing at once take their row locks in the
   // same order and never deadlock each other
@@ -106,8 +113,8 @@ export const INSIGHT_PROJECTION_TABLES = [...new Set(Object.values(INSIGHT_TABLE
  * Applies one pull to the insight tables (`suffix` '' for the live ones, `__rebuild` for a rebuild's
  * shadows) in ONE transaction, with the projection's checkpoint when writing the live tables.
  */
-export async function writeInsights(deps: InsightsWriterDeps, batch: readonly Delivered<Insight>[], suffix = ''): Promise<void> {
-  const byKind = latestPerRow(batch)
+export async function writeInsights(deps: InsightsWriterDeps, batch: readonly Delivered<InsightBatch>[], suffix = ''): Promise<void> {
+  const byKind = latestPerRow(rowsOf(batch))
   try {
     await inTransaction(deps.pool, async (client) => {
       for (const [kind, events] of byKind) {
@@ -126,11 +133,12 @@ export async function writeInsights(deps: InsightsWriterDeps, batch: readonly De
   }
 }
 
-/** insights-writer (DESIGN.md §5): HPH_INSIGHTS → the insight tables, one transaction per pull. */
-export function insightsWriter(deps: InsightsWriterDeps): BatchHandler<Insight> {
+/** insights-writer (docs/architecture.md "Stages"): HPH_INSIGHTS → the insight tables, one transaction per pull, row by row under the version guard. */
+export function insightsWriter(deps: InsightsWriterDeps): BatchHandler<InsightBatch> {
   return {
     stage: 'insights-writer',
     schema: InsightEvent,
+    itemsOf: (b) => b.rows.length,
     handle: (batch) => writeInsights(deps, batch),
   }
 }

@@ -1,10 +1,11 @@
 import type pg from 'pg'
 import type { Nats } from '../../streams/connect.ts'
 import type { BatchHandler, Delivered } from '../../streams/consumer.ts'
-import { envelope, typedEnvelope } from '../../streams/envelope.ts'
+import { envelope } from '../../streams/envelope.ts'
 import { hashHex } from '../../streams/ids.ts'
 import { publishAll, type Outgoing } from '../../streams/publish.ts'
-import { CHANGES_TYPE, METRICS, Sample, SAMPLE_TYPE, STAGES, type DaysChanged } from '../../streams/schemas.ts'
+import { CHANGES_TYPE, METRICS, SAMPLE_TYPE, SAMPLE_V1_TYPE, STAGES, type DaysChanged, type SampleBatch } from '../../streams/schemas.ts'
+import { SampleEvent } from '../../streams/upcast.ts'
 import { streamName, subjects } from '../../streams/subjects.ts'
 import { ensurePartitions, forgetPartitions } from '../../schema/partitions.ts'
 import type { Kysely } from 'kysely'
@@ -12,7 +13,7 @@ import { pgCode, type Database } from '../../schema/db.ts'
 import { inTransaction } from '../../schema/transaction.ts'
 import { asSwapError } from '../../schema/shadow.ts'
 
-export const SampleEvent = typedEnvelope(SAMPLE_TYPE, Sample)
+export { SampleEvent }
 
 export interface SamplesWriterDeps {
   db: Kysely<Database>
@@ -55,25 +56,50 @@ export function checkpointSql(schema: string): string {
       set last_seq = greatest(projection_checkpoints.last_seq, excluded.last_seq), stream = excluded.stream, updated_at = now()`
 }
 
-export function columnsOf(batch: readonly Delivered<Sample>[]): unknown[][] {
-  const cols: unknown[][] = Array.from({ length: 14 }, () => new Array(batch.length))
-  batch.forEach((d, i) => {
-    const s = d.data
-    const row = [d.event.id, s.userId, s.metric, s.start, s.end, s.utcOffsetMinutes, s.value ?? null, s.stage ?? null,
-      s.source.name, s.source.bundleId ?? null, s.source.device ?? null, s.externalId ?? null, s.ingestId, d.seq]
-    row.forEach((v, c) => ((cols[c] as unknown[])[i] = v))
-  })
+/** How many samples a pull holds. */
+export function samplesIn(batch: readonly Delivered<SampleBatch>[]): number {
+  let n = 0
+  for (const d of batch) n += d.data.samples.length
+  return n
+}
+
+/** The pull's samples as the insert's column arrays, each row with its event's stream sequence. */
+export function columnsOf(batch: readonly Delivered<SampleBatch>[]): unknown[][] {
+  const n = samplesIn(batch)
+  const cols: unknown[][] = Array.from({ length: 14 }, () => new Array(n))
+  const [id, user, metric, start, end, offset, value, stage, sourceName, bundle, device, external, ingest, seq] = cols as [unknown[], unknown[], unknown[], unknown[], unknown[], unknown[], unknown[], unknown[], unknown[], unknown[], unknown[], unknown[], unknown[], unknown[]]
+  let i = 0
+  for (const d of batch) {
+    const b = d.data
+    for (const s of b.samples) {
+      id[i] = s.id
+      user[i] = b.userId
+      metric[i] = b.metric
+      start[i] = s.start
+      end[i] = s.end
+      offset[i] = s.utcOffsetMinutes
+      value[i] = s.value ?? null
+      stage[i] = s.stage ?? null
+      sourceName[i] = s.source.name
+      bundle[i] = s.source.bundleId ?? null
+      device[i] = s.source.device ?? null
+      external[i] = s.externalId ?? null
+      ingest[i] = b.ingestId
+      seq[i] = d.seq
+      i++
+    }
+  }
   return cols
 }
 
 /** One HPH_CHANGES event per touched user, listing the local dates of every sample's start and end. */
-export function changesOf(prefix: string, batch: readonly Delivered<Sample>[]): Outgoing[] {
+export function changesOf(prefix: string, batch: readonly Delivered<SampleBatch>[]): Outgoing[] {
   const byUser = new Map<string, { days: Set<number>; minSeq: number; maxSeq: number; traceparent: string | undefined }>()
   for (const d of batch) {
-    const s = d.data
-    let u = byUser.get(s.userId)
-    if (!u) byUser.set(s.userId, (u = { days: new Set(), minSeq: d.seq, maxSeq: d.seq, traceparent: d.traceparent }))
-    u.days.add(localDayNumber(s.start, s.utcOffsetMinutes)).add(localDayNumber(s.end, s.utcOffsetMinutes))
+    const b = d.data
+    let u = byUser.get(b.userId)
+    if (!u) byUser.set(b.userId, (u = { days: new Set(), minSeq: d.seq, maxSeq: d.seq, traceparent: d.traceparent }))
+    for (const s of b.samples) u.days.add(localDayNumber(s.start, s.utcOffsetMinutes)).add(localDayNumber(s.end, s.utcOffsetMinutes))
     u.minSeq = Math.min(u.minSeq, d.seq)
     u.maxSeq = Math.max(u.maxSeq, d.seq)
   }
@@ -91,9 +117,10 @@ export function changesOf(prefix: string, batch: readonly Delivered<Sample>[]): 
  * Writes one pull into `table` (`samples`, or its shadow during a rebuild) in ONE transaction, with the
  * projection's checkpoint when writing the live table. Creates the months it needs first.
  */
-export async function writeSamples(deps: Pick<SamplesWriterDeps, 'db' | 'pool' | 'prefix' | 'schema'>, batch: readonly Delivered<Sample>[], table = 'samples'): Promise<void> {
+export async function writeSamples(deps: Pick<SamplesWriterDeps, 'db' | 'pool' | 'prefix' | 'schema'>, batch: readonly Delivered<SampleBatch>[], table = 'samples'): Promise<void> {
   // one instant per UTC month is enough (canonical starts are UTC ISO strings: YYYY-MM…)
-  const months = new Map(batch.map((d) => [d.data.start.slice(0, 7), d.data.start]))
+  const months = new Map<string, string>()
+  for (const d of batch) for (const s of d.data.samples) months.set(s.start.slice(0, 7), s.start)
   await ensurePartitions(deps.db, deps.schema, months.values(), table)
   try {
     await inTransaction(deps.pool, async (client) => {
@@ -111,41 +138,45 @@ export async function writeSamples(deps: Pick<SamplesWriterDeps, 'db' | 'pool' |
 
 /** What the event schema takes as an instant (PostgreSQL alone would also take 'yesterday' or 'epoch'). */
 const ISO_INSTANT = String.raw`^\d{4}-\d\d-\d\dT\d\d:\d\d(:\d\d(\.\d+)?)?(Z|[+-]\d\d:\d\d)$`
-const SAMPLE_MARK = Buffer.from(`"type":"${SAMPLE_TYPE}"`)
+const TYPE_MARKS = [Buffer.from(`"type":"${SAMPLE_TYPE}"`), Buffer.from(`"type":"${SAMPLE_V1_TYPE}"`)]
 const COMMA = Buffer.from(',')
 
 /**
- * The bulk insert of a rebuild: the events' JSON as one jsonb array, taken apart and cast by PostgreSQL.
- * A row that breaks a rule of the event's schema (type, user id, metric, stage, offset, value or stage
- * by metric) gets a null id, so the whole statement fails and the pull takes the validating path.
+ * The bulk insert of a rebuild: the events' JSON as one jsonb array, taken apart and cast by PostgreSQL;
+ * an `hph.sample.v1` event is read as the one sample it holds, as the upcaster reads it. A row that breaks
+ * a rule of the event's schema (type, user id, metric, stage, offset, value or stage by metric) gets a null
+ * id, so the whole statement fails and the pull takes the validating path.
  */
 export function rawInsertSql(schema: string, table: string): string {
   return `insert into "${schema}".${table}
       (sample_id, user_id, metric, start_ts, end_ts, utc_offset_min, value, stage,
        source_name, source_bundle, device, external_id, ingest_id, stream_seq)
-    select case when x.e->>'type' = '${SAMPLE_TYPE}' and d->>'userId' ~ '^[A-Za-z0-9_-]{1,64}$' and d->>'metric' = any($3::text[])
-                 and (d->>'stage' is null or d->>'stage' = any($4::text[])) and (d->>'utcOffsetMinutes')::int between -840 and 840
-                 and (d->>'metric' = 'sleep_stage') = (d ? 'stage') and (d->>'metric' = 'sleep_stage') = not (d ? 'value')
-                 and jsonb_typeof(coalesce(d->'value', '0')) = 'number'
-                 and d->>'start' ~ '${ISO_INSTANT}' and d->>'end' ~ '${ISO_INSTANT}'
-            then (x.e->>'id')::uuid end,
-       d->>'userId', d->>'metric', (d->>'start')::timestamptz, (d->>'end')::timestamptz, (d->>'utcOffsetMinutes')::smallint,
-       (d->>'value')::float8, d->>'stage', d->'source'->>'name', d->'source'->>'bundleId', d->'source'->>'device', d->>'externalId', d->>'ingestId', x.seq
-    from rows from (jsonb_array_elements($1::jsonb), unnest($2::bigint[])) as x(e, seq), lateral (select x.e->'data' as d) y
+    select case when x.e->>'type' in ('${SAMPLE_TYPE}', '${SAMPLE_V1_TYPE}') and d->>'userId' ~ '^[A-Za-z0-9_-]{1,64}$' and d->>'metric' = any($3::text[])
+                 and (s->>'stage' is null or s->>'stage' = any($4::text[])) and (s->>'utcOffsetMinutes')::int between -840 and 840
+                 and (d->>'metric' = 'sleep_stage') = (s ? 'stage') and (d->>'metric' = 'sleep_stage') = not (s ? 'value')
+                 and jsonb_typeof(coalesce(s->'value', '0')) = 'number' and jsonb_typeof(s->'source'->'name') = 'string'
+                 and s->>'start' ~ '${ISO_INSTANT}' and s->>'end' ~ '${ISO_INSTANT}'
+            then (s->>'id')::uuid end,
+       d->>'userId', d->>'metric', (s->>'start')::timestamptz, (s->>'end')::timestamptz, (s->>'utcOffsetMinutes')::smallint,
+       (s->>'value')::float8, s->>'stage', s->'source'->>'name', s->'source'->>'bundleId', s->'source'->>'device', s->>'externalId', d->>'ingestId', x.seq
+    from rows from (jsonb_array_elements($1::jsonb), unnest($2::bigint[])) as x(e, seq),
+      lateral (select x.e->'data' as d) y,
+      lateral jsonb_array_elements(case when x.e->>'type' = '${SAMPLE_V1_TYPE}' then jsonb_build_array(y.d || jsonb_build_object('id', x.e->'id')) else y.d->'samples' end) as s
     on conflict do nothing`
 }
 
 /**
  * A rebuild's pull written without decoding it in Node (the rebuild is bound by this process's CPU):
- * the events' bytes go to PostgreSQL as they are. Only for pulls of `hph.sample.v1` events, which the
- * live samples-writer validated when it first took them; returns false, writing nothing, when a message
+ * the events' bytes go to PostgreSQL as they are. Only for pulls of sample events (either version), which
+ * the live samples-writer validated when it first took them; returns false, writing nothing, when a message
  * is of another type or the database refuses a value (bad syntax, a missing column, a month without a
  * partition), and the caller then takes the validating path.
  */
 export async function writeRawSamples(deps: Pick<SamplesWriterDeps, 'pool' | 'schema'>, batch: readonly { data: Uint8Array; seq: number }[], table: string): Promise<boolean> {
   const parts: Uint8Array[] = [Buffer.from('[')]
   for (const [i, m] of batch.entries()) {
-    if (Buffer.from(m.data.buffer, m.data.byteOffset, m.data.byteLength).indexOf(SAMPLE_MARK) < 0) return false
+    const bytes = Buffer.from(m.data.buffer, m.data.byteOffset, m.data.byteLength)
+    if (!TYPE_MARKS.some((mark) => bytes.indexOf(mark) >= 0)) return false
     if (i > 0) parts.push(COMMA)
     parts.push(m.data)
   }
@@ -161,14 +192,15 @@ export async function writeRawSamples(deps: Pick<SamplesWriterDeps, 'pool' | 'sc
 }
 
 /**
- * samples-writer (DESIGN.md §5): each pull in ONE transaction, then the changes, then the runtime acks.
+ * samples-writer (docs/architecture.md "Stages"): each pull in ONE transaction, however many samples its events hold, then the changes, then the runtime acks.
  * A redelivered pull inserts nothing new but publishes its changes again, so a crash between commit
  * and publish never loses a change.
  */
-export function samplesWriter(deps: SamplesWriterDeps): BatchHandler<Sample> {
+export function samplesWriter(deps: SamplesWriterDeps): BatchHandler<SampleBatch> {
   return {
     stage: 'samples-writer',
     schema: SampleEvent,
+    itemsOf: (b) => b.samples.length,
     // inserts commute (on conflict do nothing), so the next pull is handled while this one commits
     concurrency: 3,
     async handle(batch) {

@@ -3,9 +3,10 @@ import { normalizeBatch, parseBatchEnvelope, type NormalizedSample } from '../..
 import type { Nats } from '../../streams/connect.ts'
 import { envelope } from '../../streams/envelope.ts'
 import { publishAll, type Outgoing } from '../../streams/publish.ts'
-import { SAMPLE_TYPE } from '../../streams/schemas.ts'
+import { SAMPLE_V1_TYPE } from '../../streams/schemas.ts'
 import { subjects } from '../../streams/subjects.ts'
 import { hashUuid } from '../../streams/ids.ts'
+import { sampleEventsOf } from '../../processors/normalize/stage.ts'
 
 /** Canonical samples of `users` demo users with `nights` nights each (≈ 17 samples a night). */
 export function canonicalSamples(users: number, nights: number, firstNight = '2026-01-01'): NormalizedSample[] {
@@ -33,10 +34,26 @@ function withUser(s: NormalizedSample, offset: number): NormalizedSample {
   return { id: hashUuid(s.id, userId), sample: { ...s.sample, userId } }
 }
 
-export function sampleEvents(prefix: string, samples: readonly NormalizedSample[]): Outgoing[] {
+/** The samples as normalize publishes them: `hph.sample.v2` events per (user, raw batch, metric), ≤ 1000 samples and `maxBytes` each. */
+export function sampleEvents(prefix: string, samples: readonly NormalizedSample[], maxBytes = 256 * 1024): Outgoing[] {
+  const groups = new Map<string, NormalizedSample[]>()
+  for (const s of samples) {
+    const key = `${s.sample.userId}\0${s.sample.ingestId}`
+    let list = groups.get(key)
+    if (!list) groups.set(key, (list = []))
+    list.push(s)
+  }
+  return [...groups.values()].flatMap((list) => {
+    const first = (list[0] as NormalizedSample).sample
+    return sampleEventsOf(prefix, { userId: first.userId, ingestId: first.ingestId, receivedAt: '2027-01-01T00:00:00.000Z' }, list, maxBytes)
+  })
+}
+
+/** The samples as the code before `hph.sample.v2` published them: one `hph.sample.v1` event each, on its v1 subject. */
+export function legacySampleEvents(prefix: string, samples: readonly NormalizedSample[]): Outgoing[] {
   return samples.map((s) => ({
-    subject: subjects.sample(prefix, s.sample.metric, s.sample.userId),
-    event: envelope({ id: s.id, type: SAMPLE_TYPE, source: 'test', subject: s.sample.userId, data: s.sample }),
+    subject: subjects.legacy.sample(prefix, s.sample.metric, s.sample.userId),
+    event: envelope({ id: s.id, type: SAMPLE_V1_TYPE, source: 'normalize', subject: s.sample.userId, data: s.sample }),
   }))
 }
 

@@ -70,7 +70,7 @@ async function startStack(opts: { engines?: number; spans?: EngineSpan[] } = {})
   const stages: PipelineStage[] = engines === 1 ? ['normalize', 'samples-writer', 'insights-engine'] : ['normalize', 'samples-writer']
   const p = await startPipeline(env.config, env.log, { stages, api: true, prepare: true })
   const consumerOpts = (nats: Nats, batchSize: number) => ({
-    nats, prefix: env.config.HPH_PREFIX, log: env.log, batchSize, maxDeliver: env.config.HPH_MAX_DELIVER, shutdownTimeoutMs: env.config.HPH_SHUTDOWN_TIMEOUT_MS,
+    nats, prefix: env.config.HPH_PREFIX, log: env.log, batchSize, pullMaxBytes: env.config.HPH_PULL_MAX_BYTES, maxDeliver: env.config.HPH_MAX_DELIVER, shutdownTimeoutMs: env.config.HPH_SHUTDOWN_TIMEOUT_MS,
   })
 
   // the extra engines: each with its own pg pool and NATS connection, like separate processes, on the one durable
@@ -91,7 +91,7 @@ async function startStack(opts: { engines?: number; spans?: EngineSpan[] } = {})
               }
             : Reflect.get(target, prop, receiver),
       })
-      const h = insightsEngine({ pool: slow, nats, prefix: env.config.HPH_PREFIX, schema: env.config.HPH_DB_SCHEMA, log: env.log })
+      const h = insightsEngine({ pool: slow, nats, prefix: env.config.HPH_PREFIX, schema: env.config.HPH_DB_SCHEMA, eventMaxBytes: env.config.HPH_EVENT_MAX_BYTES, log: env.log })
       const traced: BatchHandler<DaysChanged> = {
         ...h,
         async handle(batch) {

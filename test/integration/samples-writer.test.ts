@@ -6,7 +6,7 @@ import { samplesWriter } from '../../projections/samples/writer.ts'
 import { createDb, type Database } from '../../schema/db.ts'
 import { startConsumer, type BatchHandler, type BatchStats, type RunningConsumer } from '../../streams/consumer.ts'
 import { decodeJson } from '../../streams/envelope.ts'
-import type { DeadLetter, Sample } from '../../streams/schemas.ts'
+import type { DeadLetter, SampleBatch } from '../../streams/schemas.ts'
 import { streamName, subjects } from '../../streams/subjects.ts'
 import { eventually, testEnv, type TestEnv } from '../helpers/env.ts'
 import { canonicalSamples, fillSamples, sampleEvents } from '../helpers/samples.ts'
@@ -32,10 +32,10 @@ afterAll(async () => {
   await env?.cleanup()
 })
 
-async function startWriter(onBatch?: (s: BatchStats) => void, wrap?: (h: BatchHandler<Sample>) => BatchHandler<Sample>) {
+async function startWriter(onBatch?: (s: BatchStats) => void, wrap?: (h: BatchHandler<SampleBatch>) => BatchHandler<SampleBatch>, pullMaxBytes = 8 * 1024 * 1024) {
   const h = samplesWriter({ db, pool, nats: env.nats, prefix: env.config.HPH_PREFIX, schema: env.config.HPH_DB_SCHEMA })
   const c = await startConsumer(wrap ? wrap(h) : h, {
-    nats: env.nats, prefix: env.config.HPH_PREFIX, log: env.log, batchSize: 1000, maxDeliver: 3, shutdownTimeoutMs: 10_000, ...(onBatch ? { onBatch } : {}),
+    nats: env.nats, prefix: env.config.HPH_PREFIX, log: env.log, batchSize: 1000, pullMaxBytes, maxDeliver: 3, shutdownTimeoutMs: 10_000, ...(onBatch ? { onBatch } : {}),
   })
   running.push(c)
   return c
@@ -54,17 +54,33 @@ async function resetTable() {
 }
 
 describe('samples-writer', () => {
-  it('takes 1000-message pulls under load and writes every sample once', async () => {
+  it('writes pulls of many sample events in one transaction each, bounded by messages and by bytes', async () => {
     await resetTable()
     const samples = canonicalSamples(20, 20) // ≈ 12k samples, all published before the writer starts
     await fillSamples(env.nats, env.config.HPH_PREFIX, samples)
-    const sizes: number[] = []
-    await startWriter((s) => sizes.push(s.size))
+    const batches: BatchStats[] = []
+    const transactions: number[] = []
+    await startWriter((s) => batches.push(s), (h) => ({ ...h, handle: (b) => (transactions.push(b.length), h.handle(b)) }))
     await eventually(settled, 60_000, 'the writer to drain HPH_SAMPLES')
     expect(await counts()).toEqual({ n: samples.length, ids: samples.length })
-    expect(Math.max(...sizes)).toBe(1000)
-    // every pull but the tail is full
-    expect(sizes.filter((n) => n === 1000).length).toBeGreaterThanOrEqual(Math.floor(samples.length / 1000) - 2)
+    expect(batches.reduce((n, b) => n + b.items, 0)).toBe(samples.length)
+    // one handle (one transaction) per pull, and a pull holds more samples than a message can
+    expect(transactions.length).toBe(batches.length)
+    expect(Math.max(...batches.map((b) => b.items))).toBeGreaterThan(1000)
+    expect(batches.every((b) => b.size <= 1000 && b.bytes <= 8 * 1024 * 1024)).toBe(true)
+  })
+
+  it('cuts a pull at HPH_PULL_MAX_BYTES (a message larger than the bound is a pull of its own)', async () => {
+    await resetTable()
+    const samples = canonicalSamples(4, 20, '2026-05-01')
+    await fillSamples(env.nats, env.config.HPH_PREFIX, samples)
+    const batches: BatchStats[] = []
+    const limit = 96 * 1024
+    await startWriter((s) => batches.push(s), undefined, limit)
+    await eventually(settled, 60_000, 'drained')
+    expect(await counts()).toEqual({ n: samples.length, ids: samples.length })
+    expect(batches.length).toBeGreaterThan(1)
+    expect(batches.every((b) => b.bytes <= limit || b.size === 1)).toBe(true)
   })
 
   it('publishes one changes event per touched user listing the local dates', async () => {
@@ -125,7 +141,8 @@ describe('samples-writer', () => {
     const prefix = env.config.HPH_PREFIX
     const samples = canonicalSamples(1, 5, '2026-04-01')
     const good = sampleEvents(prefix, samples)
-    const bad = { ...good[0]!, event: { ...good[0]!.event, id: 'bad-1', data: { ...(good[0]!.event.data as object), utcOffsetMinutes: 5000 } } }
+    const first = good[0]!.event.data as SampleBatch
+    const bad = { subject: good[0]!.subject, event: { ...good[0]!.event, id: 'bad-1', data: { ...first, samples: [{ ...first.samples[0]!, utcOffsetMinutes: 5000 }, ...first.samples.slice(1)] } } }
     await env.nats.js.publish(subjects.sample(prefix, 'hrv_sdnn', 'u0'), new TextEncoder().encode('{not json'))
     await publishAll(env.nats.js, [bad, ...good])
     await startWriter()

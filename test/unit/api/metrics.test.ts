@@ -77,7 +77,7 @@ describe('the Grafana dashboard', () => {
     const { registry } = createMetrics({ readJetStream: async () => idle, defaultMetrics: false })
     const shown = new Set(exprs.flatMap((e) => [...e.matchAll(/\bhph_[a-z0-9_]+/g)].map((m) => metricOf(registry, m[0])?.name)))
     const own = registry.getMetricsAsArray().map((m) => (m as unknown as { name: string }).name)
-    expect(own.length).toBe(11)
+    expect(own.length).toBe(13)
     expect(own.filter((n) => !shown.has(n))).toEqual([])
   })
 })
@@ -85,9 +85,12 @@ describe('the Grafana dashboard', () => {
 describe('the metrics registry', () => {
   it('counts a batch as processed and failed messages, and observes its size and duration per stage', async () => {
     const m = createMetrics({ readJetStream: async () => idle, stages: ['normalize', 'samples-writer'], defaultMetrics: false })
-    m.onBatch({ stage: 'samples-writer', size: 1000, ok: 997, poison: 1, retried: 2, ms: 250 })
-    m.onBatch({ stage: 'samples-writer', size: 3, ok: 3, poison: 0, retried: 0, ms: 4 })
+    m.onBatch({ stage: 'samples-writer', size: 1000, bytes: 8_000_000, items: 31_000, ok: 997, poison: 1, retried: 2, ms: 250 })
+    m.onBatch({ stage: 'samples-writer', size: 3, bytes: 900, items: 3, ok: 3, poison: 0, retried: 0, ms: 4 })
     const text = await m.registry.metrics()
+    // the samples the messages carried beside the messages
+    expect(text).toContain('hph_stage_items_processed_total{stage="samples-writer"} 31003')
+    expect(text).toContain('hph_stage_bytes_processed_total{stage="samples-writer"} 8000900')
     expect(text).toContain('hph_stage_messages_processed_total{stage="samples-writer"} 1000')
     expect(text).toContain('hph_stage_messages_failed_total{stage="samples-writer",outcome="poison"} 1')
     expect(text).toContain('hph_stage_messages_failed_total{stage="samples-writer",outcome="retried"} 2')
@@ -104,7 +107,7 @@ describe('the metrics registry', () => {
   it('keeps pipelines apart: two registries in one process, each with the default process metrics', async () => {
     const a = createMetrics({ readJetStream: async () => idle })
     const b = createMetrics({ readJetStream: async () => idle })
-    a.onBatch({ stage: 'normalize', size: 1, ok: 1, poison: 0, retried: 0, ms: 1 })
+    a.onBatch({ stage: 'normalize', size: 1, bytes: 100, items: 1, ok: 1, poison: 0, retried: 0, ms: 1 })
     expect(await a.registry.metrics()).toContain('hph_stage_messages_processed_total{stage="normalize"} 1')
     expect(await b.registry.metrics()).not.toContain('hph_stage_messages_processed_total{stage="normalize"}')
     expect(await b.registry.metrics()).toMatch(/^hph_process_cpu_seconds_total \d/m)

@@ -1,8 +1,8 @@
 import { describe, expect, it } from 'vitest'
 import { computeInsights } from '../../../processors/insights/compute.ts'
-import { insightEvents, type Recomputation } from '../../../processors/insights/stage.ts'
+import { insightEvents, insightRows, type Recomputation } from '../../../processors/insights/stage.ts'
 import { affectedRange } from '../../../processors/insights/touched.ts'
-import type { Insight } from '../../../streams/schemas.ts'
+import { groupOf, InsightBatch, type Insight, type InsightEntry } from '../../../streams/schemas.ts'
 import { hrv, identified, stage } from './build.ts'
 
 // processors/insights/stage.ts: which rows and tombstones one recomputation publishes (spec/insights.md §6).
@@ -14,7 +14,10 @@ const rows = computeInsights(identified(nights))
 function recomputation(days: string[], over: Partial<Recomputation> = {}): Recomputation {
   return { userId: 'u', rows, range: affectedRange(days), dataVersion: 9, dataCount: 6, recompute: 'incremental', everyDay: false, metric: 'sdnn', storedMetric: 'sdnn', has: { sdnn: true, rmssd: true, sleep: true }, ...over }
 }
-const published = (r: Recomputation) => insightEvents('hph', r).map((o) => ({ subject: o.subject, id: o.event.id, ...(o.event.data as Insight) }))
+const MAX = 256 * 1024
+/** every row of the events, with its event's subject and id */
+const published = (r: Recomputation, maxBytes = MAX) =>
+  insightEvents('hph', r, maxBytes).flatMap((o) => (o.event.data as InsightBatch).rows.map((row: InsightEntry) => ({ subject: o.subject, id: o.event.id, ...row })))
 const keys = (r: Recomputation, kind: Insight['kind'], live: boolean) =>
   published(r).filter((e) => e.kind === kind && (e.row !== null) === live).map((e) => e.key).sort()
 
@@ -38,7 +41,7 @@ describe('the events of a recomputation', () => {
     expect(keys(r, 'baseline_history', true)).toEqual(['2026-03-02', '2026-03-03'])
     expect(keys(r, 'readiness_daily', true)).toEqual(['2026-03-02', '2026-03-03'])
     expect(published(r).filter((e) => e.kind === 'baseline' || e.kind === 'cpt').map((e) => [e.kind, e.key, e.row !== null])).toEqual([['baseline', '', true], ['cpt', '', true]])
-    expect(published(r).find((e) => e.kind === 'baseline')?.subject).toBe('hph.insights.v1.baseline.u')
+    expect(published(r).find((e) => e.kind === 'baseline')?.subject).toBe('hph.insights.v2.baseline.u')
   })
 
   it('publishes every day of the history when the metric changed', () => {
@@ -54,8 +57,22 @@ describe('the events of a recomputation', () => {
     expect(keys(r, 'readiness_daily', false)).toEqual(['2026-03-02', '2026-03-03', '2026-03-04'])
   })
 
+  it('publishes a recomputation as one event a group (daily, baseline, cpt), each valid, and parts under the byte limit', () => {
+    const r = recomputation(['2026-03-03'], { everyDay: true, recompute: 'full' })
+    const events = insightEvents('hph', r, MAX)
+    expect(events.map((e) => e.subject)).toEqual(['hph.insights.v2.daily.u', 'hph.insights.v2.baseline.u', 'hph.insights.v2.cpt.u'])
+    for (const e of events) expect(InsightBatch.safeParse(e.event.data).success).toBe(true)
+    expect(events.flatMap((e) => (e.event.data as InsightBatch).rows)).toEqual(insightRows(r).sort((a, b) => ['daily', 'baseline', 'cpt'].indexOf(groupOf(a.kind)) - ['daily', 'baseline', 'cpt'].indexOf(groupOf(b.kind))))
+    // a small limit cuts the daily rows into parts, each within it, none lost or doubled
+    const small = insightEvents('hph', r, 3000)
+    expect(small.length).toBeGreaterThan(events.length)
+    for (const e of small) expect(e.encoded?.length ?? 0).toBeLessThanOrEqual(3000)
+    expect(published(r, 3000).map((e) => `${e.kind}|${e.key}`)).toEqual(published(r).map((e) => `${e.kind}|${e.key}`))
+    expect(new Set(small.map((e) => e.event.id)).size).toBe(small.length)
+  })
+
   it('gives deterministic ids that change with the version, the count and the content', () => {
-    const ids = (r: Recomputation) => published(r).map((e) => e.id)
+    const ids = (r: Recomputation) => insightEvents('hph', r, MAX).map((e) => e.event.id)
     const r = recomputation(['2026-03-03'])
     expect(ids(r)).toEqual(ids(recomputation(['2026-03-03'])))
     expect(new Set(ids(r)).size).toBe(ids(r).length)

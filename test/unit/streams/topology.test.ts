@@ -10,7 +10,10 @@ describe('topology', () => {
   it('names every stream and subject from HPH_PREFIX, with the userId last', () => {
     expect(streamName('x1', 'INGEST')).toBe('X1_INGEST')
     expect(subjects.ingest('x1', 'healthkit', 'ana')).toBe('x1.ingest.v1.healthkit.ana')
-    expect(subjects.sample('x1', 'hrv_sdnn', 'ana')).toBe('x1.samples.v1.hrv_sdnn.ana')
+    expect(subjects.sample('x1', 'hrv_sdnn', 'ana')).toBe('x1.samples.v2.hrv_sdnn.ana')
+    expect(subjects.insight('x1', 'daily', 'ana')).toBe('x1.insights.v2.daily.ana')
+    // what the code before the batch events wrote, still read
+    expect(subjects.legacy.sample('x1', 'hrv_sdnn', 'ana')).toBe('x1.samples.v1.hrv_sdnn.ana')
     expect(subjects.changes('x1', 'ana')).toBe('x1.changes.v1.days.ana')
     expect(subjects.dlq('x1', 'normalize', 'ana')).toBe('x1.dlq.normalize.ana')
     expect(userOfSubject(subjects.insight('x1', 'readiness', 'ana'))).toBe('ana')
