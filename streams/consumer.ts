@@ -107,8 +107,10 @@ export async function startConsumer<T>(handler: BatchHandler<T>, opts: ConsumerO
     queue.push(m)
     wake?.()
   }
+  // a pull's byte bound below a message's size would never deliver it: the server's largest message always fits
+  const pullBytes = Math.max(opts.pullMaxBytes, serverMaxPayload(opts.nats.nc) + HEADROOM_BYTES)
   const messages: ConsumerMessages = await consumer.consume(
-    spec.pullBy === 'bytes' ? { max_bytes: opts.pullMaxBytes, callback } : { max_messages: opts.batchSize, callback },
+    spec.pullBy === 'bytes' ? { max_bytes: pullBytes, callback } : { max_messages: opts.batchSize, callback },
   )
 
   const nakAll = (msgs: readonly JsMsg[], delay?: number) => msgs.forEach((m) => m.nak(delay))

@@ -1,5 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process'
-import { mkdtemp, rm } from 'node:fs/promises'
+import { mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { jetstreamManager } from '@nats-io/jetstream'
@@ -71,10 +71,17 @@ function managedServer(url: string, args: string[], env: Record<string, string>,
   }
 }
 
-export async function startNatsServer(bin = 'nats-server'): Promise<NatsServer> {
+/** `maxPayload`: the server's max_payload (a config file setting: nats-server has no flag for it). */
+export async function startNatsServer(bin = 'nats-server', opts: { maxPayload?: number } = {}): Promise<NatsServer> {
   const port = await freePort()
   const storeDir = await mkdtemp(join(tmpdir(), 'hph-nats-'))
-  const server = managedServer(`nats://127.0.0.1:${port}`, ['-js', '-a', '127.0.0.1', '-p', String(port), '-sd', storeDir], {}, storeDir, bin)
+  const args = ['-js', '-a', '127.0.0.1', '-p', String(port), '-sd', storeDir]
+  if (opts.maxPayload !== undefined) {
+    const conf = join(storeDir, 'server.conf')
+    await writeFile(conf, `max_payload: ${opts.maxPayload}\n`)
+    args.push('-c', conf)
+  }
+  const server = managedServer(`nats://127.0.0.1:${port}`, args, {}, storeDir, bin)
   await server.ready
   return server
 }

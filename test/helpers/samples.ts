@@ -15,7 +15,9 @@ export function canonicalSamples(users: number, nights: number, firstNight = '20
   for (let u = 0; u < users; u++) {
     const userId = `u${u}`
     for (const b of demoBatches({ userId, nights, firstNight, seed: u + 1, batchSize: 1000 })) {
-      out.push(...normalizeBatch(parseBatchEnvelope(b, { maxSamples: 10_000 }), { userId, ingestId: b.batchId, now }).samples)
+      // an ingest event's id, as the api makes it (one per user and batch; the dates make the demo's batch ids unique)
+      const ingestId = hashUuid('ingest', userId, b.batchId, firstNight, nights)
+      out.push(...normalizeBatch(parseBatchEnvelope(b, { maxSamples: 10_000 }), { userId, ingestId, now }).samples)
     }
   }
   return out
@@ -31,7 +33,7 @@ export function manySamples(n: number): NormalizedSample[] {
 function withUser(s: NormalizedSample, offset: number): NormalizedSample {
   if (offset === 0) return s
   const userId = `u${Number(s.sample.userId.slice(1)) + offset}`
-  return { id: hashUuid(s.id, userId), sample: { ...s.sample, userId } }
+  return { id: hashUuid(s.id, userId), sample: { ...s.sample, userId, ingestId: hashUuid(s.sample.ingestId, userId) } }
 }
 
 /** The samples as normalize publishes them: `hph.sample.v2` events per (user, raw batch, metric), ≤ 1000 samples and `maxBytes` each. */
