@@ -91,11 +91,17 @@ describe('GET /metrics', () => {
     await waitForIdle(env.nats, env.config.HPH_PREFIX, { timeoutMs: 60_000 })
     const { text, samples } = await scrape(up.url)
 
+    // one raw batch of 30 HRV samples: one sample event holding all 30
     const samplesMessages = (await streamState('SAMPLES')).messages
-    expect(samplesMessages).toBe(30)
+    expect(samplesMessages).toBe(1)
     const processed = (stage: string) => value(samples, 'hph_stage_messages_processed_total', { stage })
+    const items = (stage: string) => value(samples, 'hph_stage_items_processed_total', { stage })
     expect(processed('normalize')).toBe(1)
     expect(processed('samples-writer')).toBe(samplesMessages)
+    expect(items('normalize')).toBe(30)
+    expect(items('samples-writer')).toBe(30)
+    expect(value(samples, 'hph_stage_bytes_processed_total', { stage: 'samples-writer' })).toBeGreaterThan(1000)
+    expect(value(samples, 'hph_stage_bytes_processed_total', { stage: 'samples-writer' })).toBeLessThanOrEqual((await streamState('SAMPLES')).bytes)
     expect(processed('insights-engine')).toBe((await streamState('CHANGES')).last_seq)
     expect(processed('insights-engine')).toBeGreaterThan(0)
     expect(processed('insights-writer')).toBe((await streamState('INSIGHTS')).messages)
@@ -105,7 +111,7 @@ describe('GET /metrics', () => {
       expect(value(samples, 'hph_stage_messages_failed_total', { stage, outcome: 'retried' })).toBe(0)
     }
     // every message of the stage in some batch; every batch timed
-    expect(value(samples, 'hph_stage_batch_size_sum', { stage: 'samples-writer' })).toBe(30)
+    expect(value(samples, 'hph_stage_batch_size_sum', { stage: 'samples-writer' })).toBe(1)
     const batches = value(samples, 'hph_stage_batch_size_count', { stage: 'samples-writer' })
     expect(batches).toBeGreaterThanOrEqual(1)
     expect(value(samples, 'hph_stage_batch_duration_seconds_count', { stage: 'samples-writer' })).toBe(batches)
@@ -153,9 +159,10 @@ describe('GET /metrics', () => {
     const { samples } = await scrape(worker.url)
     const processed = (stage: string) => value(samples, 'hph_stage_messages_processed_total', { stage })
     expect(processed('normalize')).toBe(1)
-    expect(processed('samples-writer')).toBe(20)
+    expect(processed('samples-writer')).toBe(1)
+    expect(value(samples, 'hph_stage_items_processed_total', { stage: 'samples-writer' })).toBe(20)
     expect(processed('insights-writer')).toBe((await streamState('INSIGHTS')).messages - insightsBefore)
-    expect(value(samples, 'hph_stage_batch_size_sum', { stage: 'samples-writer' })).toBe(20)
+    expect(value(samples, 'hph_stage_batch_size_sum', { stage: 'samples-writer' })).toBe(1)
     expect(value(samples, 'hph_http_request_duration_seconds_count', { method: 'GET', route: '/readyz', status_code: '200' })).toBe(1)
     expect(value(samples, 'hph_http_request_duration_seconds_count', { method: 'POST', route: 'unmatched', status_code: '404' })).toBe(1)
     expect(samples.filter((s) => s.labels.route === INGEST_ROUTE.route)).toEqual([])

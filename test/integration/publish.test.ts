@@ -5,7 +5,7 @@ import { createDb } from '../../schema/db.ts'
 import { publishAll } from '../../streams/publish.ts'
 import { streamName } from '../../streams/subjects.ts'
 import { testEnv, type TestEnv } from '../helpers/env.ts'
-import { canonicalSamples, sampleEvents } from '../helpers/samples.ts'
+import { canonicalSamples, legacySampleEvents } from '../helpers/samples.ts'
 
 let env: TestEnv
 
@@ -21,7 +21,7 @@ afterAll(async () => {
 
 describe('publishAll', () => {
   it('keeps at most its window of publishes unacknowledged, and stores every event once', async () => {
-    const events = sampleEvents(env.config.HPH_PREFIX, canonicalSamples(3, 100))
+    const events = legacySampleEvents(env.config.HPH_PREFIX, canonicalSamples(3, 100))
     expect(events.length).toBeGreaterThan(4000)
     let inFlight = 0
     let most = 0

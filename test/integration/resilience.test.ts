@@ -79,6 +79,8 @@ interface ShutdownScene {
   env: TestEnv
   db: Kysely<Database>
   total: number
+  /** messages in HPH_SAMPLES */
+  messages: number
   acks: ReturnType<typeof recordAcks>
   /** holds `lock table samples in share mode` in an open transaction: every insert waits */
   lock: pg.Client
@@ -100,8 +102,9 @@ async function shutdownScene(): Promise<ShutdownScene> {
   // nights of the last month: their monthly partitions were made by the migration, so the first
   // statement of a pull that waits for the lock is its insert, inside the pull's transaction
   const firstNight = new Date(Date.now() - 30 * DAY_MS).toISOString().slice(0, 10)
-  const samples = canonicalSamples(20, 24, firstNight) // ≈ 8k samples: several 1000-message pulls
+  const samples = canonicalSamples(20, 24, firstNight) // ≈ 8k samples in ≈ 60 events: several pulls
   await fillSamples(env.nats, prefix, samples)
+  const messages = (await env.nats.jsm.streams.info(stream)).state.messages
   const acks = recordAcks(env.nats, stream, 'samples-writer')
   await env.nats.nc.flush()
   const lock = new pg.Client({ connectionString: env.config.DATABASE_URL })
@@ -118,7 +121,7 @@ async function shutdownScene(): Promise<ShutdownScene> {
     await env.cleanup()
   })
   return {
-    env, db, acks, lock, total: samples.length,
+    env, db, acks, lock, total: samples.length, messages,
     worker(extra = {}) {
       const c = hph(['worker', 'samples-writer'], { DATABASE_URL: workerUrl.toString(), HPH_PREFIX: prefix, PORT: '0', ...extra })
       showOnFailure(c, 'hph worker samples-writer')
@@ -155,7 +158,8 @@ async function expectNothingAckedUncommitted(s: ShutdownScene) {
 async function expectRestartWritesEverythingOnce(s: ShutdownScene) {
   const again = s.worker()
   await eventually(async () => (await s.settled()) && (await sampleCounts(s.db)).n === s.total, 60_000, 'the restarted writer to drain the stream')
-  expect(await sampleCounts(s.db)).toEqual({ n: s.total, ids: s.total, seqs: s.total })
+  // every sample once, and every message of the stream committed (each event's samples carry its sequence)
+  expect(await sampleCounts(s.db)).toEqual({ n: s.total, ids: s.total, seqs: s.messages })
   again.child.kill('SIGTERM')
   expect(await exitWithin(again, 15_000)).toMatchObject({ code: 0, signal: null })
 }
