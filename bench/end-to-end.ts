@@ -1,4 +1,4 @@
-import { readdir, readFile, writeFile } from 'node:fs/promises'
+import { writeFile } from 'node:fs/promises'
 import { Session } from 'node:inspector/promises'
 import { performance } from 'node:perf_hooks'
 import { sql } from 'kysely'
@@ -12,7 +12,7 @@ import type { BatchStats } from '../streams/consumer.ts'
 import { streamName, type StreamKey } from '../streams/subjects.ts'
 import { CONSUMERS, type StageName } from '../streams/topology.ts'
 import { testEnv } from '../test/helpers/env.ts'
-import { machine, percentile, rate } from './machine.ts'
+import { cpuSecondsOf, machine, percentile, rate } from './machine.ts'
 
 const USERS = Number(process.env.BENCH_E2E_USERS ?? 200)
 const DAYS = Number(process.env.BENCH_E2E_DAYS ?? 90)
@@ -41,26 +41,6 @@ interface StageFigures {
   maxMs: number
   firstAt: number
   lastAt: number
-}
-
-/** CPU seconds used so far by the processes of these names (Linux /proc; undefined elsewhere). */
-async function cpuSecondsOf(names: readonly string[]): Promise<Record<string, number> | undefined> {
-  try {
-    const out: Record<string, number> = Object.fromEntries(names.map((n) => [n, 0]))
-    for (const pid of await readdir('/proc')) {
-      if (!/^\d+$/.test(pid)) continue
-      const stat = await readFile(`/proc/${pid}/stat`, 'utf8').catch(() => '')
-      const m = /^\d+ \((.*)\) (.*)$/s.exec(stat)
-      if (!m || !names.includes(m[1] as string)) continue
-      const f = (m[2] as string).split(' ')
-      // fields 14 and 15 of /proc/<pid>/stat (utime, stime), in clock ticks (100 a second on Linux)
-      out[m[1] as string]! += (Number(f[11]) + Number(f[12])) / 100
-    }
-    return out
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined
-    throw err
-  }
 }
 
 /**

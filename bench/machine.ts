@@ -1,3 +1,4 @@
+import { readdir, readFile } from 'node:fs/promises'
 import { cpus, totalmem } from 'node:os'
 import type { Kysely } from 'kysely'
 import { sql } from 'kysely'
@@ -17,3 +18,24 @@ export function rate(n: number, ms: number): string {
 export function percentile(sorted: readonly number[], p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] ?? NaN
 }
+
+/** CPU seconds used so far by the processes of these names (Linux /proc; undefined elsewhere). */
+export async function cpuSecondsOf(names: readonly string[]): Promise<Record<string, number> | undefined> {
+  try {
+    const out: Record<string, number> = Object.fromEntries(names.map((n) => [n, 0]))
+    for (const pid of await readdir('/proc')) {
+      if (!/^\d+$/.test(pid)) continue
+      const stat = await readFile(`/proc/${pid}/stat`, 'utf8').catch(() => '')
+      const m = /^\d+ \((.*)\) (.*)$/s.exec(stat)
+      if (!m || !names.includes(m[1] as string)) continue
+      const f = (m[2] as string).split(' ')
+      // fields 14 and 15 of /proc/<pid>/stat (utime, stime), in clock ticks (100 a second on Linux)
+      out[m[1] as string]! += (Number(f[11]) + Number(f[12])) / 100
+    }
+    return out
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined
+    throw err
+  }
+}
+

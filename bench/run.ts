@@ -1,6 +1,6 @@
 // `npm run bench`: every figure of the issues, with the machine and the ceilings beside it.
 // Each benchmark runs on its own database and HPH_PREFIX and removes them afterwards.
-import { samplesWriterBench } from './samples-writer.ts'
+import { batchesBench } from './batches.ts'
 import { httpIngestBench } from './http-ingest.ts'
 import { endToEndBench } from './end-to-end.ts'
 import { rebuildBench } from './rebuild.ts'
@@ -9,7 +9,7 @@ import { healthkitImportBench } from './healthkit-import.ts'
 
 const only = process.argv[2]
 const benches: Record<string, () => Promise<void>> = {
-  'samples-writer': samplesWriterBench, 'http-ingest': httpIngestBench, 'end-to-end': endToEndBench, rebuild: rebuildBench, scaling: scalingBench, 'healthkit-import': healthkitImportBench,
+  batches: batchesBench, 'http-ingest': httpIngestBench, 'end-to-end': endToEndBench, rebuild: rebuildBench, scaling: scalingBench, 'healthkit-import': healthkitImportBench,
 }
 for (const [name, run] of Object.entries(benches)) {
   if (only && only !== name) continue

@@ -12,9 +12,9 @@ import type { InsightBatch, SampleBatch } from '../streams/schemas.ts'
 import { streamName, type StreamKey } from '../streams/subjects.ts'
 import { CONSUMERS, type StageName } from '../streams/topology.ts'
 import { INSIGHT_PROJECTION_TABLES, InsightEvent, writeInsights } from './insights/writer.ts'
-import { SampleEvent, writeRawSamples, writeSamples } from './samples/writer.ts'
+import { SampleEvent, writeSamples } from './samples/writer.ts'
 
-// `hph rebuild` / `hph replay` (DESIGN.md §7, issue 4): a projection rebuilt from its stream into shadow
+// `hph rebuild` / `hph replay` (docs/operating.md "Rebuilds and replays"): a projection rebuilt from its stream into shadow
 // tables while the live tables keep serving readers and the live writer keeps writing, then swapped in.
 //
 // The swap: one transaction locks the live tables EXCLUSIVE (readers go on, the live writer waits),
@@ -36,11 +36,6 @@ interface ProjectionSpec<T> {
   /** pulls in flight at once: the samples insert commutes; insight pulls are applied in order */
   concurrency: number
   write(deps: WriteDeps, batch: Delivered<T>[]): Promise<void>
-  /**
-   * The bulk path, when there is one: the pull's bytes as they are, decoded by the database. Returns
-   * false when it cannot take the pull; the pull then takes the validating path of the live stage.
-   */
-  writeRaw?(deps: WriteDeps, batch: readonly RawMessage[]): Promise<boolean>
   /** rows of the live tables that a replay from `fromSeq` keeps rather than re-derives */
   seedSql(schema: string, fromSeq: number): string[]
   /**
@@ -65,7 +60,6 @@ const SPECS: { samples: ProjectionSpec<SampleBatch>; insights: ProjectionSpec<In
     schema: SampleEvent,
     concurrency: 3,
     write: (deps, batch) => writeSamples(deps, batch, shadowName('samples')),
-    writeRaw: (deps, batch) => writeRawSamples(deps, batch, shadowName('samples')),
     seedSql: (schema, fromSeq) => [`insert into "${schema}".${shadowName('samples')} select * from "${schema}".samples where stream_seq < ${fromSeq}`],
     // the same sample twice in the stream (sent again after the duplicate window): the first one stays, as
     // `on conflict do nothing` keeps it in the live table
@@ -106,7 +100,7 @@ export interface RebuildOptions {
   fromSeq?: number
   /** replay from the first message stored at or after this instant */
   since?: Date
-  /** messages applied per statement (default 5000: larger pulls than the live stages', fewer round trips) */
+  /** messages applied per transaction (default 5000, and at most 16 MiB of them) */
   batchSize?: number
   /** called after each pull is applied; a returned promise is awaited (a caller may pace the rebuild) */
   onProgress?: (p: RebuildProgress) => void | Promise<void>
@@ -130,6 +124,10 @@ export interface RebuildResult {
 }
 
 const SWAP_ATTEMPTS = 5
+/** a rebuild's pull: at most this many bytes of events (and `batchSize` of them) */
+const PULL_BYTES = 16 * 1024 * 1024
+/** what the stream reader holds read ahead of the pulls */
+const READ_AHEAD_BYTES = 64 * 1024 * 1024
 const REBUILD_BATCH = 5000
 /** the swap starts once the shadow is at most this many messages behind (it applies them holding the live writer) */
 const SWAP_GAP = 1000
@@ -202,7 +200,6 @@ async function rebuildLocked(opts: RebuildOptions, spec: ProjectionSpec<unknown>
   let messages = 0
   let skipped = 0
   const apply = async (raw: RawMessage[]) => {
-    if (spec.writeRaw && (await spec.writeRaw(deps, raw))) return
     const { items, skipped: bad } = decodeBatch(spec.schema, raw)
     skipped += bad
     if (items.length) await spec.write(deps, items)
@@ -351,7 +348,8 @@ class StreamReader {
 
   static async open(nats: Nats, stream: string, fromSeq: number, batchSize: number): Promise<StreamReader> {
     const consumer = await nats.js.consumers.get(stream, { deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: fromSeq })
-    const messages = await consumer.consume({ max_messages: Math.max(batchSize * 4, 4000) })
+    // bounded by bytes: a batch event holds up to HPH_EVENT_MAX_BYTES, so a count would not bound the memory
+    const messages = await consumer.consume({ max_bytes: READ_AHEAD_BYTES })
     const reader = new StreamReader(consumer, messages, batchSize, fromSeq)
     void (async () => {
       for await (const m of messages) {
@@ -389,8 +387,12 @@ class StreamReader {
       }
     }
     const out: RawMessage[] = []
+    let bytes = 0
     while (this.head < this.queue.length && out.length < this.batchSize && this.position < target) {
-      const m = this.queue[this.head++] as JsMsg
+      const m = this.queue[this.head] as JsMsg
+      if (out.length > 0 && bytes + m.data.length > PULL_BYTES) break
+      this.head++
+      bytes += m.data.length
       this.position = m.seq
       out.push({ data: m.data, seq: m.seq, subject: m.subject })
     }

@@ -2,9 +2,8 @@ import { createHash } from 'node:crypto'
 
 /** sha-256 of the parts, NUL-separated so that ('ab','c') and ('a','bc') differ. */
 export function hashHex(...parts: ReadonlyArray<string | number>): string {
-  const h = createHash('sha256')
-  for (const p of parts) h.update(String(p)).update('\0')
-  return h.digest('hex')
+  // one update of the joined text: the same bytes as an update per part and separator, a third of the calls
+  return createHash('sha256').update(`${parts.join('\0')}\0`).digest('hex')
 }
 
 /** A deterministic UUID (RFC 9562 version 8, "custom") made from a sha-256 of the parts. */
@@ -13,11 +12,9 @@ export function hashUuid(...parts: ReadonlyArray<string | number>): string {
 }
 
 export function uuidOfHex(hex: string): string {
-  const b = hex.slice(0, 32).split('')
-  b[12] = '8' // version 8
-  b[16] = ((parseInt(b[16] ?? '0', 16) & 0x3) | 0x8).toString(16) // variant 10xx
-  const s = b.join('')
-  return `${s.slice(0, 8)}-${s.slice(8, 12)}-${s.slice(12, 16)}-${s.slice(16, 20)}-${s.slice(20, 32)}`
+  // version 8 in the 13th digit, variant 10xx in the 17th
+  const variant = ((parseInt(hex[16] ?? '0', 16) & 0x3) | 0x8).toString(16)
+  return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-8${hex.slice(13, 16)}-${variant}${hex.slice(17, 20)}-${hex.slice(20, 32)}`
 }
 
 const UUID_RE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i

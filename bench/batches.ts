@@ -1,0 +1,259 @@
+import { createReadStream } from 'node:fs'
+import { mkdtemp, rm } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { Readable } from 'node:stream'
+import { pipeline } from 'node:stream/promises'
+import { performance } from 'node:perf_hooks'
+import { sql, type Kysely } from 'kysely'
+import type pg from 'pg'
+import { from as copyFrom } from 'pg-copy-streams'
+import { demoBatches } from '../cli/demo-data.ts'
+import { prepare, STAGES, startPipeline, waitForIdle, type Pipeline } from '../cli/pipeline.ts'
+import { importExport } from '../processors/healthkit-export/import.ts'
+import { readExport } from '../processors/healthkit-export/reader.ts'
+import { normalizeBatch, parseBatchEnvelope, type NormalizedSample } from '../processors/normalize/healthkit.ts'
+import { sampleEventsOf } from '../processors/normalize/stage.ts'
+import { rebuildProjection } from '../projections/rebuild.ts'
+import { copyRowsOf, insertFromStageSql, SAMPLE_COLUMNS, samplesWriter, stageSql, STAGE_TABLE } from '../projections/samples/writer.ts'
+import { createDb, type Database } from '../schema/db.ts'
+import { ensurePartitions } from '../schema/partitions.ts'
+import { inTransaction } from '../schema/transaction.ts'
+import { startConsumer, type Delivered } from '../streams/consumer.ts'
+import { hashUuid } from '../streams/ids.ts'
+import { publishAll, type Outgoing } from '../streams/publish.ts'
+import type { SampleBatch } from '../streams/schemas.ts'
+import { testEnv, type TestEnv } from '../test/helpers/env.ts'
+import { writeExport } from '../test/helpers/export-generator.ts'
+import { cpuSecondsOf, machine, rate } from './machine.ts'
+
+// The figures of the batch events (docs/benchmarks.md): every throughput as a ratio to the bare 1000-row insert
+// of the same rows measured in the same run (this machine is shared and its speed drifts), and the CPU each
+// process spends per sample, read from /proc.
+
+const USERS = Number(process.env.BENCH_BATCH_USERS ?? 200)
+const DAYS = Number(process.env.BENCH_BATCH_DAYS ?? 90)
+const HTTP_BATCH = Number(process.env.BENCH_BATCH_HTTP_SIZE ?? 1000)
+const CONCURRENCY = Number(process.env.BENCH_BATCH_CONCURRENCY ?? 8)
+const EXPORT_MB = Number(process.env.BENCH_BATCH_EXPORT_MB ?? 100)
+/** rows a transaction in the second comparison of unnest and COPY: what a samples-writer pull holds */
+const PULL_ROWS = 30_000
+const MB = 1024 * 1024
+
+interface Cpu {
+  node: number
+  nats: number
+  postgres: number
+}
+
+/** CPU seconds so far: this process (all its threads), nats-server and PostgreSQL. */
+async function cpuNow(): Promise<Cpu> {
+  const others = (await cpuSecondsOf(['postgres', 'nats-server'])) ?? {}
+  const self = process.cpuUsage()
+  return { node: (self.user + self.system) / 1e6, nats: others['nats-server'] ?? NaN, postgres: others.postgres ?? NaN }
+}
+
+function perSample(a: Cpu, b: Cpu, n: number): string {
+  const us = (s: number) => ((s / n) * 1e6).toFixed(1)
+  return `µs CPU per sample: node ${us(b.node - a.node)}, nats-server ${us(b.nats - a.nats)}, postgres ${us(b.postgres - a.postgres)}`
+}
+
+/** Each sample as an event of its own, so that statements of exactly `size` rows can be cut from them. */
+function oneEach(samples: readonly NormalizedSample[]): Delivered<SampleBatch>[] {
+  return samples.map((s, i) => {
+    const { userId, metric, ingestId, ...rest } = s.sample
+    const data: SampleBatch = { userId, metric, ingestId, samples: [{ id: s.id, ...rest }] }
+    return { event: { specversion: '1.0', id: s.id, type: 'hph.sample.v2', source: 'bench', subject: userId, time: '', data }, data, subject: '', seq: i + 1, deliveries: 1, traceparent: undefined }
+  })
+}
+
+const COLUMNS = SAMPLE_COLUMNS.join(', ')
+
+/** The insert the samples-writer made before COPY: one statement of unnested column arrays. */
+function unnestSql(schema: string): string {
+  return `insert into "${schema}".samples (${COLUMNS})
+    select * from unnest($1::uuid[], $2::text[], $3::text[], $4::timestamptz[], $5::timestamptz[], $6::smallint[],
+       $7::float8[], $8::text[], $9::text[], $10::text[], $11::text[], $12::text[], $13::text[], $14::bigint[])
+    on conflict do nothing`
+}
+
+/** The rows as the unnest insert's column arrays. */
+function columnsOf(batch: readonly Delivered<SampleBatch>[]): unknown[][] {
+  const cols: unknown[][] = SAMPLE_COLUMNS.map(() => [])
+  for (const d of batch) {
+    const b = d.data
+    for (const s of b.samples) {
+      const row = [s.id, b.userId, b.metric, s.start, s.end, s.utcOffsetMinutes, s.value ?? null, s.stage ?? null, s.source.name, s.source.bundleId ?? null, s.source.device ?? null, s.externalId ?? null, b.ingestId, d.seq]
+      row.forEach((v, c) => (cols[c] as unknown[]).push(v))
+    }
+  }
+  return cols
+}
+
+/** What the samples-writer does with a pull: COPY into its staging table, then one insert from it. */
+async function copyInsert(client: pg.PoolClient, schema: string, batch: readonly Delivered<SampleBatch>[]): Promise<void> {
+  await client.query(stageSql(schema))
+  await pipeline(Readable.from(copyRowsOf(batch)), client.query(copyFrom(`copy ${STAGE_TABLE} (${COLUMNS}) from stdin`)))
+  await client.query(insertFromStageSql(schema))
+}
+
+/** The ceiling: the rows inserted `size` a transaction, no messaging; rows/s. */
+async function bareInsert(db: Kysely<Database>, pool: pg.Pool, schema: string, rows: Delivered<SampleBatch>[], size: number, how: 'unnest' | 'copy'): Promise<number> {
+  await sql`truncate samples`.execute(db)
+  const t = performance.now()
+  for (let i = 0; i < rows.length; i += size) {
+    const pull = rows.slice(i, i + size)
+    await inTransaction(pool, async (c) => {
+      if (how === 'unnest') await c.query({ name: `bench_insert_${schema}`, text: unnestSql(schema), values: columnsOf(pull) })
+      else await copyInsert(c, schema, pull)
+    })
+  }
+  const ms = performance.now() - t
+  await sql`truncate samples`.execute(db)
+  return (rows.length / ms) * 1000
+}
+
+const countRows = async (db: Kysely<Database>) => (await sql<{ n: number }>`select count(*)::int as n from samples`.execute(db)).rows[0]?.n ?? 0
+
+async function until(probe: () => Promise<boolean>, ms = 1_800_000): Promise<void> {
+  const t0 = Date.now()
+  while (!(await probe())) {
+    if (Date.now() - t0 > ms) throw new Error(`not done within ${ms} ms`)
+    await new Promise((r) => setTimeout(r, 50))
+  }
+}
+
+const benchEnv = () => testEnv({ LOG_LEVEL: 'warn', HPH_ACK_WAIT_S: '60', HPH_RATE_LIMIT_PER_IP: '1000000000', HPH_RATE_LIMIT_PER_TOKEN: '1000000000' })
+
+export async function batchesBench(): Promise<void> {
+  const envs: TestEnv[] = []
+  const pipelines: Pipeline[] = []
+  const dir = await mkdtemp(join(tmpdir(), 'hph-bench-batches-'))
+  try {
+    // ── the data: USERS × DAYS nights of demo data in HTTP batches of HTTP_BATCH, and the rows they give ──
+    const firstNight = '2026-01-01'
+    const perUser = Array.from({ length: USERS }, (_, u) => demoBatches({ userId: `b${u}`, nights: DAYS, firstNight, seed: u + 1, batchSize: HTTP_BATCH }).map((b) => ({ userId: `b${u}`, b })))
+    const bodies: Array<{ userId: string; body: string; n: number }> = []
+    for (let i = 0; i < Math.max(...perUser.map((x) => x.length)); i++) for (const list of perUser) if (list[i]) bodies.push({ userId: list[i]!.userId, body: JSON.stringify(list[i]!.b), n: list[i]!.b.samples.length })
+    const now = new Date()
+    const samples = perUser.flat().flatMap(({ userId, b }) => normalizeBatch(parseBatchEnvelope(b, { maxSamples: 100_000 }), { userId, ingestId: hashUuid('ingest', userId, b.batchId), now }).samples)
+    const N = samples.length
+
+    // ── ceilings, on a database of their own ──
+    const env = await benchEnv()
+    envs.push(env)
+    const { db, pool } = createDb(env.config, { max: 4 })
+    await prepare(env.config, env.log, env.nats, db)
+    const schema = env.config.HPH_DB_SCHEMA
+    process.stdout.write(`machine: ${await machine(env.nats, db as never)}\n`)
+    process.stdout.write(`data: ${USERS} users × ${DAYS} nights (demoBatches), ${bodies.length} HTTP batches of ≤ ${HTTP_BATCH}, ${N.toLocaleString('en-US')} samples\n`)
+    const rows = oneEach(samples)
+    await ensurePartitions(db, schema, samples.map((s) => s.sample.start))
+    const bare = await bareInsert(db, pool, schema, rows, 1000, 'unnest')
+    const copy1000 = await bareInsert(db, pool, schema, rows, 1000, 'copy')
+    const unnestPull = await bareInsert(db, pool, schema, rows, PULL_ROWS, 'unnest')
+    const copyPull = await bareInsert(db, pool, schema, rows, PULL_ROWS, 'copy')
+    const fmt = (r: number) => `${Math.round(r).toLocaleString('en-US')} rows/s`
+    process.stdout.write(`ceiling — bare insert … select from unnest, 1000 rows a transaction (no messaging): ${fmt(bare)}  ← every ratio below is to this\n`)
+    process.stdout.write(`    COPY into a staging table + insert from it, 1000 rows a transaction: ${fmt(copy1000)} (${(copy1000 / bare).toFixed(2)} of unnest)\n`)
+    process.stdout.write(`    at a pull's size (${PULL_ROWS.toLocaleString('en-US')} rows a transaction): unnest ${fmt(unnestPull)}, COPY ${fmt(copyPull)} (${(copyPull / unnestPull).toFixed(2)} of unnest); the samples-writer copies\n`)
+
+    // the export: its bare parse, beside the bare insert
+    const exportPath = join(dir, 'export.xml')
+    const gen = await writeExport(exportPath, { targetBytes: EXPORT_MB * MB })
+    let t = performance.now()
+    let parsed = 0
+    for await (const batch of readExport(createReadStream(exportPath, { highWaterMark: 120 * 1024 }), { format: 'xml', batchSize: 1000 }).batches) parsed += batch.size
+    const parseMs = performance.now() - t
+    process.stdout.write(`ceiling — bare parse of a generated ${(gen.bytes / MB).toFixed(0)} MB export.xml (the export reader, no messaging): ${rate(parsed, parseMs)} samples\n`)
+
+    // ── (1) samples-writer alone on a pre-filled HPH_SAMPLES of v2 events ──
+    const byBatch = new Map<string, NormalizedSample[]>()
+    for (const s of samples) byBatch.set(s.sample.ingestId, [...(byBatch.get(s.sample.ingestId) ?? []), s])
+    const events: Outgoing[] = [...byBatch.values()].flatMap((list) => sampleEventsOf(env.config.HPH_PREFIX, { userId: list[0]!.sample.userId, ingestId: list[0]!.sample.ingestId, receivedAt: now.toISOString() }, list, env.config.HPH_EVENT_MAX_BYTES))
+    for (let i = 0; i < events.length; i += 2000) await publishAll(env.nats.js, events.slice(i, i + 2000))
+    let written = 0
+    let pulls = 0
+    const writer = samplesWriter({ db, pool, nats: env.nats, prefix: env.config.HPH_PREFIX, schema })
+    const cpu0 = await cpuNow()
+    t = performance.now()
+    const c = await startConsumer(writer, {
+      nats: env.nats, prefix: env.config.HPH_PREFIX, log: env.log, batchSize: env.config.HPH_BATCH_SIZE, pullMaxBytes: env.config.HPH_PULL_MAX_BYTES, maxDeliver: 5, shutdownTimeoutMs: 10_000,
+      onBatch: (s) => {
+        written += s.items
+        pulls++
+      },
+    })
+    await until(async () => written >= N)
+    const writerMs = performance.now() - t
+    const cpu1 = await cpuNow()
+    await c.stop()
+    process.stdout.write(
+      `(1) samples-writer alone, ${events.length} v2 events pre-filled: ${rate(N, writerMs)} samples in ${pulls} pulls (${Math.round(N / pulls)} samples a pull) = ${(N / writerMs * 1000 / bare).toFixed(2)} of the bare insert (goal ≥ 0.8); ${perSample(cpu0, cpu1, N)}\n`,
+    )
+    if ((await countRows(db)) !== N) throw new Error(`samples-writer wrote ${await countRows(db)} rows of ${N}`)
+    await db.destroy()
+
+    // ── (2) HTTP → samples → every insight table, every stage in one process ──
+    const env2 = await benchEnv()
+    envs.push(env2)
+    const p = await startPipeline(env2.config, env2.log, { stages: STAGES, api: true, prepare: true })
+    pipelines.push(p)
+    let next = 0
+    const c0 = await cpuNow()
+    t = performance.now()
+    await Promise.all(
+      Array.from({ length: CONCURRENCY }, async () => {
+        while (next < bodies.length) {
+          const b = bodies[next++]!
+          const res = await fetch(`${p.url}/v1/users/${b.userId}/samples`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: b.body })
+          await res.arrayBuffer()
+          if (res.status !== 202) throw new Error(`POST answered ${res.status}`)
+        }
+      }),
+    )
+    const postedMs = performance.now() - t
+    await until(async () => (await countRows(p.db)) >= N)
+    const toRowsMs = performance.now() - t
+    const c1 = await cpuNow()
+    await waitForIdle(p.nats, env2.config.HPH_PREFIX, { timeoutMs: 1_800_000, settleMs: 50 })
+    const settledMs = performance.now() - t
+    const c2 = await cpuNow()
+    process.stdout.write(`(2) HTTP, ${bodies.length} POSTs of ≤ ${HTTP_BATCH} samples, ${CONCURRENCY} at once, every stage in this process: all answered in ${(postedMs / 1000).toFixed(1)} s\n`)
+    process.stdout.write(`    → table samples: ${rate(N, toRowsMs)} = ${((N / toRowsMs) * 1000 / bare).toFixed(2)} of the bare insert (goal ≥ 0.5); ${perSample(c0, c1, N)}\n`)
+    process.stdout.write(`    → every insight table settled: ${rate(N, settledMs)} = ${((N / settledMs) * 1000 / bare).toFixed(2)} of the bare insert (goal ≥ 0.35); ${perSample(c0, c2, N)}\n`)
+    const streams = await Promise.all((['INGEST', 'SAMPLES', 'CHANGES', 'INSIGHTS'] as const).map(async (k) => `${k} ${(await p.nats.jsm.streams.info(`${env2.config.HPH_PREFIX.toUpperCase()}_${k}`)).state.messages.toLocaleString('en-US')}`))
+    process.stdout.write(`    messages: ${streams.join(', ')}\n`)
+
+    // ── (3) hph rebuild samples, from the stream (2) wrote ──
+    const r0 = await cpuNow()
+    const rb = await rebuildProjection({ nats: p.nats, db: p.db, pool: p.pool, prefix: env2.config.HPH_PREFIX, schema: env2.config.HPH_DB_SCHEMA, log: env2.log, projection: 'samples' })
+    const r1 = await cpuNow()
+    process.stdout.write(`(3) hph rebuild samples: ${rb.messages} messages, ${rate(N, rb.seconds * 1000)} samples = ${((N / rb.seconds) / bare).toFixed(2)} of the bare insert (goal ≥ 0.8); swap held readers ${rb.swapPauseMs.toFixed(0)} ms; ${perSample(r0, r1, N)}\n`)
+    await p.stop()
+
+    // ── (4) export import → samples rows (normalize and the samples-writer running in this process) ──
+    const env3 = await benchEnv()
+    envs.push(env3)
+    const p3 = await startPipeline(env3.config, env3.log, { stages: ['normalize', 'samples-writer'], api: false, prepare: true })
+    pipelines.push(p3)
+    const i0 = await cpuNow()
+    t = performance.now()
+    const imported = await importExport(
+      { ingest: { js: p3.nats.js, nc: p3.nats.nc, prefix: env3.config.HPH_PREFIX, maxSamples: env3.config.HPH_MAX_SAMPLES }, batchSize: env3.config.HPH_IMPORT_BATCH_SIZE, inFlight: env3.config.HPH_IMPORT_IN_FLIGHT, source: 'bench' },
+      { userId: 'bench', format: 'xml', input: createReadStream(exportPath, { highWaterMark: 120 * 1024 }) },
+    )
+    const importedMs = performance.now() - t
+    await until(async () => (await countRows(p3.db)) >= imported.accepted)
+    const landedMs = performance.now() - t
+    const i1 = await cpuNow()
+    process.stdout.write(
+      `(4) export import (${imported.accepted.toLocaleString('en-US')} samples; into HPH_INGEST in ${(importedMs / 1000).toFixed(1)} s) → table samples: ${rate(imported.accepted, landedMs)} = ${((imported.accepted / landedMs) * 1000 / bare).toFixed(2)} of the bare insert (goal ≥ 0.5), ${(parseMs / parsed / (landedMs / imported.accepted)).toFixed(2)} of the bare parse; ${perSample(i0, i1, imported.accepted)}\n`,
+    )
+    await p3.stop()
+  } finally {
+    for (const p of pipelines) await p.stop()
+    for (const e of envs) await e.cleanup()
+    await rm(dir, { recursive: true, force: true })
+  }
+}
