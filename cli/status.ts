@@ -1,4 +1,4 @@
-import type { Kysely } from 'kysely'
+import { sql, type Kysely } from 'kysely'
 import type { Database } from '../schema/db.ts'
 import { createDb } from '../schema/db.ts'
 import { migrationVersion } from '../schema/migrate.ts'
@@ -8,8 +8,8 @@ import { CONSUMERS } from '../streams/topology.ts'
 import type { CommandContext } from './commands.ts'
 import { table } from './table.ts'
 
-// `hph status` (DESIGN.md §7): what an operator looks at first — streams, consumers and their lag,
-// the DLQ, the database. Every part is read on its own, so a dependency that is down is reported, not fatal.
+// `hph status`: what an operator looks at first — streams, consumers and their lag, the DLQ, the database and
+// the rows of its output tables. Every part is read on its own, so a dependency that is down is reported, not fatal.
 
 export interface StreamStatus {
   stream: string
@@ -37,10 +37,23 @@ export interface ConsumerStatus {
   lagSeconds: number | null
 }
 
+/** A table the pipeline writes: a message carries many rows, so throughput is also read here, in rows. */
+export interface TableStatus {
+  table: string
+  /** live rows, as PostgreSQL's statistics estimate them (every partition or chunk summed) */
+  rows: number
+  /** rows inserted or updated since the statistics were reset: its change over time is rows/s */
+  written: number
+}
+
+/** The tables whose rows are the pipeline's output, in the order of the data flow. */
+export const OUTPUT_TABLES = ['samples', 'hrv_daily', 'sleep_daily', 'baseline_history', 'readiness_daily', 'user_baselines', 'user_cpt_tables'] as const
+
 export interface Status {
   nats: { reachable: boolean; error?: string; server?: string }
   streams: StreamStatus[]
   consumers: ConsumerStatus[]
+  tables: TableStatus[]
   dlq: { depth: number | null }
   database: { reachable: boolean; error?: string; migration?: string | null }
 }
@@ -49,7 +62,7 @@ const message = (err: unknown) => (err instanceof Error ? err.message : String(e
 
 /** Reads the status of one environment (its HPH_PREFIX); never throws for an unreachable dependency. */
 export async function readStatus(prefix: string, nats: Nats | Error, db: Kysely<Database>, now = Date.now()): Promise<Status> {
-  const status: Status = { nats: { reachable: false }, streams: [], consumers: [], dlq: { depth: null }, database: { reachable: false } }
+  const status: Status = { nats: { reachable: false }, streams: [], consumers: [], tables: [], dlq: { depth: null }, database: { reachable: false } }
   if (nats instanceof Error) status.nats.error = nats.message
   else {
     try {
@@ -94,10 +107,25 @@ export async function readStatus(prefix: string, nats: Nats | Error, db: Kysely<
   }
   try {
     status.database = { reachable: true, migration: (await migrationVersion(db)) ?? null }
+    status.tables = await tableStatus(db)
   } catch (err) {
     status.database = { reachable: false, error: message(err) }
   }
   return status
+}
+
+/** Rows of the output tables from PostgreSQL's statistics: no count(*), so it stays cheap on any size. */
+async function tableStatus(db: Kysely<Database>): Promise<TableStatus[]> {
+  // a partition (or a TimescaleDB chunk) counts for the table it belongs to
+  const { rows } = await sql<{ table: string; rows: string; written: string }>`
+    with recursive tree(relid, root) as (
+      select c.oid, c.relname::text from pg_class c where c.oid = any(${sql.raw(`array[${OUTPUT_TABLES.map((t) => `to_regclass('${t}')`).join(', ')}]`)}::oid[])
+      union all
+      select i.inhrelid, t.root from pg_inherits i join tree t on i.inhparent = t.relid)
+    select t.root as table, coalesce(sum(s.n_live_tup), 0)::text as rows, coalesce(sum(s.n_tup_ins + s.n_tup_upd), 0)::text as written
+    from tree t left join pg_stat_all_tables s on s.relid = t.relid group by t.root`.execute(db)
+  const byName = new Map(rows.map((r) => [r.table, r]))
+  return OUTPUT_TABLES.filter((t) => byName.has(t)).map((t) => ({ table: t, rows: Number(byName.get(t)?.rows), written: Number(byName.get(t)?.written) }))
 }
 
 const fmtBytes = (n: number) => (n < 1024 ? `${n} B` : n < 1024 ** 2 ? `${(n / 1024).toFixed(1)} KiB` : n < 1024 ** 3 ? `${(n / 1024 ** 2).toFixed(1)} MiB` : `${(n / 1024 ** 3).toFixed(2)} GiB`)
@@ -113,6 +141,8 @@ export function renderStatus(s: Status): string {
     consumer: `${c.stream}/${c.durable}`, pending: c.pending, 'ack pending': c.ackPending, redelivered: c.redelivered, 'ack floor': c.ackFloor,
     'lag msgs': c.lagMessages, 'lag s': c.lagSeconds === null ? '?' : Number(c.lagSeconds.toFixed(1)),
   }))))
+  out.push('tables (rows as PostgreSQL estimates them; written: rows inserted or updated since its statistics were reset)')
+  out.push(table(s.tables.map((t) => ({ table: t.table, rows: t.rows, written: t.written }))))
   return out.join('\n')
 }
 

@@ -164,6 +164,12 @@ async function refreshOps() {
   $('ops-db').textContent = s.database.reachable ? 'up' : 'DOWN'
   fillTable($('ops-consumers'), ['stage', 'consumer', 'pending', 'ack pending', 'redelivered', 'lag (msgs)', 'lag (s)', 'throughput (msg/s)'],
     s.consumers.map((c) => [c.stage, `${c.stream}/${c.durable}`, c.pending, c.ackPending, c.redelivered, c.lagMessages, c.lagSeconds === null ? '?' : round(c.lagSeconds), rate(c)]))
+  // a message carries many samples or rows: the tables say how many of those a second
+  const rowsPerS = (t) => {
+    const before = previous?.tables?.find((p) => p.table === t.table)
+    return before && dt > 0 ? round(Math.max(0, t.written - before.written) / dt) : null
+  }
+  fillTable($('ops-tables'), ['table', 'rows (estimate)', 'rows/s'], (s.tables ?? []).map((t) => [t.table, t.rows, rowsPerS(t)]))
   fillTable($('ops-streams'), ['stream', 'messages', 'bytes', 'first seq', 'last seq', 'last message'],
     s.streams.map((x) => [x.stream, x.messages, x.bytes, x.firstSeq, x.lastSeq, x.lastTime ?? '–']))
   if (previous) {

@@ -69,18 +69,25 @@ export function copyText(v: string | undefined): string {
   return NEEDS_ESCAPE.test(v) ? v.replace(/\\/g, '\\\\').replace(/\t/g, '\\t').replace(/\n/g, '\\n').replace(/\r/g, '\\r') : v
 }
 
-/** The pull's samples as COPY text, one chunk an event, each row with its event's stream sequence. */
+/** What one chunk of COPY text holds at least (a write to the socket each: events of one sample would be many). */
+const COPY_CHUNK_CHARS = 64 * 1024
+
+/** The pull's samples as COPY text in chunks of about 64 KiB, each row with its event's stream sequence. */
 export function* copyRowsOf(batch: readonly Delivered<SampleBatch>[]): Generator<string> {
+  let chunk = ''
   for (const d of batch) {
     const b = d.data
     const tail = `\t${copyText(b.ingestId)}\t${d.seq}\n`
     const head = `\t${copyText(b.userId)}\t${b.metric}\t`
-    let chunk = ''
     for (const s of b.samples) {
       chunk += `${s.id}${head}${s.start}\t${s.end}\t${s.utcOffsetMinutes}\t${s.value ?? '\\N'}\t${s.stage ?? '\\N'}\t${copyText(s.source.name)}\t${copyText(s.source.bundleId)}\t${copyText(s.source.device)}\t${copyText(s.externalId)}${tail}`
+      if (chunk.length >= COPY_CHUNK_CHARS) {
+        yield chunk
+        chunk = ''
+      }
     }
-    yield chunk
   }
+  if (chunk.length > 0) yield chunk
 }
 
 export function checkpointSql(schema: string): string {

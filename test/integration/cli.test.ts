@@ -52,11 +52,15 @@ describe('hph', () => {
     expect(normalize.lagSeconds).toBeGreaterThanOrEqual(1)
     expect(s.consumers.find((c) => c.stage === 'samples-writer')).toMatchObject({ lagMessages: 0, lagSeconds: 0 })
     expect(s.dlq.depth).toBe(0)
+    // the output tables' rows beside the messages, read from PostgreSQL's statistics
+    expect(s.tables.map((t) => t.table)).toEqual(['samples', 'hrv_daily', 'sleep_daily', 'baseline_history', 'readiness_daily', 'user_baselines', 'user_cpt_tables'])
+    for (const t of s.tables) expect([t.rows, t.written].every((n) => Number.isInteger(n) && n >= 0), t.table).toBe(true)
 
     const human = hph(['status'])
     expect(await human.exit).toBe(0)
     expect(human.output()).toMatch(/consumers\nconsumer\s+pending\s+ack pending\s+redelivered\s+ack floor\s+lag msgs\s+lag s/)
     expect(human.output()).toContain(`${streamName(env.config.HPH_PREFIX, 'INGEST')}/normalize`)
+    expect(human.output()).toMatch(/\ntable\s+rows\s+written\n/)
 
     const away = hph(['status', '--json'], { NATS_URL: 'nats://127.0.0.1:1' })
     expect(await away.exit).toBe(1)

@@ -162,6 +162,10 @@ describe('the dashboard', () => {
       expect(c[5], `lag of ${c[0]}`).toBe('0') // the demo has settled
       expect(c[7], `throughput of ${c[0]}`).toMatch(/^\d+(\.\d+)?$/)
     }
+    // rows and rows/s of the output tables beside the messages: samples first, every insight table after
+    const tables = await page.$$eval('#ops-tables tr', (trs) => trs.slice(1).map((tr) => [...tr.querySelectorAll('td')].map((td) => td.textContent)))
+    expect(tables.map((t) => t[0])).toEqual(['samples', 'hrv_daily', 'sleep_daily', 'baseline_history', 'readiness_daily', 'user_baselines', 'user_cpt_tables'])
+    for (const t of tables) expect(t[2], `rows/s of ${t[0]}`).toMatch(/^\d+(\.\d+)?$/)
     const streams = await page.$$eval('#ops-streams tr', (trs) => trs.slice(1).map((tr) => tr.querySelector('td')?.textContent))
     expect(streams).toContain(streamName(env.config.HPH_PREFIX, 'INGEST'))
     const dlq = (await env.nats.jsm.streams.info(streamName(env.config.HPH_PREFIX, 'DLQ'))).state.messages
