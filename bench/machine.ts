@@ -19,7 +19,7 @@ export function percentile(sorted: readonly number[], p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] ?? NaN
 }
 
-/** CPU seconds used so far by the processes of these names (Linux /proc; undefined elsewhere). */
+/** CPU seconds used so far by the processes of these names and the children they reaped (Linux /proc; undefined elsewhere). */
 export async function cpuSecondsOf(names: readonly string[]): Promise<Record<string, number> | undefined> {
   try {
     const out: Record<string, number> = Object.fromEntries(names.map((n) => [n, 0]))
@@ -29,8 +29,9 @@ export async function cpuSecondsOf(names: readonly string[]): Promise<Record<str
       const m = /^\d+ \((.*)\) (.*)$/s.exec(stat)
       if (!m || !names.includes(m[1] as string)) continue
       const f = (m[2] as string).split(' ')
-      // fields 14 and 15 of /proc/<pid>/stat (utime, stime), in clock ticks (100 a second on Linux)
-      out[m[1] as string]! += (Number(f[11]) + Number(f[12])) / 100
+      // fields 14–17 of /proc/<pid>/stat (utime, stime, and cutime, cstime: children waited for, such as the
+      // backends and parallel workers PostgreSQL's postmaster has reaped), in clock ticks (100 a second on Linux)
+      out[m[1] as string]! += (Number(f[11]) + Number(f[12]) + Number(f[13]) + Number(f[14])) / 100
     }
     return out
   } catch (err) {
