@@ -123,7 +123,8 @@ async function shutdownScene(): Promise<ShutdownScene> {
   return {
     env, db, acks, lock, total: samples.length, messages,
     worker(extra = {}) {
-      const c = hph(['worker', 'samples-writer'], { DATABASE_URL: workerUrl.toString(), HPH_PREFIX: prefix, PORT: '0', ...extra })
+      // pulls of one or two events: several in hand at once, the rest still in the stream or given back at a stop
+      const c = hph(['worker', 'samples-writer'], { DATABASE_URL: workerUrl.toString(), HPH_PREFIX: prefix, PORT: '0', HPH_PULL_MAX_BYTES: String(256 * 1024), ...extra })
       showOnFailure(c, 'hph worker samples-writer')
       return c
     },
@@ -189,7 +190,7 @@ describe('SIGTERM', () => {
     // the batches in hand were committed, then acked; what was pulled but not handled was given back
     const committed = await committedSeqs(s.db)
     expect(committed.size).toBeGreaterThan(0)
-    expect(committed.size).toBeLessThan(s.total)
+    expect(committed.size).toBeLessThan(s.messages)
     expect(s.acks.acked(sentAt).size).toBeGreaterThan(0)
     await expectNothingAckedUncommitted(s)
 
