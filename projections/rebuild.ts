@@ -1,4 +1,4 @@
-import { DeliverPolicy, type ConsumerMessages, type JsMsg, type Consumer } from '@nats-io/jetstream'
+import { DeliverPolicy, type JsMsg, type Consumer } from '@nats-io/jetstream'
 import type { Kysely } from 'kysely'
 import type pg from 'pg'
 import type { z } from 'zod'
@@ -126,7 +126,7 @@ export interface RebuildResult {
 const SWAP_ATTEMPTS = 5
 /** a rebuild's pull: at most this many bytes of events (and `batchSize` of them) */
 const PULL_BYTES = 16 * 1024 * 1024
-/** what the stream reader holds read ahead of the pulls */
+/** what the stream reader holds read ahead of the pulls, at most (and a fetch asks for a quarter of it) */
 const READ_AHEAD_BYTES = 64 * 1024 * 1024
 const REBUILD_BATCH = 5000
 /** the swap starts once the shadow is at most this many messages behind (it applies them holding the live writer) */
@@ -329,17 +329,27 @@ export function decodeBatch<T>(schema: z.ZodType<Envelope<T>>, msgs: readonly Ra
   return { items, skipped }
 }
 
-/** Reads a stream in order from a sequence with an ordered consumer (no acks, flow-controlled by the server), cut into pulls. */
+/**
+ * Reads a stream in order from a sequence with an ordered consumer (no acks), fetching while less than
+ * READ_AHEAD_BYTES are queued (a fetch is bounded by messages, sized from the messages seen: a byte-bounded
+ * pull can stall on a message larger than what is left of it), cut into pulls.
+ */
 class StreamReader {
   position: number
   private queue: JsMsg[] = []
   private head = 0
+  private queuedBytes = 0
+  private seenBytes = 0
+  private seenMessages = 0
   private wake: (() => void) | undefined
+  private resume: (() => void) | undefined
+  private stopping = false
   private closed = false
+  private failure: unknown
+  private pumping: Promise<void> = Promise.resolve()
 
   private constructor(
     private readonly consumer: Consumer,
-    private readonly messages: ConsumerMessages,
     private readonly batchSize: number,
     fromSeq: number,
   ) {
@@ -348,18 +358,39 @@ class StreamReader {
 
   static async open(nats: Nats, stream: string, fromSeq: number, batchSize: number): Promise<StreamReader> {
     const consumer = await nats.js.consumers.get(stream, { deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: fromSeq })
-    // bounded by bytes: a batch event holds up to HPH_EVENT_MAX_BYTES, so a count would not bound the memory
-    const messages = await consumer.consume({ max_bytes: READ_AHEAD_BYTES })
-    const reader = new StreamReader(consumer, messages, batchSize, fromSeq)
-    void (async () => {
-      for await (const m of messages) {
-        reader.queue.push(m)
-        reader.wake?.()
-      }
-      reader.closed = true
-      reader.wake?.()
-    })()
+    const reader = new StreamReader(consumer, batchSize, fromSeq)
+    reader.pumping = reader.pump()
     return reader
+  }
+
+  /** Messages a fetch asks for: READ_AHEAD_BYTES / 4 of the sizes seen so far, within 16…2000. */
+  private fetchSize(): number {
+    const average = this.seenMessages > 0 ? this.seenBytes / this.seenMessages : 64 * 1024
+    return Math.max(16, Math.min(2000, Math.floor(READ_AHEAD_BYTES / 4 / Math.max(1, average))))
+  }
+
+  private async pump(): Promise<void> {
+    try {
+      while (!this.stopping) {
+        if (this.queuedBytes >= READ_AHEAD_BYTES) {
+          await new Promise<void>((resolve) => (this.resume = resolve))
+          this.resume = undefined
+          continue
+        }
+        for await (const m of await this.consumer.fetch({ max_messages: this.fetchSize(), expires: 1000 })) {
+          this.queue.push(m)
+          this.queuedBytes += m.data.length
+          this.seenBytes += m.data.length
+          this.seenMessages++
+          this.wake?.()
+        }
+      }
+    } catch (err) {
+      this.failure = err
+    } finally {
+      this.closed = true
+      this.wake?.()
+    }
   }
 
   private async arrival(ms: number): Promise<boolean> {
@@ -373,12 +404,12 @@ class StreamReader {
     return arrived
   }
 
-  /** Up to batchSize messages, none beyond `target`; waits for at least one, or for the stream to be read to `target`. */
+  /** Up to batchSize messages and PULL_BYTES, none beyond `target`; waits for at least one, or for the stream to be read to `target`. */
   async next(target: number): Promise<RawMessage[]> {
     while (this.head >= this.queue.length) {
-      if (this.closed) throw new Error(`the stream ended at ${this.position} before ${target}`)
-      if (!(await this.arrival(1000))) {
-        // nothing came for a second: messages up to `target` may have been removed (a purge, an erase)
+      if (this.closed) throw new Error(`the stream ended at ${this.position} before ${target}${this.failure ? `: ${(this.failure as Error).message}` : ''}`)
+      if (!(await this.arrival(1500))) {
+        // nothing came for a while: messages up to `target` may have been removed (a purge, an erase)
         const info = await this.consumer.info(false)
         if (info.num_pending === 0 && this.head >= this.queue.length) {
           this.position = Math.max(this.position, target)
@@ -396,6 +427,8 @@ class StreamReader {
       this.position = m.seq
       out.push({ data: m.data, seq: m.seq, subject: m.subject })
     }
+    this.queuedBytes -= bytes
+    if (this.queuedBytes < READ_AHEAD_BYTES) this.resume?.()
     if (this.head > 10_000) {
       this.queue = this.queue.slice(this.head)
       this.head = 0
@@ -404,6 +437,8 @@ class StreamReader {
   }
 
   async close(): Promise<void> {
-    await this.messages.close()
+    this.stopping = true
+    this.resume?.()
+    await this.pumping
   }
 }

@@ -101,17 +101,17 @@ export async function startConsumer<T>(handler: BatchHandler<T>, opts: ConsumerO
   let stopping = false
   /** the shutdown deadline passed with batches in hand: they were given back, nothing of them is acked any more */
   let abandoned = false
-  // the server's max_ack_pending bounds what can pile up here; the callback only queues. Stages of large
-  // messages pull by bytes (nats.js takes either bound, not both); the batch below is cut by both.
-  const callback = (m: JsMsg) => {
-    queue.push(m)
-    wake?.()
-  }
-  // a pull's byte bound below a message's size would never deliver it: the server's largest message always fits
-  const pullBytes = Math.max(opts.pullMaxBytes, serverMaxPayload(opts.nats.nc) + HEADROOM_BYTES)
-  const messages: ConsumerMessages = await consumer.consume(
-    spec.pullBy === 'bytes' ? { max_bytes: pullBytes, callback } : { max_messages: opts.batchSize, callback },
-  )
+  // The server's max_ack_pending bounds what can pile up here (topology.ts sizes it by the stage's messages);
+  // the callback only queues, and each batch is cut from the queue by messages and by bytes (nextBatch). Pulls
+  // are not bounded by bytes: nats.js 3 takes either bound, not both, and a message larger than what is left
+  // of a byte-bounded pull stalls the subscription until two heartbeats are missed (30 s).
+  const messages: ConsumerMessages = await consumer.consume({
+    max_messages: opts.batchSize,
+    callback: (m) => {
+      queue.push(m)
+      wake?.()
+    },
+  })
 
   const nakAll = (msgs: readonly JsMsg[], delay?: number) => msgs.forEach((m) => m.nak(delay))
   /** base64 takes 4/3 of the bytes; the letter's other fields stay well inside the headroom */

@@ -50,19 +50,18 @@ export function streamSpecs(config: TopologyConfig): Record<StreamKey, Partial<S
 export interface ConsumerSpec {
   stream: StreamKey
   durable: string
-  /** what bounds a pull request: bytes for streams of large events (batches), messages for small ones */
-  pullBy: 'bytes' | 'messages'
   /** server-side flow control: at most this many delivered-but-unacked messages (all instances together) */
   maxAckPending: number
 }
 
 /** The durable consumers of the pipeline, one per stage; several instances of a stage share one. */
 export const CONSUMERS = {
-  // a batch event holds up to HPH_EVENT_MAX_BYTES: the bounds keep what one process holds unacked to tens of MB
-  normalize: { stream: 'INGEST', durable: 'normalize', pullBy: 'bytes', maxAckPending: 200 },
-  'samples-writer': { stream: 'SAMPLES', durable: 'samples-writer', pullBy: 'bytes', maxAckPending: 2_000 },
-  'insights-engine': { stream: 'CHANGES', durable: 'insights-engine', pullBy: 'messages', maxAckPending: 4_000 },
-  'insights-writer': { stream: 'INSIGHTS', durable: 'insights-writer', pullBy: 'bytes', maxAckPending: 2_000 },
+  // what a stage holds unacknowledged, and so in memory: a raw batch is up to a message (1 MiB), a sample or
+  // insight event up to HPH_EVENT_MAX_BYTES (256 KiB), a change a few hundred bytes
+  normalize: { stream: 'INGEST', durable: 'normalize', maxAckPending: 64 },
+  'samples-writer': { stream: 'SAMPLES', durable: 'samples-writer', maxAckPending: 256 },
+  'insights-engine': { stream: 'CHANGES', durable: 'insights-engine', maxAckPending: 4_000 },
+  'insights-writer': { stream: 'INSIGHTS', durable: 'insights-writer', maxAckPending: 256 },
 } as const satisfies Record<string, ConsumerSpec>
 
 export type StageName = keyof typeof CONSUMERS
