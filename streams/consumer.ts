@@ -167,7 +167,8 @@ export async function startConsumer<T>(handler: BatchHandler<T>, opts: ConsumerO
     const good: JsMsg[] = []
     const items: Delivered<T>[] = []
     let poison = 0
-    let facts = 0
+    /** the facts each good message carries */
+    const facts: number[] = []
     for (const m of msgs) {
       const d = decode(m)
       if (d instanceof Error) {
@@ -176,7 +177,7 @@ export async function startConsumer<T>(handler: BatchHandler<T>, opts: ConsumerO
       } else {
         good.push(m)
         items.push(d)
-        facts += handler.itemsOf?.(d.data) ?? 1
+        facts.push(handler.itemsOf?.(d.data) ?? 1)
       }
     }
     if (items.length === 0) return { ok: 0, poison, retried: 0, items: 0 }
@@ -185,12 +186,16 @@ export async function startConsumer<T>(handler: BatchHandler<T>, opts: ConsumerO
       // given back at the shutdown deadline: its transaction may have committed or not, the redelivery decides
       if (abandoned) return { ok: 0, poison, retried: good.length, items: 0 }
       const bad = new Map((r?.poison ?? []).map((p) => [p.index, p.error]))
+      let done = 0
       for (const [i, m] of good.entries()) {
         const err = bad.get(i)
         if (err) await deadLetter(m, err.message, err)
-        else m.ack()
+        else {
+          m.ack()
+          done += facts[i] ?? 0
+        }
       }
-      return { ok: good.length - bad.size, poison: poison + bad.size, retried: 0, items: facts }
+      return { ok: good.length - bad.size, poison: poison + bad.size, retried: 0, items: done }
     } catch (err) {
       if (abandoned) return { ok: 0, poison, retried: good.length, items: 0 }
       if (isTransient(err) || good.length === 1) {

@@ -1,6 +1,6 @@
 import { z } from 'zod'
 
-// The event types of DESIGN.md §4, each defined once; every publisher and consumer uses these.
+// The event types of docs/architecture.md "Events", each defined once; every publisher and consumer uses these.
 
 export const UserId = z.string().regex(/^[A-Za-z0-9_-]{1,64}$/, 'userId must be 1–64 characters of [A-Za-z0-9_-]')
 export const LocalDate = z.string().regex(/^\d{4}-\d{2}-\d{2}$/)
@@ -20,23 +20,25 @@ export const SampleSource = z.object({
 })
 export type SampleSource = z.infer<typeof SampleSource>
 
-/** `hph.sample.v1`: one canonical sample; `start`/`end` are UTC instants. */
+/** A canonical sample's own facts; `start`/`end` are UTC instants. */
+const sampleFacts = {
+  start: z.string().datetime({ offset: true }),
+  end: z.string().datetime({ offset: true }),
+  utcOffsetMinutes: z.number().int().min(-840).max(840),
+  value: z.number().finite().optional(),
+  stage: SleepStage.optional(),
+  source: SampleSource,
+  externalId: z.string().max(256).optional(),
+}
+const STAGE_OR_VALUE = 'a sleep sample has a stage and no value; every other sample has a value and no stage'
+/** A sleep sample has a stage and no value; every other sample has a value and no stage. */
+const stageFitsMetric = (metric: Metric, s: { stage?: SleepStage | undefined; value?: number | undefined }) =>
+  (metric === 'sleep_stage') === (s.stage !== undefined) && (metric === 'sleep_stage') === (s.value === undefined)
+
+/** `hph.sample.v1`: one canonical sample with its user, metric and ingest id. */
 export const Sample = z
-  .object({
-    userId: UserId,
-    metric: Metric,
-    start: z.string().datetime({ offset: true }),
-    end: z.string().datetime({ offset: true }),
-    utcOffsetMinutes: z.number().int().min(-840).max(840),
-    value: z.number().finite().optional(),
-    stage: SleepStage.optional(),
-    source: SampleSource,
-    externalId: z.string().max(256).optional(),
-    ingestId: z.string().min(1),
-  })
-  .refine((s) => (s.metric === 'sleep_stage') === (s.stage !== undefined) && (s.metric === 'sleep_stage') === (s.value === undefined), {
-    message: 'a sleep sample has a stage and no value; every other sample has a value and no stage',
-  })
+  .object({ userId: UserId, metric: Metric, ...sampleFacts, ingestId: z.string().min(1) })
+  .refine((s) => stageFitsMetric(s.metric, s), { message: STAGE_OR_VALUE })
 export type Sample = z.infer<typeof Sample>
 /** The type of one-sample events, read through an upcaster (streams/upcast.ts); nothing publishes it any more. */
 export const SAMPLE_V1_TYPE = 'hph.sample.v1'
@@ -46,16 +48,7 @@ export type SampleFacts = Pick<Sample, 'metric' | 'start' | 'end' | 'utcOffsetMi
 const SAMPLE_ID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i
 
 /** One canonical sample inside an `hph.sample.v2` event: the user, metric and ingest id are the event's. */
-export const SampleItem = z.object({
-  id: z.string().regex(SAMPLE_ID, 'a sample id is a uuid'),
-  start: z.string().datetime({ offset: true }),
-  end: z.string().datetime({ offset: true }),
-  utcOffsetMinutes: z.number().int().min(-840).max(840),
-  value: z.number().finite().optional(),
-  stage: SleepStage.optional(),
-  source: SampleSource,
-  externalId: z.string().max(256).optional(),
-})
+export const SampleItem = z.object({ id: z.string().regex(SAMPLE_ID, 'a sample id is a uuid'), ...sampleFacts })
 export type SampleItem = z.infer<typeof SampleItem>
 
 /** At most this many samples in one `hph.sample.v2` event (docs/architecture.md "Batches"). */
@@ -73,11 +66,8 @@ export const SampleBatch = z
     samples: z.array(SampleItem).min(1),
   })
   .superRefine((b, ctx) => {
-    const sleep = b.metric === 'sleep_stage'
     b.samples.forEach((s, i) => {
-      if (sleep !== (s.stage !== undefined) || sleep !== (s.value === undefined)) {
-        ctx.addIssue({ code: 'custom', path: ['samples', i], message: 'a sleep sample has a stage and no value; every other sample has a value and no stage' })
-      }
+      if (!stageFitsMetric(b.metric, s)) ctx.addIssue({ code: 'custom', path: ['samples', i], message: STAGE_OR_VALUE })
     })
   })
 export type SampleBatch = z.infer<typeof SampleBatch>
@@ -218,7 +208,7 @@ export type InsightBatch = z.infer<typeof InsightBatch>
 export const INSIGHT_TYPE = 'hph.insight.v2'
 
 /**
- * `hph.audit.v1` (DESIGN.md §2, HPH_AUDIT): who did what to whose data, when, in which request, and how it
+ * `hph.audit.v1` (docs/architecture.md "Streams", HPH_AUDIT): who did what to whose data, when, in which request, and how it
  * ended. Never a token, never a sample value. An erase names its user only by `userRef` (see privacy/erase.ts).
  */
 export const AuditRecord = z.object({

@@ -8,7 +8,7 @@ import { sleepNights, type SleepDailyRow } from './sleep.ts'
 
 // spec/insights.md: every insight row of one user, a pure function of the user's set of samples.
 
-/** A canonical sample with its event id (DESIGN.md §4); duplicates are recognised by `id` alone. */
+/** A canonical sample with its event id (docs/architecture.md "Events"); duplicates are recognised by `id` alone. */
 export interface IdentifiedSample {
   id: string
   sample: SampleFacts

@@ -4,11 +4,11 @@ import { hashUuid, isUuid } from '../../streams/ids.ts'
 import type { Metric, Sample, SampleSource, SleepStage } from '../../streams/schemas.ts'
 import { civilDayNumber, daysInMonth } from '../insights/days.ts'
 
-// spec/api.md "Posting samples": a HealthKit-shaped batch → canonical samples (DESIGN.md §4-5).
+// spec/api.md "Posting samples": a HealthKit-shaped batch → canonical samples (docs/architecture.md "Events"-5).
 // Pure: the clock comes in as `now` (the batch's receivedAt), so a replay gives the same samples.
 
 export interface NormalizedSample {
-  /** the sample event's id (DESIGN.md §4): a uuid */
+  /** the sample event's id (docs/architecture.md "Events"): a uuid */
   id: string
   sample: Sample
 }
@@ -265,7 +265,7 @@ function normalizeSample(raw: unknown, batch: BatchEnvelope, ctx: NormalizeConte
   if (!build) return CHECKED
   const startIso = new Date(start.ms).toISOString()
   const endIso = new Date(end.ms).toISOString()
-  // DESIGN.md §4: HealthKit's uuid when there is one, else a hash of what makes the sample itself
+  // docs/architecture.md "Events": HealthKit's uuid when there is one, else a hash of what makes the sample itself
   const id =
     uuid === undefined ? hashUuid(ctx.userId, metric, source.name, startIso, endIso, stage ?? String(value))
     : isUuid(uuid) ? uuid.toLowerCase()
