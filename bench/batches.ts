@@ -25,6 +25,7 @@ import { hashUuid } from '../streams/ids.ts'
 import { publishAll, type Outgoing } from '../streams/publish.ts'
 import type { SampleBatch } from '../streams/schemas.ts'
 import { testEnv, type TestEnv } from '../test/helpers/env.ts'
+import { legacySampleEvents } from '../test/helpers/samples.ts'
 import { writeExport } from '../test/helpers/export-generator.ts'
 import { cpuSecondsOf, machine, rate } from './machine.ts'
 
@@ -257,6 +258,20 @@ export async function batchesBench(): Promise<void> {
     const r1 = await cpuNow()
     process.stdout.write(`(3) hph rebuild samples: ${rb.messages} messages, ${rate(N, rb.seconds * 1000)} samples = ${((N / rb.seconds) / ceiling3).toFixed(2)} of the bare insert measured just before (${fmt(ceiling3)}; goal ≥ 0.8); swap held readers ${rb.swapPauseMs.toFixed(0)} ms; ${perSample(r0, r1, N)}\n`)
     await p.stop()
+
+    // ── (3b) the same rebuild of a stream written before the batch events: one hph.sample.v1 event a sample ──
+    const envV1 = await benchEnv()
+    envs.push(envV1)
+    const v1 = createDb(envV1.config, { max: 8 })
+    await prepare(envV1.config, envV1.log, envV1.nats, v1.db)
+    const legacy = legacySampleEvents(envV1.config.HPH_PREFIX, samples)
+    for (let i = 0; i < legacy.length; i += 20_000) await publishAll(envV1.nats.js, legacy.slice(i, i + 20_000))
+    const ceiling3b = await ceilingNow()
+    const v0 = await cpuNow()
+    const rbV1 = await rebuildProjection({ nats: envV1.nats, db: v1.db, pool: v1.pool, prefix: envV1.config.HPH_PREFIX, schema: envV1.config.HPH_DB_SCHEMA, log: envV1.log, projection: 'samples' })
+    const v1End = await cpuNow()
+    process.stdout.write(`(3b) hph rebuild samples of the same samples as ${rbV1.messages} hph.sample.v1 events (the stream of before): ${rate(N, rbV1.seconds * 1000)} samples = ${((N / rbV1.seconds) / ceiling3b).toFixed(2)} of the bare insert measured just before (${fmt(ceiling3b)}); ${perSample(v0, v1End, N)}\n`)
+    await v1.db.destroy()
 
     // ── (4) export import → samples rows: `hph import healthkit` in its own process (as an operator runs it)
     // beside a running pipeline of normalize and the samples-writer (this process) ──
