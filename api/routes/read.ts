@@ -17,7 +17,8 @@ export function parseRange(q: { from?: unknown; to?: unknown }): { from: string;
   const details: Array<{ path: string; problem: string }> = []
   const check = (name: 'from' | 'to') => {
     const v = q[name]
-    if (typeof v !== 'string' || !DAY.test(v) || Number.isNaN(Date.parse(`${v}T00:00:00Z`)) || new Date(`${v}T00:00:00Z`).toISOString().slice(0, 10) !== v) {
+    // year 0 is a date to JavaScript but not to PostgreSQL (1 BC is followed by AD 1): from 0001-01-01 on
+    if (typeof v !== 'string' || !DAY.test(v) || v < '0001-01-01' || Number.isNaN(Date.parse(`${v}T00:00:00Z`)) || new Date(`${v}T00:00:00Z`).toISOString().slice(0, 10) !== v) {
       details.push({ path: name, problem: 'must be a date YYYY-MM-DD' })
     }
     return v as string

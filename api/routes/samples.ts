@@ -33,6 +33,11 @@ export function samplesRoutes(app: FastifyInstance, deps: SamplesRouteDeps): voi
   // JSON only (415 for anything else); prototype-polluting keys are refused by the parser (400)
   app.removeAllContentTypeParsers()
   app.addContentTypeParser('application/json', { parseAs: 'string' }, (req, body, done) => {
+    // a content type and no body (what many clients send with a DELETE) is no body: a route that needs one says so
+    if (body === '') {
+      done(null, undefined)
+      return
+    }
     req.rawBodyHash = hashHex(body as string)
     if (jsonDepth(body as string, deps.maxJsonDepth) > deps.maxJsonDepth) {
       done(new HttpError(400, 'invalid_json', `body is nested deeper than ${deps.maxJsonDepth} levels`), undefined)

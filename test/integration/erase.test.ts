@@ -161,6 +161,10 @@ describe('user export and erase', () => {
     expect(total(body.purged) + total(body.deleted)).toBe(0)
     const unknown = await fetch(`${p.url}/v1/users/never-seen`, { method: 'DELETE', headers: { authorization: `Bearer ${ADMIN}` } })
     expect(unknown.status).toBe(200)
+    // what many HTTP clients send: a JSON content type and no body
+    const typed = await fetch(`${p.url}/v1/users/never-seen`, { method: 'DELETE', headers: { authorization: `Bearer ${ADMIN}`, 'content-type': 'application/json' } })
+    expect(typed.status).toBe(200)
+    expect(((await typed.json()) as { complete: boolean }).complete).toBe(true)
     expect(total(await rowsHolding(victim))).toBe(0)
     expect(await rowsHolding(keeper)).toEqual(keeperBefore.rows)
   })

@@ -118,6 +118,8 @@ describe('POST /v1/users/:userId/samples', () => {
       [post('ana', { samples: [hrv(undefined, 50)] }, { token: 'wrong' }), 401, 'unauthorized'],
       [post('bo', { samples: [hrv(undefined, 50)] }, { token: ANA }), 403, 'forbidden'],
       [post('ana', null, { raw: '{"__proto__": {"x": 1}, "samples": [1]}' }), 400, 'invalid_json'],
+      // a content type and no body: no batch
+      [post('ana', null, { raw: '' }), 400, 'validation_failed'],
     ]
     for (const [response, status, error] of cases) {
       const res = await response
