@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto'
 import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify'
 import type { Config } from '../config.ts'
 import type { Logger } from '../log.ts'
@@ -29,6 +30,15 @@ export interface ApiDeps {
   metrics: Metrics
 }
 
+/** What a client's request id may be: a token of 1–128 characters that logs and the audit trail take as is. */
+const SAFE_REQUEST_ID = /^[A-Za-z0-9._:@=+-]{1,128}$/
+
+/** The request id: the client's `X-Request-Id` when it is safe, else a new UUID (never refused, never dropped from the audit). */
+export function requestIdOf(req: { headers: Record<string, string | string[] | undefined> }): string {
+  const given = req.headers['x-request-id']
+  return typeof given === 'string' && SAFE_REQUEST_ID.test(given) ? given : randomUUID()
+}
+
 export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
   const { config } = deps
   const auth = createAuthenticator(config)
@@ -38,7 +48,9 @@ export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
   const app = Fastify({
     loggerInstance: deps.log.child({ stage: 'api' }) as FastifyBaseLogger,
     bodyLimit: config.HPH_MAX_BODY_BYTES,
-    requestIdHeader: 'x-request-id',
+    // the client's X-Request-Id when it is a safe token, else one of ours: it goes into logs and the audit trail
+    requestIdHeader: false,
+    genReqId: requestIdOf,
     requestTimeout: config.HPH_REQUEST_TIMEOUT_MS,
     connectionTimeout: config.HPH_IDLE_TIMEOUT_MS,
     trustProxy: config.HPH_TRUST_PROXY,

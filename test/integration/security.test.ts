@@ -208,6 +208,23 @@ describe('per-user authorisation and audit', () => {
     expect(write.raw).not.toContain('73.123')
     expect(write.raw).not.toContain(token)
   })
+
+  it('audits a write whose X-Request-Id is too long or unsafe under a request id of its own (it was left unaudited)', async () => {
+    const token = await sign({ sub: 'fin' })
+    for (const [i, given] of ['r'.repeat(300), 'two words; and more'].entries()) {
+      const res = await fetch(`${p.url}/v1/users/fin/samples`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json', 'x-request-id': given },
+        body: JSON.stringify({ batchId: `long-id-${i}`, samples: [{ type: 'HKQuantityTypeIdentifierHeartRateVariabilitySDNN', value: 50, unit: 'ms', startDate: '2026-03-01T02:14:00Z', endDate: '2026-03-01T02:15:00Z' }] }),
+      })
+      expect(res.status).toBe(202)
+    }
+    await eventually(async () => (await auditEvents()).filter((e) => e.data.action === 'write' && e.data.userId === 'fin').length === 2, 10_000, 'both write events')
+    for (const e of (await auditEvents()).filter((x) => x.data.action === 'write' && x.data.userId === 'fin')) {
+      expect(e.data.requestId).toMatch(/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/)
+      expect(e.raw).not.toContain('rrrrrrrrrr')
+    }
+  })
 })
 
 describe('limits', () => {
