@@ -1,8 +1,32 @@
+import { isIP } from 'node:net'
 import { z } from 'zod'
 
 // DESIGN.md §8: every setting comes from the environment, validated once here.
 const positiveInt = (fallback: number) => z.coerce.number().int().positive().default(fallback)
 const JWT_ALGORITHMS = new Set(['RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512', 'ES256', 'ES384', 'ES512', 'EdDSA', 'Ed25519'])
+
+const PROXY_KEYWORDS = new Set(['loopback', 'linklocal', 'uniquelocal'])
+
+/** HPH_TRUST_PROXY as fastify's `trustProxy`: false, a hop count, or the trusted addresses. */
+function trustedProxies(v: string, ctx: z.RefinementCtx): false | number | string[] {
+  const text = v.trim()
+  if (text === '' || text === 'false') return false
+  if (/^\d+$/.test(text) && Number(text) >= 1) return Number(text)
+  const list = text.split(',').map((a) => a.trim()).filter(Boolean)
+  const valid = (a: string) => {
+    if (PROXY_KEYWORDS.has(a)) return true
+    const [address = '', bits, ...more] = a.split('/')
+    const family = isIP(address)
+    if (family === 0 || more.length > 0) return false
+    return bits === undefined || (/^\d+$/.test(bits) && Number(bits) <= (family === 4 ? 32 : 128))
+  }
+  const bad = list.filter((a) => !valid(a))
+  if (text === 'true' || list.length === 0 || bad.length > 0) {
+    ctx.addIssue({ code: 'custom', message: `a hop count, or the proxies' addresses or CIDRs comma-separated, or false (not ${text === 'true' ? 'true: every address could name its own client address' : bad.join(', ')})` })
+    return z.NEVER
+  }
+  return list
+}
 
 export const ConfigSchema = z.object({
   NATS_URL: z.string().min(1).default('nats://127.0.0.1:4222'),
@@ -30,8 +54,12 @@ export const ConfigSchema = z.object({
   HPH_RATE_LIMIT_PER_IP: positiveInt(6_000),
   HPH_RATE_LIMIT_PER_TOKEN: positiveInt(1_200),
   HPH_RATE_LIMIT_WINDOW_S: positiveInt(60),
-  /** take the client address from X-Forwarded-For (only behind a proxy that sets it) */
-  HPH_TRUST_PROXY: z.enum(['true', 'false']).default('false').transform((v) => v === 'true'),
+  /**
+   * the proxies whose X-Forwarded-For names the client: a hop count, or their addresses and CIDRs (and
+   * proxy-addr's `loopback`, `linklocal`, `uniquelocal`), comma-separated; `false` none. Never every address:
+   * any client could then name its own.
+   */
+  HPH_TRUST_PROXY: z.string().default('false').transform(trustedProxies),
   /** the whole request, body upload included, must arrive within this (an export upload of gigabytes takes minutes) */
   HPH_REQUEST_TIMEOUT_MS: positiveInt(3_600_000),
   /** a connection silent this long is closed (a client that stops sending mid-body) */

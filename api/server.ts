@@ -39,6 +39,9 @@ export function requestIdOf(req: { headers: Record<string, string | string[] | u
   return typeof given === 'string' && SAFE_REQUEST_ID.test(given) ? given : randomUUID()
 }
 
+/** proxy-addr's trust of the nearest `hops` proxies (what fastify makes of a number). */
+const trustHops = (hops: number) => (_address: string, hop: number) => hop < hops
+
 export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
   const { config } = deps
   const auth = createAuthenticator(config)
@@ -53,7 +56,8 @@ export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
     genReqId: requestIdOf,
     requestTimeout: config.HPH_REQUEST_TIMEOUT_MS,
     connectionTimeout: config.HPH_IDLE_TIMEOUT_MS,
-    trustProxy: config.HPH_TRUST_PROXY,
+    // a hop count trusts that many proxies nearest to us (the types take it as the function it compiles to)
+    trustProxy: typeof config.HPH_TRUST_PROXY === 'number' ? trustHops(config.HPH_TRUST_PROXY) : config.HPH_TRUST_PROXY,
   })
   installErrorHandling(app)
   // issue 6: rate limits, authentication and per-user authorisation in one hook; an audit event after each answer

@@ -234,6 +234,19 @@ describe('limits', () => {
     return buildApi({ config, log, nats: p.nats, db: p.db, probes, metrics: createMetrics({ readJetStream: async () => ({ consumers: [], dlq: null, complete: true }), stages: [] }) })
   }
 
+  it('takes the client address from X-Forwarded-For only when the proxy in front is trusted, by address, CIDR or hop count', async () => {
+    const cases = [['false', 'tp0', '127.0.0.1'], ['127.0.0.1', 'tp1', '203.0.113.7'], ['1', 'tp2', '203.0.113.7'], ['10.0.0.0/8', 'tp3', '127.0.0.1']] as const
+    for (const [setting, user] of cases) {
+      const app = await api({ HPH_TRUST_PROXY: setting })
+      const res = await app.inject({ method: 'GET', url: hrvPath(user), headers: { 'x-forwarded-for': '203.0.113.7' }, remoteAddress: '127.0.0.1' })
+      expect(res.statusCode).toBe(401)
+      await app.close()
+    }
+    const deniedOf = async (user: string) => (await auditEvents()).find((e) => e.data.action === 'denied' && e.data.userId === user)
+    await eventually(async () => (await Promise.all(cases.map(([, user]) => deniedOf(user)))).every(Boolean), 10_000, 'the four denied events')
+    for (const [setting, user, ip] of cases) expect((await deniedOf(user))?.data.ip, setting).toBe(ip)
+  })
+
   it('answers 429 with Retry-After and the error body past the per-token limit', async () => {
     const app = await api({ HPH_RATE_LIMIT_PER_TOKEN: '3', HPH_RATE_LIMIT_PER_IP: '1000' })
     const statuses: number[] = []

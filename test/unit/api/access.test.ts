@@ -38,6 +38,16 @@ describe('configuration of auth and limits', () => {
     expect(() => loadConfig({ HPH_RATE_LIMIT_PER_IP: '0' })).toThrow(/HPH_RATE_LIMIT_PER_IP/)
     expect(() => loadConfig({ HPH_TRUST_PROXY: 'yes' })).toThrow(/HPH_TRUST_PROXY/)
   })
+
+  it('trusts the proxies it is told of, by address, CIDR or hop count, and never every address', () => {
+    expect(loadConfig({}).HPH_TRUST_PROXY).toBe(false)
+    expect(loadConfig({ HPH_TRUST_PROXY: 'false' }).HPH_TRUST_PROXY).toBe(false)
+    expect(loadConfig({ HPH_TRUST_PROXY: '2' }).HPH_TRUST_PROXY).toBe(2)
+    expect(loadConfig({ HPH_TRUST_PROXY: '10.0.0.0/8, 127.0.0.1, ::1, fd00::/8, loopback' }).HPH_TRUST_PROXY).toEqual(['10.0.0.0/8', '127.0.0.1', '::1', 'fd00::/8', 'loopback'])
+    expect(() => loadConfig({ HPH_TRUST_PROXY: 'true' })).toThrow(/HPH_TRUST_PROXY: .*not true/)
+    expect(() => loadConfig({ HPH_TRUST_PROXY: '10.0.0.0/33' })).toThrow(/10\.0\.0\.0\/33/)
+    expect(() => loadConfig({ HPH_TRUST_PROXY: '0' })).toThrow(/HPH_TRUST_PROXY/)
+  })
 })
 
 describe('audit events', () => {
