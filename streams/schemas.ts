@@ -181,14 +181,9 @@ export const InsightEntry = z.discriminatedUnion('kind', [
 ])
 export type InsightEntry = z.infer<typeof InsightEntry>
 
-/** The groups of `hph.insight.v2`: which row kinds each carries (docs/architecture.md "Batches"). */
-export const INSIGHT_GROUPS = {
-  daily: ['hrv_daily', 'sleep_daily', 'baseline_history', 'readiness_daily'],
-  baseline: ['baseline'],
-  cpt: ['cpt'],
-} as const satisfies Record<string, readonly InsightKind[]>
-export type InsightGroup = keyof typeof INSIGHT_GROUPS
+/** The groups of `hph.insight.v2` (docs/architecture.md "Batches"); groupOf says which row kinds each carries. */
 export const InsightGroupName = z.enum(['daily', 'baseline', 'cpt'])
+export type InsightGroup = z.infer<typeof InsightGroupName>
 export function groupOf(kind: InsightKind): InsightGroup {
   return kind === 'baseline' ? 'baseline' : kind === 'cpt' ? 'cpt' : 'daily'
 }

@@ -97,42 +97,6 @@ export function checkpointSql(schema: string): string {
       set last_seq = greatest(projection_checkpoints.last_seq, excluded.last_seq), stream = excluded.stream, updated_at = now()`
 }
 
-/** How many samples a pull holds. */
-export function samplesIn(batch: readonly Delivered<SampleBatch>[]): number {
-  let n = 0
-  for (const d of batch) n += d.data.samples.length
-  return n
-}
-
-/** The pull's samples as the insert's column arrays, each row with its event's stream sequence. */
-export function columnsOf(batch: readonly Delivered<SampleBatch>[]): unknown[][] {
-  const n = samplesIn(batch)
-  const cols: unknown[][] = Array.from({ length: 14 }, () => new Array(n))
-  const [id, user, metric, start, end, offset, value, stage, sourceName, bundle, device, external, ingest, seq] = cols as [unknown[], unknown[], unknown[], unknown[], unknown[], unknown[], unknown[], unknown[], unknown[], unknown[], unknown[], unknown[], unknown[], unknown[]]
-  let i = 0
-  for (const d of batch) {
-    const b = d.data
-    for (const s of b.samples) {
-      id[i] = s.id
-      user[i] = b.userId
-      metric[i] = b.metric
-      start[i] = s.start
-      end[i] = s.end
-      offset[i] = s.utcOffsetMinutes
-      value[i] = s.value ?? null
-      stage[i] = s.stage ?? null
-      sourceName[i] = s.source.name
-      bundle[i] = s.source.bundleId ?? null
-      device[i] = s.source.device ?? null
-      external[i] = s.externalId ?? null
-      ingest[i] = b.ingestId
-      seq[i] = d.seq
-      i++
-    }
-  }
-  return cols
-}
-
 /** One HPH_CHANGES event per touched user, listing the local dates of every sample's start and end. */
 export function changesOf(prefix: string, batch: readonly Delivered<SampleBatch>[]): Outgoing[] {
   const byUser = new Map<string, { days: Set<number>; minSeq: number; maxSeq: number; traceparent: string | undefined }>()
