@@ -17,3 +17,6 @@ export function serverMaxPayload(nc: Pick<NatsConnection, 'info'>): number {
 export function eventByteLimit(nc: Pick<NatsConnection, 'info'>, configured: number): number {
   return Math.max(1024, Math.min(configured, serverMaxPayload(nc) - HEADROOM_BYTES))
 }
+
+/** What a batch event's own fields (envelope, user, ingest id, part) take at most, beside its samples or rows. */
+export const EVENT_FIELDS_BYTES = 1024

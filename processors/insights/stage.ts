@@ -6,7 +6,7 @@ import { encodeEnvelopeWithField, envelope, jsonParts, typedEnvelope } from '../
 import { hashHex } from '../../streams/ids.ts'
 import { publishAll, type Outgoing } from '../../streams/publish.ts'
 import { CHANGES_TYPE, DaysChanged, groupOf, INSIGHT_TYPE, type InsightBatch, type InsightEntry, type InsightGroup, type InsightKind } from '../../streams/schemas.ts'
-import { eventByteLimit } from '../../streams/sizing.ts'
+import { EVENT_FIELDS_BYTES, eventByteLimit } from '../../streams/sizing.ts'
 import { subjects } from '../../streams/subjects.ts'
 import { keyOf } from '../../projections/insights/tables.ts'
 import { computeInsights, type InsightRowSet } from './compute.ts'
@@ -55,8 +55,6 @@ export interface Recomputation {
   storedMetric: string | undefined
 }
 
-/** An insight event's own fields, bounded well above what a user id and a group take. */
-const EVENT_OVERHEAD_BYTES = 1024
 const GROUPS: readonly InsightGroup[] = ['daily', 'baseline', 'cpt']
 
 /**
@@ -69,7 +67,7 @@ export function insightEventsOf(prefix: string, userId: string, entries: readonl
   const out: Outgoing[] = []
   for (const group of GROUPS) {
     const rows = entries.filter((e) => groupOf(e.kind) === group)
-    for (const part of jsonParts(rows, Number.MAX_SAFE_INTEGER, maxBytes - EVENT_OVERHEAD_BYTES)) {
+    for (const part of jsonParts(rows, Number.MAX_SAFE_INTEGER, maxBytes - EVENT_FIELDS_BYTES)) {
       const data: InsightBatch = { userId, group, rows: part.items }
       const event = envelope({ id: hashHex('insights', salt, userId, group, part.json), type: INSIGHT_TYPE, source: 'insights-engine', subject: userId, data })
       out.push({ subject: subjects.insight(prefix, group, userId), event, encoded: encodeEnvelopeWithField(event, 'rows', part.json) })

@@ -4,7 +4,7 @@ import { encodeEnvelopeWithField, envelope, jsonParts, typedEnvelope } from '../
 import { hashHex } from '../../streams/ids.ts'
 import { publishAll, type Outgoing } from '../../streams/publish.ts'
 import { DLQ_TYPE, INGEST_TYPE, MAX_SAMPLES_PER_EVENT, METRICS, RawBatch, SAMPLE_TYPE, type DeadLetter, type Metric, type SampleBatch, type SampleItem } from '../../streams/schemas.ts'
-import { eventByteLimit } from '../../streams/sizing.ts'
+import { EVENT_FIELDS_BYTES, eventByteLimit } from '../../streams/sizing.ts'
 import { streamName, subjects } from '../../streams/subjects.ts'
 import type { Logger } from '../../log.ts'
 import { ValidationError } from '../../errors.ts'
@@ -21,8 +21,6 @@ export interface NormalizeDeps {
   log: Logger
 }
 
-/** A sample event's own fields, bounded well above what a user id, ingest id and part number take. */
-const EVENT_OVERHEAD_BYTES = 1024
 
 /**
  * The `hph.sample.v2` events of one raw batch (docs/architecture.md "Batches"): its samples grouped by metric,
@@ -46,7 +44,7 @@ export function sampleEventsOf(
   for (const metric of METRICS) {
     const items = byMetric.get(metric)
     if (!items) continue
-    jsonParts(items, MAX_SAMPLES_PER_EVENT, maxBytes - EVENT_OVERHEAD_BYTES).forEach((part, n) => {
+    jsonParts(items, MAX_SAMPLES_PER_EVENT, maxBytes - EVENT_FIELDS_BYTES).forEach((part, n) => {
       const data: SampleBatch = { userId: raw.userId, metric, ingestId: raw.ingestId, samples: part.items }
       const event = envelope({ id: hashHex('samples', raw.ingestId, metric, n), type: SAMPLE_TYPE, source: 'normalize', subject: raw.userId, data, time: raw.receivedAt })
       out.push({ subject: subjects.sample(prefix, metric, raw.userId), event, traceparent: raw.traceparent, encoded: encodeEnvelopeWithField(event, 'samples', part.json) })
