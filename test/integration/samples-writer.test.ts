@@ -114,11 +114,11 @@ describe('samples-writer', () => {
 
   it('loses nothing and doubles nothing when the process is killed mid-run', async () => {
     await resetTable()
-    const samples = canonicalSamples(40, 30, '2025-06-01') // ≈ 36k samples, across several monthly partitions
+    const samples = canonicalSamples(40, 30, '2025-06-01') // ≈ 20k samples in ≈ 90 events, across several monthly partitions
     await fillSamples(env.nats, env.config.HPH_PREFIX, samples)
     const worker = () =>
       spawn(process.execPath, ['bin/hph.js', 'worker', 'samples-writer'], {
-        env: { ...process.env, DATABASE_URL: env.config.DATABASE_URL, HPH_PREFIX: env.config.HPH_PREFIX, HPH_ACK_WAIT_S: '2', LOG_LEVEL: 'warn' },
+        env: { ...process.env, DATABASE_URL: env.config.DATABASE_URL, HPH_PREFIX: env.config.HPH_PREFIX, HPH_ACK_WAIT_S: '2', LOG_LEVEL: 'warn', HPH_BATCH_SIZE: '1' }, // a pull of one event: the kill lands between commits
         stdio: ['ignore', 'inherit', 'inherit'],
       })
     let child: ChildProcess = worker()
