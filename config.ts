@@ -1,7 +1,7 @@
 import { isIP } from 'node:net'
 import { z } from 'zod'
 
-// DESIGN.md §8: every setting comes from the environment, validated once here.
+// docs/operating.md §9: every setting comes from the environment, validated once here.
 const positiveInt = (fallback: number) => z.coerce.number().int().positive().default(fallback)
 const JWT_ALGORITHMS = new Set(['RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512', 'ES256', 'ES384', 'ES512', 'EdDSA', 'Ed25519'])
 
@@ -40,7 +40,7 @@ export const ConfigSchema = z.object({
   HPH_JWT_ISSUER: z.string().optional(),
   HPH_JWT_AUDIENCE: z.string().optional(),
   HPH_JWKS_URL: z.string().url().optional(),
-  // spec/api.md "Authentication": asymmetric algorithms only; `none` and the HMAC family (a shared secret) never
+  // docs/api.md §2: asymmetric algorithms only; `none` and the HMAC family (a shared secret) never
   HPH_JWT_ALGORITHMS: z
     .string()
     .default('RS256,RS384,RS512,PS256,PS384,PS512,ES256,ES384,ES512,EdDSA')
@@ -71,14 +71,14 @@ export const ConfigSchema = z.object({
   HPH_INGEST_DUPLICATE_WINDOW_S: positiveInt(86_400),
   HPH_MAX_BODY_BYTES: positiveInt(5 * 1024 * 1024),
   HPH_MAX_SAMPLES: positiveInt(10_000),
-  // spec/api.md "Backfill from an Apple Health export": its own body limit (an export is often 0.5–2 GB)
+  // docs/api.md §4: its own body limit (an export is often 0.5–2 GB)
   HPH_MAX_EXPORT_BYTES: positiveInt(8 * 1024 ** 3),
   HPH_IMPORT_BATCH_SIZE: z.coerce.number().int().min(1).max(10_000).default(1000),
   HPH_IMPORT_IN_FLIGHT: z.coerce.number().int().min(1).max(256).default(8),
   // each export upload parses on a thread of its own (a core and ~60 MB): this many at once per api process
   HPH_MAX_CONCURRENT_IMPORTS: z.coerce.number().int().min(1).max(64).default(2),
   HPH_BATCH_SIZE: z.coerce.number().int().min(1).max(10_000).default(1000),
-  // docs/architecture.md "Batches": a pull is bounded by messages and by bytes; an event by bytes (and the server's max_payload)
+  // docs/architecture.md §5: a pull is bounded by messages and by bytes; an event by bytes (and the server's max_payload)
   HPH_PULL_MAX_BYTES: z.coerce.number().int().min(64 * 1024).default(8 * 1024 * 1024),
   HPH_EVENT_MAX_BYTES: z.coerce.number().int().min(4096).default(256 * 1024),
   HPH_MAX_DELIVER: positiveInt(5),

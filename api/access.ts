@@ -5,7 +5,7 @@ import { authorize, fingerprint, requireAdmin, type Authenticator } from './auth
 import { HttpError } from './errors.ts'
 import { checkUserId } from './routes/samples.ts'
 
-// spec/api.md "Authentication": ONE hook guards every /v1 route — rate limits, authentication, per-user
+// docs/api.md §2: ONE hook guards every /v1 route — rate limits, authentication, per-user
 // authorisation and admin-only routes — so a route added later (healthkit-export) is guarded without code of its own.
 
 declare module 'fastify' {

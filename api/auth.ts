@@ -5,7 +5,7 @@ import type { Config } from '../config.ts'
 import { UserId } from '../streams/schemas.ts'
 import { HttpError } from './errors.ts'
 
-// spec/api.md "Authentication": static keys (`<key>:admin`, `<key>:user:<userId>`) and/or JWT from an OIDC issuer.
+// docs/api.md §2: static keys (`<key>:admin`, `<key>:user:<userId>`) and/or JWT from an OIDC issuer.
 
 export type Principal = { kind: 'admin'; id: string } | { kind: 'user'; id: string; userId: string }
 

@@ -3,7 +3,7 @@ import { HphError } from '../errors.ts'
 import { ImportError } from '../processors/healthkit-export/import.ts'
 import { isTransient } from '../streams/transient.ts'
 
-// spec/api.md: every error body is {error, message, details}. One place maps errors to HTTP.
+// docs/api.md §1: every error body is {error, message, details}. One place maps errors to HTTP.
 
 export interface ErrorBody {
   error: string

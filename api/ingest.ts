@@ -10,7 +10,7 @@ import { HEADROOM_BYTES, serverMaxPayload } from '../streams/sizing.ts'
 import { subjects } from '../streams/subjects.ts'
 import { normalizeBatch, parseBatchEnvelope, type Rejection } from '../processors/normalize/healthkit.ts'
 
-// The one raw-event path (docs/architecture.md "Data flow", "Events"): a HealthKit-shaped batch → one `hph.ingest.v1` event in HPH_INGEST
+// The one raw-event path (docs/architecture.md §2, §4): a HealthKit-shaped batch → one `hph.ingest.v1` event in HPH_INGEST
 // with a deterministic id. POST /samples and the export backfill (HTTP and CLI) all publish through it.
 
 export interface IngestDeps {
@@ -53,7 +53,7 @@ export interface IngestResult {
 
 const TRACEPARENT = /^00-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$/
 
-/** The caller's W3C traceparent when it is well formed, else a new trace (docs/architecture.md "Events"). */
+/** The caller's W3C traceparent when it is well formed, else a new trace (docs/architecture.md §4). */
 export function traceparentOf(incoming: unknown): string {
   return typeof incoming === 'string' && TRACEPARENT.test(incoming) ? incoming : `00-${randomBytes(16).toString('hex')}-${randomBytes(8).toString('hex')}-01`
 }
@@ -87,8 +87,8 @@ export async function ingestRawBatch(deps: IngestDeps, input: RawIngest): Promis
 }
 
 /**
- * A raw batch too large for one message as several raw events of the same batch (docs/architecture.md "Sizes
- * and limits"): each holds a run of its samples, the batch's other fields, and its place (index, count, offset
+ * A raw batch too large for one message as several raw events of the same batch
+ * (docs/architecture.md §6): each holds a run of its samples, the batch's other fields, and its place (index, count, offset
  * of its first sample). Deterministic for a given server limit: a resent batch gives the same parts.
  */
 export function rawParts(event: Envelope<RawBatch>, samples: readonly unknown[], limit: number): Array<{ event: Envelope<RawBatch>; encoded: Uint8Array }> {

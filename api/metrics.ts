@@ -5,7 +5,7 @@ import type { BatchStats } from '../streams/consumer.ts'
 import { streamName } from '../streams/subjects.ts'
 import { CONSUMERS, type StageName } from '../streams/topology.ts'
 
-// GET /metrics (docs/architecture.md "Stages"). One Registry per pipeline, never prom-client's
+// GET /metrics (docs/operating.md §3). One Registry per pipeline, never prom-client's
 // global one, so several pipelines in one process (the tests) keep their own numbers. Every name starts hph_.
 
 export interface ConsumerState {

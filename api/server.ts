@@ -60,7 +60,7 @@ export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
     trustProxy: typeof config.HPH_TRUST_PROXY === 'number' ? trustHops(config.HPH_TRUST_PROXY) : config.HPH_TRUST_PROXY,
   })
   installErrorHandling(app)
-  // issue 6: rate limits, authentication and per-user authorisation in one hook; an audit event after each answer
+  // docs/api.md §2: rate limits, authentication and per-user authorisation in one hook; an audit event after each answer
   await installAccess(app, { auth, config })
   installAudit(app, { nats: deps.nats, prefix: config.HPH_PREFIX })
   metricsRoutes(app, deps.metrics)
@@ -74,7 +74,7 @@ export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
   exportRoutes(app, userData)
   eraseRoutes(app, { ...userData, log: deps.log })
   opsRoutes(app, deps.probes)
-  // issue 8: the dashboard at GET /, and the two reads it needs beyond the API's own
+  // docs/operating.md §10: the dashboard at GET /, and the two reads it needs beyond the API's own
   trendsRoutes(app, { db: deps.db })
   statusRoutes(app, { nats: deps.nats, db: deps.db, prefix: config.HPH_PREFIX })
   await dashboardRoutes(app)

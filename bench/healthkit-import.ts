@@ -19,7 +19,7 @@ import { testEnv } from '../test/helpers/env.ts'
 import { writeExport } from '../test/helpers/export-generator.ts'
 import { machine, rate } from './machine.ts'
 
-// Issue 5's figures: a generated export of BENCH_IMPORT_MB (500 by default) through `hph import healthkit` into
+// The import's figures (docs/benchmarks.md): a generated export of BENCH_IMPORT_MB (500 by default) through `hph import healthkit` into
 // HPH_INGEST and on through normalize and the samples-writer to `samples`, beside a bare streaming parse of the
 // same file with the same parser (the ceiling, goal ≥ 0.7 of it), and the import's peak RSS (goal < 300 MB).
 // BENCH_IMPORT_ROUNDS (3) pairs of ceiling and import, in turns.

@@ -12,7 +12,7 @@ import { machine, rate } from './machine.ts'
 const N = Number(process.env.BENCH_REBUILD_SAMPLES ?? 1_000_000)
 
 /**
- * `hph rebuild samples` on N samples in HPH_SAMPLES (issue 4: ≥ 50k events/s), twice: into an empty live
+ * `hph rebuild samples` on N samples in HPH_SAMPLES (docs/benchmarks.md; goal ≥ 50k events/s), twice: into an empty live
  * table, then over a full one while readers query it — the longest query a reader saw is the swap's pause.
  */
 async function hph(args: string[], env: Record<string, string>): Promise<RebuildResult> {

@@ -9,7 +9,7 @@ import { alive, killAll, spawnHph, type Child } from '../test/helpers/processes.
 import { fillSamples, manySamples } from '../test/helpers/samples.ts'
 import { machine, rate } from './machine.ts'
 
-// issue 7: what scaling out gives on this machine. (a) the whole pipeline in one process, end to end over
+// docs/operating.md §8: what scaling out gives on this machine. (a) the whole pipeline in one process, end to end over
 // HTTP, on the one local nats-server and on a three-node cluster with R3 streams, in the same run; (b) the
 // samples-writer as 1, 2 and 4 `hph worker` processes on one durable consumer.
 

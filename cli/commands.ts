@@ -28,7 +28,7 @@ const CLOSE_MARGIN_MS = 1_000
 
 async function runUntilSignal(p: Pipeline, log: Logger): Promise<number> {
   await untilSignal(log)
-  // DESIGN.md §7: the process is gone by the deadline (plus the margin) even if a statement never returns;
+  // docs/architecture.md §8: the process is gone by the deadline (plus the margin) even if a statement never returns;
   // what was in hand then was given back unacked, so it is redelivered, never lost
   const forced = setTimeout(() => {
     log.warn({ timeoutMs: p.config.HPH_SHUTDOWN_TIMEOUT_MS }, 'shutdown deadline passed; exiting with the work in hand unacknowledged')

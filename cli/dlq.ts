@@ -8,7 +8,7 @@ import { CONSUMERS } from '../streams/topology.ts'
 import type { CommandContext } from './commands.ts'
 import { table } from './table.ts'
 
-// `hph dlq list|redrive` (DESIGN.md §7): what the stages could not process, and sending it back once fixed.
+// `hph dlq list|redrive` (docs/operating.md §5): what the stages could not process, and sending it back once fixed.
 
 export interface DlqEntry {
   /** the sequence of the dead letter in HPH_DLQ: what `--id` names */

@@ -30,7 +30,7 @@ usage: hph <command> [options]
   user erase <id>         erase a user from every stream and table (idempotent; audited)
   demo [--exit]           run the pipeline, post a demo data set to it, show the insights it computed
 
-configuration: environment variables (see README.md), e.g. NATS_URL, DATABASE_URL, PORT, HPH_PREFIX`
+configuration: environment variables (see docs/operating.md §9), e.g. NATS_URL, DATABASE_URL, PORT, HPH_PREFIX`
 
 async function main(argv: string[]): Promise<number> {
   const { positionals, values } = parseArgs({ args: argv, allowPositionals: true, strict: false, options: {

@@ -9,7 +9,7 @@ import { streamName } from '../streams/subjects.ts'
 import type { CommandContext } from './commands.ts'
 import { table } from './table.ts'
 
-// `hph import healthkit <file> --user <id>` (DESIGN.md §7): an Apple Health export.xml or export.zip straight
+// `hph import healthkit <file> --user <id>` (docs/operating.md §6): an Apple Health export.xml or export.zip straight
 // into HPH_INGEST through the raw-event path of POST /samples, with a progress bar on stderr and a summary.
 
 const USAGE = 'usage: hph import healthkit <export.xml|export.zip> --user <userId> [--json] [--quiet]'

@@ -8,7 +8,7 @@ import { CONSUMERS } from '../streams/topology.ts'
 import type { CommandContext } from './commands.ts'
 
 // `hph replay <stream> --into <projection> [--from-seq N | --since T]` and `hph rebuild <projection>`
-// (DESIGN.md §7): the projection is rebuilt into shadow tables and swapped in; readers never wait
+// (docs/operating.md §4): the projection is rebuilt into shadow tables and swapped in; readers never wait
 // longer than the swap's drop-and-rename.
 
 /** Which stream feeds which projection: replaying another one into it is a mistake worth naming. */

@@ -10,7 +10,7 @@ import { connectNats } from '../streams/connect.ts'
 import { UserId, type AuditRecord } from '../streams/schemas.ts'
 import type { CommandContext } from './commands.ts'
 
-// `hph user export <id> [--out <file>]` and `hph user erase <id>` (DESIGN.md §7, issue 6); both audited.
+// `hph user export <id> [--out <file>]` and `hph user erase <id>` (docs/operating.md §7); both audited.
 
 const USAGE = 'usage: hph user export <userId> [--out <file>] | hph user erase <userId>'
 

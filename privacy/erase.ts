@@ -7,7 +7,7 @@ import { CONSUMERS } from '../streams/topology.ts'
 import { userMessages } from './messages.ts'
 import { userTables } from './tables.ts'
 
-// `DELETE /v1/users/:userId` and `hph user erase <id>` (DESIGN.md §9 invariant 5): no stream and no table
+// `DELETE /v1/users/:userId` and `hph user erase <id>` (docs/architecture.md §9.5): no stream and no table
 // keeps the user's data.
 //
 // Two JetStream facts shape this (both checked against nats-server 2.9.10):

@@ -14,7 +14,7 @@ import { CONSUMERS, type StageName } from '../streams/topology.ts'
 import { INSIGHT_PROJECTION_TABLES, InsightEvent, writeInsights } from './insights/writer.ts'
 import { SampleEvent, writeSamples } from './samples/writer.ts'
 
-// `hph rebuild` / `hph replay` (README "Rebuilds and replays"): a projection rebuilt from its stream into shadow
+// `hph rebuild` / `hph replay` (docs/operating.md §4): a projection rebuilt from its stream into shadow
 // tables while the live tables keep serving readers and the live writer keeps writing, then swapped in.
 //
 // The swap: one transaction locks the live tables EXCLUSIVE (readers go on, the live writer waits),

@@ -2,7 +2,7 @@ import { Kysely, PostgresDialect, type ColumnType, type Generated, type QueryExe
 import pg from 'pg'
 import type { Config } from '../config.ts'
 
-// spec/schema.md is the contract: these interfaces name every table and column of it.
+// docs/tables.md is the contract: these interfaces name every table and column of it.
 
 /** A timestamptz: read as a Date, written as a Date or an ISO string. */
 export type Timestamp = ColumnType<Date, Date | string, Date | string>
@@ -66,7 +66,7 @@ export interface SleepDailyTable extends Versioned {
   valid: boolean
 }
 
-/** The baseline figures shared by `baseline_history` and `user_baselines` (spec/insights.md §3). */
+/** The baseline figures shared by `baseline_history` and `user_baselines` (docs/insights.md §3). */
 export interface BaselineColumns extends Versioned {
   hrv_metric: string
   hrv_baseline_sdnn: number
@@ -93,7 +93,7 @@ export interface UserBaselinesTable extends BaselineColumns {
   last_full_update: Timestamp | null
 }
 
-/** `cpt_probabilities` (spec/insights.md §4): keys "<sleep state>|<hrv state>", rows [high, medium, low]. */
+/** `cpt_probabilities` (docs/insights.md §4): keys "<sleep state>|<hrv state>", rows [high, medium, low]. */
 export interface CptProbabilities {
   states: string[]
   table: Record<string, number[]>

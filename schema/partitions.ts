@@ -1,7 +1,7 @@
 import { sql } from 'kysely'
 import { identifier, pgCode, type Executor } from './db.ts'
 
-// spec/schema.md: without TimescaleDB, `samples` is range-partitioned by UTC month and the writer
+// docs/tables.md §5: without TimescaleDB, `samples` is range-partitioned by UTC month and the writer
 // creates the partitions for new months ahead of each insert, never a person by hand.
 
 /** The first instant (UTC) of the month holding `instant`. */

@@ -3,7 +3,7 @@ import { TransientError } from '../errors.ts'
 import { identifier, pgCode } from './db.ts'
 import { monthOfPartition, partitionSql } from './partitions.ts'
 
-// Zero-downtime rebuilds (issue 4): a projection is rebuilt into shadow tables `<table>__rebuild`
+// Zero-downtime rebuilds (docs/operating.md §4): a projection is rebuilt into shadow tables `<table>__rebuild`
 // while the live tables keep serving readers and the live writer, then swapped in by one transaction.
 // The shadow gets the live table's columns, defaults, checks, constraints and indexes under
 // `…__rebuild` names; the swap drops the live table and renames the shadow, its constraints, indexes

@@ -1,7 +1,7 @@
 import { sql } from 'kysely'
 import { identifier, type Executor } from './db.ts'
 
-// DESIGN.md §6 / spec/schema.md: `samples` is a hypertable on start_ts when TimescaleDB is available,
+// docs/tables.md §5: `samples` is a hypertable on start_ts when TimescaleDB is available,
 // natively range-partitioned by month otherwise. The key includes start_ts either way (both require it).
 
 const SAMPLES_COLUMNS = `
@@ -59,7 +59,7 @@ export async function hasTimescale(db: Executor): Promise<boolean> {
 }
 
 /**
- * DESIGN.md §6: the analysts' time bucket, `<schema>.bucket(width, ts)` (and its `date` twin for the daily
+ * docs/tables.md §5: the analysts' time bucket, `<schema>.bucket(width, ts)` (and its `date` twin for the daily
  * tables): TimescaleDB's `time_bucket` when the extension is there, PostgreSQL's `date_bin` otherwise. Both
  * count buckets from Monday 2000-01-03 00:00 UTC (time_bucket's default origin), so a week is Monday to
  * Sunday and the two branches agree. `date_bin` takes no months or years; neither branch is asked to here.

@@ -6,7 +6,7 @@ import { publishEvent } from './publish.ts'
 import { AUDIT_TYPE, AuditRecord } from './schemas.ts'
 import { safeToken, subjects } from './subjects.ts'
 
-// HPH_AUDIT (docs/architecture.md "Streams"): one event per write, export, erase and denied access.
+// HPH_AUDIT (docs/architecture.md §3): one event per write, export, erase and denied access.
 
 /**
  * A one-way reference to a user: what the erase event keeps instead of the id, so the audit trail can

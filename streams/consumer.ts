@@ -129,7 +129,7 @@ export async function startConsumer<T>(handler: BatchHandler<T>, opts: ConsumerO
       originalSeq: m.seq,
       deliveries: m.info.deliveryCount,
       firstSeen: new Date(m.info.timestampNanos / 1e6).toISOString(),
-      // docs/architecture.md "Sizes and limits": the bytes only when they fit a message; else the stream and sequence name them
+      // docs/architecture.md §6: the bytes only when they fit a message; else the stream and sequence name them
       payloadBase64: fitsDeadLetter(m.data.length) ? Buffer.from(m.data).toString('base64') : '',
       headers: m.headers ? Object.fromEntries([...m.headers.keys()].map((k) => [k, m.headers?.values(k) ?? []])) : {},
     }
@@ -277,7 +277,7 @@ export async function startConsumer<T>(handler: BatchHandler<T>, opts: ConsumerO
     stage: handler.stage,
     done,
     stop() {
-      // DESIGN.md §7: drain in-flight pulls, ack nothing uncommitted; the deadline counts from here
+      // docs/architecture.md §8: drain in-flight pulls, ack nothing uncommitted; the deadline counts from here
       stopped ??= (async () => {
         let timer: NodeJS.Timeout | undefined
         const deadline = new Promise<'timeout'>((resolve) => (timer = setTimeout(() => resolve('timeout'), opts.shutdownTimeoutMs)))

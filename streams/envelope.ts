@@ -1,6 +1,6 @@
 import { z } from 'zod'
 
-// docs/architecture.md "Events": one envelope for every event; field names follow CloudEvents 1.0.
+// docs/architecture.md §4: one envelope for every event; field names follow CloudEvents 1.0.
 export const Envelope = z.object({
   specversion: z.literal('1.0'),
   id: z.string().min(1).max(200),

@@ -5,7 +5,7 @@ import { encodeEnvelope, type Envelope } from './envelope.ts'
 export interface Outgoing {
   subject: string
   event: Envelope
-  /** W3C trace context carried from the HTTP request through every stage (docs/architecture.md "Events") */
+  /** W3C trace context carried from the HTTP request through every stage (docs/architecture.md §4) */
   traceparent?: string | undefined
   /** the event's bytes when the caller has written them (encodeEnvelopeWithPayload); else encodeEnvelope(event) */
   encoded?: Uint8Array | undefined

@@ -1,6 +1,6 @@
 import { z } from 'zod'
 
-// The event types of docs/architecture.md "Events", each defined once; every publisher and consumer uses these.
+// The event types of docs/architecture.md §4, each defined once; every publisher and consumer uses these.
 
 export const UserId = z.string().regex(/^[A-Za-z0-9_-]{1,64}$/, 'userId must be 1–64 characters of [A-Za-z0-9_-]')
 export const LocalDate = z.string().regex(/^\d{4}-\d{2}-\d{2}$/)
@@ -42,7 +42,7 @@ export const Sample = z
 export type Sample = z.infer<typeof Sample>
 /** The type of one-sample events, read through an upcaster (streams/upcast.ts); nothing publishes it any more. */
 export const SAMPLE_V1_TYPE = 'hph.sample.v1'
-/** What the insights read of a canonical sample (spec/insights.md never looks at sources or ids). */
+/** What the insights read of a canonical sample (docs/insights.md §0: it never looks at sources or ids). */
 export type SampleFacts = Pick<Sample, 'metric' | 'start' | 'end' | 'utcOffsetMinutes' | 'value' | 'stage'>
 
 const SAMPLE_ID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i
@@ -51,12 +51,12 @@ const SAMPLE_ID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}
 export const SampleItem = z.object({ id: z.string().regex(SAMPLE_ID, 'a sample id is a uuid'), ...sampleFacts })
 export type SampleItem = z.infer<typeof SampleItem>
 
-/** At most this many samples in one `hph.sample.v2` event (docs/architecture.md "Batches"). */
+/** At most this many samples in one `hph.sample.v2` event (docs/architecture.md §5). */
 export const MAX_SAMPLES_PER_EVENT = 1000
 
 /**
- * `hph.sample.v2`: the canonical samples of one raw batch, one user and one metric (docs/architecture.md
- * "Batches"). Each sample keeps its own id; the event is only the unit of work.
+ * `hph.sample.v2`: the canonical samples of one raw batch, one user and one metric
+ * (docs/architecture.md §5). Each sample keeps its own id; the event is only the unit of work.
  */
 export const SampleBatch = z
   .object({
@@ -81,7 +81,7 @@ export const RawBatch = z.object({
   userId: UserId,
   receivedAt: z.string().datetime({ offset: true }),
   batchId: z.string().max(128).optional(),
-  /** a batch too large for one message is stored as parts (docs/architecture.md "Sizes and limits"): this one's place */
+  /** a batch too large for one message is stored as parts (docs/architecture.md §6): this one's place */
   part: z.object({ index: z.number().int().nonnegative(), count: z.number().int().positive(), offset: z.number().int().nonnegative() }).optional(),
   payload: z.unknown(),
 })
@@ -114,7 +114,7 @@ export const DeadLetter = z.object({
 export type DeadLetter = z.infer<typeof DeadLetter>
 export const DLQ_TYPE = 'hph.dlq.v1'
 
-// `hph.insight.v1`: one derived row (spec/insights.md), or a tombstone (`row: null`) when the row must go.
+// `hph.insight.v1`: one derived row (docs/insights.md §0), or a tombstone (`row: null`) when the row must go.
 const num = z.number().finite()
 const instant = z.string().datetime({ offset: true })
 const baselineFigures = {
@@ -181,7 +181,7 @@ export const InsightEntry = z.discriminatedUnion('kind', [
 ])
 export type InsightEntry = z.infer<typeof InsightEntry>
 
-/** The groups of `hph.insight.v2` (docs/architecture.md "Batches"); groupOf says which row kinds each carries. */
+/** The groups of `hph.insight.v2` (docs/architecture.md §5); groupOf says which row kinds each carries. */
 export const InsightGroupName = z.enum(['daily', 'baseline', 'cpt'])
 export type InsightGroup = z.infer<typeof InsightGroupName>
 export function groupOf(kind: InsightKind): InsightGroup {
@@ -203,7 +203,7 @@ export type InsightBatch = z.infer<typeof InsightBatch>
 export const INSIGHT_TYPE = 'hph.insight.v2'
 
 /**
- * `hph.audit.v1` (docs/architecture.md "Streams", HPH_AUDIT): who did what to whose data, when, in which request, and how it
+ * `hph.audit.v1` (docs/architecture.md §3, HPH_AUDIT): who did what to whose data, when, in which request, and how it
  * ended. Never a token, never a sample value. An erase names its user only by `userRef` (see privacy/erase.ts).
  */
 export const AuditRecord = z.object({

@@ -1,6 +1,6 @@
 import type { NatsConnection } from '@nats-io/transport-node'
 
-// docs/architecture.md "Sizes and limits": every publisher sizes its events from the connected server's
+// docs/architecture.md §6: every publisher sizes its events from the connected server's
 // max_payload, never from a constant; an event is cut into parts below it.
 
 /** Room kept in a message for its headers (Nats-Msg-Id, traceparent) and the envelope's own fields. */

@@ -1,6 +1,6 @@
 import type { Metric } from './schemas.ts'
 
-// docs/architecture.md "Data flow", "Streams": the userId is the last token of every subject. Nobody writes a subject by hand.
+// docs/architecture.md §2, §3: the userId is the last token of every subject. Nobody writes a subject by hand.
 
 export type StreamKey = 'INGEST' | 'SAMPLES' | 'CHANGES' | 'INSIGHTS' | 'DLQ' | 'AUDIT'
 export const STREAM_KEYS: readonly StreamKey[] = ['INGEST', 'SAMPLES', 'CHANGES', 'INSIGHTS', 'DLQ', 'AUDIT']

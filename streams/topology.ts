@@ -20,7 +20,7 @@ type TopologyConfig = Pick<
 
 const DAY_S = 86_400
 
-// docs/architecture.md "Streams". Only features of nats-server 2.9 are used.
+// docs/architecture.md §3. Only features of nats-server 2.9 are used.
 export function streamSpecs(config: TopologyConfig): Record<StreamKey, Partial<StreamConfig> & { name: string }> {
   const p = config.HPH_PREFIX
   const base = (key: StreamKey): Partial<StreamConfig> & { name: string } => ({

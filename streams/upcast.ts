@@ -14,7 +14,7 @@ import {
   type SampleItem,
 } from './schemas.ts'
 
-// docs/architecture.md "Events": an event type that changes adds a version and an upcaster; old events stay
+// docs/architecture.md §4: an event type that changes adds a version and an upcaster; old events stay
 // readable forever. Every reader of HPH_SAMPLES and HPH_INSIGHTS (the writers, rebuild, replay, a user's
 // export) reads through these, so a stream written before `.v2` replays into the same rows.
 

@@ -1,5 +1,5 @@
 /* global window, document, location, sessionStorage, fetch, setInterval, clearInterval, URLSearchParams */
-// The dashboard (issue 8): three pages drawn from the api with Chart.js (window.Chart, served by the api).
+// The dashboard (docs/operating.md §10): three pages drawn from the api with Chart.js (window.Chart, served by the api).
 // Every data fetch carries the token kept in sessionStorage; a 401 asks for one. Routes: #/user/<id>,
 // #/cpt/<id>, #/ops. `?refresh=<s>` sets the operator page's refresh period (default 5 s).
 

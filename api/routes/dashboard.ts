@@ -4,7 +4,7 @@ import { fileURLToPath } from 'node:url'
 import fastifyStatic from '@fastify/static'
 import type { FastifyInstance } from 'fastify'
 
-// issue 8: GET / serves the dashboard (api/dashboard/: plain HTML, CSS and an ES module, no build step)
+// docs/operating.md §10: GET / serves the dashboard (api/dashboard/: plain HTML, CSS and an ES module, no build step)
 // and the one file of Chart.js it draws with, from node_modules: nothing is fetched from elsewhere at run
 // time. These files hold no data, so they need no token; the page sends its token on every data fetch.
 

@@ -40,7 +40,7 @@ async function* limited(body: Readable, maxBytes: number): AsyncGenerator<Uint8A
   }
 }
 
-/** POST /v1/users/:userId/healthkit-export (spec/api.md "Backfill from an Apple Health export"). */
+/** POST /v1/users/:userId/healthkit-export (docs/api.md §4). */
 export function healthkitExportRoutes(app: FastifyInstance, deps: HealthkitExportRouteDeps): void {
   let running = 0
   // its own plugin scope: these content types (and no body limit of the app's) apply to this route only

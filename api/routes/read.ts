@@ -4,7 +4,7 @@ import type { Database } from '../../schema/db.ts'
 import { HttpError } from '../errors.ts'
 import { checkUserId } from './samples.ts'
 
-// spec/api.md "Reading": from/to are inclusive local dates, at most 366 days.
+// docs/api.md §5: from/to are inclusive local dates, at most 366 days.
 
 export interface ReadRouteDeps {
   db: Kysely<Database>

@@ -26,7 +26,7 @@ export function checkUserId(userId: string): string {
   return r.data
 }
 
-/** POST /v1/users/:userId/samples (spec/api.md "Posting samples"). */
+/** POST /v1/users/:userId/samples (docs/api.md §3). */
 export function samplesRoutes(app: FastifyInstance, deps: SamplesRouteDeps): void {
   // keep the body's hash: without a batchId it is the idempotency key
   const parseJson = app.getDefaultJsonParser('error', 'error')

@@ -4,7 +4,7 @@ import { readStatus } from '../../cli/status.ts'
 import type { Database } from '../../schema/db.ts'
 import type { Nats } from '../../streams/connect.ts'
 
-// issue 8: the operator page's figures — exactly what `hph status --json` prints (cli/status.ts reads
+// docs/operating.md §10: the operator page's figures — exactly what `hph status --json` prints (cli/status.ts reads
 // them), plus the time they were read so the page can turn ack floors into throughput.
 
 export interface StatusRouteDeps {

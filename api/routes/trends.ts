@@ -4,7 +4,7 @@ import type { Database } from '../../schema/db.ts'
 import { HttpError } from '../errors.ts'
 import { checkUserId } from './samples.ts'
 
-// issue 8: what the dashboard draws for one user, read from the analysts' views (docs/analysts.md), so
+// docs/api.md §5: what the dashboard draws for one user, read from the analysts' views (docs/analysts.md), so
 // the page and an analyst's SQL show the same numbers. The window ends at the user's latest day with
 // data, not today: a user who stopped syncing a week ago still sees their last 90 days.
 

@@ -4,7 +4,7 @@ import { hashHex } from '../../streams/ids.ts'
 import type { ExportBatch, ExportCounts, ExportFormat, ExportSample } from './reader.ts'
 import { readExportInThread } from './reader-thread.ts'
 
-// spec/api.md "Backfill from an Apple Health export": the reader's batches through the raw-event path of
+// docs/api.md §4: the reader's batches through the raw-event path of
 // POST /samples (api/ingest.ts), a bounded number of publishes in flight. Used by the HTTP endpoint and
 // by `hph import healthkit`.
 

@@ -3,12 +3,12 @@ import { SaxesParser } from 'saxes'
 import { ExportFormatError } from './errors.ts'
 import { exportXmlOfZip } from './unzip.ts'
 
-// spec/api.md "Backfill from an Apple Health export": the <Record> elements of the understood types, read
+// docs/api.md §4: the <Record> elements of the understood types, read
 // from a stream (never the whole file in memory) and cut into batches of the shape POST /samples takes.
 // Batches are cut by record count and size alone, never by how the input happened to be chunked, so the
 // same file always gives the same batches (and so the same batch ids).
 
-/** The types POST /samples understands (spec/api.md "Posting samples"); every other <Record> is skipped. */
+/** The types POST /samples understands (docs/api.md §3); every other <Record> is skipped. */
 export const UNDERSTOOD_TYPES: ReadonlySet<string> = new Set([
   'HKQuantityTypeIdentifierHeartRateVariabilitySDNN',
   'HKQuantityTypeIdentifierRestingHeartRate',

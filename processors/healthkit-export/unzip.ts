@@ -1,7 +1,7 @@
 import { Unzip, UnzipInflate } from 'fflate'
 import { ExportFormatError } from './errors.ts'
 
-// spec/api.md "Backfill from an Apple Health export": the Health app writes export.zip with the export in
+// docs/api.md §4: the Health app writes export.zip with the export in
 // `apple_health_export/export.xml`. The zip is read as a stream (an HTTP body cannot seek), so entries come
 // from their local headers, sizes from data descriptors when the writer streamed them (fflate's Unzip).
 

@@ -2,7 +2,7 @@ import type { InsightRow } from '../../streams/schemas.ts'
 import { addDays, dayNumber } from './days.ts'
 import { DEFAULT_CONFIG, type HrvMetric, type InsightConfig, type Prior } from './defaults.ts'
 
-// spec/insights.md §3: the baseline as of day X, from days X−W … X−1 only, blended with the priors.
+// docs/insights.md §3: the baseline as of day X, from days X−W … X−1 only, blended with the priors.
 
 export type BaselineHistoryRow = InsightRow<'baseline_history'>
 export type UserBaselineRow = InsightRow<'baseline'>

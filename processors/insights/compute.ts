@@ -6,9 +6,9 @@ import { chooseMetric, hrvDaily, type HrvDailyRow } from './hrv.ts'
 import { readiness, readinessRow, type ReadinessRow } from './readiness.ts'
 import { sleepNights, type SleepDailyRow } from './sleep.ts'
 
-// spec/insights.md: every insight row of one user, a pure function of the user's set of samples.
+// docs/insights.md §0: every insight row of one user, a pure function of the user's set of samples.
 
-/** A canonical sample with its event id (docs/architecture.md "Events"); duplicates are recognised by `id` alone. */
+/** A canonical sample with its event id (docs/architecture.md §4); duplicates are recognised by `id` alone. */
 export interface IdentifiedSample {
   id: string
   sample: SampleFacts
@@ -44,7 +44,7 @@ export function distinctSamples(samples: readonly IdentifiedSample[]): SampleFac
   return [...byId.values()]
 }
 
-/** spec/insights.md §1–5 for one user's samples (every user id in `samples` is taken as the same user). */
+/** docs/insights.md §1–5 for one user's samples (every user id in `samples` is taken as the same user). */
 export function computeInsights(samples: readonly IdentifiedSample[], opts: ComputeOptions = {}): InsightRowSet {
   const config = insightConfig(opts.config)
   const distinct = distinctSamples(samples)

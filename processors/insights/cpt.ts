@@ -2,7 +2,7 @@ import type { InsightRow } from '../../streams/schemas.ts'
 import type { Baseline } from './baseline.ts'
 import { DEFAULT_CONFIG, LEVELS, STATES, type CptTable, type InsightConfig, type State, type Triple } from './defaults.ts'
 
-// spec/insights.md §4: thresholds from a baseline, and the expert table shrunk towards uniform by data quality.
+// docs/insights.md §4: thresholds from a baseline, and the expert table shrunk towards uniform by data quality.
 
 export type CptRow = InsightRow<'cpt'>
 

@@ -49,7 +49,7 @@ export function dayString(n: number): string {
   return `${String(y).padStart(4, '0')}-${two(m)}-${two(d)}`
 }
 
-/** spec/insights.md: a local date is the date of the UTC instant plus the sample's own offset. */
+/** docs/insights.md §0: a local date is the date of the UTC instant plus the sample's own offset. */
 export function localDate(ms: number, utcOffsetMinutes: number): string {
   return dayString(Math.floor((ms + utcOffsetMinutes * MINUTE_MS) / DAY_MS))
 }

@@ -1,6 +1,6 @@
 import type { SleepStage } from '../../streams/schemas.ts'
 
-// spec/insights.md: every constant of the insight math, in one place; config may override any of them.
+// docs/insights.md §0: every constant of the insight math, in one place; config may override any of them.
 
 export type State = 'good' | 'medium' | 'poor'
 export type Level = 'high' | 'medium' | 'low'
@@ -11,7 +11,7 @@ export const LEVELS: readonly Level[] = ['high', 'medium', 'low']
 
 /** P(readiness = high, medium, low) */
 export type Triple = readonly [number, number, number]
-/** keyed `"<sleep state>|<hrv state>"` (spec/insights.md §4) */
+/** keyed `"<sleep state>|<hrv state>"` (docs/insights.md §4) */
 export type CptTable = Readonly<Record<`${State}|${State}`, Triple>>
 
 export interface Prior {

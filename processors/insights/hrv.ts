@@ -2,7 +2,7 @@ import type { InsightRow, Sample, SampleFacts } from '../../streams/schemas.ts'
 import { localDate } from './days.ts'
 import type { HrvMetric } from './defaults.ts'
 
-// spec/insights.md §2: one hrv_daily row per (day, metric), from the night's main episode or else the day.
+// docs/insights.md §2: one hrv_daily row per (day, metric), from the night's main episode or else the day.
 
 export type HrvDailyRow = InsightRow<'hrv_daily'>
 

@@ -8,7 +8,7 @@ export interface UserSamples {
   maxSeq: number
   /** how many samples the user has in all: a later snapshot of them is a superset, so a larger count is newer */
   count: number
-  /** the user has at least one sdnn sample anywhere in their history (spec/insights.md §2 metric choice) */
+  /** the user has at least one sdnn sample anywhere in their history (docs/insights.md §2 metric choice) */
   hasSdnn: boolean
   /** … an rmssd sample; without one no hrv_daily row of rmssd can exist (samples are only ever added) */
   hasRmssd: boolean

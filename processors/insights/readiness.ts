@@ -2,7 +2,7 @@ import type { InsightRow } from '../../streams/schemas.ts'
 import { stateOf, type Cpt } from './cpt.ts'
 import { STATES, type CptTable, type Level, type State } from './defaults.ts'
 
-// spec/insights.md §5: readiness of a day from its evidence and the CPT as of that day.
+// docs/insights.md §5: readiness of a day from its evidence and the CPT as of that day.
 
 export type ReadinessRow = InsightRow<'readiness_daily'>
 

@@ -12,7 +12,7 @@ import { loadUserSamples, rememberMetricSql } from './load.ts'
 import { insightEventsOf, insightRows, type Recomputation } from './stage.ts'
 import { affectedRange } from './touched.ts'
 
-// `hph rebuild insights --recompute` (README "Rebuilds and replays"): every user's insights re-derived from `samples` — after an
+// `hph rebuild insights --recompute` (docs/operating.md §4): every user's insights re-derived from `samples` — after an
 // algorithm change, when replaying HPH_INSIGHTS would only give back the old numbers. Each user's whole
 // history is computed as the engine computes it and published to HPH_INSIGHTS as a full recomputation;
 // rows the new computation no longer produces get tombstones. The live insights-writer applies them in

@@ -2,7 +2,7 @@ import type { InsightRow, SampleFacts, SleepStage } from '../../streams/schemas.
 import { isoUtc, localDate, minutes } from './days.ts'
 import { ASLEEP, DEFAULT_CONFIG, type InsightConfig } from './defaults.ts'
 
-// spec/insights.md §1: stage samples → flattened segments → episodes → one night a local date.
+// docs/insights.md §1: stage samples → flattened segments → episodes → one night a local date.
 
 export type SleepDailyRow = InsightRow<'sleep_daily'>
 

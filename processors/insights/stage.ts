@@ -58,7 +58,7 @@ export interface Recomputation {
 const GROUPS: readonly InsightGroup[] = ['daily', 'baseline', 'cpt']
 
 /**
- * Rows of one user as `hph.insight.v2` events (docs/architecture.md "Batches"): one event a group (daily,
+ * Rows of one user as `hph.insight.v2` events (docs/architecture.md §5): one event a group (daily,
  * baseline, cpt), cut into parts under `maxBytes`. The id is a hash of the user, the group and the content
  * (every row's version included): a row that comes back after a tombstone is never dropped as a duplicate.
  * `salt` sets apart the events of a run that must not be taken for the engine's (a full recompute).
@@ -77,7 +77,7 @@ export function insightEventsOf(prefix: string, userId: string, entries: readonl
 }
 
 /**
- * The rows of one recomputation (spec/insights.md §6): daily rows of the touched days ±1, baselines
+ * The rows of one recomputation (docs/insights.md §6): daily rows of the touched days ±1, baselines
  * and readiness of the derived range, tombstones (`row: null`) for rows of those days that are gone, and
  * the current baseline and CPT (the "baseline updated" notification the CPT is recomputed from).
  */
@@ -159,7 +159,7 @@ async function eachLimited<T>(items: readonly T[], limit: number, work: (item: T
 }
 
 /**
- * insights-engine (docs/architecture.md "Stages"): coalesces a pull's changes per user, recomputes each user once from
+ * insights-engine (docs/architecture.md §7): coalesces a pull's changes per user, recomputes each user once from
  * PostgreSQL with the pure modules, publishes every insight, and lets the runtime ack only once
  * JetStream has acknowledged all of them.
  */

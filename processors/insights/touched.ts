@@ -2,7 +2,7 @@ import type { SampleFacts } from '../../streams/schemas.ts'
 import { addDays, localDate } from './days.ts'
 import { DEFAULT_CONFIG } from './defaults.ts'
 
-// spec/insights.md §6: what a change touches.
+// docs/insights.md §6: what a change touches.
 
 export { addDays }
 

@@ -4,11 +4,11 @@ import { hashUuid, isUuid } from '../../streams/ids.ts'
 import type { Metric, Sample, SampleSource, SleepStage } from '../../streams/schemas.ts'
 import { civilDayNumber, daysInMonth } from '../insights/days.ts'
 
-// spec/api.md "Posting samples": a HealthKit-shaped batch → canonical samples (docs/architecture.md "Events"-5).
+// docs/api.md §3: a HealthKit-shaped batch → canonical samples (docs/architecture.md §4).
 // Pure: the clock comes in as `now` (the batch's receivedAt), so a replay gives the same samples.
 
 export interface NormalizedSample {
-  /** the sample event's id (docs/architecture.md "Events"): a uuid */
+  /** the sample event's id (docs/architecture.md §4): a uuid */
   id: string
   sample: Sample
 }
@@ -223,7 +223,7 @@ function ownText(o: Record<string, unknown>, key: string, max: number): string |
 
 function sourceOf(o: Record<string, unknown>, batchSource: BatchEnvelope['source']): SampleSource {
   const name = ownText(o, 'sourceName', 256)
-  // spec/api.md: the batch source is the default for samples that name none; a sample that names
+  // docs/api.md §3: the batch source is the default for samples that name none; a sample that names
   // its own source takes nothing from it (an iPhone sample must not get the Watch's device)
   const fallback = name === undefined ? batchSource : undefined
   const source: SampleSource = { name: name ?? fallback?.name ?? 'unknown' }
@@ -265,7 +265,7 @@ function normalizeSample(raw: unknown, batch: BatchEnvelope, ctx: NormalizeConte
   if (!build) return CHECKED
   const startIso = new Date(start.ms).toISOString()
   const endIso = new Date(end.ms).toISOString()
-  // docs/architecture.md "Events": HealthKit's uuid when there is one, else a hash of what makes the sample itself
+  // docs/architecture.md §4: HealthKit's uuid when there is one, else a hash of what makes the sample itself
   const id =
     uuid === undefined ? hashUuid(ctx.userId, metric, source.name, startIso, endIso, stage ?? String(value))
     : isUuid(uuid) ? uuid.toLowerCase()

@@ -23,7 +23,7 @@ export interface NormalizeDeps {
 
 
 /**
- * The `hph.sample.v2` events of one raw batch (docs/architecture.md "Batches"): its samples grouped by metric,
+ * The `hph.sample.v2` events of one raw batch (docs/architecture.md §5): its samples grouped by metric,
  * each group cut into parts of at most 1000 samples and `maxBytes`. Deterministic: the same raw batch always
  * gives the same events with the same ids, so a redelivered raw batch is dropped by JetStream.
  */
@@ -54,7 +54,7 @@ export function sampleEventsOf(
 }
 
 /**
- * normalize (docs/architecture.md "Stages"): raw batch → its valid samples as `hph.sample.v2` events. The dates are checked
+ * normalize (docs/architecture.md §7): raw batch → its valid samples as `hph.sample.v2` events. The dates are checked
  * against the batch's `receivedAt`, not the clock, so a replay years later gives the same samples.
  * Rejected samples are reported to the DLQ once per batch (kind `rejected_samples`); the raw batch
  * stays in HPH_INGEST, so nothing is lost.

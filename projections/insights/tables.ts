@@ -1,6 +1,6 @@
 import type { InsightKind } from '../../streams/schemas.ts'
 
-// Where each insight kind lands (spec/schema.md), its key inside the user, and its columns' SQL types.
+// Where each insight kind lands (docs/tables.md §3), its key inside the user, and its columns' SQL types.
 
 export interface InsightTable {
   table: string

@@ -133,7 +133,7 @@ export async function writeInsights(deps: InsightsWriterDeps, batch: readonly De
   }
 }
 
-/** insights-writer (docs/architecture.md "Stages"): HPH_INSIGHTS → the insight tables, one transaction per pull, row by row under the version guard. */
+/** insights-writer (docs/architecture.md §7): HPH_INSIGHTS → the insight tables, one transaction per pull, row by row under the version guard. */
 export function insightsWriter(deps: InsightsWriterDeps): BatchHandler<InsightBatch> {
   return {
     stage: 'insights-writer',

@@ -28,7 +28,7 @@ export interface SamplesWriterDeps {
 
 const DAY_MS = 86_400_000
 
-/** The local day number (days since 1970-01-01) of a UTC instant seen at an offset: spec/insights.md "local date". */
+/** The local day number (days since 1970-01-01) of a UTC instant seen at an offset: docs/insights.md §0. */
 export function localDayNumber(utcIso: string, offsetMinutes: number): number {
   return Math.floor((Date.parse(utcIso) + offsetMinutes * 60_000) / DAY_MS)
 }
@@ -146,7 +146,7 @@ export async function writeSamples(deps: Pick<SamplesWriterDeps, 'db' | 'pool' |
 }
 
 /**
- * samples-writer (docs/architecture.md "Stages"): each pull in ONE transaction, however many samples its events hold, then the changes, then the runtime acks.
+ * samples-writer (docs/architecture.md §7): each pull in ONE transaction, however many samples its events hold, then the changes, then the runtime acks.
  * A redelivered pull inserts nothing new but publishes its changes again, so a crash between commit
  * and publish never loses a change.
  */

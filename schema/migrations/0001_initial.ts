@@ -8,7 +8,7 @@ export interface SchemaNames {
   role: string
 }
 
-/** spec/schema.md: every table of the contract, the analyst role and the first monthly partitions. */
+/** docs/tables.md §2–§4: every table of the contract, the analyst role and the first monthly partitions. */
 export function initial({ schema, role }: SchemaNames): Migration {
   identifier(schema)
   identifier(role)

@@ -4,7 +4,7 @@ import type { SchemaNames } from './0001_initial.ts'
 const VERSIONED = ['hrv_daily', 'sleep_daily', 'baseline_history', 'user_baselines', 'user_cpt_tables', 'readiness_daily', 'insight_tombstones']
 
 /**
- * `insight_users`: the HRV metric (spec/insights.md §2) the insights engine last computed a user with.
+ * `insight_users`: the HRV metric (docs/insights.md §2) the insights engine last computed a user with.
  * The engine writes it itself after publishing, so it never lags like the projections: when the metric
  * becomes `sdnn` (the user's first sdnn sample), every row of the history is recomputed once.
  *

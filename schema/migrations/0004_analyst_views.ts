@@ -3,9 +3,9 @@ import { identifier } from '../db.ts'
 import { bucketFunctionSql, hasTimescale } from '../timescale.ts'
 import type { SchemaNames } from './0001_initial.ts'
 
-// issue 8: the analysts' surface — documented views over the insight tables (docs/analysts.md), a time
+// docs/analysts.md: the analysts' surface — documented views over the insight tables, a time
 // bucket that works with and without TimescaleDB, all readable by the analyst role. The numbers follow
-// spec/insights.md: the baseline as of a day is `baseline_history`'s row of that day (§3), its bands are
+// docs/insights.md §3, §4: the baseline as of a day is `baseline_history`'s row of that day (§3), its bands are
 // the CPT thresholds (§4: good from mu − 0.5 sd, medium from mu − 1.5 sd).
 
 export interface AnalystView {
@@ -21,7 +21,7 @@ const band = (value: string, good: string, medium: string) => `case when ${value
 export const ANALYST_VIEWS: readonly AnalystView[] = [
   {
     name: 'v_readiness',
-    comment: 'Readiness of each user-day (spec/insights.md §5) beside its evidence: the night\'s sleep and the day\'s HRV of the user\'s metric.',
+    comment: 'Readiness of each user-day (docs/insights.md §5) beside its evidence: the night\'s sleep and the day\'s HRV of the user\'s metric.',
     query: (s) => `select r.user_id, r.day, r.score, r.label, r.p_high, r.p_medium, r.p_low, r.sleep_state, r.hrv_state,
         b.hrv_metric, h.value_ms as hrv_ms, case when sl.valid then sl.total_sleep_min / 60 end as sleep_hours, r.updated_at
       from ${s}.readiness_daily r
@@ -46,7 +46,7 @@ export const ANALYST_VIEWS: readonly AnalystView[] = [
   },
   {
     name: 'v_hrv_trend',
-    comment: 'Daily HRV of each user\'s metric, its 7-day rolling ln mean, and the baseline as of the day with its good and medium bands (spec/insights.md §3, §4).',
+    comment: 'Daily HRV of each user\'s metric, its 7-day rolling ln mean, and the baseline as of the day with its good and medium bands (docs/insights.md §3, §4).',
     query: (s) => `select h.user_id, h.day, h.metric as hrv_metric, h.value_ms, h.ln_value, h.n, h.basis,
         avg(h.ln_value) over w as ln_mean_7d, count(*) over w as days_7d, exp(avg(h.ln_value) over w) as mean_7d_ms,
         b.hrv_ln_mean as baseline_ln_mean, b.hrv_ln_sd as baseline_ln_sd, b.hrv_baseline_sdnn as baseline_ms,
@@ -82,7 +82,7 @@ export const ANALYST_VIEWS: readonly AnalystView[] = [
   },
   {
     name: 'v_sleep',
-    comment: 'Each night\'s main sleep in hours and stage shares, beside the sleep baseline as of the day and its bands (spec/insights.md §1, §3, §4).',
+    comment: 'Each night\'s main sleep in hours and stage shares, beside the sleep baseline as of the day and its bands (docs/insights.md §1, §3, §4).',
     query: (s) => `select sl.user_id, sl.day, sl.valid,
         sl.total_sleep_min / 60 as sleep_hours, sl.in_bed_min / 60 as in_bed_hours,
         sl.deep_min / nullif(sl.total_sleep_min, 0) as deep_share, sl.rem_min / nullif(sl.total_sleep_min, 0) as rem_share,

@@ -1,6 +1,6 @@
 import fc from 'fast-check'
 
-// Adversarial request bodies for the "never crashes" promises (issue 6, DESIGN.md §9.6): JSON texts written
+// Adversarial request bodies for the "never crashes" promises (docs/architecture.md §9.6, docs/api.md §9): JSON texts written
 // token by token, so they can hold what JSON.stringify never writes — duplicate keys, `__proto__`, numbers
 // beyond a double, deep nesting — beside batches that look almost right.
 

@@ -3,11 +3,11 @@ import { computeInsights, type IdentifiedSample } from '../../processors/insight
 import type { Database } from '../../schema/db.ts'
 import type { Sample } from '../../streams/schemas.ts'
 
-// Test-only: the insight tables as plain rows, the pure reference (spec/insights.md) in the same shape, and a comparison.
+// Test-only: the insight tables as plain rows, the pure reference (docs/insights.md §0) in the same shape, and a comparison.
 
 export type Row = Record<string, unknown>
 
-/** Every insight table and its key (spec/schema.md). */
+/** Every insight table and its key (docs/tables.md §3). */
 export const INSIGHT_TABLE_KEYS = {
   hrv_daily: ['user_id', 'day', 'metric'],
   sleep_daily: ['user_id', 'day'],
@@ -87,7 +87,7 @@ export async function samplesByUser(db: Kysely<Database>): Promise<Map<string, I
 const isoOf = (v: unknown): unknown => (typeof v === 'string' && /^\d{4}-\d{2}-\d{2}T/.test(v) ? new Date(v).toISOString() : v)
 const rowOf = (userId: string, row: object): Row => ({ user_id: userId, ...Object.fromEntries(Object.entries(row).map(([c, v]) => [c, isoOf(v)])) })
 
-/** computeInsights over every user's samples in table `samples`: what the tables must hold (spec/insights.md). */
+/** computeInsights over every user's samples in table `samples`: what the tables must hold (docs/insights.md §0). */
 export async function referenceInsights(db: Kysely<Database>, users?: readonly string[]): Promise<Snapshot> {
   const out: Snapshot = { hrv_daily: [], sleep_daily: [], baseline_history: [], readiness_daily: [], user_baselines: [], user_cpt_tables: [] }
   for (const [userId, samples] of await samplesByUser(db)) {

@@ -9,7 +9,7 @@ import { ANALYST_VIEWS } from '../../schema/migrations/0004_analyst_views.ts'
 import { loadDocDemo } from '../helpers/demo.ts'
 import { testEnv, type TestEnv } from '../helpers/env.ts'
 
-// issue 8: docs/analysts.md is a product. Every query it documents runs as hph_analyst on the demo data it
+// docs/analysts.md is a product. Every query it documents runs as hph_analyst on the demo data it
 // describes and returns the rows it states — before and after `hph rebuild insights` re-creates the views;
 // and hph_analyst writes nothing.
 

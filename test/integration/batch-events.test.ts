@@ -18,7 +18,7 @@ import { canonicalSamples, legacySampleEvents, sampleEvents } from '../helpers/s
 import { eventually, testEnv, type TestEnv } from '../helpers/env.ts'
 import { snapshotInsights, snapshotTombstones, type Snapshot } from '../helpers/insights.ts'
 
-// docs/architecture.md "Batches": an event is a unit of work, a row is a unit of truth. However samples are
+// docs/architecture.md §5: an event is a unit of work, a row is a unit of truth. However samples are
 // cut into events, and whichever version of event carried them, the tables are the same.
 
 const WRITERS: readonly PipelineStage[] = ['samples-writer', 'insights-engine', 'insights-writer']

@@ -11,7 +11,7 @@ import { alive, killAll, showOnFailure, spawnHph, type Child } from '../helpers/
 import { freePort } from '../helpers/proxy.ts'
 import { canonicalSamples } from '../helpers/samples.ts'
 
-// issue 7: the pipeline on a three-node JetStream cluster (R3 streams), two instances of every stage as
+// docs/operating.md §8: the pipeline on a three-node JetStream cluster (R3 streams), two instances of every stage as
 // separate `hph worker` processes; one NATS node and one instance of each stage SIGKILLed mid-run and
 // started again. Correctness comes from idempotence and the insight version guard, not from luck.
 

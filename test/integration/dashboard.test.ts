@@ -9,7 +9,7 @@ import { streamName } from '../../streams/subjects.ts'
 import { loadDocDemo } from '../helpers/demo.ts'
 import { testEnv, type TestEnv } from '../helpers/env.ts'
 
-// issue 8: the dashboard in headless Chromium (Debian's, driven by playwright-core; no browser download)
+// docs/operating.md §10: the dashboard in headless Chromium (Debian's, driven by playwright-core; no browser download)
 // on the demo data: the charts draw one bar or point per row of the database, with the same tokens as the API.
 
 const ADMIN = 'dash-admin-token'

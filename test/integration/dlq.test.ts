@@ -6,7 +6,7 @@ import { streamName } from '../../streams/subjects.ts'
 import { testEnv, type TestEnv } from '../helpers/env.ts'
 import { runHph } from '../helpers/processes.ts'
 
-// issue 4: a poison message → HPH_DLQ → the stage is fixed → `hph dlq redrive` → processed once.
+// docs/operating.md §5: a poison message → HPH_DLQ → the stage is fixed → `hph dlq redrive` → processed once.
 
 let env: TestEnv
 const running: Pipeline[] = []

@@ -13,7 +13,7 @@ import { STREAM_KEYS, streamName, subjects } from '../../streams/subjects.ts'
 import { testEnv, type TestEnv } from '../helpers/env.ts'
 import { runHph } from '../helpers/processes.ts'
 
-// DESIGN.md §9 invariant 5 and issue 6: export returns everything posted; after `hph user erase`, no message
+// docs/architecture.md §9.5 and docs/operating.md §7: export returns everything posted; after `hph user erase`, no message
 // in any stream and no row in any table holds the user id; other users are untouched; erasing is idempotent.
 
 const ADMIN = 'erase-admin-key'

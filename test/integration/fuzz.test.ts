@@ -7,8 +7,8 @@ import { CONSUMERS } from '../../streams/topology.ts'
 import { bodyText } from '../helpers/hostile.ts'
 import { eventually, testEnv, type TestEnv } from '../helpers/env.ts'
 
-// issue 6 "input hardening", DESIGN.md §9.6: 10,000 adversarial requests at the API (the real NATS behind it,
-// the normalizer running) → no 5xx, every refusal in the error body of spec/api.md, no stage crashed or stuck.
+// docs/api.md §9 and docs/architecture.md §9.6: 10,000 adversarial requests at the API (the real NATS behind it,
+// the normalizer running) → no 5xx, every refusal in the error body of docs/api.md §1, no stage crashed or stuck.
 
 const ADMIN = 'fuzz-admin'
 let env: TestEnv

@@ -13,7 +13,7 @@ import { eventually, testEnv, type TestEnv } from '../helpers/env.ts'
 import { exportRecords, exportSamples } from '../helpers/export-fixture.ts'
 import { runHph } from '../helpers/processes.ts'
 
-// spec/api.md "Backfill from an Apple Health export", through the CLI and over HTTP, on real NATS and PostgreSQL.
+// docs/api.md §4, through the CLI and over HTTP, on real NATS and PostgreSQL.
 
 const ADMIN = 'admin-key'
 const ANA = 'ana-key'
@@ -168,7 +168,7 @@ describe('POST /v1/users/:userId/healthkit-export', () => {
     expect(await settledRows('http-ana', DISTINCT)).toBe(DISTINCT)
   })
 
-  it('answers 400 with the error body of spec/api.md for a truncated zip, saying which whole batches were stored', async () => {
+  it('answers 400 with the error body of docs/api.md §1 for a truncated zip, saying which whole batches were stored', async () => {
     const zip = zipOf('apple_health_export/export.xml', XML)
     const res = await post('http-trunc', zip.subarray(0, Math.floor(zip.length / 2)), 'application/zip')
     expect(res.status).toBe(400)

@@ -105,7 +105,7 @@ describe('POST /v1/users/:userId/samples', () => {
     await eventually(async () => (await rowsOf('dee')) === 1, 30_000, 'one row for dee')
   })
 
-  it('refuses what is not a batch with the error body of spec/api.md, storing nothing', async () => {
+  it('refuses what is not a batch with the error body of docs/api.md §1, storing nothing', async () => {
     const before = await ingestMessages()
     const cases: Array<[Promise<Response>, number, string]> = [
       [post('ana', null, { raw: '{"samples": [' }), 400, 'invalid_json'],

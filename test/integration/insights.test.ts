@@ -19,7 +19,7 @@ import {
   changedRows, INSIGHT_TABLE_NAMES, referenceInsights, snapshotDifferences, snapshotInsights, snapshotTombstones, type Snapshot,
 } from '../helpers/insights.ts'
 
-// DESIGN.md §9 invariants 3 and 4 and spec/insights.md §6, end to end: HTTP → … → the insight tables.
+// docs/architecture.md §9.3, §9.4 and docs/insights.md §6, end to end: HTTP → … → the insight tables.
 
 const ADMIN = 'admin-key'
 const FIRST_NIGHT = '2026-01-01'
@@ -407,7 +407,7 @@ describe('insights end to end', () => {
     }
   })
 
-  it('serves the table rows from the read endpoints in the shapes of spec/api.md', async () => {
+  it('serves the table rows from the read endpoints in the shapes of docs/api.md §5', async () => {
     const get = async (path: string) => {
       const res = await fetch(`${A.p.url}${path}`, { headers: { authorization: `Bearer ${ADMIN}` } })
       return { status: res.status, body: (await res.json()) as unknown }
@@ -444,7 +444,7 @@ describe('insights end to end', () => {
       readinessRows.map((r) => ({ day: r.day, score: r.score, label: r.label, pHigh: r.p_high, pMedium: r.p_medium, pLow: r.p_low, sleepState: r.sleep_state, hrvState: r.hrv_state })),
     )
 
-    // spec/api.md: "the user_baselines row" and "the user_cpt_tables row", as stored (column names of spec/schema.md)
+    // docs/api.md §5: "the user_baselines row" and "the user_cpt_tables row", as stored (column names of docs/tables.md §3)
     const asJson = (row: unknown) => JSON.parse(JSON.stringify(row)) as unknown
     const baseline = await get('/v1/users/ana/baseline')
     expect(baseline.status).toBe(200)

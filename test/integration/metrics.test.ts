@@ -4,7 +4,7 @@ import { streamName } from '../../streams/subjects.ts'
 import { CONSUMERS } from '../../streams/topology.ts'
 import { testEnv, type TestEnv } from '../helpers/env.ts'
 
-// issue 4: GET /metrics on the api and on a worker without it, reflecting the work the pipeline did.
+// docs/operating.md §3: GET /metrics on the api and on a worker without it, reflecting the work the pipeline did.
 
 let env: TestEnv
 const running: Pipeline[] = []

@@ -16,7 +16,7 @@ import { testEnv, type TestEnv } from '../helpers/env.ts'
 import { referenceInsights, snapshotDifferences, snapshotInsights, snapshotTombstones } from '../helpers/insights.ts'
 import { runHph } from '../helpers/processes.ts'
 
-// issue 4 / DESIGN.md §9.3: a projection rebuilt from its stream into shadow tables equals the live one, and
+// docs/operating.md §4 and docs/architecture.md §9.3: a projection rebuilt from its stream into shadow tables equals the live one, and
 // the swap never lets a reader see a missing row, while the live pipeline goes on writing.
 
 let env: TestEnv

@@ -13,7 +13,7 @@ import { freePort, startTcpProxy, throughProxy, type TcpProxy } from '../helpers
 import { canonicalSamples, fillSamples } from '../helpers/samples.ts'
 import { alive, exitWithin, killAll, showOnFailure, spawnHph, type Child } from '../helpers/processes.ts'
 
-// DESIGN.md §7 (SIGTERM drains and acks nothing uncommitted) and §9.1–2 through outages, with real
+// docs/architecture.md §8 (SIGTERM drains and acks nothing uncommitted) and §9.1, §9.2 through outages, with real
 // processes: `hph worker` / `hph up` as children, a held table lock or a cut TCP proxy in front of
 // PostgreSQL, and a private nats-server that is stopped and started again on the same store.
 
@@ -358,7 +358,7 @@ describe('outages', () => {
     expect(rows.every((r) => r.n === r.ids)).toBe(true)
     const ingests = new Set([...accepted.values()].map((a) => a.eventId))
     expect(rows.filter((r) => !ingests.has(r.ingest_id))).toEqual([])
-    // and the insights the engine made of them are what the samples say (spec/insights.md)
+    // and the insights the engine made of them are what the samples say (docs/insights.md §0)
     expect(snapshotDifferences(await snapshotInsights(s.db, { versions: false }), await referenceInsights(s.db), 1e-9)).toEqual([])
   }
 
@@ -420,7 +420,7 @@ describe('outages', () => {
     await waitForIdle(s.env.nats, s.env.config.HPH_PREFIX, { timeoutMs: 90_000 })
 
     expect(alive(s.up)).toBe(true)
-    // every post was answered; while NATS was away with a 503 and the error body of spec/api.md
+    // every post was answered; while NATS was away with a 503 and the error body of docs/api.md §1
     expect(poster.attempts.filter((a) => a.status === 0)).toEqual([])
     const refused = poster.attempts.filter((a) => a.status !== 200 && a.status !== 202)
     expect(refused.length).toBeGreaterThan(0)

@@ -7,10 +7,10 @@ import { migrateToLatest, migrations, migrationVersion } from '../../schema/migr
 import { ensurePartitions, partitionName } from '../../schema/partitions.ts'
 import { createTestDatabase, type TestDatabase } from '../helpers/db.ts'
 
-// spec/schema.md, written out by hand: table → column → information_schema data_type, and the key
+// docs/tables.md §2–§4, written out by hand: table → column → information_schema data_type, and the key
 const TS = 'timestamp with time zone'
 const F = 'double precision'
-// data_count is ours (spec/schema.md: "add columns freely"): the tie-break of equal data versions
+// data_count is ours (docs/tables.md §1: columns may be added): the tie-break of equal data versions
 const insight = { data_version: 'bigint', data_count: 'bigint', updated_at: TS }
 const baseline = {
   hrv_metric: 'text', hrv_baseline_sdnn: F, hrv_ln_mean: F, hrv_ln_sd: F, hrv_days: 'integer',
@@ -118,7 +118,7 @@ describe('schema migrations', () => {
     expect(where.rows).toEqual([{ schema: 'hph' }])
   })
 
-  it('has every table and column of spec/schema.md with its type and key', async () => {
+  it('has every table and column of docs/tables.md with its type and key', async () => {
     const cols = await sql<{ table: string; column: string; type: string }>`
       select table_name as table, column_name as column, data_type as type from information_schema.columns
       where table_schema = 'hph'`.execute(db)

@@ -13,7 +13,7 @@ import { decodeJson } from '../../streams/envelope.ts'
 import { streamName } from '../../streams/subjects.ts'
 import { eventually, testEnv, type TestEnv } from '../helpers/env.ts'
 
-// issue 6: JWT verified against a JWKS served here on loopback; per-user authorisation; audit; rate limits.
+// docs/api.md §2: JWT verified against a JWKS served here on loopback; per-user authorisation; audit; rate limits.
 
 const ISSUER = 'https://issuer.test/'
 const AUDIENCE = 'hph-api'

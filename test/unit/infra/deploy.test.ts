@@ -6,7 +6,7 @@ import { parse, parseAllDocuments } from 'yaml'
 import { STAGES } from '../../../cli/pipeline.ts'
 import { HPH_ENTRY } from '../../helpers/processes.ts'
 
-// issue 7: what can be checked of the deploy artefacts on a machine without a Docker engine or a
+// docs/operating.md §8: what can be checked of the deploy artefacts on a machine without a Docker engine or a
 // Kubernetes cluster: they parse, they run the command the tests run, and they name every stage.
 
 const root = join(import.meta.dirname, '../../..')

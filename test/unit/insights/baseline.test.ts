@@ -6,7 +6,7 @@ import { DEFAULT_CONFIG } from '../../../processors/insights/defaults.ts'
 const X = '2026-05-01'
 const series = (hrvLn: Array<[string, number]>, sleepHours: Array<[string, number]>): DailySeries => ({ metric: 'sdnn', hrvLn: new Map(hrvLn), sleepHours: new Map(sleepHours) })
 
-describe('blend (spec/insights.md §3)', () => {
+describe('blend (docs/insights.md §3)', () => {
   it('blends 7 days half and half with the prior (w = 7/14 = 0.5)', () => {
     // hours 6 7 8 6 7 8 7: mean 7; squares of deviations 1+0+1+1+0+1+0 = 4, sd = sqrt(4/6) = 0.816496…
     // mu = 0.5·7 + 0.5·7.5 = 7.25; sd = 0.5·0.816496… + 0.5·0.75 = 0.783248…

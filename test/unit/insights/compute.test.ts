@@ -98,7 +98,7 @@ describe('the 30-night export (fixtures/healthkit-export-30-nights.expected.json
   })
 })
 
-describe('computeInsights is a function of the set of samples (spec/insights.md, preamble)', () => {
+describe('computeInsights is a function of the set of samples (docs/insights.md §0)', () => {
   const full = computeInsights(fixture)
 
   it('never changes with the order of the samples', () => {
@@ -128,7 +128,7 @@ describe('computeInsights is a function of the set of samples (spec/insights.md,
   }, 60_000)
 })
 
-describe('recomputing part of the days (spec/insights.md §6)', () => {
+describe('recomputing part of the days (docs/insights.md §6)', () => {
   const full = computeInsights(history)
   const first = history.reduce((m, s) => (s.sample.start < m ? s.sample.start : m), history[0]!.sample.start).slice(0, 10)
   const day = (n: number) => addDays(first, n)

@@ -8,7 +8,7 @@ const baseline = (over: Partial<Baseline> = {}): Baseline => ({
   sleep_baseline_hours: 7, sleep_sd_hours: 1, sleep_days: 7, baseline_source: 'blended', data_quality_score: 0.75, ...over,
 })
 
-describe('thresholds (spec/insights.md §4)', () => {
+describe('thresholds (docs/insights.md §4)', () => {
   it('puts HRV at exp(mu − 0.5 sd) and exp(mu − 1.5 sd), sleep at mu − 0.5 sd and mu − 1.5 sd', () => {
     // HRV: 50·e^−0.1 = 45.2418709…, 50·e^−0.3 = 37.0409110…; sleep: 7 − 0.5 = 6.5, 7 − 1.5 = 5.5
     const t = thresholds(baseline())

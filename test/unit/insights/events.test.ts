@@ -5,7 +5,7 @@ import { affectedRange } from '../../../processors/insights/touched.ts'
 import { groupOf, InsightBatch, type Insight, type InsightEntry } from '../../../streams/schemas.ts'
 import { hrv, identified, stage } from './build.ts'
 
-// processors/insights/stage.ts: which rows and tombstones one recomputation publishes (spec/insights.md §6).
+// processors/insights/stage.ts: which rows and tombstones one recomputation publishes (docs/insights.md §6).
 
 // three nights, 03-01 … 03-03 (UTC), each with a reading inside it
 const nights = ['01', '02', '03'].flatMap((d) => [stage('core', `2026-03-${d}T00:00:00Z`, `2026-03-${d}T07:00:00Z`), hrv(50, `2026-03-${d}T02:00:00Z`)])

@@ -5,7 +5,7 @@ import { hrv, ms } from './build.ts'
 // the main sleep episode of 2026-03-01: 00:00–08:00Z
 const episodes = new Map([['2026-03-01', { start: ms('2026-03-01T00:00:00Z'), end: ms('2026-03-01T08:00:00Z') }]])
 
-describe('hrvDaily (spec/insights.md §2)', () => {
+describe('hrvDaily (docs/insights.md §2)', () => {
   it('averages the readings that start inside the main episode, start included and end excluded', () => {
     // inside: 00:00 → 40, 03:00 → 50; at the end 08:00 → 60 and at 12:00 → 70 are not: mean (40 + 50) / 2 = 45
     const rows = hrvDaily([hrv(40, '2026-03-01T00:00:00Z'), hrv(50, '2026-03-01T03:00:00Z'), hrv(60, '2026-03-01T08:00:00Z'), hrv(70, '2026-03-01T12:00:00Z')], episodes, 'sdnn')

@@ -6,7 +6,7 @@ import { labelOf, marginalise, readiness, readinessRow } from '../../../processo
 // q = 1 (the expert table E); sleep good ≥ 6.5 h, medium ≥ 5.5 h; HRV good ≥ 45 ms, medium ≥ 37 ms
 const cpt: Cpt = { sleep: { good: 6.5, medium: 5.5 }, hrv: { good: 45, medium: 37 }, table: DEFAULT_CONFIG.expert }
 
-describe('readiness (spec/insights.md §5)', () => {
+describe('readiness (docs/insights.md §5)', () => {
   it('reads the table row of both states', () => {
     // good|good = (0.8, 0.15, 0.05): score = floor(100·(0.8 + 0.075) + 0.5) = floor(88) = 88
     expect(readiness({ hrvMs: 50, sleepHours: 7 }, cpt)).toEqual({ high: 0.8, medium: 0.15, low: 0.05, score: 88, label: 'high', sleep: 'good', hrv: 'good' })

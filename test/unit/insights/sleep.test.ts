@@ -4,7 +4,7 @@ import { ms, stage } from './build.ts'
 
 const T = (hm: string, day = '2026-03-01') => `${day}T${hm}:00Z`
 
-describe('flattenStages (spec/insights.md §1.1)', () => {
+describe('flattenStages (docs/insights.md §1.1)', () => {
   it('gives each piece of an overlap of three samples the stage of highest rank', () => {
     // core 01:00–03:00, rem 01:30–02:30, deep 02:00–02:15 (deep 6 > rem 5 > core 4):
     // 01:00–01:30 core | 01:30–02:00 rem | 02:00–02:15 deep | 02:15–02:30 rem | 02:30–03:00 core

@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest'
 import { affectedRange, dailyRange, derivedRange, touchedDays } from '../../../processors/insights/touched.ts'
 import { stage } from './build.ts'
 
-describe('touched days (spec/insights.md §6)', () => {
+describe('touched days (docs/insights.md §6)', () => {
   it('are the local dates of a sample start and end, in its offset', () => {
     // 07:00Z–15:00Z at −480: 2026-02-28 23:00 → 2026-03-01 07:00 local
     expect(touchedDays(stage('core', '2026-03-01T07:00:00Z', '2026-03-01T15:00:00Z', -480))).toEqual(['2026-02-28', '2026-03-01'])

@@ -7,7 +7,7 @@ import { envelope, encodeEnvelope } from '../../../streams/envelope.ts'
 import { Sample } from '../../../streams/schemas.ts'
 import { bodyText } from '../../helpers/hostile.ts'
 
-// issue 6 "input hardening": whatever a body holds, the normalizer answers with samples, rejections and
+// docs/api.md §9 (input limits): whatever a body holds, the normalizer answers with samples, rejections and
 // ignored counts — never an exception other than the envelope's ValidationError, never a polluted prototype.
 
 const ctx = { userId: 'fuzz', ingestId: 'ing-fuzz', now: new Date('2026-03-10T00:00:00Z') }

@@ -26,7 +26,7 @@ const only = (raw: unknown) => {
   return r.samples[0]!
 }
 
-describe('the example batch of spec/api.md', () => {
+describe('the example batch of docs/api.md §3', () => {
   it('gives the two canonical samples, written out in full', () => {
     const body = {
       batchId: '7f6c0e2a-2b1e-4d07-9a59-1b2f3c4d5e6f',
@@ -78,7 +78,7 @@ describe('the example batch of spec/api.md', () => {
   })
 })
 
-describe('types and units (spec/api.md)', () => {
+describe('types and units (docs/api.md §3)', () => {
   it.each([
     [SDNN, 48.2, 'ms', 'hrv_sdnn', 48.2],
     [SDNN, '38.9', 'ms', 'hrv_sdnn', 38.9],
@@ -232,7 +232,7 @@ describe('dates', () => {
   })
 })
 
-describe('ids (DESIGN.md §4)', () => {
+describe('ids (docs/architecture.md §4)', () => {
   const hr = quantity(HR, 60, 'count/min')
 
   it('takes a HealthKit UUID, lower-cased, as the id, and keeps it as given as externalId', () => {

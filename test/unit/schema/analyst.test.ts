@@ -49,7 +49,7 @@ describe('analystViewsSql', () => {
     expect(statements).toContain(`COMMENT ON COLUMN "hph".v_readiness.hrv_metric IS 'sdnn or rmssd: the metric the user''s baselines and readiness use'`)
   })
 
-  it('puts the HRV bands where spec/insights.md §4 puts the thresholds', () => {
+  it('puts the HRV bands where docs/insights.md §4 puts the thresholds', () => {
     const hrv = statements.find((s) => s.startsWith('CREATE OR REPLACE VIEW "hph".v_hrv_trend'))!
     expect(hrv).toContain('exp(b.hrv_ln_mean - 0.5 * b.hrv_ln_sd) as good_threshold_ms')
     expect(hrv).toContain('exp(b.hrv_ln_mean - 1.5 * b.hrv_ln_sd) as medium_threshold_ms')

@@ -9,7 +9,7 @@ import { INGEST_TYPE, INSIGHT_V1_TYPE, SAMPLE_TYPE, SAMPLE_V1_TYPE, SampleBatch,
 import { eventByteLimit, HEADROOM_BYTES } from '../../../streams/sizing.ts'
 import { InsightEvent, SampleEvent, upcastStored } from '../../../streams/upcast.ts'
 
-// docs/architecture.md "Batches" and "Sizes and limits": how events are cut, and how old ones are read.
+// docs/architecture.md §5, §6: how events are cut, and how old ones are read.
 
 const now = new Date('2026-06-01T00:00:00Z')
 /** `n` heart-rate samples (and every third an HRV one), as normalize builds them from one raw batch. */

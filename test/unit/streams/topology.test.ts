@@ -20,7 +20,7 @@ describe('topology', () => {
     expect(safeToken('a.b')).toBe('_')
   })
 
-  it('gives replicas from config and the retention of DESIGN.md §3', () => {
+  it('gives replicas from config and the retention of docs/architecture.md §3', () => {
     const specs = streamSpecs(config)
     expect(Object.values(specs).every((s) => s.num_replicas === 3)).toBe(true)
     expect(specs.CHANGES.retention).toBe(RetentionPolicy.Workqueue)
