@@ -228,7 +228,7 @@ describe('SIGTERM', () => {
 // ── outages: one `hph up` behind a cuttable PostgreSQL proxy and on a private nats-server ──
 
 /**
- * Shorter than the issue's 30 s to keep the file quick, long enough for every retry path (nak backoff to 8 s,
+ * Shorter than a 30 s outage to keep the file quick, long enough for every retry path (nak backoff to 8 s,
  * reconnects, the pull's reset after one) to run; HPH_TEST_OUTAGE_MS=30000 runs the full length.
  */
 const OUTAGE_MS = Number(process.env.HPH_TEST_OUTAGE_MS ?? 12_000)
