@@ -140,6 +140,12 @@ describe('docs/ sections cited exist', () => {
     expect(missing.map(([key, h]) => `${key} (${where(h).join('; ')})`)).toEqual([])
   })
 
+  it('every doc a doc links to exists', () => {
+    const links = [...texts].filter(([f]) => f.startsWith('docs/')).flatMap(([, t]) => [...t.matchAll(/\]\(([\w-]+\.md)\)/g)].map((m) => `docs/${m[1]}`))
+    expect(links.length).toBeGreaterThan(0)
+    expect(links.filter((f) => !texts.has(f))).toEqual([])
+  })
+
   it('every docs/… file linked from the README exists', () => {
     const linked = [...(texts.get('README.md') ?? '').matchAll(/\]\((docs\/[\w-]+\.md)/g)].map((m) => m[1]!)
     expect(linked.length).toBeGreaterThan(0)
