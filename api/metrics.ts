@@ -2,6 +2,7 @@ import type { JetStreamManager } from '@nats-io/jetstream'
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client'
 import type { Logger } from '../log.ts'
 import type { BatchStats } from '../streams/consumer.ts'
+import { readConsumer } from '../streams/status.ts'
 import { streamName } from '../streams/subjects.ts'
 import { CONSUMERS, type StageName } from '../streams/topology.ts'
 
@@ -156,7 +157,7 @@ export function createMetrics(opts: MetricsOptions): Metrics {
   }
 }
 
-/** Reads every durable consumer of the pipeline and the DLQ depth, as `hph status` does; parts that fail are left out. */
+/** Reads every durable consumer of the pipeline and the DLQ depth, as `hph status` does (streams/status.ts); parts that fail are left out. */
 export function jetStreamReader(jsm: JetStreamManager, prefix: string, log: Logger): () => Promise<JetStreamState> {
   return async () => {
     let complete = true
@@ -168,15 +169,8 @@ export function jetStreamReader(jsm: JetStreamManager, prefix: string, log: Logg
       Object.values(CONSUMERS).map(async (spec): Promise<ConsumerState | undefined> => {
         const stream = streamName(prefix, spec.stream)
         try {
-          const info = await jsm.consumers.info(stream, spec.durable)
-          let lagSeconds: number | null = 0
-          if (info.num_pending + info.num_ack_pending > 0) {
-            // the oldest message not yet acknowledged: just above the ack floor (a work queue deletes below it)
-            const { state } = await jsm.streams.info(stream)
-            const oldest = await jsm.streams.getMessage(stream, { seq: Math.max(info.ack_floor.stream_seq + 1, state.first_seq) }).catch(() => null)
-            lagSeconds = oldest ? Math.max(0, (Date.now() - oldest.time.getTime()) / 1000) : null
-          }
-          return { stream, durable: spec.durable, pending: info.num_pending, ackPending: info.num_ack_pending, redelivered: info.num_redelivered, lagSeconds }
+          const c = await readConsumer(jsm, prefix, spec.durable, spec)
+          return { stream, durable: c.durable, pending: c.pending, ackPending: c.ackPending, redelivered: c.redelivered, lagSeconds: c.lagSeconds }
         } catch (err) {
           unreadable(err, `${stream}/${spec.durable}`)
           return undefined

@@ -1,27 +1,7 @@
-import type { Config } from '../config.ts'
 import type { Logger } from '../log.ts'
+import type { Command } from './context.ts'
 import type { Pipeline, PipelineStage } from './pipeline.ts'
-
-export interface CommandContext {
-  config: Config
-  log: Logger
-  args: string[]
-  flags: Record<string, string | boolean | undefined>
-}
-
-export type Command = (ctx: CommandContext) => Promise<number>
-
-/** Resolves on the first SIGTERM/SIGINT; the pipeline then drains and the process exits 0. */
-export function untilSignal(log: Logger): Promise<NodeJS.Signals> {
-  return new Promise((resolve) => {
-    const on = (sig: NodeJS.Signals) => {
-      log.info({ signal: sig }, 'shutting down')
-      process.off('SIGTERM', on).off('SIGINT', on)
-      resolve(sig)
-    }
-    process.on('SIGTERM', on).on('SIGINT', on)
-  })
-}
+import { untilSignal } from './signal.ts'
 
 /** What the connections get to close after the stages' shutdown deadline. */
 const CLOSE_MARGIN_MS = 1_000

@@ -1,7 +1,7 @@
 import { sql } from 'kysely'
 import { parseApiKeys } from '../api/auth.ts'
-import type { CommandContext } from './commands.ts'
-import { untilSignal } from './commands.ts'
+import type { CommandContext } from './context.ts'
+import { untilSignal } from './signal.ts'
 import { demoBatches, type DemoBatch } from './demo-data.ts'
 import { STAGES, startPipeline, waitForIdle, type Pipeline } from './pipeline.ts'
 

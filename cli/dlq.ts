@@ -5,7 +5,7 @@ import { decodeJson } from '../streams/envelope.ts'
 import { DeadLetter } from '../streams/schemas.ts'
 import { streamName } from '../streams/subjects.ts'
 import { CONSUMERS } from '../streams/topology.ts'
-import type { CommandContext } from './commands.ts'
+import type { CommandContext } from './context.ts'
 import { table } from './table.ts'
 
 // `hph dlq list|redrive` (docs/operating.md §5): what the stages could not process, and sending it back once fixed.

@@ -6,7 +6,7 @@ import { warmParseThread } from '../processors/healthkit-export/reader-thread.ts
 import { connectNats } from '../streams/connect.ts'
 import { UserId } from '../streams/schemas.ts'
 import { streamName } from '../streams/subjects.ts'
-import type { CommandContext } from './commands.ts'
+import type { CommandContext } from './context.ts'
 import { table } from './table.ts'
 
 // `hph import healthkit <file> --user <id>` (docs/operating.md §6): an Apple Health export.xml or export.zip straight

@@ -5,7 +5,7 @@ import { closeDb, createDb } from '../schema/db.ts'
 import { connectNats } from '../streams/connect.ts'
 import { streamName } from '../streams/subjects.ts'
 import { CONSUMERS } from '../streams/topology.ts'
-import type { CommandContext } from './commands.ts'
+import type { CommandContext } from './context.ts'
 
 // `hph replay <stream> --into <projection> [--from-seq N | --since T]` and `hph rebuild <projection>`
 // (docs/operating.md §4): the projection is rebuilt into shadow tables and swapped in; readers never wait

@@ -8,7 +8,7 @@ import { closeDb, createDb } from '../schema/db.ts'
 import { publishAudit } from '../streams/audit.ts'
 import { connectNats } from '../streams/connect.ts'
 import { UserId, type AuditRecord } from '../streams/schemas.ts'
-import type { CommandContext } from './commands.ts'
+import type { CommandContext } from './context.ts'
 
 // `hph user export <id> [--out <file>]` and `hph user erase <id>` (docs/operating.md §7); both audited.
 

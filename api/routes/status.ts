@@ -1,11 +1,11 @@
 import type { FastifyInstance } from 'fastify'
 import type { Kysely } from 'kysely'
-import { readStatus } from '../../cli/status.ts'
 import type { Database } from '../../schema/db.ts'
 import type { Nats } from '../../streams/connect.ts'
+import { readStatus } from '../../streams/status.ts'
 
-// docs/operating.md §10: the operator page's figures — exactly what `hph status --json` prints (cli/status.ts reads
-// them), plus the time they were read so the page can turn ack floors into throughput.
+// docs/operating.md §10: the operator page's figures — exactly what `hph status --json` prints (streams/status.ts
+// reads both), plus the time they were read so the page can turn ack floors into throughput.
 
 export interface StatusRouteDeps {
   nats: Nats

@@ -1,6 +1,6 @@
 import { spawn } from 'node:child_process'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import type { Status } from '../../cli/status.ts'
+import type { Status } from '../../streams/status.ts'
 import { migrations } from '../../schema/migrate.ts'
 import { streamName, STREAM_KEYS } from '../../streams/subjects.ts'
 import { eventually, testEnv, type TestEnv } from '../helpers/env.ts'

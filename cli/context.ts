@@ -1,0 +1,14 @@
+import type { Config } from '../config.ts'
+import type { Logger } from '../log.ts'
+
+// What every `hph` command is given, in a file of its own so that the commands and the table of them
+// (cli/commands.ts) do not import each other.
+
+export interface CommandContext {
+  config: Config
+  log: Logger
+  args: string[]
+  flags: Record<string, string | boolean | undefined>
+}
+
+export type Command = (ctx: CommandContext) => Promise<number>
