@@ -11,6 +11,7 @@ RUN npm ci --omit=dev --no-audit --no-fund && npm cache clean --force
 COPY bin ./bin
 COPY api ./api
 COPY cli ./cli
+COPY pipeline ./pipeline
 COPY privacy ./privacy
 COPY processors ./processors
 COPY projections ./projections

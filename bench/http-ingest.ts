@@ -1,6 +1,6 @@
 import { performance } from 'node:perf_hooks'
 import { sql } from 'kysely'
-import { STAGES, startPipeline, type PipelineStage } from '../cli/pipeline.ts'
+import { STAGES, startPipeline, type PipelineStage } from '../pipeline/start.ts'
 import { demoBatches } from '../cli/demo-data.ts'
 import { testEnv, eventually } from '../test/helpers/env.ts'
 import { machine, percentile, rate } from './machine.ts'

@@ -1,7 +1,7 @@
 import { performance } from 'node:perf_hooks'
 import { sql } from 'kysely'
 import pg from 'pg'
-import { prepare } from '../cli/pipeline.ts'
+import { prepare } from '../pipeline/start.ts'
 import { spawn } from 'node:child_process'
 import type { RebuildResult } from '../projections/rebuild.ts'
 import { createDb } from '../schema/db.ts'

@@ -1,7 +1,7 @@
 import { performance } from 'node:perf_hooks'
 import { sql } from 'kysely'
 import { demoBatches } from '../cli/demo-data.ts'
-import { prepare, STAGES, startPipeline, waitForIdle } from '../cli/pipeline.ts'
+import { prepare, STAGES, startPipeline, waitForIdle } from '../pipeline/start.ts'
 import { createDb } from '../schema/db.ts'
 import { eventually, testEnv, type TestEnv } from '../test/helpers/env.ts'
 import { startNatsCluster } from '../test/helpers/nats-server.ts'

@@ -1,6 +1,6 @@
 import type { Logger } from '../log.ts'
 import type { Command } from './context.ts'
-import type { Pipeline, PipelineStage } from './pipeline.ts'
+import type { Pipeline, PipelineStage } from '../pipeline/start.ts'
 import { untilSignal } from './signal.ts'
 
 /** What the connections get to close after the stages' shutdown deadline. */
@@ -25,14 +25,14 @@ async function runUntilSignal(p: Pipeline, log: Logger): Promise<number> {
 // stages (the CLI's start-up went from 1.8 s to under 1 s).
 export const commands: Record<string, Command> = {
   async up({ config, log }) {
-    const { STAGES, startPipeline } = await import('./pipeline.ts')
+    const { STAGES, startPipeline } = await import('../pipeline/start.ts')
     const p = await startPipeline(config, log, { stages: STAGES, api: true, prepare: true })
     log.info({ url: p.url, stages: STAGES }, 'pipeline up')
     return runUntilSignal(p, log)
   },
 
   async worker({ config, log, args }) {
-    const { STAGES, startPipeline } = await import('./pipeline.ts')
+    const { STAGES, startPipeline } = await import('../pipeline/start.ts')
     const stage = args[0]
     if (stage === 'api') return runUntilSignal(await startPipeline(config, log, { stages: [], api: true, prepare: false }), log)
     if (!STAGES.includes(stage as PipelineStage)) {

@@ -1,9 +1,8 @@
 import { sql } from 'kysely'
-import { parseApiKeys } from '../api/auth.ts'
 import type { CommandContext } from './context.ts'
 import { untilSignal } from './signal.ts'
 import { demoBatches, type DemoBatch } from './demo-data.ts'
-import { STAGES, startPipeline, waitForIdle, type Pipeline } from './pipeline.ts'
+import { STAGES, startPipeline, waitForIdle, type Pipeline } from '../pipeline/start.ts'
 
 /**
  * The demo data set, every night over before `today`: ana has 75 nights from an Apple Watch (with the
@@ -73,10 +72,9 @@ export async function loadDemo(p: Pick<Pipeline, 'url' | 'db' | 'nats' | 'config
 /** `hph demo`: the whole pipeline with demo data posted to it over HTTP. */
 export async function runDemo({ config, log, flags }: CommandContext): Promise<number> {
   const p = await startPipeline(config, log, { stages: STAGES, api: true, prepare: true })
-  const admin = [...parseApiKeys(config.HPH_API_KEYS)].find(([, pr]) => pr.kind === 'admin')?.[0]
   let loaded: DemoLoad
   try {
-    loaded = await loadDemo(p, admin ? { token: admin } : {})
+    loaded = await loadDemo(p, p.adminKey ? { token: p.adminKey } : {})
   } catch (err) {
     await p.stop()
     throw err

@@ -1,6 +1,6 @@
 import type pg from 'pg'
 import type { Logger } from '../../log.ts'
-import { INSIGHT_TABLES } from '../../projections/insights/tables.ts'
+import { INSIGHT_TABLES } from '../../schema/insight-tables.ts'
 import { identifier } from '../../schema/db.ts'
 import type { Nats } from '../../streams/connect.ts'
 import { publishAll } from '../../streams/publish.ts'

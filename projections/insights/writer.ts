@@ -5,7 +5,7 @@ import { InsightEvent } from '../../streams/upcast.ts'
 import { streamName } from '../../streams/subjects.ts'
 import { inTransaction } from '../../schema/transaction.ts'
 import { asSwapError } from '../../schema/shadow.ts'
-import { INSIGHT_TABLES } from './tables.ts'
+import { INSIGHT_TABLES } from '../../schema/insight-tables.ts'
 
 export { InsightEvent }
 

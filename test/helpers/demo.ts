@@ -1,5 +1,5 @@
 import { loadDemo, type DemoLoad } from '../../cli/demo.ts'
-import type { Pipeline } from '../../cli/pipeline.ts'
+import type { Pipeline } from '../../pipeline/start.ts'
 
 /**
  * The demo data set as docs/analysts.md describes it: `hph demo`'s data as of this day (ana's 75 nights

@@ -1,7 +1,7 @@
 import fc from 'fast-check'
 import { sql, type Kysely } from 'kysely'
 import { afterAll, describe, expect, it } from 'vitest'
-import { startPipeline, waitForIdle, type Pipeline, type PipelineStage } from '../../cli/pipeline.ts'
+import { startPipeline, waitForIdle, type Pipeline, type PipelineStage } from '../../pipeline/start.ts'
 import { sampleEventsOf } from '../../processors/normalize/stage.ts'
 import type { NormalizedSample } from '../../processors/normalize/healthkit.ts'
 import { userMessages } from '../../privacy/messages.ts'

@@ -1,7 +1,7 @@
 import { sql, type Kysely } from 'kysely'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { demoBatches, type DemoBatch } from '../../cli/demo-data.ts'
-import { prepare, STAGES, waitForIdle } from '../../cli/pipeline.ts'
+import { prepare, STAGES, waitForIdle } from '../../pipeline/start.ts'
 import { createDb, type Database } from '../../schema/db.ts'
 import { STREAM_KEYS, streamName } from '../../streams/subjects.ts'
 import { eventually, testEnv, type TestEnv } from '../helpers/env.ts'

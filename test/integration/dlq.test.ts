@@ -1,7 +1,7 @@
 import { sql } from 'kysely'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import type { DlqEntry } from '../../cli/dlq.ts'
-import { startPipeline, waitForIdle, type Pipeline } from '../../cli/pipeline.ts'
+import { startPipeline, waitForIdle, type Pipeline } from '../../pipeline/start.ts'
 import { streamName } from '../../streams/subjects.ts'
 import { testEnv, type TestEnv } from '../helpers/env.ts'
 import { runHph } from '../helpers/processes.ts'

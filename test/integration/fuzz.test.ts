@@ -1,6 +1,6 @@
 import fc from 'fast-check'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { startPipeline, type Pipeline } from '../../cli/pipeline.ts'
+import { startPipeline, type Pipeline } from '../../pipeline/start.ts'
 import { listDlq } from '../../cli/dlq.ts'
 import { streamName } from '../../streams/subjects.ts'
 import { CONSUMERS } from '../../streams/topology.ts'

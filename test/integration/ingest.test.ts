@@ -1,6 +1,6 @@
 import { sql } from 'kysely'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { STAGES, startPipeline, type Pipeline } from '../../cli/pipeline.ts'
+import { STAGES, startPipeline, type Pipeline } from '../../pipeline/start.ts'
 import { streamName } from '../../streams/subjects.ts'
 import { eventually, testEnv, type TestEnv } from '../helpers/env.ts'
 import type { IngestResult } from '../../api/ingest.ts'

@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { STAGES, startPipeline, waitForIdle, type Pipeline } from '../../cli/pipeline.ts'
+import { STAGES, startPipeline, waitForIdle, type Pipeline } from '../../pipeline/start.ts'
 import { streamName } from '../../streams/subjects.ts'
 import { CONSUMERS } from '../../streams/topology.ts'
 import { testEnv, type TestEnv } from '../helpers/env.ts'

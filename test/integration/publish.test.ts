@@ -1,6 +1,6 @@
 import type { JetStreamClient } from '@nats-io/jetstream'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { prepare } from '../../cli/pipeline.ts'
+import { prepare } from '../../pipeline/start.ts'
 import { createDb } from '../../schema/db.ts'
 import { publishAll } from '../../streams/publish.ts'
 import { streamName } from '../../streams/subjects.ts'

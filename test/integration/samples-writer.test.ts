@@ -1,7 +1,7 @@
 import { spawn, type ChildProcess } from 'node:child_process'
 import { sql } from 'kysely'
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
-import { prepare } from '../../cli/pipeline.ts'
+import { prepare } from '../../pipeline/start.ts'
 import { samplesWriter } from '../../projections/samples/writer.ts'
 import { createDb, type Database } from '../../schema/db.ts'
 import { startConsumer, type BatchHandler, type BatchStats, type RunningConsumer } from '../../streams/consumer.ts'

@@ -7,7 +7,7 @@ import { exportJWK, generateKeyPair, SignJWT, UnsecuredJWT, type JWK, type JWTPa
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { buildApi } from '../../api/server.ts'
 import { createMetrics } from '../../api/metrics.ts'
-import { startPipeline, type Pipeline } from '../../cli/pipeline.ts'
+import { startPipeline, type Pipeline } from '../../pipeline/start.ts'
 import { loadConfig } from '../../config.ts'
 import { decodeJson } from '../../streams/envelope.ts'
 import { streamName } from '../../streams/subjects.ts'

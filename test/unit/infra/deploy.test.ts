@@ -3,7 +3,7 @@ import { readdirSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { describe, expect, it } from 'vitest'
 import { parse, parseAllDocuments } from 'yaml'
-import { STAGES } from '../../../cli/pipeline.ts'
+import { STAGES } from '../../../pipeline/start.ts'
 import { HPH_ENTRY } from '../../helpers/processes.ts'
 
 // docs/operating.md §8: what can be checked of the deploy artefacts on a machine without a Docker engine or a

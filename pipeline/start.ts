@@ -3,6 +3,7 @@ import type { Kysely } from 'kysely'
 import type pg from 'pg'
 import type { Config } from '../config.ts'
 import type { Logger } from '../log.ts'
+import { parseApiKeys } from '../api/auth.ts'
 import { createMetrics, jetStreamReader, type Metrics } from '../api/metrics.ts'
 import { buildApi, buildOpsServer } from '../api/server.ts'
 import { normalizeStage } from '../processors/normalize/stage.ts'
@@ -38,6 +39,8 @@ export interface Pipeline {
   url: string
   /** this pipeline's own prom-client registry, served at /metrics */
   metrics: Metrics
+  /** an admin key of HPH_API_KEYS, for a client in this process (the demo posting its samples) */
+  adminKey?: string
   consumers: RunningConsumer[]
   stop(): Promise<void>
 }
@@ -136,9 +139,11 @@ export async function startPipeline(config: Config, log: Logger, opts: PipelineO
     log.info({ stage }, 'stage started')
   }
 
+  const adminKey = [...parseApiKeys(config.HPH_API_KEYS)].find(([, principal]) => principal.kind === 'admin')?.[0]
   let stopped: Promise<void> | undefined
   return {
     config, nats, db, pool, consumers, url, metrics,
+    ...(adminKey ? { adminKey } : {}),
     ...(api ? { api } : {}),
     stop() {
       // stop taking input first, then every stage at once (each within the one shutdown deadline), then the

@@ -1,4 +1,4 @@
-import type { InsightKind } from '../../streams/schemas.ts'
+import type { InsightKind } from '../streams/schemas.ts'
 
 // Where each insight kind lands (docs/tables.md §3), its key inside the user, and its columns' SQL types.
 
