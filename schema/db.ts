@@ -1,8 +1,11 @@
-import { Kysely, PostgresDialect, type ColumnType, type Generated, type QueryExecutorProvider } from 'kysely'
+import { Kysely, PostgresDialect, type ColumnType, type Generated, type QueryExecutorProvider, type Selectable } from 'kysely'
 import pg from 'pg'
+import type { z } from 'zod'
 import type { Config } from '../config.ts'
+import type { TableRows, ViewRows } from './rows.ts'
 
-// docs/tables.md is the contract: these interfaces name every table and column of it.
+// The Kysely types of every table and view (docs/tables.md §7); the zod rows of schema/rows.ts define the
+// columns, and the check after `Database` fails the typecheck when these disagree with them.
 
 /** A timestamptz: read as a Date, written as a Date or an ISO string. */
 export type Timestamp = ColumnType<Date, Date | string, Date | string>
@@ -210,6 +213,21 @@ export interface Database {
   v_hrv_trend: VHrvTrendView
   v_sleep: VSleepView
 }
+
+type Same<A, B> = [A] extends [B] ? ([B] extends [A] ? true : false) : false
+// a Generated<Timestamp> is still a ColumnType once selected: its select type is what is read
+type Value<V> = [NonNullable<V>] extends [{ readonly __select__: infer S }] ? NonNullable<S> : NonNullable<V>
+type KindOf<V> = [Value<V>] extends [number] ? 'number' : [Value<V>] extends [boolean] ? 'boolean' : [Value<V>] extends [string | Date] ? 'string' : 'object'
+/** Each column of the Kysely row is the zod row's, of the same kind, nullable in both or in neither. */
+type ColumnsAgree<K, Z> = { [C in keyof K & keyof Z]: Same<[KindOf<K[C]>, null extends K[C] ? 1 : 0], [KindOf<Z[C]>, null extends Z[C] ? 1 : 0]> }[keyof K & keyof Z]
+type RowAgrees<K, Z> = Same<keyof K, keyof Z> extends true ? (false extends ColumnsAgree<K, Z> ? false : true) : false
+type Rows = typeof TableRows & typeof ViewRows
+
+/** Fails the typecheck, naming the relation, when a Kysely type and its zod row disagree. */
+export const KYSELY_AGREES_WITH_ZOD = {
+  samples: true, hrv_daily: true, sleep_daily: true, baseline_history: true, user_baselines: true, user_cpt_tables: true, readiness_daily: true,
+  projection_checkpoints: true, insight_tombstones: true, insight_users: true, v_readiness: true, v_hrv_trend: true, v_sleep: true,
+} as const satisfies { [T in keyof Database | keyof Rows]: T extends keyof Database & keyof Rows ? RowAgrees<Selectable<Database[T]>, z.output<Rows[T]>> : false }
 
 /** Anything a raw `sql` template executes on: a Kysely of any schema, or a transaction. */
 export type Executor = QueryExecutorProvider

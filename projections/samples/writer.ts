@@ -13,6 +13,7 @@ import { streamName, subjects } from '../../streams/subjects.ts'
 import { ensurePartitions, forgetPartitions } from '../../schema/partitions.ts'
 import type { Kysely } from 'kysely'
 import { pgCode, type Database } from '../../schema/db.ts'
+import type { Row } from '../../schema/rows.ts'
 import { inTransaction } from '../../schema/transaction.ts'
 import { asSwapError } from '../../schema/shadow.ts'
 
@@ -42,11 +43,11 @@ export function localDate(utcIso: string, offsetMinutes: number): string {
   return dayString(localDayNumber(utcIso, offsetMinutes))
 }
 
-/** The columns of `samples` a writer fills, in the order of its COPY rows. */
+/** The columns of `samples` a writer fills (all but the defaulted inserted_at), in the order of its COPY rows. */
 export const SAMPLE_COLUMNS = [
   'sample_id', 'user_id', 'metric', 'start_ts', 'end_ts', 'utc_offset_min', 'value', 'stage',
   'source_name', 'source_bundle', 'device', 'external_id', 'ingest_id', 'stream_seq',
-] as const
+] as const satisfies readonly Exclude<keyof Row<'samples'>, 'inserted_at'>[]
 const COLUMN_LIST = SAMPLE_COLUMNS.join(', ')
 
 /** A session's staging table: what a pull is copied into before it is inserted, emptied at every commit. */
