@@ -1,21 +1,22 @@
-import { DeliverPolicy, type JsMsg, type Consumer } from '@nats-io/jetstream'
 import type { Kysely } from 'kysely'
 import type pg from 'pg'
-import type { z } from 'zod'
 import type { Logger } from '../log.ts'
 import type { Database } from '../schema/db.ts'
 import { createShadow, dropShadows, SHADOW_SUFFIX, shadowName, swapShadows } from '../schema/shadow.ts'
 import type { Nats } from '../streams/connect.ts'
-import type { Delivered } from '../streams/consumer.ts'
-import { decodeJson, type Envelope } from '../streams/envelope.ts'
+import type { BatchHandler } from '../streams/consumer.ts'
+import { firstSeqSince, StreamReader } from '../streams/reader.ts'
+import { replayThrough } from '../streams/replay.ts'
 import type { InsightBatch, SampleBatch } from '../streams/schemas.ts'
 import { streamName, type StreamKey } from '../streams/subjects.ts'
 import { CONSUMERS, type StageName } from '../streams/topology.ts'
-import { INSIGHT_PROJECTION_TABLES, InsightEvent, writeInsights } from './insights/writer.ts'
-import { SampleEvent, writeSamples } from './samples/writer.ts'
+import { INSIGHT_PROJECTION_TABLES, insightsWriter } from './insights/writer.ts'
+import { samplesWriter } from './samples/writer.ts'
 
 // `hph rebuild` / `hph replay` (docs/operating.md §4): a projection rebuilt from its stream into shadow
-// tables while the live tables keep serving readers and the live writer keeps writing, then swapped in.
+// tables while the live tables keep serving readers and the live writer keeps writing, then swapped in. The
+// stream is read by the one stream reader (streams/reader.ts) and written by the live writer's own handler,
+// pointed at the shadows (streams/replay.ts).
 //
 // The swap: one transaction locks the live tables EXCLUSIVE (readers go on, the live writer waits),
 // reads the stream's last sequence L, replays the shadow up to L, then drops the live tables and
@@ -32,10 +33,8 @@ interface ProjectionSpec<T> {
   stream: StreamKey
   liveStage: StageName
   tables: readonly string[]
-  schema: z.ZodType<Envelope<T>>
-  /** pulls in flight at once: the samples insert commutes; insight pulls are applied in order */
-  concurrency: number
-  write(deps: WriteDeps, batch: Delivered<T>[]): Promise<void>
+  /** the live writer's handler, writing into the shadow tables */
+  handler(deps: WriteDeps): BatchHandler<T>
   /** rows of the live tables that a replay from `fromSeq` keeps rather than re-derives */
   seedSql(schema: string, fromSeq: number): string[]
   /**
@@ -48,6 +47,7 @@ interface ProjectionSpec<T> {
 interface WriteDeps {
   db: Kysely<Database>
   pool: pg.Pool
+  nats: Nats
   prefix: string
   schema: string
 }
@@ -57,9 +57,7 @@ const SPECS: { samples: ProjectionSpec<SampleBatch>; insights: ProjectionSpec<In
     stream: 'SAMPLES',
     liveStage: 'samples-writer',
     tables: ['samples'],
-    schema: SampleEvent,
-    concurrency: 3,
-    write: (deps, batch) => writeSamples(deps, batch, shadowName('samples')),
+    handler: (deps) => samplesWriter(deps, { shadow: shadowName('samples') }),
     seedSql: (schema, fromSeq) => [`insert into "${schema}".${shadowName('samples')} select * from "${schema}".samples where stream_seq < ${fromSeq}`],
     // the same sample twice in the stream (sent again after the duplicate window): the first one stays, as
     // `on conflict do nothing` keeps it in the live table
@@ -71,9 +69,7 @@ const SPECS: { samples: ProjectionSpec<SampleBatch>; insights: ProjectionSpec<In
     stream: 'INSIGHTS',
     liveStage: 'insights-writer',
     tables: INSIGHT_PROJECTION_TABLES,
-    schema: InsightEvent,
-    concurrency: 1,
-    write: (deps, batch) => writeInsights(deps, batch, SHADOW_SUFFIX),
+    handler: (deps) => insightsWriter(deps, { shadowSuffix: SHADOW_SUFFIX }),
     // insight rows carry sample sequences, not their event's: all of them stay, and the events from
     // `fromSeq` on are applied over them under the version guard
     seedSql: (schema) => INSIGHT_PROJECTION_TABLES.map((t) => `insert into "${schema}".${shadowName(t)} select * from "${schema}".${t}`),
@@ -124,10 +120,6 @@ export interface RebuildResult {
 }
 
 const SWAP_ATTEMPTS = 5
-/** a rebuild's pull: at most this many bytes of events (and `batchSize` of them) */
-const PULL_BYTES = 16 * 1024 * 1024
-/** what the stream reader holds read ahead of the pulls, at most (and a fetch asks for a quarter of it) */
-const READ_AHEAD_BYTES = 64 * 1024 * 1024
 const REBUILD_BATCH = 5000
 /** the swap starts once the shadow is at most this many messages behind (it applies them holding the live writer) */
 const SWAP_GAP = 1000
@@ -138,7 +130,7 @@ export async function rebuildProjection(opts: RebuildOptions): Promise<RebuildRe
   const t0 = performance.now()
   const stream = streamName(opts.prefix, spec.stream)
   const log = opts.log.child({ rebuild: opts.projection })
-  const deps: WriteDeps = { db: opts.db, pool: opts.pool, prefix: opts.prefix, schema: opts.schema }
+  const deps: WriteDeps = { db: opts.db, pool: opts.pool, nats: opts.nats, prefix: opts.prefix, schema: opts.schema }
   const batchSize = opts.batchSize ?? REBUILD_BATCH
 
   const info = await opts.nats.jsm.streams.info(stream)
@@ -197,36 +189,16 @@ async function rebuildLocked(opts: RebuildOptions, spec: ProjectionSpec<unknown>
   log.info({ stream, fromSeq, lastSeq: info.state.last_seq, partial }, 'rebuilding into shadow tables')
 
   const reader = await StreamReader.open(opts.nats, stream, fromSeq, batchSize)
-  let messages = 0
-  let skipped = 0
-  const apply = async (raw: RawMessage[]) => {
-    const { items, skipped: bad } = decodeBatch(spec.schema, raw)
-    skipped += bad
-    if (items.length) await spec.write(deps, items)
-  }
-  const inflight = new Set<Promise<void>>()
-  let failure: unknown
+  const replay = replayThrough(spec.handler(deps), reader)
   /** applies the stream up to `target` (inclusive) into the shadows */
-  const replayTo = async (target: number, phase: RebuildProgress['phase']) => {
-    while (reader.position < target) {
-      const batch = await reader.next(target)
-      if (batch.length === 0) continue
-      messages += batch.length
-      const p = apply(batch).catch((err: unknown) => void (failure ??= err)).finally(() => inflight.delete(p))
-      inflight.add(p)
-      if (inflight.size >= spec.concurrency) await Promise.race(inflight)
-      if (failure) throw failure
-      await opts.onProgress?.({ phase, done: reader.position - fromSeq + 1, total: Math.max(target, reader.position) - fromSeq + 1 })
-    }
-    await Promise.all(inflight)
-    if (failure) throw failure
-  }
+  const replayTo = (target: number, phase: RebuildProgress['phase']) =>
+    replay.to(target, () => opts.onProgress?.({ phase, done: reader.position - fromSeq + 1, total: Math.max(target, reader.position) - fromSeq + 1 }))
 
   try {
     // the bulk, its indexes, then catch up with what the live pipeline published meanwhile until the gap is small
     await replayTo(info.state.last_seq, 'replay')
     const tb = performance.now()
-    log.info({ messages, seconds: (tb - t0) / 1000 }, 'bulk replayed into the shadow tables')
+    log.info({ messages: replay.messages, seconds: (tb - t0) / 1000 }, 'bulk replayed into the shadow tables')
     const removed = spec.dedupeSql ? (await opts.pool.query(spec.dedupeSql(opts.schema))).rowCount : 0
     for (const text of deferredIndexes) await opts.pool.query(text)
     log.info({ duplicates: removed, indexes: deferredIndexes.length, seconds: (performance.now() - tb) / 1000 }, 'keys and indexes built')
@@ -241,13 +213,13 @@ async function rebuildLocked(opts: RebuildOptions, spec: ProjectionSpec<unknown>
       return last
     })
     const result: RebuildResult = {
-      projection: opts.projection, stream, fromSeq, throughSeq: swap.throughSeq, messages, skipped,
+      projection: opts.projection, stream, fromSeq, throughSeq: swap.throughSeq, messages: replay.messages, skipped: replay.skipped,
       seconds: (performance.now() - t0) / 1000, swapPauseMs: swap.pauseMs, swapMs: swap.ms,
     }
     log.info(result, 'rebuilt and swapped in')
     return result
   } catch (err) {
-    await Promise.allSettled(inflight)
+    await replay.settle()
     await opts.pool.connect().then(async (c) => {
       try {
         await dropShadows(c, opts.schema, spec.tables)
@@ -292,153 +264,5 @@ async function swapIn(opts: RebuildOptions, spec: ProjectionSpec<unknown>, catch
     } finally {
       client.release()
     }
-  }
-}
-
-/** The sequence of the first message stored at or after `since` (`fallback` when there is none). */
-async function firstSeqSince(nats: Nats, stream: string, since: Date, fallback: number): Promise<number> {
-  // an ordered consumer: ephemeral, the server removes it once it is idle
-  const c = await nats.js.consumers.get(stream, { deliver_policy: DeliverPolicy.StartTime, opt_start_time: since.toISOString() })
-  for await (const m of await c.fetch({ max_messages: 1, expires: 2000 })) return m.seq
-  return fallback
-}
-
-export interface RawMessage {
-  data: Uint8Array
-  seq: number
-  subject: string
-}
-
-/**
- * Decodes and validates a pull as the live stage does. What does not decode is skipped and counted:
- * it reached the DLQ when the live stage first saw it.
- */
-export function decodeBatch<T>(schema: z.ZodType<Envelope<T>>, msgs: readonly RawMessage[]): { items: Delivered<T>[]; skipped: number } {
-  const items: Delivered<T>[] = []
-  let skipped = 0
-  for (const m of msgs) {
-    let parsed: ReturnType<z.ZodType<Envelope<T>>['safeParse']> | undefined
-    try {
-      parsed = schema.safeParse(decodeJson(m.data))
-    } catch {
-      parsed = undefined
-    }
-    if (parsed?.success) items.push({ event: parsed.data, data: parsed.data.data, subject: m.subject, seq: m.seq, deliveries: 1, traceparent: undefined })
-    else skipped++
-  }
-  return { items, skipped }
-}
-
-/**
- * Reads a stream in order from a sequence with an ordered consumer (no acks), fetching while less than
- * READ_AHEAD_BYTES are queued (a fetch is bounded by messages, sized from the messages seen: a byte-bounded
- * pull can stall on a message larger than what is left of it), cut into pulls.
- */
-class StreamReader {
-  position: number
-  private queue: JsMsg[] = []
-  private head = 0
-  private queuedBytes = 0
-  private seenBytes = 0
-  private seenMessages = 0
-  private wake: (() => void) | undefined
-  private resume: (() => void) | undefined
-  private stopping = false
-  private closed = false
-  private failure: unknown
-  private pumping: Promise<void> = Promise.resolve()
-
-  private constructor(
-    private readonly consumer: Consumer,
-    private readonly batchSize: number,
-    fromSeq: number,
-  ) {
-    this.position = fromSeq - 1
-  }
-
-  static async open(nats: Nats, stream: string, fromSeq: number, batchSize: number): Promise<StreamReader> {
-    const consumer = await nats.js.consumers.get(stream, { deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: fromSeq })
-    const reader = new StreamReader(consumer, batchSize, fromSeq)
-    reader.pumping = reader.pump()
-    return reader
-  }
-
-  /** Messages a fetch asks for: READ_AHEAD_BYTES / 4 of the sizes seen so far, within 16…2000. */
-  private fetchSize(): number {
-    const average = this.seenMessages > 0 ? this.seenBytes / this.seenMessages : 64 * 1024
-    return Math.max(16, Math.min(2000, Math.floor(READ_AHEAD_BYTES / 4 / Math.max(1, average))))
-  }
-
-  private async pump(): Promise<void> {
-    try {
-      while (!this.stopping) {
-        if (this.queuedBytes >= READ_AHEAD_BYTES) {
-          await new Promise<void>((resolve) => (this.resume = resolve))
-          this.resume = undefined
-          continue
-        }
-        for await (const m of await this.consumer.fetch({ max_messages: this.fetchSize(), expires: 1000 })) {
-          this.queue.push(m)
-          this.queuedBytes += m.data.length
-          this.seenBytes += m.data.length
-          this.seenMessages++
-          this.wake?.()
-        }
-      }
-    } catch (err) {
-      this.failure = err
-    } finally {
-      this.closed = true
-      this.wake?.()
-    }
-  }
-
-  private async arrival(ms: number): Promise<boolean> {
-    let timer: NodeJS.Timeout | undefined
-    const arrived = await new Promise<boolean>((resolve) => {
-      this.wake = () => resolve(true)
-      timer = setTimeout(() => resolve(false), ms)
-    })
-    clearTimeout(timer)
-    this.wake = undefined
-    return arrived
-  }
-
-  /** Up to batchSize messages and PULL_BYTES, none beyond `target`; waits for at least one, or for the stream to be read to `target`. */
-  async next(target: number): Promise<RawMessage[]> {
-    while (this.head >= this.queue.length) {
-      if (this.closed) throw new Error(`the stream ended at ${this.position} before ${target}${this.failure ? `: ${(this.failure as Error).message}` : ''}`)
-      if (!(await this.arrival(1500))) {
-        // nothing came for a while: messages up to `target` may have been removed (a purge, an erase)
-        const info = await this.consumer.info(false)
-        if (info.num_pending === 0 && this.head >= this.queue.length) {
-          this.position = Math.max(this.position, target)
-          return []
-        }
-      }
-    }
-    const out: RawMessage[] = []
-    let bytes = 0
-    while (this.head < this.queue.length && out.length < this.batchSize && this.position < target) {
-      const m = this.queue[this.head] as JsMsg
-      if (out.length > 0 && bytes + m.data.length > PULL_BYTES) break
-      this.head++
-      bytes += m.data.length
-      this.position = m.seq
-      out.push({ data: m.data, seq: m.seq, subject: m.subject })
-    }
-    this.queuedBytes -= bytes
-    if (this.queuedBytes < READ_AHEAD_BYTES) this.resume?.()
-    if (this.head > 10_000) {
-      this.queue = this.queue.slice(this.head)
-      this.head = 0
-    }
-    return out
-  }
-
-  async close(): Promise<void> {
-    this.stopping = true
-    this.resume?.()
-    await this.pumping
   }
 }

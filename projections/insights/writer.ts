@@ -133,12 +133,15 @@ export async function writeInsights(deps: InsightsWriterDeps, batch: readonly De
   }
 }
 
-/** insights-writer (docs/architecture.md §7): HPH_INSIGHTS → the insight tables, one transaction per pull, row by row under the version guard. */
-export function insightsWriter(deps: InsightsWriterDeps): BatchHandler<InsightBatch> {
+/**
+ * insights-writer (docs/architecture.md §7): HPH_INSIGHTS → the insight tables, one transaction per pull, row by row under the
+ * version guard; into a rebuild's shadow tables given their `shadowSuffix`.
+ */
+export function insightsWriter(deps: InsightsWriterDeps, opts: { shadowSuffix?: string } = {}): BatchHandler<InsightBatch> {
   return {
     stage: 'insights-writer',
     schema: InsightEvent,
     itemsOf: (b) => b.rows.length,
-    handle: (batch) => writeInsights(deps, batch),
+    handle: (batch) => writeInsights(deps, batch, opts.shadowSuffix ?? ''),
   }
 }

@@ -149,9 +149,10 @@ export async function writeSamples(deps: Pick<SamplesWriterDeps, 'db' | 'pool' |
 /**
  * samples-writer (docs/architecture.md §7): each pull in ONE transaction, however many samples its events hold, then the changes, then the runtime acks.
  * A redelivered pull inserts nothing new but publishes its changes again, so a crash between commit
- * and publish never loses a change.
+ * and publish never loses a change. Given a rebuild's `shadow` table, it writes there and publishes nothing
+ * (the changes went out when the events were first written).
  */
-export function samplesWriter(deps: SamplesWriterDeps): BatchHandler<SampleBatch> {
+export function samplesWriter(deps: SamplesWriterDeps, opts: { shadow?: string } = {}): BatchHandler<SampleBatch> {
   return {
     stage: 'samples-writer',
     schema: SampleEvent,
@@ -159,6 +160,7 @@ export function samplesWriter(deps: SamplesWriterDeps): BatchHandler<SampleBatch
     // inserts commute (on conflict do nothing), so the next pull is handled while this one commits
     concurrency: 3,
     async handle(batch) {
+      if (opts.shadow !== undefined) return writeSamples(deps, batch, opts.shadow)
       await writeSamples(deps, batch)
       await publishAll(deps.nats.js, changesOf(deps.prefix, batch))
     },
