@@ -1,5 +1,6 @@
 import { RetentionPolicy } from '@nats-io/jetstream'
 import type { Nats } from '../streams/connect.ts'
+import { filteredMessages } from '../streams/reader.ts'
 
 // The messages of one stream matching a user's subject filter, oldest first: what export and erasure read.
 
@@ -35,7 +36,7 @@ async function* scanWorkQueue(nats: Nats, stream: string, filter: string, first:
   }
 }
 
-/** Every message of `stream` matching `filter`, through an ordered consumer (or a scan of a work queue). */
+/** Every message of `stream` matching `filter`, through the stream reader (or a scan of a work queue). */
 export async function* userMessages(nats: Nats, stream: string, filter: string, opts: { withData: boolean }): AsyncGenerator<FoundMessage> {
   // how many there are (nats-server 2.9 answers subjects_filter), so the read knows when it is done
   const info = await nats.jsm.streams.info(stream, { subjects_filter: filter })
@@ -45,18 +46,7 @@ export async function* userMessages(nats: Nats, stream: string, filter: string, 
     yield* scanWorkQueue(nats, stream, filter, info.state.first_seq, info.state.last_seq)
     return
   }
-  const consumer = await nats.js.consumers.get(stream, { filter_subjects: filter, headers_only: !opts.withData })
-  let got = 0
-  for (;;) {
-    let fetched = 0
-    let pending = 1
-    for await (const m of await consumer.fetch({ max_messages: 1000, expires: 2000 })) {
-      fetched++
-      got++
-      pending = m.info.pending
-      yield { seq: m.seq, subject: m.subject, time: m.timestamp, data: opts.withData ? m.data : new Uint8Array() }
-      if (pending === 0) break
-    }
-    if (fetched === 0 || pending === 0 || got >= expected) return
+  for await (const m of filteredMessages(nats, stream, filter, { headersOnly: !opts.withData, expected })) {
+    yield { seq: m.seq, subject: m.subject, time: m.timestamp, data: opts.withData ? m.data : new Uint8Array() }
   }
 }

@@ -1,8 +1,9 @@
 import { DeliverPolicy, type Consumer, type JsMsg } from '@nats-io/jetstream'
 import type { Nats } from './connect.ts'
 
-// The one stream reader: a stream read in order from a sequence, with an ordered consumer (ephemeral, no
-// acks, nothing removed), for rebuilds and replays (docs/operating.md §4).
+// The one stream reader: a stream read in order with an ordered consumer (ephemeral, no acks, nothing
+// removed): from a sequence, in pulls, for rebuilds and replays (docs/operating.md §4); or the messages of
+// one subject filter, for a user's export and erasure (docs/operating.md §7).
 
 /** a pull of the reader: at most this many bytes of events (and `batchSize` of them) */
 const PULL_BYTES = 16 * 1024 * 1024
@@ -13,6 +14,27 @@ export interface RawMessage {
   data: Uint8Array
   seq: number
   subject: string
+}
+
+/**
+ * The `expected` messages of `stream` matching `filter`, oldest first (`headersOnly`: without their bytes).
+ * Stops once `expected` were read or the consumer has none pending.
+ */
+export async function* filteredMessages(nats: Nats, stream: string, filter: string, opts: { headersOnly: boolean; expected: number }): AsyncGenerator<JsMsg> {
+  const consumer = await nats.js.consumers.get(stream, { filter_subjects: filter, headers_only: opts.headersOnly })
+  let got = 0
+  for (;;) {
+    let fetched = 0
+    let pending = 1
+    for await (const m of await consumer.fetch({ max_messages: 1000, expires: 2000 })) {
+      fetched++
+      got++
+      pending = m.info.pending
+      yield m
+      if (pending === 0) break
+    }
+    if (fetched === 0 || pending === 0 || got >= opts.expected) return
+  }
 }
 
 /** The sequence of the first message stored at or after `since` (`fallback` when there is none). */
