@@ -12,6 +12,7 @@ COPY bin ./bin
 COPY api ./api
 COPY cli ./cli
 COPY pipeline ./pipeline
+COPY ingest ./ingest
 COPY privacy ./privacy
 COPY processors ./processors
 COPY projections ./projections

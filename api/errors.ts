@@ -1,6 +1,6 @@
 import type { FastifyError, FastifyInstance } from 'fastify'
 import { HphError } from '../errors.ts'
-import { ImportError } from '../processors/healthkit-export/import.ts'
+import { ImportError } from '../ingest/healthkit-export/import.ts'
 import { isTransient } from '../streams/transient.ts'
 
 // docs/api.md §1: every error body is {error, message, details}. One place maps errors to HTTP.

@@ -1,10 +1,10 @@
 import type { Readable } from 'node:stream'
 import type { FastifyInstance } from 'fastify'
 import type { Nats } from '../../streams/connect.ts'
-import { importExport } from '../../processors/healthkit-export/import.ts'
-import type { ExportFormat } from '../../processors/healthkit-export/reader.ts'
+import { importExport } from '../../ingest/healthkit-export/import.ts'
+import type { ExportFormat } from '../../ingest/healthkit-export/reader.ts'
 import { HttpError } from '../errors.ts'
-import { traceparentOf } from '../ingest.ts'
+import { traceparentOf } from '../../ingest/raw-batch.ts'
 import { checkUserId } from './samples.ts'
 
 export interface HealthkitExportRouteDeps {

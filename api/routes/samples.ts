@@ -4,7 +4,7 @@ import { hashHex } from '../../streams/ids.ts'
 import { UserId } from '../../streams/schemas.ts'
 import { jsonDepth } from '../body.ts'
 import { HttpError } from '../errors.ts'
-import { ingestRawBatch, traceparentOf } from '../ingest.ts'
+import { ingestRawBatch, traceparentOf } from '../../ingest/raw-batch.ts'
 
 export interface SamplesRouteDeps {
   nats: Nats

@@ -3,7 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { STAGES, startPipeline, type Pipeline } from '../../pipeline/start.ts'
 import { streamName } from '../../streams/subjects.ts'
 import { eventually, testEnv, type TestEnv } from '../helpers/env.ts'
-import type { IngestResult } from '../../api/ingest.ts'
+import type { IngestResult } from '../../ingest/raw-batch.ts'
 
 const ADMIN = 'admin-key'
 const ANA = 'ana-key'

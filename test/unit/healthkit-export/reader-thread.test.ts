@@ -2,9 +2,9 @@ import { spawnSync } from 'node:child_process'
 import { readFileSync } from 'node:fs'
 import { zipSync } from 'fflate'
 import { describe, expect, it } from 'vitest'
-import { ExportFormatError } from '../../../processors/healthkit-export/errors.ts'
-import { readExport, type ExportBatch, type ExportCounts, type ExportFormat } from '../../../processors/healthkit-export/reader.ts'
-import { readExportInThread, warmParseThread } from '../../../processors/healthkit-export/reader-thread.ts'
+import { ExportFormatError } from '../../../ingest/healthkit-export/errors.ts'
+import { readExport, type ExportBatch, type ExportCounts, type ExportFormat } from '../../../ingest/healthkit-export/reader.ts'
+import { readExportInThread, warmParseThread } from '../../../ingest/healthkit-export/reader-thread.ts'
 
 // readExportInThread is readExport on a worker thread: the same batches, counts and failures, with the input
 // read a few chunks ahead of the parse and never further, whatever the consumer does.
@@ -119,7 +119,7 @@ describe('readExportInThread', () => {
     warmParseThread()
     const { inThread, inline } = await both(NIGHTS, 'xml', 64 * 1024)
     expect(inThread.batches).toEqual(inline.batches)
-    const child = spawnSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', "import { warmParseThread } from './processors/healthkit-export/reader-thread.ts'; warmParseThread(); console.log('warmed')"], { encoding: 'utf8', timeout: 20_000 })
+    const child = spawnSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', "import { warmParseThread } from './ingest/healthkit-export/reader-thread.ts'; warmParseThread(); console.log('warmed')"], { encoding: 'utf8', timeout: 20_000 })
     expect(child.status).toBe(0)
     expect(child.stdout).toBe('warmed\n')
   })

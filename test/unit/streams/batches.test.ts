@@ -1,6 +1,6 @@
 import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
-import { rawParts } from '../../../api/ingest.ts'
+import { rawParts } from '../../../ingest/raw-batch.ts'
 import { normalizeBatch, parseBatchEnvelope, type NormalizedSample } from '../../../processors/normalize/healthkit.ts'
 import { sampleEventsOf } from '../../../processors/normalize/stage.ts'
 import { decodeJson, encodeEnvelope, envelope, jsonParts } from '../../../streams/envelope.ts'

@@ -1,11 +1,11 @@
 import { HphError } from '../../errors.ts'
-import { ingestRawBatch, type IngestDeps } from '../../api/ingest.ts'
+import { ingestRawBatch, type IngestDeps } from '../../ingest/raw-batch.ts'
 import { hashHex } from '../../streams/ids.ts'
 import type { ExportBatch, ExportCounts, ExportFormat, ExportSample } from './reader.ts'
 import { readExportInThread } from './reader-thread.ts'
 
 // docs/api.md §4: the reader's batches through the raw-event path of
-// POST /samples (api/ingest.ts), a bounded number of publishes in flight. Used by the HTTP endpoint and
+// POST /samples (ingest/raw-batch.ts), a bounded number of publishes in flight. Used by the HTTP endpoint and
 // by `hph import healthkit`.
 
 /** The batchId of an export batch: a hash of its records, so that the same export gives the same event ids. */
