@@ -1,5 +1,6 @@
 import { z } from 'zod'
 import { typedEnvelope, type Envelope } from './envelope.ts'
+import { isPlainSampleEvent } from './plain.ts'
 import {
   groupOf,
   Insight,
@@ -36,9 +37,15 @@ const SampleV1Event = typedEnvelope(SAMPLE_V1_TYPE, Sample)
 const InsightV2Event = typedEnvelope(INSIGHT_TYPE, InsightBatch)
 const InsightV1Event = typedEnvelope(INSIGHT_V1_TYPE, Insight)
 
-/** Picks the schema by the event's `type` (one parse, not a union's trial of each). */
-function byType<V2, V1>(v2Type: string, v2: z.ZodType<Envelope<V2>>, v1Type: string, v1: z.ZodType<Envelope<V1>>, up: (e: Envelope<V1>) => Envelope<V2>): z.ZodType<Envelope<V2>> {
+/**
+ * Picks the schema by the event's `type` (one parse, not a union's trial of each). `plain` recognises a current
+ * event the schema would return unchanged (streams/plain.ts), which then skips the schema.
+ */
+function byType<V2, V1>(
+  v2Type: string, v2: z.ZodType<Envelope<V2>>, v1Type: string, v1: z.ZodType<Envelope<V1>>, up: (e: Envelope<V1>) => Envelope<V2>, plain?: (input: unknown) => input is Envelope<V2>,
+): z.ZodType<Envelope<V2>> {
   return z.unknown().transform((input, ctx): Envelope<V2> => {
+    if (plain?.(input)) return input
     const type = typeof input === 'object' && input !== null ? (input as { type?: unknown }).type : undefined
     const r = type === v1Type ? v1.safeParse(input) : v2.safeParse(input)
     if (!r.success) {
@@ -50,7 +57,7 @@ function byType<V2, V1>(v2Type: string, v2: z.ZodType<Envelope<V2>>, v1Type: str
 }
 
 /** What HPH_SAMPLES holds, read as `hph.sample.v2`. */
-export const SampleEvent = byType(SAMPLE_TYPE, SampleV2Event, SAMPLE_V1_TYPE, SampleV1Event, upcastSampleV1)
+export const SampleEvent = byType(SAMPLE_TYPE, SampleV2Event, SAMPLE_V1_TYPE, SampleV1Event, upcastSampleV1, isPlainSampleEvent)
 /** What HPH_INSIGHTS holds, read as `hph.insight.v2`. */
 export const InsightEvent = byType(INSIGHT_TYPE, InsightV2Event, INSIGHT_V1_TYPE, InsightV1Event, upcastInsightV1)
 
