@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto'
 import { z } from 'zod'
 
 // docs/architecture.md §4: one envelope for every event; field names follow CloudEvents 1.0.
@@ -32,16 +33,55 @@ const FIELD_MARK = '\u0000field\u0000'
 const QUOTED_MARK = JSON.stringify(FIELD_MARK)
 
 /**
+ * The UTF-8 of the texts one after the other, written into one buffer without joining them first: a string
+ * above 128 KiB lives in V8's large-object space, whose every allocation costs fresh pages (≈1 ms for 200 KB
+ * on the machine of docs/benchmarks.md), and an event of 1000 samples is such a string.
+ */
+function encodePieces(pieces: readonly string[]): Uint8Array {
+  let bytes = 0
+  for (const p of pieces) bytes += Buffer.byteLength(p)
+  const out = Buffer.allocUnsafeSlow(bytes)
+  let at = 0
+  for (const p of pieces) at += out.write(p, at)
+  return new Uint8Array(out.buffer, out.byteOffset, at)
+}
+
+/** A JSON array given as the JSON of each item (a JsonPart). */
+export interface JsonArrayText {
+  texts: readonly string[]
+}
+
+/** `[`, the texts with commas, `]`, in pieces of about 32K characters (each well below the large-object size). */
+function arrayPieces(a: JsonArrayText): string[] {
+  const pieces: string[] = []
+  let run = '['
+  a.texts.forEach((t, i) => {
+    run += i === 0 ? t : `,${t}`
+    if (run.length >= 32 * 1024) {
+      pieces.push(run)
+      run = ''
+    }
+  })
+  pieces.push(`${run}]`)
+  return pieces
+}
+
+/**
  * encodeEnvelope for an event whose `data[field]` the caller already holds as JSON text (an export batch's
  * samples, a sample event's samples), written in place instead of being stringified again. `fieldJson` must
- * be what JSON.stringify writes of that value; the bytes are then encodeEnvelope's.
+ * be what JSON.stringify writes of that value (or the JSON of each item of that array); the bytes are then
+ * encodeEnvelope's.
  */
-export function encodeEnvelopeWithField(e: Envelope<Record<string, unknown>>, field: string, fieldJson: string): Uint8Array {
+export function encodeEnvelopeWithField(e: Envelope<Record<string, unknown>>, field: string, fieldJson: string | JsonArrayText): Uint8Array {
   const text = JSON.stringify({ ...e, data: { ...e.data, [field]: FIELD_MARK } })
   const at = text.indexOf(QUOTED_MARK)
   // the mark anywhere else (a field holding it) and the splice could land there: stringify it all instead
-  if (at < 0 || text.includes(QUOTED_MARK, at + 1)) return encodeEnvelope({ ...e, data: { ...e.data, [field]: JSON.parse(fieldJson) as unknown } })
-  return encoder.encode(text.slice(0, at) + fieldJson + text.slice(at + QUOTED_MARK.length))
+  if (at < 0 || text.includes(QUOTED_MARK, at + 1)) {
+    const json = typeof fieldJson === 'string' ? fieldJson : arrayPieces(fieldJson).join('')
+    return encodeEnvelope({ ...e, data: { ...e.data, [field]: JSON.parse(json) as unknown } })
+  }
+  const middle = typeof fieldJson === 'string' ? [fieldJson] : arrayPieces(fieldJson)
+  return encodePieces([text.slice(0, at), ...middle, text.slice(at + QUOTED_MARK.length)])
 }
 
 /** encodeEnvelopeWithField for a raw batch's `payload`. */
@@ -49,11 +89,18 @@ export function encodeEnvelopeWithPayload(e: Envelope<Record<string, unknown>>, 
   return encodeEnvelopeWithField(e, 'payload', payloadJson)
 }
 
-/** Items cut into parts by count and bytes, each part with its JSON array text made once. */
-export interface JsonPart<I> {
+/** hashHex(...parts, JSON of the array) (streams/ids.ts), without joining the array into one string. */
+export function hashHexWithArray(parts: ReadonlyArray<string | number>, a: JsonArrayText): string {
+  const h = createHash('sha256').update(`${parts.join('\0')}\0`)
+  for (const piece of arrayPieces(a)) h.update(piece)
+  return h.update('\0').digest('hex')
+}
+
+/** Items cut into parts by count and bytes, each item's JSON made once. */
+export interface JsonPart<I> extends JsonArrayText {
   items: I[]
-  /** `JSON.stringify(items)` */
-  json: string
+  /** `JSON.stringify(items)`, joined when asked (encodeEnvelopeWithField and hashHexWithArray take the part itself) */
+  readonly json: string
   bytes: number
 }
 
@@ -67,7 +114,13 @@ export function jsonParts<I>(items: readonly I[], maxItems: number, maxBytes: nu
   let texts: string[] = []
   let bytes = 2
   const flush = () => {
-    parts.push({ items: run, json: `[${texts.join(',')}]`, bytes })
+    const texts_ = texts
+    parts.push({
+      items: run, texts: texts_, bytes,
+      get json() {
+        return `[${texts_.join(',')}]`
+      },
+    })
     run = []
     texts = []
     bytes = 2

@@ -1,9 +1,10 @@
-import { createHash } from 'node:crypto'
+import { hash } from 'node:crypto'
 
 /** sha-256 of the parts, NUL-separated so that ('ab','c') and ('a','bc') differ. */
 export function hashHex(...parts: ReadonlyArray<string | number>): string {
-  // one update of the joined text: the same bytes as an update per part and separator, a third of the calls
-  return createHash('sha256').update(`${parts.join('\0')}\0`).digest('hex')
+  // the joined text in one call: the same bytes as an update per part and separator; the one-shot hash
+  // (Node ≥ 20.12) costs half of createHash's object and calls, and normalize hashes a sample id a sample
+  return hash('sha256', `${parts.join('\0')}\0`, 'hex')
 }
 
 /** A deterministic UUID (RFC 9562 version 8, "custom") made from a sha-256 of the parts. */

@@ -17,6 +17,8 @@ export interface SamplesRouteDeps {
 declare module 'fastify' {
   interface FastifyRequest {
     rawBodyHash?: string
+    /** the JSON body as received: the raw event is written around it instead of stringifying the parsed body again */
+    rawBody?: string
   }
 }
 
@@ -39,6 +41,9 @@ export function samplesRoutes(app: FastifyInstance, deps: SamplesRouteDeps): voi
       return
     }
     req.rawBodyHash = hashHex(body as string)
+    // JSON.parse of it is the parsed body (the parser refuses the keys where they differ); a byte-order mark,
+    // which the parser skips, is no JSON inside an event
+    req.rawBody = (body as string).charCodeAt(0) === 0xfeff ? (body as string).slice(1) : (body as string)
     if (jsonDepth(body as string, deps.maxJsonDepth) > deps.maxJsonDepth) {
       done(new HttpError(400, 'invalid_json', `body is nested deeper than ${deps.maxJsonDepth} levels`), undefined)
       return
@@ -51,7 +56,7 @@ export function samplesRoutes(app: FastifyInstance, deps: SamplesRouteDeps): voi
     const userId = checkUserId(req.params.userId)
     const r = await ingestRawBatch(
       { js: deps.nats.js, nc: deps.nats.nc, prefix: deps.prefix, maxSamples: deps.maxSamples },
-      { userId, payload: req.body, bodyHash: req.rawBodyHash ?? '', receivedAt: new Date(), source: 'api', traceparent: traceparentOf(req.headers.traceparent) },
+      { userId, payload: req.body, payloadJson: req.rawBody, bodyHash: req.rawBodyHash ?? '', receivedAt: new Date(), source: 'api', traceparent: traceparentOf(req.headers.traceparent) },
     )
     return reply.status(r.duplicate ? 200 : 202).send({
       eventId: r.eventId,

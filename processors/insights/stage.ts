@@ -2,8 +2,7 @@ import type pg from 'pg'
 import type { Logger } from '../../log.ts'
 import type { Nats } from '../../streams/connect.ts'
 import type { BatchHandler } from '../../streams/consumer.ts'
-import { encodeEnvelopeWithField, envelope, jsonParts, typedEnvelope } from '../../streams/envelope.ts'
-import { hashHex } from '../../streams/ids.ts'
+import { encodeEnvelopeWithField, envelope, hashHexWithArray, jsonParts, typedEnvelope } from '../../streams/envelope.ts'
 import { publishAll, type Outgoing } from '../../streams/publish.ts'
 import { CHANGES_TYPE, DaysChanged, groupOf, INSIGHT_TYPE, type InsightBatch, type InsightEntry, type InsightGroup, type InsightKind } from '../../streams/schemas.ts'
 import { EVENT_FIELDS_BYTES, eventByteLimit } from '../../streams/sizing.ts'
@@ -69,8 +68,8 @@ export function insightEventsOf(prefix: string, userId: string, entries: readonl
     const rows = entries.filter((e) => groupOf(e.kind) === group)
     for (const part of jsonParts(rows, Number.MAX_SAFE_INTEGER, maxBytes - EVENT_FIELDS_BYTES)) {
       const data: InsightBatch = { userId, group, rows: part.items }
-      const event = envelope({ id: hashHex('insights', salt, userId, group, part.json), type: INSIGHT_TYPE, source: 'insights-engine', subject: userId, data })
-      out.push({ subject: subjects.insight(prefix, group, userId), event, encoded: encodeEnvelopeWithField(event, 'rows', part.json) })
+      const event = envelope({ id: hashHexWithArray(['insights', salt, userId, group], part), type: INSIGHT_TYPE, source: 'insights-engine', subject: userId, data })
+      out.push({ subject: subjects.insight(prefix, group, userId), event, encoded: encodeEnvelopeWithField(event, 'rows', part) })
     }
   }
   return out

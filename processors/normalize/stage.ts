@@ -47,7 +47,7 @@ export function sampleEventsOf(
     jsonParts(items, MAX_SAMPLES_PER_EVENT, maxBytes - EVENT_FIELDS_BYTES).forEach((part, n) => {
       const data: SampleBatch = { userId: raw.userId, metric, ingestId: raw.ingestId, samples: part.items }
       const event = envelope({ id: hashHex('samples', raw.ingestId, metric, n), type: SAMPLE_TYPE, source: 'normalize', subject: raw.userId, data, time: raw.receivedAt })
-      out.push({ subject: subjects.sample(prefix, metric, raw.userId), event, traceparent: raw.traceparent, encoded: encodeEnvelopeWithField(event, 'samples', part.json) })
+      out.push({ subject: subjects.sample(prefix, metric, raw.userId), event, traceparent: raw.traceparent, encoded: encodeEnvelopeWithField(event, 'samples', part) })
     })
   }
   return out

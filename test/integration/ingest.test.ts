@@ -131,6 +131,16 @@ describe('POST /v1/users/:userId/samples', () => {
     expect(await ingestMessages()).toBe(before)
   })
 
+  it('stores the body as sent, around which the raw event is written: a byte-order mark, white space, escapes and a number beyond a double all arrive as parsed', async () => {
+    const text = `\ufeff {\n  "batchId" : "b-raw",\n  "source": {"name": "W\\u00e4tch \\"2\\""},\n  "samples": [ ${JSON.stringify(hrv(undefined, 45, '2026-03-06T02:14:00-08:00', '2026-03-06T02:15:00-08:00'))},\n ${JSON.stringify(hrv(undefined, 7777))} ]\n}\n`
+    const res = await post('raw', null, { raw: text.replace('7777', '1e400') })
+    expect(res.status).toBe(202)
+    expect(await json(res)).toMatchObject({ accepted: 1, rejected: [{ index: 1, problem: expect.stringContaining('not a finite number') }] })
+    await eventually(async () => (await rowsOf('raw')) === 1, 30_000, 'one row for raw')
+    const row = (await sql<{ source_name: string; value: number }>`select source_name, value from samples where user_id = 'raw'`.execute(p.db)).rows[0]
+    expect(row).toEqual({ source_name: 'Wätch "2"', value: 45 })
+  })
+
   it('lets a user token post its own samples', async () => {
     expect((await post('ana', { samples: [hrv(undefined, 44, '2026-03-05T02:14:00-08:00', '2026-03-05T02:15:00-08:00')] }, { token: ANA })).status).toBe(202)
   })

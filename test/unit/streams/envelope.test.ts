@@ -1,6 +1,7 @@
 import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
-import { encodeEnvelope, encodeEnvelopeWithPayload, envelope } from '../../../streams/envelope.ts'
+import { encodeEnvelope, encodeEnvelopeWithField, encodeEnvelopeWithPayload, envelope, hashHexWithArray, jsonParts } from '../../../streams/envelope.ts'
+import { hashHex } from '../../../streams/ids.ts'
 
 const event = (data: Record<string, unknown>) =>
   envelope({ id: 'e-1', type: 'hph.ingest.v1', source: 'cli', subject: 'ana', data, time: '2026-03-01T00:00:00.000Z' })
@@ -23,5 +24,23 @@ describe('encodeEnvelopeWithPayload', () => {
       expect(JSON.parse(Buffer.from(encodeEnvelopeWithPayload(e, JSON.stringify(payload))).toString())).toEqual(e)
       expect(Buffer.from(encodeEnvelopeWithPayload(e, JSON.stringify(payload)))).toEqual(Buffer.from(encodeEnvelope(e)))
     }
+  })
+})
+
+describe('encodeEnvelopeWithField with the JSON of each item', () => {
+  it("writes encodeEnvelope's bytes, however long the array (its pieces never joined into one string)", () => {
+    fc.assert(
+      fc.property(fc.array(fc.jsonValue(), { maxLength: 30 }), fc.integer({ min: 0, max: 3 }), (rows, widen) => {
+        // widened so that some arrays span several of the encoder's 32K-character pieces
+        const items = rows.map((r, i) => (i % 2 === 0 && widen > 0 ? { r, pad: 'é'.repeat(widen * 9000) } : r))
+        const e = event({ userId: 'ana', rows: items })
+        const [part] = jsonParts(items, 1000, Number.MAX_SAFE_INTEGER)
+        if (!part) return
+        expect(Buffer.from(encodeEnvelopeWithField(e, 'rows', part)).toString()).toBe(Buffer.from(encodeEnvelope(e)).toString())
+        expect(part.json).toBe(JSON.stringify(items))
+        expect(hashHexWithArray(['insights', '', 'ana', 'daily'], part)).toBe(hashHex('insights', '', 'ana', 'daily', part.json))
+      }),
+      { numRuns: 200 },
+    )
   })
 })
