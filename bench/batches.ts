@@ -265,7 +265,8 @@ export async function batchesBench(): Promise<void> {
     const v1 = createDb(envV1.config, { max: 8 })
     await prepare(envV1.config, envV1.log, envV1.nats, v1.db)
     const legacy = legacySampleEvents(envV1.config.HPH_PREFIX, samples)
-    for (let i = 0; i < legacy.length; i += 20_000) await publishAll(envV1.nats.js, legacy.slice(i, i + 20_000))
+    // 500 awaiting at once: on a loaded machine a window of thousands of one-sample publishes ran past the publish timeout
+    for (let i = 0; i < legacy.length; i += 20_000) await publishAll(envV1.nats.js, legacy.slice(i, i + 20_000), 500)
     const ceiling3b = await ceilingNow()
     const v0 = await cpuNow()
     const rbV1 = await rebuildProjection({ nats: envV1.nats, db: v1.db, pool: v1.pool, prefix: envV1.config.HPH_PREFIX, schema: envV1.config.HPH_DB_SCHEMA, log: envV1.log, projection: 'samples' })
