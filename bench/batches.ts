@@ -194,7 +194,7 @@ export async function batchesBench(): Promise<void> {
     const byBatch = new Map<string, NormalizedSample[]>()
     for (const s of samples) byBatch.set(s.sample.ingestId, [...(byBatch.get(s.sample.ingestId) ?? []), s])
     const events: Outgoing[] = [...byBatch.values()].flatMap((list) => sampleEventsOf(env.config.HPH_PREFIX, { userId: list[0]!.sample.userId, ingestId: list[0]!.sample.ingestId, receivedAt: now.toISOString() }, list, env.config.HPH_EVENT_MAX_BYTES))
-    for (let i = 0; i < events.length; i += 2000) await publishAll(env.nats.js, events.slice(i, i + 2000))
+    for (let i = 0; i < events.length; i += 2000) await publishAll(env.nats.js, events.slice(i, i + 2000), 100)
     const ceiling1 = await bareInsert(db, pool, schema, rows.slice(0, CEILING_ROWS), 1000, 'unnest')
     let written = 0
     let pulls = 0
