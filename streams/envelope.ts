@@ -35,7 +35,7 @@ const QUOTED_MARK = JSON.stringify(FIELD_MARK)
 /**
  * The UTF-8 of the texts one after the other, written into one buffer without joining them first: a string
  * above 128 KiB lives in V8's large-object space, whose every allocation costs fresh pages (≈1 ms for 200 KB
- * on the machine of docs/benchmarks.md), and an event of 1000 samples is such a string.
+ * on the machine of docs/benchmarks.md §2), and an event of 1000 samples is such a string.
  */
 function encodePieces(pieces: readonly string[]): Uint8Array {
   let bytes = 0

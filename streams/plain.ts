@@ -1,7 +1,7 @@
 import type { Envelope } from './envelope.ts'
 import { METRICS, SAMPLE_TYPE, STAGES, type SampleBatch } from './schemas.ts'
 
-// docs/benchmarks.md "Where the time goes": the samples-writer reads every sample the pipeline writes, and the
+// docs/benchmarks.md §2: the samples-writer reads every sample the pipeline writes, and the
 // zod schema spent ~4 µs a sample on it (the datetime regex, a fresh copy of every object). An event in the
 // one form the pipeline writes is recognised here by direct checks at a tenth of that; everything else — an
 // unknown key zod would strip, a date in another form, any doubt — is left to the zod schema, which says what
