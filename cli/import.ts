@@ -48,6 +48,7 @@ export function renderImport(r: ImportResult): string {
     table(rows).trimEnd(),
     '',
     `${r.records} records in ${r.batches} batches to ${r.stream}${r.batches ? ` (seq ${r.firstSeq}..${r.lastSeq})` : ''}: ${r.published} new, ${r.duplicates} already there`,
+    r.derived > 0 ? `${r.derived} RMSSD samples derived from the HRV records' beat lists` : undefined,
     `${mb.toFixed(1)} MB${r.xmlBytes !== r.bytesRead ? ` (export.xml ${(r.xmlBytes / MB).toFixed(1)} MB)` : ''} in ${r.seconds.toFixed(1)} s: ${(mb / Math.max(r.seconds, 0.001)).toFixed(1)} MB/s, ${Math.round(r.records / Math.max(r.seconds, 0.001))} records/s`,
     ...r.rejections.slice(0, 10).map((x) => `rejected: line ${x.line} ${x.type}: ${x.problem}`),
     r.rejected > 10 ? `… ${r.rejected - 10} more rejected (--json lists the first ${r.rejections.length})` : undefined,

@@ -49,6 +49,8 @@ export interface IngestResult {
   accepted: number
   ignored: number
   rejected: Rejection[]
+  /** hrv_rmssd samples normalize derives from beat lists */
+  derived: number
 }
 
 const TRACEPARENT = /^00-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$/
@@ -82,7 +84,7 @@ export async function ingestRawBatch(deps: IngestDeps, input: RawIngest): Promis
   const first = acks[0] as (typeof acks)[number]
   return {
     eventId, stream: first.stream, seq: first.seq, duplicate: acks.every((a) => a.duplicate), parts: events.length,
-    accepted: counts.accepted, ignored: counts.ignored, rejected: counts.rejected,
+    accepted: counts.accepted, ignored: counts.ignored, rejected: counts.rejected, derived: counts.derived,
   }
 }
 

@@ -50,6 +50,8 @@ export interface ImportResult {
   records: number
   accepted: number
   rejected: number
+  /** hrv_rmssd samples the beat lists of HRV records give, besides the records' own samples */
+  derived: number
   types: Record<string, TypeCounts>
   skippedRecords: Record<string, number>
   otherElements: Record<string, number>
@@ -90,7 +92,7 @@ export async function importExport(
   const batchSize = Math.min(deps.batchSize, deps.ingest.maxSamples)
   const reader = readExportInThread(opts.input, { format: opts.format, batchSize })
   const result: ImportResult = {
-    stream: '', batches: 0, published: 0, duplicates: 0, records: 0, accepted: 0, rejected: 0, types: {},
+    stream: '', batches: 0, published: 0, duplicates: 0, records: 0, accepted: 0, rejected: 0, derived: 0, types: {},
     skippedRecords: {}, otherElements: {}, rejections: [], bytesRead: 0, xmlBytes: 0, seconds: 0,
   }
   let read = 0
@@ -119,6 +121,7 @@ export async function importExport(
     })
     result.accepted += samples.length - rejectedAt.size
     result.rejected += rejectedAt.size
+    result.derived += r.derived
     for (const x of r.rejected) {
       if (result.rejections.length >= MAX_REJECTIONS_LISTED) break
       result.rejections.push({ line: batch.lines[x.index] ?? 0, type: samples[x.index]?.type ?? '', problem: x.problem })

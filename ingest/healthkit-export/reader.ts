@@ -22,8 +22,22 @@ export const RECORD_ATTRIBUTES = ['type', 'sourceName', 'sourceVersion', 'device
 export type RecordAttribute = (typeof RECORD_ATTRIBUTES)[number]
 const ATTRIBUTES_AFTER_TYPE = RECORD_ATTRIBUTES.slice(1)
 
-/** A HealthKit-shaped sample as POST /samples takes it: the record's attributes, absent ones left out. */
-export type ExportSample = { type: string } & Partial<Record<RecordAttribute, string>>
+/**
+ * A HealthKit-shaped sample as POST /samples takes it: the record's attributes, absent ones left out, and an HRV
+ * record's beat list (`beatTimes`: each InstantaneousBeatsPerMinute `time` as written) when it has at least
+ * MIN_BEAT_LIST beats: normalize derives an RMSSD sample from it, and the raw list stays in HPH_INGEST.
+ */
+export type ExportSample = { type: string } & Partial<Record<RecordAttribute, string>> & { beatTimes?: string[] }
+
+const HRV_TYPE = 'HKQuantityTypeIdentifierHeartRateVariabilitySDNN'
+const BEAT_ELEMENT = 'InstantaneousBeatsPerMinute'
+/**
+ * Fewer beats give no successive difference under any method (the 2-beat lists of older exports): such lists are
+ * left out of the batch, which keeps those records' text, and so their batch ids, what they always were.
+ */
+export const MIN_BEAT_LIST = 3
+/** a longer list is no heartbeat series (normalize's bound): it is not held, however long the file makes it */
+const MAX_BEAT_LIST = 10_000
 
 export interface ExportBatch {
   /** 0, 1, 2… in file order */
@@ -146,12 +160,33 @@ export function readExport(input: AsyncIterable<Uint8Array>, opts: ReadOptions):
       // DESIGN: only <Record> directly under <HealthData>; a Correlation's own Records are part of it
       if (tag.name === 'Record') onRecord(tag.attributes)
       else otherElements.bump(tag.name)
-    }
+    } else if (pending !== undefined && tag.name === BEAT_ELEMENT && beatTimes.length <= MAX_BEAT_LIST) beatTimes.push(tag.attributes.time ?? '')
     depth++
   })
   parser.on('closetag', () => {
     depth--
+    if (depth === 1 && pending !== undefined) {
+      const p = pending
+      pending = undefined
+      if (beatTimes.length >= MIN_BEAT_LIST && beatTimes.length <= MAX_BEAT_LIST) {
+        p.sample.beatTimes = beatTimes
+        p.size += 15
+        for (const t of beatTimes) p.size += t.length + 3
+      }
+      beatTimes = []
+      add(p.sample, p.size, p.line)
+    }
   })
+  /** an HRV record waiting for its closing tag: its beat list comes in its children */
+  let pending: { sample: ExportSample; size: number; line: number } | undefined
+  let beatTimes: string[] = []
+  const add = (sample: ExportSample, size: number, line: number) => {
+    if (samples.length > 0 && chars + size > maxChars) cut()
+    samples.push(sample)
+    lines.push(line)
+    chars += size
+    if (samples.length >= batchSize) cut()
+  }
   // the last type looked up, as tally's runs: the same type record after record
   let lastType: string | undefined
   let lastUnderstood = false
@@ -173,16 +208,15 @@ export function readExport(input: AsyncIterable<Uint8Array>, opts: ReadOptions):
       const v = a[key]
       if (v !== undefined) size += key.length + v.length + 6
     }
-    if (samples.length > 0 && chars + size > maxChars) cut()
     // one object shape for every sample (an absent attribute is undefined, which JSON leaves out): set key by
     // key they were dictionaries, the slowest to make and to stringify; written as text, slower still
-    samples.push({
+    const sample: ExportSample = {
       type, sourceName: a.sourceName, sourceVersion: a.sourceVersion, device: a.device, unit: a.unit,
-      creationDate: a.creationDate, startDate: a.startDate, endDate: a.endDate, value: a.value,
-    })
-    lines.push(parser.line)
-    chars += size
-    if (samples.length >= batchSize) cut()
+      creationDate: a.creationDate, startDate: a.startDate, endDate: a.endDate, value: a.value, beatTimes: undefined,
+    }
+    // an HRV record is batched at its closing tag, once its beat list is read; the others at once
+    if (type === HRV_TYPE) pending = { sample, size, line: parser.line }
+    else add(sample, size, parser.line)
   }
 
   // StringDecoder (not a fatal TextDecoder, 5× slower here): bytes that are not UTF-8 come out as U+FFFD,

@@ -3,6 +3,7 @@ import { ValidationError } from '../../errors.ts'
 import { hashUuid, isUuid } from '../../streams/ids.ts'
 import type { Metric, Sample, SampleSource, SleepStage } from '../../streams/schemas.ts'
 import { civilDayNumber, daysInMonth } from '../insights/days.ts'
+import { placeExportBeats, rmssdOfSeries } from './beats.ts'
 
 // docs/api.md §3: a HealthKit-shaped batch → canonical samples (docs/architecture.md §4).
 // Pure: the clock comes in as `now` (the batch's receivedAt), so a replay gives the same samples.
@@ -23,6 +24,8 @@ export interface NormalizeResult {
   rejected: Rejection[]
   ignored: number
   ignoredByType: Record<string, number>
+  /** hrv_rmssd samples derived from beat lists (of heartbeat series, and of SDNN samples that carry one) */
+  derived: number
 }
 export interface NormalizeContext {
   userId: string
@@ -84,6 +87,13 @@ const QUANTITY_TYPES: ReadonlyMap<string, QuantityType> = new Map([
   ['HKQuantityTypeIdentifierHeartRate', { metric: 'heart_rate', ...RATE }],
 ])
 const SLEEP_TYPE = 'HKCategoryTypeIdentifierSleepAnalysis'
+/** HealthKit's HKHeartbeatSeriesSample: `beats` instead of a value, one derived hrv_rmssd sample (docs/analysts.md) */
+export const HEARTBEAT_SERIES_TYPE = 'HKDataTypeIdentifierHeartbeatSeries'
+const SDNN_TYPE = 'HKQuantityTypeIdentifierHeartRateVariabilitySDNN'
+const MIN_BEATS = 2
+const MAX_BEATS = 10_000
+/** a beat may lie up to this long after endDate (HealthKit's endDate is whole seconds) */
+const BEAT_SLACK_MS = 1000
 /** HKCategoryValueSleepAnalysis raw values 0…5 */
 const SLEEP_CODES: readonly SleepStage[] = ['in_bed', 'asleep', 'awake', 'core', 'deep', 'rem']
 const SLEEP_NAMES: ReadonlyMap<string, SleepStage> = new Map([
@@ -235,21 +245,75 @@ function sourceOf(o: Record<string, unknown>, batchSource: BatchEnvelope['source
   return source
 }
 
-/** A sample that passed every check, when the caller only counts (the api's answer). */
-const CHECKED = { checked: true } as const
+/** A sample that passed every check, when the caller only counts (the api's answer); `derived`: hrv_rmssd samples it gives too. */
+interface Checked {
+  checked: true
+  derived: number
+}
 
-function normalizeSample(raw: unknown, batch: BatchEnvelope, ctx: NormalizeContext, build: boolean): NormalizedSample | typeof CHECKED | { ignoredType: string } {
+/** A heartbeat series' beats, checked: times in ms since startDate, and the gap flags. */
+function heartbeatBeats(o: Record<string, unknown>, durationMs: number): { times: Float64Array; gaps: boolean[] | undefined } {
+  const beats = o.beats
+  if (beats === undefined || beats === null) throw new SampleProblem('beats is missing')
+  if (!Array.isArray(beats)) throw new SampleProblem('beats is not an array')
+  if (beats.length < MIN_BEATS || beats.length > MAX_BEATS) throw new SampleProblem(`beats must have ${MIN_BEATS}..${MAX_BEATS} entries (has ${beats.length})`)
+  const times = new Float64Array(beats.length)
+  let gaps: boolean[] | undefined
+  let before = -Infinity
+  for (let i = 0; i < beats.length; i++) {
+    const b: unknown = beats[i]
+    if (typeof b !== 'object' || b === null || Array.isArray(b)) throw new SampleProblem(`beats[${i}] is not an object`)
+    const { t, precededByGap } = b as { t?: unknown; precededByGap?: unknown }
+    if (typeof t !== 'number' || !Number.isFinite(t)) throw new SampleProblem(`beats[${i}].t ${shown(t)} is not a finite number`)
+    if (t < 0) throw new SampleProblem(`beats[${i}].t ${t} is negative`)
+    if (!(t > before)) throw new SampleProblem(`beats[${i}].t ${t} is not after beats[${i - 1}].t ${before}`)
+    const ms = t * 1000
+    if (ms > durationMs + BEAT_SLACK_MS) throw new SampleProblem(`beats[${i}].t ${t} is later than endDate + 1 s`)
+    if (precededByGap !== undefined && precededByGap !== null && typeof precededByGap !== 'boolean') throw new SampleProblem(`beats[${i}].precededByGap is not a boolean`)
+    if (precededByGap === true) (gaps ??= [])[i] = true
+    times[i] = ms
+    before = t
+  }
+  return { times, gaps }
+}
+
+/**
+ * The hrv_rmssd sample an SDNN record's beat list gives (export.xml's InstantaneousBeatsPerMinute times, as
+ * `beatTimes`); undefined when it gives none: too few beats or no fraction derive nothing, and are no error.
+ */
+function exportDerived(o: Record<string, unknown>, start: ParsedDate): { value: number; startMs: number; endMs: number } | undefined {
+  const texts = o.beatTimes
+  if (!Array.isArray(texts) || texts.length < 3 || texts.length > MAX_BEATS || !texts.every((t) => typeof t === 'string')) return undefined
+  const offsetMs = start.offsetMinutes * 60_000
+  const local = start.ms + offsetMs
+  const midnight = Math.floor(local / DAY_MS) * DAY_MS
+  let placed
+  try {
+    placed = placeExportBeats(texts as string[], local - midnight)
+  } catch {
+    // a time that is not a clock time: the list derives nothing; the record's own SDNN sample stands
+    return undefined
+  }
+  if (placed === undefined) return undefined
+  const r = rmssdOfSeries({ times: placed.times, resolutionMs: placed.resolutionMs })
+  if (r.rmssd === undefined) return undefined
+  const origin = midnight - offsetMs
+  return { value: r.rmssd, startMs: origin + Math.round(placed.times[0]!), endMs: origin + Math.round(placed.times[placed.times.length - 1]!) }
+}
+
+function normalizeSample(raw: unknown, batch: BatchEnvelope, ctx: NormalizeContext, build: boolean, out: NormalizedSample[]): Checked | { ignoredType: string } {
   if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) throw new SampleProblem('sample is not an object')
   const o = raw as Record<string, unknown>
   const type = o.type
   if (type === undefined || type === null || type === '') throw new SampleProblem('type is missing')
   if (typeof type !== 'string') throw new SampleProblem('type is not a string')
   const quantity = QUANTITY_TYPES.get(type)
-  if (!quantity && type !== SLEEP_TYPE) return { ignoredType: type }
+  const series = type === HEARTBEAT_SERIES_TYPE
+  if (!quantity && !series && type !== SLEEP_TYPE) return { ignoredType: type }
 
-  const metric: Metric = quantity ? quantity.metric : 'sleep_stage'
+  const metric: Metric = quantity ? quantity.metric : series ? 'hrv_rmssd' : 'sleep_stage'
   const value = quantity ? quantityOf(o, type, quantity) : undefined
-  const stage = quantity ? undefined : stageOf(o.value)
+  const stage = quantity || series ? undefined : stageOf(o.value)
 
   const start = parseDate(o.startDate, 'startDate')
   const end = parseDate(o.endDate, 'endDate')
@@ -260,9 +324,31 @@ function normalizeSample(raw: unknown, batch: BatchEnvelope, ctx: NormalizeConte
   if (stage !== undefined && end.ms === start.ms) throw new SampleProblem('sleep sample has zero duration')
   if (stage !== undefined && end.ms - start.ms > MAX_SLEEP_MS) throw new SampleProblem('sleep sample longer than 24 h')
 
+  // a heartbeat series is its derived sample: T_i = startDate + t_i, exact times (q = 0)
+  let derived: { value: number; startMs: number; endMs: number } | undefined
+  if (series) {
+    const beats = heartbeatBeats(o, end.ms - start.ms)
+    const r = rmssdOfSeries({ times: beats.times, gaps: beats.gaps, resolutionMs: 0 })
+    if (r.rmssd === undefined) throw new SampleProblem(r.problem ?? 'the series gives no value')
+    derived = { value: r.rmssd, startMs: start.ms + Math.round(beats.times[0]!), endMs: start.ms + Math.round(beats.times[beats.times.length - 1]!) }
+  } else if (type === SDNN_TYPE && o.beatTimes !== undefined) derived = exportDerived(o, start)
+
   const source = sourceOf(o, batch.source)
   const uuid = ownText(o, 'uuid', 256)
-  if (!build) return CHECKED
+  if (!build) return { checked: true, derived: derived === undefined ? 0 : 1 }
+  let extra: NormalizedSample | undefined
+  if (derived !== undefined) {
+    const startIso = new Date(derived.startMs).toISOString()
+    // docs/analysts.md: the hash of (user, hrv_rmssd, beats, the series' uuid or its first beat)
+    const id = hashUuid(ctx.userId, 'hrv_rmssd', 'beats', series && uuid !== undefined ? uuid : startIso)
+    const sample: Sample = { userId: ctx.userId, metric: 'hrv_rmssd', start: startIso, end: new Date(derived.endMs).toISOString(), utcOffsetMinutes: start.offsetMinutes, value: derived.value, source, ingestId: ctx.ingestId }
+    if (series && uuid !== undefined) sample.externalId = uuid
+    extra = { id, sample }
+  }
+  if (series) {
+    out.push(extra!)
+    return { checked: true, derived: 1 }
+  }
   const startIso = new Date(start.ms).toISOString()
   const endIso = new Date(end.ms).toISOString()
   // docs/architecture.md §4: HealthKit's uuid when there is one, else a hash of what makes the sample itself
@@ -276,7 +362,10 @@ function normalizeSample(raw: unknown, batch: BatchEnvelope, ctx: NormalizeConte
       : { userId: ctx.userId, metric, start: startIso, end: endIso, utcOffsetMinutes: start.offsetMinutes, stage, source, ingestId: ctx.ingestId }
   // absent, not undefined: equal samples serialise to equal JSON
   if (uuid !== undefined) sample.externalId = uuid
-  return { id, sample }
+  out.push({ id, sample })
+  // the record's own SDNN sample first, then what its beat list gives
+  if (extra !== undefined) out.push(extra)
+  return { checked: true, derived: extra === undefined ? 0 : 1 }
 }
 
 /**
@@ -290,15 +379,15 @@ export function normalizeBatch(batch: BatchEnvelope, ctx: NormalizeContext, opts
   const rejected: Rejection[] = []
   const ignoredByType = new Map<string, number>()
   let ignored = 0
+  let derived = 0
   // an index loop, not forEach: a hole in the array is a sample too, and gets its rejection
   for (let index = 0; index < batch.samples.length; index++) {
     try {
-      const r = normalizeSample(batch.samples[index], batch, ctx, build)
-      if ('sample' in r) {
-        samples.push(r)
+      const r = normalizeSample(batch.samples[index], batch, ctx, build, samples)
+      if ('checked' in r) {
         accepted++
-      } else if ('checked' in r) accepted++
-      else {
+        derived += r.derived
+      } else {
         ignored++
         const key = r.ignoredType.length > MAX_TYPE_KEY ? `${r.ignoredType.slice(0, MAX_TYPE_KEY)}…` : r.ignoredType
         ignoredByType.set(key, (ignoredByType.get(key) ?? 0) + 1)
@@ -309,5 +398,5 @@ export function normalizeBatch(batch: BatchEnvelope, ctx: NormalizeContext, opts
     }
   }
   // fromEntries defines own properties: a type named "__proto__" is counted like any other
-  return { samples, accepted, rejected, ignored, ignoredByType: Object.fromEntries(ignoredByType) }
+  return { samples, accepted, rejected, ignored, ignoredByType: Object.fromEntries(ignoredByType), derived }
 }
