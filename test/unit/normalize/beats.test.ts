@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs'
 import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
 import { medianInPlace, parseClockTime, placeExportBeats, rawFigures, rmssdOfSeries } from '../../../processors/normalize/beats.ts'
+import { readExport, type ExportSample } from '../../../processors/healthkit-export/reader.ts'
 import { normalizeBatch, parseBatchEnvelope } from '../../../processors/normalize/healthkit.ts'
 
 const dir = new URL('../../fixtures/beats/', import.meta.url)
@@ -222,5 +223,88 @@ describe('properties', () => {
         if (a.rmssd !== undefined) expect(Math.abs(b.rmssd! - a.rmssd)).toBeLessThan(1e-6)
       }),
     )
+  })
+})
+
+describe('what healthkit-export-beats.xml yields (fixtures/beats)', () => {
+  const want = (JSON.parse(readFileSync(new URL('expected.json', dir), 'utf8')) as { 'healthkit-export-beats.xml': { records: number; sdnn_samples: number; derived_rmssd_samples: number; derived: { rmssd_ms: number; q_ms: number } } })['healthkit-export-beats.xml']
+  const xml = readFileSync(new URL('healthkit-export-beats.xml', dir))
+
+  async function imported(bytes: Uint8Array) {
+    const reader = readExport((async function* () { yield bytes })(), { format: 'xml', batchSize: 1000 })
+    const samples: ExportSample[] = []
+    for await (const b of reader.batches) samples.push(...(JSON.parse(b.json) as ExportSample[]))
+    return { counts: reader.counts, samples, r: normalizeBatch(parseBatchEnvelope({ samples }, { maxSamples: 1000 }), { userId: 'ana', ingestId: 'i', now: new Date('2026-03-05T18:00:00Z') }) }
+  }
+
+  it('keeps both SDNN samples and derives one RMSSD sample, to 1e-9, crossing midnight in 10 ms steps', async () => {
+    const { counts, samples, r } = await imported(xml)
+    expect(counts.records).toEqual({ HKQuantityTypeIdentifierHeartRateVariabilitySDNN: want.records })
+    expect(samples[0]!.beatTimes).toHaveLength(911)
+    // the 2-beat list of the second record is left out of the batch: nothing to derive from it, and no error
+    expect(samples[1]!.beatTimes).toBeUndefined()
+    expect(r.rejected).toEqual([])
+    expect(r.derived).toBe(want.derived_rmssd_samples)
+    const sdnn = r.samples.filter((s) => s.sample.metric === 'hrv_sdnn')
+    const rmssd = r.samples.filter((s) => s.sample.metric === 'hrv_rmssd')
+    expect(sdnn.map((s) => s.sample.value)).toEqual([57.8182, 41.2])
+    expect(sdnn).toHaveLength(want.sdnn_samples)
+    expect(rmssd).toHaveLength(1)
+    close(rmssd[0]!.sample.value, want.derived.rmssd_ms)
+    // 11:58:30.00 PM on 03-01 to 12:14:33.43 AM on 03-02, at −08:00
+    expect(rmssd[0]!.sample).toMatchObject({ start: '2026-03-02T07:58:30.000Z', end: '2026-03-02T08:14:33.430Z', utcOffsetMinutes: -480, source: { name: 'Apple Watch' } })
+    // q = 10 ms: the uncorrected figure is larger by exactly the q²/2 term
+    const times = samples[0]!.beatTimes!.map((t) => parseClockTime(t)!.ms)
+    expect(placeExportBeats(samples[0]!.beatTimes!, times[0]!)!.resolutionMs).toBe(want.derived.q_ms)
+  })
+
+  it('gives the same sample whatever the separator and clock: 24-hour times with , before the fraction', async () => {
+    const to24 = (t: string) => {
+      const c = parseClockTime(t)!
+      const h = Math.floor(c.ms / 3_600_000)
+      return `${String(h).padStart(2, '0')}${t.replace(/^\d{1,2}/, '').replace(/ [AP]M$/, '').replace('.', ',')}`
+    }
+    const other = Buffer.from(xml.toString('utf8').replace(/time="([^"]+)"/g, (_, t: string) => `time="${to24(t)}"`))
+    expect(other.toString('utf8')).toContain('time="00:00:01,83"')
+    const a = (await imported(xml)).r.samples
+    const b = (await imported(other)).r.samples
+    expect(b.map((s) => [s.id, s.sample.value, s.sample.start, s.sample.end])).toEqual(a.map((s) => [s.id, s.sample.value, s.sample.start, s.sample.end]))
+  })
+})
+
+describe('heartbeat series checks (POST /samples): each failure a rejection naming it', () => {
+  const base = { type: 'HKDataTypeIdentifierHeartbeatSeries', sourceName: 'Apple Watch', startDate: '2026-03-02T01:00:00-08:00', endDate: '2026-03-02T01:00:30-08:00' }
+  const good = timesOf(alternating(25)).map((t) => ({ t: t / 1000 }))
+  const problem = (sample: Record<string, unknown>) =>
+    normalizeBatch(parseBatchEnvelope({ samples: [sample] }, { maxSamples: 10 }), { userId: 'u', ingestId: 'i', now: new Date('2026-03-03T00:00:00Z') }).rejected[0]?.problem
+
+  it('accepts a good series', () => expect(problem({ ...base, beats: good })).toBeUndefined())
+  it.each([
+    ['no beats', {}, 'beats is missing'],
+    ['beats not an array', { beats: 'x' }, 'beats is not an array'],
+    ['1 beat', { beats: [{ t: 0 }] }, 'beats must have 2..10000 entries (has 1)'],
+    ['10,001 beats', { beats: Array.from({ length: 10_001 }, (_, i) => ({ t: i * 0.001 })) }, 'beats must have 2..10000 entries (has 10001)'],
+    ['a beat not an object', { beats: [{ t: 0 }, 3] }, 'beats[1] is not an object'],
+    ['t not finite', { beats: [{ t: 0 }, { t: 'x' }] }, "beats[1].t 'x' is not a finite number"],
+    ['t missing', { beats: [{ t: 0 }, {}] }, 'beats[1].t (undefined) is not a finite number'],
+    ['t negative', { beats: [{ t: -0.5 }, { t: 1 }] }, 'beats[0].t -0.5 is negative'],
+    ['t not increasing', { beats: [{ t: 0 }, { t: 1 }, { t: 1 }] }, 'beats[2].t 1 is not after beats[1].t 1'],
+    ['t after endDate + 1 s', { beats: [{ t: 0 }, { t: 31.001 }] }, 'beats[1].t 31.001 is later than endDate + 1 s'],
+    ['a gap flag not a boolean', { beats: [{ t: 0 }, { t: 1, precededByGap: 'yes' }] }, 'beats[1].precededByGap is not a boolean'],
+    ['too few differences', { beats: good.slice(0, 21) }, '21 beats give fewer than 20 clean successive differences (19)'],
+  ])('%s', (_, over, want) => expect(problem({ ...base, ...over })).toBe(want))
+
+  it('a value outside 1..500 ms', () => {
+    // 12 × 1400 and 12 × 2000 alternating: M = 1700, both 300 from it (band 340), every difference ±600 → 600 ms
+    const wide = timesOf(Array.from({ length: 24 }, (_, i) => (i % 2 ? 1400 : 2000)))
+    expect(problem({ ...base, endDate: '2026-03-02T01:01:00-08:00', beats: wide.map((t) => ({ t: t / 1000 })) })).toMatch(/^derived RMSSD 600(\.0+\d*)? ms out of range 1\.\.500 ms$/)
+    const flat = timesOf(Array.from({ length: 25 }, () => 1000))
+    expect(problem({ ...base, beats: flat.map((t) => ({ t: t / 1000 })) })).toMatch(/^derived RMSSD 0 ms out of range 1\.\.500 ms$/)
+  })
+
+  it('t exactly at endDate + 1 s is accepted', () => {
+    const ts = timesOf(alternating(25)).map((t) => t / 1000)
+    const end = ts[ts.length - 1]! - 1
+    expect(problem({ ...base, endDate: new Date(Date.parse('2026-03-02T09:00:00Z') + end * 1000).toISOString(), beats: ts.map((t) => ({ t })) })).toBeUndefined()
   })
 })
