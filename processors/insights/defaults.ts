@@ -30,6 +30,8 @@ export interface InsightConfig {
   validSleepMin: number
   /** §3: W, the baseline window (days X−W … X−1) */
   windowDays: number
+  /** §2: rmssd is the metric of day X once this many of the days X−W … X have an rmssd row */
+  metricRmssdDays: number
   /** §3: K, days needed for a fully personal baseline */
   personalDays: number
   /** §3: HRV prior, ln ms */
@@ -49,6 +51,7 @@ export const DEFAULT_CONFIG: InsightConfig = {
   episodeGapMin: 60,
   validSleepMin: 180,
   windowDays: 60,
+  metricRmssdDays: 7,
   personalDays: 14,
   hrvPrior: { mu: Math.log(45), sd: 0.25 },
   sleepPrior: { mu: 7.5, sd: 0.75 },

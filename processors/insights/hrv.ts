@@ -1,6 +1,6 @@
 import type { InsightRow, Sample, SampleFacts } from '../../streams/schemas.ts'
-import { localDate } from './days.ts'
-import type { HrvMetric } from './defaults.ts'
+import { dayNumber, localDate } from './days.ts'
+import { DEFAULT_CONFIG, type HrvMetric, type InsightConfig } from './defaults.ts'
 
 // docs/insights.md §2: one hrv_daily row per (day, metric), from the night's main episode or else the day.
 
@@ -71,7 +71,28 @@ export function hrvDaily(samples: readonly SampleFacts[], mainEpisodes: Readonly
   return out
 }
 
-/** §2: the metric of baselines and readiness: sdnn when the user has at least one sdnn daily row, else rmssd. */
-export function chooseMetric(rows: readonly HrvDailyRow[]): HrvMetric {
-  return rows.some((r) => r.metric === 'sdnn') ? 'sdnn' : 'rmssd'
+/**
+ * §2: the metric of day X, the one its baseline, CPT and readiness use: rmssd when at least `metricRmssdDays` of
+ * the days X−W … X have an rmssd row, or when none has an sdnn row and at least one an rmssd row; else sdnn.
+ * Depends on the rows of those W + 1 days only (a user who changes devices changes metric with them).
+ */
+export function metricOfDays(rows: readonly HrvDailyRow[], config: Pick<InsightConfig, 'windowDays' | 'metricRmssdDays'> = DEFAULT_CONFIG): (day: string) => HrvMetric {
+  const sdnn = new Set<number>()
+  const rmssd = new Set<number>()
+  for (const r of rows) (r.metric === 'sdnn' ? sdnn : rmssd).add(dayNumber(r.day))
+  const memo = new Map<string, HrvMetric>()
+  return (day) => {
+    let m = memo.get(day)
+    if (m !== undefined) return m
+    const x = dayNumber(day)
+    let nR = 0
+    let anyS = false
+    for (let d = x - config.windowDays; d <= x; d++) {
+      if (rmssd.has(d)) nR++
+      if (sdnn.has(d)) anyS = true
+    }
+    m = nR >= config.metricRmssdDays || (!anyS && nR >= 1) ? 'rmssd' : 'sdnn'
+    memo.set(day, m)
+    return m
+  }
 }

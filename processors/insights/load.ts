@@ -8,13 +8,13 @@ export interface UserSamples {
   maxSeq: number
   /** how many samples the user has in all: a later snapshot of them is a superset, so a larger count is newer */
   count: number
-  /** the user has at least one sdnn sample anywhere in their history (docs/insights.md §2 metric choice) */
+  /** the user has at least one sdnn sample anywhere in their history */
   hasSdnn: boolean
   /** … an rmssd sample; without one no hrv_daily row of rmssd can exist (samples are only ever added) */
   hasRmssd: boolean
   /** … a sleep-stage sample; without one no sleep_daily row can exist */
   hasSleep: boolean
-  /** the metric the engine last computed the user with (table insight_users), if any */
+  /** the metric of the current baseline the engine last published (table insight_users), if any */
   storedMetric: string | undefined
   /** the user has samples that start before those loaded (before `since`, or the current baseline's window) */
   hasEarlier: boolean
@@ -84,9 +84,9 @@ export async function loadUserSamples(pool: pg.Pool, schema: string, userId: str
   }
 }
 
-/** Remembers the metric a user was computed with; never goes back from sdnn (samples are only ever added). */
+/** Remembers the metric of the user's current baseline (it follows the device: spec/insights.md §2's metric of a day). */
 export function rememberMetricSql(schema: string): string {
   return `insert into "${schema}".insight_users as u (user_id, hrv_metric) values ($1, $2)
     on conflict (user_id) do update set hrv_metric = excluded.hrv_metric, updated_at = now()
-      where u.hrv_metric <> excluded.hrv_metric and excluded.hrv_metric = 'sdnn'`
+      where u.hrv_metric <> excluded.hrv_metric`
 }

@@ -7,7 +7,6 @@ import { publishAll } from '../../streams/publish.ts'
 import type { InsightEntry, InsightKind } from '../../streams/schemas.ts'
 import { eventByteLimit } from '../../streams/sizing.ts'
 import { computeInsights } from './compute.ts'
-import type { HrvMetric } from './defaults.ts'
 import { loadUserSamples, rememberMetricSql } from './load.ts'
 import { insightEventsOf, insightRows, type Recomputation } from './stage.ts'
 import { affectedRange } from './touched.ts'
@@ -61,8 +60,8 @@ async function existingKeys(pool: pg.Pool, schema: string, userId: string): Prom
 export async function recomputeWholeUser(opts: Pick<RecomputeOptions, 'runId' | 'pool' | 'nats' | 'prefix' | 'schema' | 'eventMaxBytes'>, userId: string): Promise<{ events: number; tombstones: number; rows: number }> {
   const all = await loadUserSamples(opts.pool, opts.schema, userId, new Date(0))
   if (all.count === 0) return { events: 0, tombstones: 0, rows: 0 }
-  const metric: HrvMetric = all.hasSdnn ? 'sdnn' : 'rmssd'
-  const rows = computeInsights(all.samples, { metric })
+  const rows = computeInsights(all.samples)
+  const metric = rows.metric
   const days = [...rows.sleepDaily, ...rows.hrvDaily].map((r) => r.day)
   const r: Recomputation = {
     userId, rows, range: affectedRange(days.length ? days : [all.samples[0]?.sample.start.slice(0, 10) ?? '1970-01-01']), dataVersion: all.maxSeq, dataCount: all.count,

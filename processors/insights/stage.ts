@@ -45,12 +45,13 @@ export interface Recomputation {
   dataCount: number
   /** `full`: the whole history was read (user_baselines.last_full_update), else `incremental` */
   recompute: 'incremental' | 'full'
-  /** every row of the history is published, not just the affected range (the user's metric changed) */
+  /** every row of the history is published, not just the affected range (a full recompute) */
   everyDay: boolean
+  /** the metric of the current baseline (spec/insights.md §2: each day has its own) */
   metric: HrvMetric
   /** which kinds of samples the user has at all: rows of the others cannot exist, so they need no tombstones */
   has: { sdnn: boolean; rmssd: boolean; sleep: boolean }
-  /** the metric the engine last computed the user with */
+  /** the metric of the current baseline the engine last published for the user */
   storedMetric: string | undefined
 }
 
@@ -127,23 +128,20 @@ export function insightEvents(prefix: string, r: Recomputation, maxBytes: number
 export async function recomputeUser(deps: Pick<InsightsEngineDeps, 'pool' | 'schema'>, userId: string, days: readonly string[]): Promise<Recomputation> {
   const range = affectedRange(days)
   const loaded = await loadUserSamples(deps.pool, deps.schema, userId, new Date(`${addDays(range.first, -LOOKBACK_DAYS)}T00:00:00Z`))
-  // §2: the metric is a property of the whole history, not of the samples loaded
-  const metric: HrvMetric = loaded.hasSdnn ? 'sdnn' : 'rmssd'
-  // Rows outside the range were computed with the metric the engine last used. The metric only ever
-  // goes from rmssd to sdnn (the user's first sdnn sample); then every row of the history is republished.
-  const everyDay = metric === 'sdnn' && loaded.storedMetric !== 'sdnn'
-  const full = !loaded.hasEarlier || everyDay
-  const all = full && loaded.hasEarlier ? await loadUserSamples(deps.pool, deps.schema, userId, new Date(0)) : loaded
+  // §2: the metric of each day follows from the rows of its own 61-day window, which the lookback loads:
+  // a change never reaches past the range of §6, whatever metric the user's other days use
+  const full = !loaded.hasEarlier
+  const rows = computeInsights(loaded.samples)
   return {
     userId,
-    rows: computeInsights(all.samples, { metric }),
+    rows,
     range,
-    dataVersion: all.maxSeq,
-    dataCount: all.count,
+    dataVersion: loaded.maxSeq,
+    dataCount: loaded.count,
     recompute: full ? 'full' : 'incremental',
-    everyDay,
-    metric,
-    has: { sdnn: all.hasSdnn, rmssd: all.hasRmssd, sleep: all.hasSleep },
+    everyDay: false,
+    metric: rows.metric,
+    has: { sdnn: loaded.hasSdnn, rmssd: loaded.hasRmssd, sleep: loaded.hasSleep },
     storedMetric: loaded.storedMetric,
   }
 }

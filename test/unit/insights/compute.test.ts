@@ -151,7 +151,7 @@ describe('recomputing part of the days (docs/insights.md §6)', () => {
   it('leaves every row outside the touched range as it was, and the range can be computed from the samples of the 63 days before it', () => {
     fc.assert(fc.property(fc.uniqueArray(fc.nat(history.length - 1), { minLength: 1, maxLength: 15 }), (added) => {
       const isAdded = new Set(added)
-      const before = computeInsights(history.filter((_, i) => !isAdded.has(i)), { metric: 'sdnn' })
+      const before = computeInsights(history.filter((_, i) => !isAdded.has(i)))
       const range = affectedRange(added.flatMap((i) => touchedDays(history[i]!.sample)))
       const outsideDaily = (d: string) => !range.daily.has(d)
       const outsideDerived = (d: string) => d < range.derivedFrom || d > range.derivedTo
@@ -164,7 +164,7 @@ describe('recomputing part of the days (docs/insights.md §6)', () => {
       // what the engine does: load the samples starting on or after first touched day − 63, compute the range
       const since = `${addDays(range.first, -63)}T00:00:00Z`
       const loaded = history.filter((s) => Date.parse(s.sample.start) >= Date.parse(since))
-      const part = computeInsights(loaded, { metric: 'sdnn', days: { from: range.derivedFrom, to: range.derivedTo } })
+      const part = computeInsights(loaded, { days: { from: range.derivedFrom, to: range.derivedTo } })
       const within = <R extends { day: string }>(rows: readonly R[]) => rows.filter((r) => r.day >= range.derivedFrom && r.day <= range.derivedTo)
       expect(part.sleepDaily).toEqual(within(full.sleepDaily))
       expect(part.hrvDaily).toEqual(within(full.hrvDaily))

@@ -1,5 +1,7 @@
 import { describe, expect, it } from 'vitest'
-import { chooseMetric, hrvDaily } from '../../../processors/insights/hrv.ts'
+import fc from 'fast-check'
+import { addDays } from '../../../processors/insights/days.ts'
+import { hrvDaily, metricOfDays, type HrvDailyRow } from '../../../processors/insights/hrv.ts'
 import { hrv, ms } from './build.ts'
 
 // the main sleep episode of 2026-03-01: 00:00–08:00Z
@@ -31,10 +33,40 @@ describe('hrvDaily (docs/insights.md §2)', () => {
   })
 })
 
-describe('chooseMetric (§2)', () => {
-  it('is sdnn with any sdnn row, else rmssd', () => {
-    const samples = [hrv(40, '2026-03-01T01:00:00Z'), hrv(30, '2026-03-01T02:00:00Z', 0, 'hrv_rmssd')]
-    expect(chooseMetric(hrvDaily(samples, episodes, 'sdnn'))).toBe('sdnn')
-    expect(chooseMetric(hrvDaily(samples.slice(1), episodes, 'sdnn'))).toBe('rmssd')
+describe('the metric of a day (§2)', () => {
+  const row = (day: string, metric: 'sdnn' | 'rmssd'): HrvDailyRow => ({ day, metric, value_ms: 40, ln_value: Math.log(40), n: 1, min_ms: 40, max_ms: 40, basis: 'day' })
+  const X = '2026-06-01'
+  const days = (from: number, n: number, metric: 'sdnn' | 'rmssd') => Array.from({ length: n }, (_, i) => row(addDays(X, from + i), metric))
+
+  it('is rmssd once 7 of the days X−60 … X have an rmssd row, whatever the sdnn rows', () => {
+    const sdnn = days(-60, 61, 'sdnn')
+    expect(metricOfDays([...sdnn, ...days(-6, 6, 'rmssd')])(X)).toBe('sdnn')
+    expect(metricOfDays([...sdnn, ...days(-6, 7, 'rmssd')])(X)).toBe('rmssd')
+    // the window is X−60 … X, day X included: a 7th rmssd day at X−61 does not count, one at X−60 does
+    expect(metricOfDays([...sdnn, ...days(-6, 6, 'rmssd'), row(addDays(X, -61), 'rmssd')])(X)).toBe('sdnn')
+    expect(metricOfDays([...sdnn, ...days(-6, 6, 'rmssd'), row(addDays(X, -60), 'rmssd')])(X)).toBe('rmssd')
+    // and never a day after X
+    expect(metricOfDays([...sdnn, ...days(-5, 6, 'rmssd'), row(addDays(X, 1), 'rmssd')])(X)).toBe('sdnn')
+  })
+
+  it('is rmssd with a single rmssd row when the window has no sdnn row; sdnn with no row at all', () => {
+    expect(metricOfDays([row(addDays(X, -30), 'rmssd')])(X)).toBe('rmssd')
+    expect(metricOfDays([row(addDays(X, -30), 'rmssd'), row(addDays(X, -61), 'sdnn')])(X)).toBe('rmssd')
+    expect(metricOfDays([row(addDays(X, -30), 'rmssd'), row(addDays(X, -60), 'sdnn')])(X)).toBe('sdnn')
+    expect(metricOfDays([])(X)).toBe('sdnn')
+    expect(metricOfDays([row(addDays(X, -61), 'rmssd')])(X)).toBe('sdnn')
+  })
+
+  it('depends only on the rows of the days X−60 … X', () => {
+    const dayIn = fc.integer({ min: -200, max: 200 })
+    const rows = fc.array(fc.record({ d: dayIn, metric: fc.constantFrom('sdnn' as const, 'rmssd' as const) }), { maxLength: 120 })
+    fc.assert(fc.property(rows, rows, fc.integer({ min: -100, max: 100 }), (a, b, x) => {
+      const day = addDays(X, x)
+      const inWindow = (r: { d: number }) => r.d >= x - 60 && r.d <= x
+      // a's rows inside the window with b's rows outside it: the same metric as a alone
+      const mixed = [...a.filter(inWindow), ...b.filter((r) => !inWindow(r))]
+      const of = (list: typeof a) => metricOfDays(list.map((r) => row(addDays(X, r.d), r.metric)))(day)
+      expect(of(mixed)).toBe(of(a))
+    }), { numRuns: 300 })
   })
 })

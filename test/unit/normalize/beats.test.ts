@@ -20,7 +20,7 @@ const timesOf = (rr: readonly number[]) => rr.reduce<number[]>((t, v) => [...t, 
 /** RMSSD by the book: the root mean square of the given differences */
 const rms = (d: readonly number[]) => Math.sqrt(d.reduce((s, x) => s + x * x, 0) / d.length)
 /** an alternating rhythm: 1000, 1010, 1000, 1010… every difference ±10 */
-const alternating = (n: number) => Array.from({ length: n }, (_, i) => (i % 2 === 0 ? 1000 : 1010))
+const alternating = (n: number): number[] => Array.from({ length: n }, (_, i) => (i % 2 === 0 ? 1000 : 1010))
 
 describe('the raw figures of rest-rri.txt (fixtures/beats)', () => {
   it('are the SDNN and RMSSD the source project publishes, to 1e-9', () => {

@@ -61,6 +61,7 @@ describe('the example batch of docs/api.md §3', () => {
       accepted: 2,
       ignored: 0,
       ignoredByType: {},
+      derived: 0,
     })
     for (const s of r.samples) expect(Sample.parse(s.sample)).toStrictEqual(s.sample)
   })
