@@ -1,11 +1,15 @@
 // A deterministic, realistic HealthKit-shaped data set: nights of Apple Watch sleep stages over
-// iPhone in-bed samples, HRV SDNN readings at night and a daily resting heart rate.
+// iPhone in-bed samples, HRV SDNN readings at night and a daily resting heart rate; optionally a ring, and the
+// watch's beat-to-beat series (HealthKit's HKHeartbeatSeriesSample, from which normalize derives RMSSD).
 
 export interface DemoSample {
   uuid?: string
   type: string
-  value: number | string
+  /** every type but a heartbeat series has one */
+  value?: number | string
   unit?: string
+  /** a heartbeat series' beats: seconds since startDate */
+  beats?: Array<{ t: number; precededByGap?: boolean }>
   startDate: string
   endDate: string
   sourceName?: string
@@ -55,6 +59,26 @@ export interface DemoOptions {
   batchSize?: number
   /** a second wearable (a ring: its own sleep stages and RMSSD readings) on two nights of three */
   ring?: boolean
+  /** the watch also sends a one-minute heartbeat series each night (≈ 60 beats) */
+  beats?: boolean
+}
+
+/**
+ * About a minute of beats around `meanRr` ms whose successive differences have an RMS of about `rmssd` ms (each
+ * interval the mean plus uniform noise of half-width a: differences have a variance of 2·a²/3), with one
+ * premature beat and its compensatory pause, which the derivation drops; times to the ms, as HealthKit gives them.
+ */
+export function demoBeats(rnd: () => number, meanRr: number, rmssd: number): Array<{ t: number }> {
+  const a = rmssd * Math.sqrt(3 / 2)
+  const beats = [{ t: 0 }]
+  let at = 0
+  const ectopic = 20 + Math.floor(rnd() * 30)
+  for (let i = 1; at < 60_000; i++) {
+    const rr = i === ectopic ? meanRr * 0.6 : i === ectopic + 1 ? meanRr * 1.4 : meanRr + (rnd() * 2 - 1) * a
+    at += rr
+    beats.push({ t: Math.round(at) / 1000 })
+  }
+  return beats
 }
 
 const RING = { sourceName: 'Oura Ring', sourceBundleId: 'com.ouraring.oura', device: 'Oura Ring Gen3' }
@@ -86,6 +110,13 @@ export function demoBatches(o: DemoOptions): DemoBatch[] {
     for (let k = 0; k < 4; k++) {
       const at = bed + (60 + k * 90) * 60_000
       samples.push({ type: 'HKQuantityTypeIdentifierHeartRateVariabilitySDNN', value: Math.round(hrvToday * (0.85 + rnd() * 0.3) * 10) / 10, unit: 'ms', startDate: isoAt(at, offset), endDate: isoAt(at + 60_000, offset) })
+    }
+    if (o.beats) {
+      // the watch's series at the first reading of the night: RMSSD a little above that night's SDNN
+      const at = bed + 60 * 60_000
+      const beats = demoBeats(rnd, 900 + rnd() * 200, hrvToday * 1.15)
+      const end = at + Math.ceil(beats[beats.length - 1]!.t) * 1000
+      samples.push({ type: 'HKDataTypeIdentifierHeartbeatSeries', beats, startDate: isoAt(at, offset), endDate: isoAt(end, offset) })
     }
     if (o.ring && n % 3 !== 2) {
       // the ring sees the same night a little differently: its stages overlap the watch's (the higher rank wins)

@@ -7,13 +7,14 @@ import { STAGES, startPipeline, waitForIdle, type Pipeline } from '../pipeline/s
 /**
  * The demo data set, every night over before `today`: ana has 75 nights from an Apple Watch (with the
  * iPhone's in-bed samples) and a ring, so she has a personal baseline and readiness; ben has three weeks
- * from one watch (a blended baseline) and one batch with a rejected and an ignored sample.
+ * from one watch that also sends heartbeat series (RMSSD derived from beats next to its SDNN; a blended
+ * baseline) and one batch with a rejected and an ignored sample.
  */
 export function demoDataSet(today = new Date()): Array<{ userId: string; batches: DemoBatch[] }> {
   const since = (nights: number) => new Date(today.getTime() - (nights + 2) * 86_400_000).toISOString().slice(0, 10)
   const ana = demoBatches({ userId: 'ana', nights: 75, firstNight: since(75), offsetMin: -480, seed: 1, ring: true })
   const first = since(21)
-  const ben = demoBatches({ userId: 'ben', nights: 21, firstNight: first, offsetMin: 60, seed: 2 })
+  const ben = demoBatches({ userId: 'ben', nights: 21, firstNight: first, offsetMin: 60, seed: 2, beats: true })
   ben.push({
     batchId: 'demo-ben-bad', source: { name: 'Apple Watch', bundleId: 'com.apple.health.5C8D', device: 'Watch6,2' },
     samples: [

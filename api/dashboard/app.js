@@ -68,20 +68,31 @@ async function showUser(userId) {
   })
 
   const hrv = t.hrv
-  $('hrv-metric').textContent = `${hrv[0]?.metric ?? 'sdnn'}, ms`
+  // each day is judged on its own metric (docs/analysts.md "RMSSD from heartbeat series"): a change of device
+  // changes it, and the point where it changes is drawn as a triangle and named in the caption
+  const changed = (i) => i > 0 && hrv[i].metric !== hrv[i - 1].metric
+  const switches = hrv.filter((_, i) => changed(i))
+  $('hrv-metric').textContent = `${[hrv[0]?.metric ?? 'sdnn', ...switches.map((r) => `${r.metric} from ${short(r.day)}`)].join(' → ')}, ms`
+  $('hrv-metric').dataset.changes = switches.map((r) => `${r.day}:${r.metric}`).join(' ')
   draw('hrv-chart', {
     type: 'line',
     data: {
       labels: hrv.map((r) => short(r.day)),
       datasets: [
-        { label: 'nightly HRV', data: hrv.map((r) => round(r.valueMs)), showLine: false, pointRadius: 3, borderColor: '#1d2330', backgroundColor: '#1d2330', order: 0 },
+        {
+          label: 'nightly HRV', data: hrv.map((r) => round(r.valueMs)), showLine: false, borderColor: '#1d2330', backgroundColor: '#1d2330', order: 0,
+          pointStyle: hrv.map((_, i) => (changed(i) ? 'triangle' : 'circle')), pointRadius: hrv.map((_, i) => (changed(i) ? 7 : 3)),
+        },
         { label: '7-day mean', data: hrv.map((r) => round(r.mean7dMs)), borderColor: '#4f7cd6', pointRadius: 0, borderWidth: 2, order: 1 },
         { label: 'baseline', data: hrv.map((r) => round(r.baselineMs)), borderColor: '#2e9e5b', borderDash: [6, 4], pointRadius: 0, order: 2 },
         { label: 'good band (from)', data: hrv.map((r) => round(r.goodMs)), borderColor: '#2e9e5b55', backgroundColor: '#2e9e5b18', pointRadius: 0, fill: 'end', order: 3 },
         { label: 'medium band (from)', data: hrv.map((r) => round(r.mediumMs)), borderColor: '#e0a52677', backgroundColor: '#e0a52630', pointRadius: 0, fill: '-1', order: 4 },
       ],
     },
-    options: { plugins: { legend: { position: 'bottom' } }, scales: { y: { title: { display: true, text: 'ms' } } } },
+    options: {
+      plugins: { legend: { position: 'bottom' }, tooltip: { callbacks: { afterLabel: (c) => (c.datasetIndex === 0 ? `${hrv[c.dataIndex]?.metric}${changed(c.dataIndex) ? ' (metric changed)' : ''}` : undefined) } } },
+      scales: { y: { title: { display: true, text: 'ms' } } },
+    },
   })
 
   const sleep = t.sleep

@@ -19,10 +19,10 @@ const CHROMIUM_ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable
 
 /** What the page's functions reach in the browser (this project compiles without the DOM library). */
 interface InPage {
-  Chart: { getChart(id: string): { data: { datasets: Array<{ label: string; backgroundColor: unknown; fill?: unknown; type?: string }> }; getDatasetMeta(i: number): { data: unknown[] } } | undefined }
+  Chart: { getChart(id: string): { data: { datasets: Array<{ label: string; backgroundColor: unknown; fill?: unknown; type?: string; pointStyle?: unknown }> }; getDatasetMeta(i: number): { data: unknown[] } } | undefined }
   sessionStorage: { getItem(key: string): string | null }
   location: { hash: string }
-  document: { getElementById(id: string): { dataset: Record<string, string | undefined> } | null }
+  document: { getElementById(id: string): { dataset: Record<string, string | undefined>; textContent: string | null } | null }
 }
 
 let env: TestEnv
@@ -91,7 +91,8 @@ describe('the dashboard', () => {
       (select max(day) from readiness_daily where user_id = 'ana'))::date::text as day`.execute(p.db)).rows[0]!.day
     const inWindow = sql`day between ${latest}::date - 89 and ${latest}::date`
     const readinessDays = await count(sql<{ n: number }>`select count(*)::int as n from readiness_daily where user_id = 'ana' and ${inWindow}`)
-    const hrvNights = await count(sql<{ n: number }>`select count(*)::int as n from hrv_daily h join user_baselines b using (user_id) where h.user_id = 'ana' and h.metric = b.hrv_metric and ${inWindow}`)
+    // a point per day with an HRV row of that day's own metric (its baseline_history row says which)
+    const hrvNights = await count(sql<{ n: number }>`select count(*)::int as n from hrv_daily h join baseline_history b using (user_id, day) where h.user_id = 'ana' and h.metric = b.hrv_metric and ${inWindow}`)
     const sleepNights = await count(sql<{ n: number }>`select count(*)::int as n from sleep_daily where user_id = 'ana' and ${inWindow}`)
     const labels = (await sql<{ label: string; n: number }>`select label, count(*)::int as n from readiness_daily where user_id = 'ana' and ${inWindow} group by 1`.execute(p.db)).rows
     expect(readinessDays).toBeGreaterThan(60)
@@ -113,6 +114,15 @@ describe('the dashboard', () => {
     expect(drawn.hrv.map((d) => d.label)).toEqual(['nightly HRV', '7-day mean', 'baseline', 'good band (from)', 'medium band (from)'])
     for (const d of drawn.hrv) expect(d.elements, d.label).toBe(hrvNights)
     expect(drawn.hrv.map((d) => d.fill)).toEqual([undefined, undefined, undefined, 'end', '-1']) // the good band above its threshold, the medium band down to its own
+    // where ana's metric changes (her ring's RMSSD takes over from the watch's SDNN once it has a week): marked
+    const points = (await sql<{ day: string; metric: string }>`select h.day::text as day, h.metric from hrv_daily h join baseline_history b using (user_id, day)
+      where h.user_id = 'ana' and h.metric = b.hrv_metric and ${inWindow} order by h.day`.execute(p.db)).rows
+    const switches = points.filter((r, i) => i > 0 && r.metric !== points[i - 1]!.metric).map((r) => `${r.day}:${r.metric}`)
+    expect(switches.length).toBeGreaterThan(0)
+    expect(await page.evaluate(() => (globalThis as unknown as InPage).document.getElementById('hrv-metric')!.dataset.changes)).toBe(switches.join(' '))
+    expect(await page.evaluate(() => (globalThis as unknown as InPage).document.getElementById('hrv-metric')!.textContent)).toMatch(/^sdnn → rmssd from .+, ms$/)
+    const styles = await page.evaluate(() => (globalThis as unknown as InPage).Chart.getChart('hrv-chart')!.data.datasets[0]!.pointStyle as string[])
+    expect(styles.filter((x) => x === 'triangle')).toHaveLength(switches.length)
 
     expect(drawn.sleep.map((d) => d.label)).toEqual(['deep', 'core', 'rem', 'asleep (no stage)', 'awake', 'sleep baseline'])
     for (const d of drawn.sleep) expect(d.elements, d.label).toBe(sleepNights)

@@ -333,7 +333,9 @@ describe('insights end to end', () => {
     expect(has('sleep_daily', 'added', (d) => d === wakeDay)).toBe(true)
     expect(after.hrv_daily.find((r) => r.user_id === 'dan' && r.day === wakeDay && r.metric === 'sdnn')?.basis).toBe('sleep')
     expect(has('hrv_daily', 'changed', (d) => d === wakeDay)).toBe(true)
-    expect(has('readiness_daily', 'changed', (d) => d === wakeDay)).toBe(true)
+    // dan's ring makes rmssd the metric of his days: without the night the wake day had no rmssd row, hence no
+    // readiness, so the night adds it; under sdnn its 'day' reading had given one that the night changes
+    expect(has('readiness_daily', 'changed', (d) => d === wakeDay) || has('readiness_daily', 'added', (d) => d === wakeDay)).toBe(true)
     expect(has('baseline_history', 'changed', (d) => d > addDays(wakeDay, 30))).toBe(true)
     expect(has('user_baselines', 'changed', () => true)).toBe(true)
     expect(has('user_cpt_tables', 'changed', () => true)).toBe(true)
@@ -384,6 +386,13 @@ describe('insights end to end', () => {
     for (const s of [A, B, C]) {
       const before = await snapshotInsights(s.p.db, { versions: true })
       const tombstones = await snapshotTombstones(s.p.db)
+      console.log('DEBUG-ROWS', s === A ? 'A' : 'BC', JSON.stringify(before.hrv_daily.filter((r) => r.user_id === 'ana' && String(r.day) >= '2026-01-27' && String(r.day) <= '2026-01-31').map((r) => [r.day, r.metric, r.data_version, r.data_count])), JSON.stringify(tombstones.filter((t) => t.user_id === 'ana').slice(0, 30).map((t) => [t.key, t.kind, t.data_version, t.data_count])))
+      const stream0 = streamName(s.env.config.HPH_PREFIX, 'INSIGHTS')
+      for await (const m of userMessages(s.env.nats, stream0, streamSubjects(s.env.config.HPH_PREFIX, 'INSIGHTS'), { withData: true })) {
+        const ev = InsightEvent.parse(decodeJson(m.data as Uint8Array)).data
+        const hit = ev.rows.filter((r) => r.key === '2026-01-29|sdnn' && ev.userId === 'ana')
+        if (hit.length) console.log('DEBUG-EV', s === A ? 'A' : 'BC', m.seq, JSON.stringify(hit.map((r) => [r.dataVersion, r.dataCount, r.row === null ? 'T' : 'R', r.recompute])))
+      }
       const stream = streamName(s.env.config.HPH_PREFIX, 'INSIGHTS')
       // the stream holds superseded computations too (incremental recomputations, tombstones), so the replay has to pick
       let rowsInStream = 0
@@ -403,7 +412,9 @@ describe('insights end to end', () => {
 
       // versions included: the replay wrote each row from the same event
       expect(snapshotDifferences(await snapshotInsights(s.p.db, { versions: true }), before, 0)).toEqual([])
-      expect(await snapshotTombstones(s.p.db)).toEqual(tombstones)
+      const replayed = await snapshotTombstones(s.p.db)
+      if (replayed.length !== tombstones.length) console.log('DEBUG', s === A ? 'A' : s === B ? 'B' : 'C', JSON.stringify(tombstones.filter((t) => !replayed.some((r) => r.id === t.id)).slice(0, 8)), JSON.stringify(replayed.filter((t) => !tombstones.some((r) => r.id === t.id)).slice(0, 8)))
+      expect(replayed).toEqual(tombstones)
     }
   })
 
