@@ -29,6 +29,8 @@ const TARGET_MB = Number(process.env.BENCH_IMPORT_MB ?? 500)
 const ROUNDS = Math.max(1, Number(process.env.BENCH_IMPORT_ROUNDS ?? 3))
 const MB = 1024 * 1024
 const READ_CHUNK = 256 * 1024
+/** beats in each HRV record's list (BENCH_IMPORT_BEATS): 4 writes the short lists of the first figures; 60 a real list */
+const BEATS_PER_HRV = Math.max(2, Number(process.env.BENCH_IMPORT_BEATS ?? 4))
 /** where the generated file goes (it is removed afterwards) */
 const DIR = process.env.BENCH_IMPORT_DIR ?? tmpdir()
 
@@ -81,11 +83,11 @@ export async function healthkitImportBench(): Promise<void> {
     process.stdout.write(`machine: ${await machine(env.nats, db as never)}\n`)
     const path = join(dir, 'export.xml')
     let t = performance.now()
-    const gen = await writeExport(path, { targetBytes: TARGET_MB * MB })
+    const gen = await writeExport(path, { targetBytes: TARGET_MB * MB, beatsPerHrv: BEATS_PER_HRV })
     const all = Object.values(gen.records).reduce((a, b) => a + b, 0)
     const understood = Object.entries(gen.records).filter(([k]) => UNDERSTOOD_TYPES.has(k)).reduce((a, [, n]) => a + n, 0)
     const mb = gen.bytes / MB
-    process.stdout.write(`generated export.xml: ${mb.toFixed(0)} MB, ${gen.days} days, ${all} records (${understood} of understood types) in ${((performance.now() - t) / 1000).toFixed(1)} s\n`)
+    process.stdout.write(`generated export.xml: ${mb.toFixed(0)} MB, ${gen.days} days, ${all} records (${understood} of understood types, ${BEATS_PER_HRV} beats in each HRV record's list) in ${((performance.now() - t) / 1000).toFixed(1)} s\n`)
 
     // (a) the ceiling and (b) the import, in turns: this machine's speed drifts by a third from one minute to
     // the next, so one pair says little; each pair is measured back to back and the median ratio is the figure
@@ -108,7 +110,7 @@ export async function healthkitImportBench(): Promise<void> {
         process.stdout.write(
           `(b${round + 1}) hph import healthkit → HPH_INGEST: ${(importMs / 1000).toFixed(1)} s wall (${r.seconds.toFixed(1)} s inside) = ${importMbps.toFixed(1)} MB/s, ` +
             `${rate(all, importMs)} records read, ${rate(understood, importMs)} understood records into ${r.batches} batches; ` +
-            `peak RSS ${(r.peakRssBytes / MB).toFixed(0)} MB; ${(bare.ms / importMs).toFixed(2)} of the ceiling, ${(bare.ms / 1000 / r.seconds).toFixed(2)} without the process start (tsx, NATS connect)\n`,
+            `${r.derived} RMSSD samples derived; peak RSS ${(r.peakRssBytes / MB).toFixed(0)} MB; ${(bare.ms / importMs).toFixed(2)} of the ceiling, ${(bare.ms / 1000 / r.seconds).toFixed(2)} without the process start (tsx, NATS connect)\n`,
         )
         pairs.push({ bareMs: bare.ms, importMs, r })
       } finally {

@@ -22,6 +22,17 @@ export interface GenerateOptions {
   /** the first day (local, UTC−08:00 / −07:00 in summer); every date stays in the past */
   firstDay?: string
   seed?: number
+  /** beats in each HRV record's list: 4 (the default) writes the short list of the first generator; more write a
+   * real one (≈ 1 s apart from the record's start, 12-hour clock, two decimals), which normalize derives RMSSD from */
+  beatsPerHrv?: number
+}
+
+/** `1:02:03.45 AM` of a local time in ms since midnight. */
+function clock(ms: number): string {
+  const cs = Math.round(ms / 10)
+  const h24 = Math.floor(cs / 360_000) % 24
+  const h = h24 % 12 === 0 ? 12 : h24 % 12
+  return `${h}:${pad(Math.floor(cs / 6000) % 60)}:${pad(Math.floor(cs / 100) % 60)}.${pad(cs % 100)} ${h24 < 12 ? 'AM' : 'PM'}`
 }
 
 const HEADER = `<?xml version="1.0" encoding="UTF-8"?>
@@ -68,7 +79,7 @@ function exportDate(dayMs: number, minute: number, offset: string): string {
 }
 
 /** The records of one local day, as text; counts added to `g`. */
-function day(dayMs: number, random: () => number, g: GeneratedExport): string {
+function day(dayMs: number, random: () => number, g: GeneratedExport, beatsPerHrv = 4): string {
   const month = new Date(dayMs).getUTCMonth()
   const offset = month >= 3 && month <= 9 ? '-0700' : '-0800'
   const at = (minute: number) => exportDate(dayMs, minute, offset)
@@ -90,7 +101,14 @@ function day(dayMs: number, random: () => number, g: GeneratedExport): string {
   // HRV SDNN at night, with the beat-to-beat list the Watch writes
   for (let i = 0; i < 4; i++) {
     const m = 60 + i * 80 + random() * 30
-    const beats = Array.from({ length: 4 }, (_, k) => `   <InstantaneousBeatsPerMinute bpm="${55 + Math.floor(random() * 10)}" time="1:0${k}:0${k}.45 AM"/>\n`).join('')
+    let t = m * 60_000
+    const beats =
+      beatsPerHrv === 4 ? Array.from({ length: 4 }, (_, k) => `   <InstantaneousBeatsPerMinute bpm="${55 + Math.floor(random() * 10)}" time="1:0${k}:0${k}.45 AM"/>\n`).join('')
+      : Array.from({ length: beatsPerHrv }, (_, k) => {
+          const rr = 900 + random() * 200
+          if (k > 0) t += rr
+          return `   <InstantaneousBeatsPerMinute bpm="${Math.round(60_000 / rr)}" time="${clock(t)}"/>\n`
+        }).join('')
     rec('HKQuantityTypeIdentifierHeartRateVariabilitySDNN', WATCH, 'ms', m, m + 1, (25 + random() * 60).toFixed(4), `  <HeartRateVariabilityMetadataList>\n${beats}  </HeartRateVariabilityMetadataList>\n`)
   }
   rec('HKQuantityTypeIdentifierRestingHeartRate', WATCH, 'count/min', 420, 1380, String(50 + Math.floor(random() * 12)))
@@ -128,7 +146,7 @@ export async function writeExport(path: string, opts: GenerateOptions): Promise<
   let dayMs = Date.parse(`${opts.firstDay ?? '2019-01-01'}T00:00:00Z`)
   const lastDayMs = Date.now() - 2 * 86_400_000
   while (g.bytes < opts.targetBytes - FOOTER.length && dayMs < lastDayMs) {
-    await write(day(dayMs, random, g))
+    await write(day(dayMs, random, g, opts.beatsPerHrv))
     g.days++
     dayMs += 86_400_000
   }
