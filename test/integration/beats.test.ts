@@ -4,6 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { startPipeline, type Pipeline } from '../../cli/pipeline.ts'
 import { addDays } from '../../processors/insights/days.ts'
 import type { ImportResult } from '../../processors/healthkit-export/import.ts'
+import { recomputeAll } from '../../processors/insights/recompute.ts'
 import { streamName, subjects } from '../../streams/subjects.ts'
 import { eventually, testEnv, type TestEnv } from '../helpers/env.ts'
 import { referenceInsights, snapshotDifferences, snapshotInsights, type Row, type Snapshot } from '../helpers/insights.ts'
@@ -130,5 +131,21 @@ describe('an export with beat lists', () => {
     expect(t.hrv_daily.map((x) => `${String(x.day)}|${String(x.metric)}`)).toEqual(['2026-03-01|rmssd', '2026-03-01|sdnn', '2026-03-02|sdnn'])
     // one rmssd day with sdnn in its window: the metric stays sdnn
     expect(metrics(t.baseline_history).map((m) => m.slice(11))).toEqual(['sdnn', 'sdnn'])
+  })
+})
+
+describe('the upgrade step: hph rebuild insights --recompute', () => {
+  it('gives a stored user computed under the old rule (sdnn whenever there is any SDNN) the metric of each day', async () => {
+    // the 'switch' user's rows as the old engine left them: every baseline and readiness on sdnn, and no
+    // baseline_history on the ring-only days it had no sdnn row for (the old §3 counted the user's metric only)
+    await sql`update baseline_history set hrv_metric = 'sdnn', hrv_days = 30, hrv_ln_mean = ${Math.log(42)} where user_id = 'switch' and day >= '2026-04-06'`.execute(p.db)
+    await sql`delete from baseline_history where user_id = 'switch' and day >= '2026-04-15'`.execute(p.db)
+    await sql`update user_baselines set hrv_metric = 'sdnn' where user_id = 'switch'`.execute(p.db)
+    expect(snapshotDifferences(await snapshotInsights(p.db, { versions: false, users: ['switch'] }), await referenceInsights(p.db, ['switch']), TOL).length).toBeGreaterThan(0)
+    const r = await recomputeAll({ runId: 'upgrade', pool: p.pool, nats: p.nats, prefix: env.config.HPH_PREFIX, schema: env.config.HPH_DB_SCHEMA, eventMaxBytes: env.config.HPH_EVENT_MAX_BYTES, log: env.log })
+    expect(r.users).toBeGreaterThanOrEqual(3)
+    const t = await settled('switch', 50)
+    expect(metrics(t.baseline_history)).toEqual(Array.from({ length: 50 }, (_, n) => `${addDays(D0, n)}:${n >= 36 ? 'rmssd' : 'sdnn'}`))
+    expect(t.user_baselines[0]).toMatchObject({ hrv_metric: 'rmssd' })
   })
 })
