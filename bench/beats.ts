@@ -3,8 +3,8 @@ import { demoBeats, prng } from '../cli/demo-data.ts'
 import { normalizeBatch, parseBatchEnvelope } from '../processors/normalize/healthkit.ts'
 import { rmssdOfSeries } from '../processors/normalize/beats.ts'
 
-// `npm run bench beats`: the cost of deriving RMSSD from one 60-beat heartbeat series (docs/analysts.md "RMSSD from
-// heartbeat series"): the derivation alone, and the whole of normalize for a heartbeat-series sample (checks, ids).
+// `npm run bench beats`: the cost of deriving RMSSD from one 60-beat heartbeat series (docs/insights.md §2a):
+// the derivation alone, and the whole of normalize for a heartbeat-series sample (checks, ids).
 // Pure CPU, no NATS or PostgreSQL: the machine line names the CPU only.
 
 const SERIES = 2000

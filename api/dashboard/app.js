@@ -68,7 +68,7 @@ async function showUser(userId) {
   })
 
   const hrv = t.hrv
-  // each day is judged on its own metric (docs/analysts.md "RMSSD from heartbeat series"): a change of device
+  // each day is judged on its own metric (docs/insights.md §2): a change of device
   // changes it, and the point where it changes is drawn as a triangle and named in the caption
   const changed = (i) => i > 0 && hrv[i].metric !== hrv[i - 1].metric
   const switches = hrv.filter((_, i) => changed(i))

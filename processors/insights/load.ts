@@ -84,7 +84,7 @@ export async function loadUserSamples(pool: pg.Pool, schema: string, userId: str
   }
 }
 
-/** Remembers the metric of the user's current baseline (it follows the device: spec/insights.md §2's metric of a day). */
+/** Remembers the metric of the user's current baseline (it follows the device: docs/insights.md §2's metric of a day). */
 export function rememberMetricSql(schema: string): string {
   return `insert into "${schema}".insight_users as u (user_id, hrv_metric) values ($1, $2)
     on conflict (user_id) do update set hrv_metric = excluded.hrv_metric, updated_at = now()

@@ -47,7 +47,7 @@ export interface Recomputation {
   recompute: 'incremental' | 'full'
   /** every row of the history is published, not just the affected range (a full recompute) */
   everyDay: boolean
-  /** the metric of the current baseline (spec/insights.md §2: each day has its own) */
+  /** the metric of the current baseline (docs/insights.md §2: each day has its own) */
   metric: HrvMetric
   /** which kinds of samples the user has at all: rows of the others cannot exist, so they need no tombstones */
   has: { sdnn: boolean; rmssd: boolean; sleep: boolean }

@@ -1,4 +1,4 @@
-// RMSSD from a beat-to-beat series (docs/analysts.md "RMSSD from heartbeat series"): usable intervals, a clean
+// RMSSD from a beat-to-beat series (docs/insights.md §2a): usable intervals, a clean
 // band around the series' own median, successive differences of clean neighbours, and the correction for beat
 // times rounded to a step. Pure, allocation-light: one call per series, a million series in a large export.
 
@@ -51,7 +51,7 @@ export function medianInPlace(values: Float64Array): number {
   return n % 2 === 1 ? values[mid]! : (values[mid - 1]! + values[mid]!) / 2
 }
 
-/** RMSSD of one heartbeat series, exactly as docs/analysts.md "RMSSD from heartbeat series" defines it. */
+/** RMSSD of one heartbeat series, exactly as docs/insights.md §2a defines it. */
 export function rmssdOfSeries(series: BeatSeries): RmssdResult {
   const { times, gaps } = series
   const q = series.resolutionMs

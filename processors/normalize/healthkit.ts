@@ -87,7 +87,7 @@ const QUANTITY_TYPES: ReadonlyMap<string, QuantityType> = new Map([
   ['HKQuantityTypeIdentifierHeartRate', { metric: 'heart_rate', ...RATE }],
 ])
 const SLEEP_TYPE = 'HKCategoryTypeIdentifierSleepAnalysis'
-/** HealthKit's HKHeartbeatSeriesSample: `beats` instead of a value, one derived hrv_rmssd sample (docs/analysts.md) */
+/** HealthKit's HKHeartbeatSeriesSample: `beats` instead of a value, one derived hrv_rmssd sample (docs/insights.md §2a) */
 export const HEARTBEAT_SERIES_TYPE = 'HKDataTypeIdentifierHeartbeatSeries'
 const SDNN_TYPE = 'HKQuantityTypeIdentifierHeartRateVariabilitySDNN'
 const MIN_BEATS = 2
@@ -339,7 +339,7 @@ function normalizeSample(raw: unknown, batch: BatchEnvelope, ctx: NormalizeConte
   let extra: NormalizedSample | undefined
   if (derived !== undefined) {
     const startIso = new Date(derived.startMs).toISOString()
-    // docs/analysts.md: the hash of (user, hrv_rmssd, beats, the series' uuid or its first beat)
+    // docs/insights.md §2a: the hash of (user, hrv_rmssd, beats, the series' uuid or its first beat)
     const id = hashUuid(ctx.userId, 'hrv_rmssd', 'beats', series && uuid !== undefined ? uuid : startIso)
     const sample: Sample = { userId: ctx.userId, metric: 'hrv_rmssd', start: startIso, end: new Date(derived.endMs).toISOString(), utcOffsetMinutes: start.offsetMinutes, value: derived.value, source, ingestId: ctx.ingestId }
     if (series && uuid !== undefined) sample.externalId = uuid

@@ -9,7 +9,7 @@ import { streamName, subjects } from '../../streams/subjects.ts'
 import { eventually, testEnv, type TestEnv } from '../helpers/env.ts'
 import { referenceInsights, snapshotDifferences, snapshotInsights, type Row, type Snapshot } from '../helpers/insights.ts'
 
-// Beat-to-beat HRV end to end (docs/analysts.md "RMSSD from heartbeat series"): heartbeat series and export beat
+// Beat-to-beat HRV end to end (docs/insights.md §2a): heartbeat series and export beat
 // lists over HTTP → normalize's derived hrv_rmssd samples → the insight tables, with the metric of each day.
 
 const ADMIN = 'admin-key'
@@ -54,7 +54,7 @@ const series = (day: number, beats = SERIES.samples[0]!.beats) => ({
   startDate: `${addDays(D0, day)}T10:00:00-08:00`, endDate: `${addDays(D0, day)}T10:16:04-08:00`, beats,
 })
 
-/** waits until the user's tables are what spec/insights.md gives for their samples (computeInsights over them) */
+/** waits until the user's tables are what docs/insights.md gives for their samples (computeInsights over them) */
 async function settled(userId: string, samples: number): Promise<Snapshot> {
   await eventually(async () => {
     const n = (await sql<{ n: number }>`select count(*)::int as n from samples where user_id = ${userId}`.execute(p.db)).rows[0]!.n

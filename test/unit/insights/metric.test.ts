@@ -3,7 +3,7 @@ import { computeInsights } from '../../../processors/insights/compute.ts'
 import { addDays } from '../../../processors/insights/days.ts'
 import { hrv, identified } from './build.ts'
 
-// spec/insights.md §2's metric of a day through the whole computation: baselines, CPT and readiness of X use
+// docs/insights.md §2's metric of a day through the whole computation: baselines, CPT and readiness of X use
 // it, each metric keeps its own baseline, and baseline_history has a row on every day with any HRV row.
 
 const D0 = '2026-01-01'

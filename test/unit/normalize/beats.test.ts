@@ -146,7 +146,7 @@ describe('the heartbeat series of heartbeat-series.json (fixtures/beats)', () =>
 
   it('the third, 22 beats (21 intervals, all clean), sits on the bound: exactly 20 differences, a value; one beat fewer is a rejection naming it', () => {
     // expected.json calls it a rejection of "21 beats"; it holds 22 beats, and the rule (at least 20 differences) accepts
-    // its 20 (docs/analysts.md): the boundary is tested from both sides here instead
+    // its 20 (docs/insights.md §2a): the boundary is tested from both sides here instead
     const beats = SERIES.samples[2]!.beats as Array<{ t: number }>
     expect(beats).toHaveLength(22)
     expect(rmssdOfSeries({ times: beats.map((x) => x.t * 1000), resolutionMs: 0 }).differences).toBe(20)
