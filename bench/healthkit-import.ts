@@ -142,7 +142,9 @@ export async function healthkitImportBench(): Promise<void> {
       `(c) normalize + samples-writer, HPH_INGEST → samples: ${rows} rows in ${(drainMs / 1000).toFixed(1)} s = ${rate(rows, drainMs)}; ` +
         `file → samples ${((importMs + drainMs) / 1000).toFixed(1)} s = ${rate(rows, importMs + drainMs)} samples, ${(mb / ((importMs + drainMs) / 1000)).toFixed(1)} MB/s\n`,
     )
-    if (rows !== understood) process.stdout.write(`  note: ${understood - rows} understood records gave no row (rejected or duplicates)\n`)
+    // each record is a row, and each beat list that derives an RMSSD sample one more
+    const expected = understood + pairs[0]!.r.derived
+    if (rows !== expected) process.stdout.write(`  note: ${expected - rows} of the ${understood} understood records and ${pairs[0]!.r.derived} derived samples gave no row (rejected or duplicates)\n`)
   } finally {
     await rm(dir, { recursive: true, force: true })
     await db.destroy()
