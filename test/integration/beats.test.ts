@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs'
 import { sql } from 'kysely'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { startPipeline, type Pipeline } from '../../cli/pipeline.ts'
+import { startPipeline, type Pipeline } from '../../pipeline/start.ts'
 import { addDays } from '../../processors/insights/days.ts'
 import type { ImportResult } from '../../processors/healthkit-export/import.ts'
 import { recomputeAll } from '../../processors/insights/recompute.ts'
