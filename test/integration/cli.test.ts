@@ -93,8 +93,9 @@ describe('hph', () => {
     const demo = hph(['demo', '--exit'], { PORT: port, LOG_LEVEL: 'warn' })
     expect(await demo.exit, demo.output()).toBe(0)
     expect(demo.output()).toMatch(/posted \d+ samples \(1 rejected, 1 ignored\); \d+ rows in table samples; insights settled/)
-    // ana: 75 nights from two sources, so a personal baseline from 60 days of each, and a week of readiness
-    expect(demo.output()).toMatch(/'ana'\s+│\s+'\d{4}-\d{2}-\d{2}'\s+│\s+'sdnn'\s+│\s+'[\d.]+'\s+│\s+60\s+│\s+'[\d.]+'\s+│\s+60\s+│\s+'personal'/)
+    // ana: 75 nights from two sources: her ring's RMSSD is the metric of her days (it is there most days), a
+    // personal baseline from 60 nights of sleep and the ring's days, and a week of readiness
+    expect(demo.output()).toMatch(/'ana'\s+│\s+'\d{4}-\d{2}-\d{2}'\s+│\s+'rmssd'\s+│\s+'[\d.]+'\s+│\s+\d+\s+│\s+'[\d.]+'\s+│\s+60\s+│\s+'personal'/)
     const week = demo.output().split('ana: readiness of the last 7 days')[1] ?? ''
     expect(week.match(/'\d{4}-\d{2}-\d{2}'\s+│\s+\d+\s+│\s+'(high|medium|low)'/g)).toHaveLength(7)
   })
