@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs'
 import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
 import { medianInPlace, parseClockTime, placeExportBeats, rawFigures, rmssdOfSeries } from '../../../processors/normalize/beats.ts'
-import { readExport, type ExportSample } from '../../../processors/healthkit-export/reader.ts'
+import { readExport, type ExportSample } from '../../../ingest/healthkit-export/reader.ts'
 import { normalizeBatch, parseBatchEnvelope } from '../../../processors/normalize/healthkit.ts'
 
 const dir = new URL('../../fixtures/beats/', import.meta.url)
