@@ -82,8 +82,18 @@ export const ConfigSchema = z.object({
   HPH_PULL_MAX_BYTES: z.coerce.number().int().min(64 * 1024).default(8 * 1024 * 1024),
   HPH_EVENT_MAX_BYTES: z.coerce.number().int().min(4096).default(256 * 1024),
   HPH_MAX_DELIVER: positiveInt(5),
-  HPH_ACK_WAIT_S: positiveInt(60),
+  // docs/architecture.md §8.1: a stage killed outright gives its work back after this; a long batch sends working()
+  HPH_ACK_WAIT_S: z.coerce.number().int().min(1).max(3600).default(30),
   HPH_SHUTDOWN_TIMEOUT_MS: positiveInt(20_000),
+  // docs/architecture.md §8.3: no connection, statement or idle client waits for ever
+  HPH_PG_CONNECT_TIMEOUT_MS: positiveInt(5_000),
+  HPH_PG_STATEMENT_TIMEOUT_MS: positiveInt(60_000),
+  HPH_PG_IDLE_TIMEOUT_MS: positiveInt(30_000),
+  HPH_PG_KEEPALIVE_MS: positiveInt(10_000),
+  /** the api's reads (and readiness) run on a pool of their own whose statements end after this */
+  HPH_PG_READ_TIMEOUT_MS: positiveInt(3_000),
+  /** each /readyz check answers within this, or counts as not ready */
+  HPH_READY_TIMEOUT_MS: positiveInt(2_000),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 }).superRefine((c, ctx) => {
   // JWT mode needs all three settings; any one alone is a mistake, not a mode

@@ -53,7 +53,7 @@ export function toHttp(err: unknown): { status: number; body: ErrorBody } {
   if (typeof fe.statusCode === 'number' && fe.statusCode >= 400 && fe.statusCode < 500) {
     return { status: fe.statusCode, body: { error: 'bad_request', message: fe.message ?? 'bad request', details: [] } }
   }
-  if (isTransient(err)) return { status: 503, body: { error: 'unavailable', message: 'the event store is unreachable; retry later', details: [] } }
+  if (isTransient(err)) return { status: 503, body: { error: 'unavailable', message: 'the event store or the database is unreachable; retry later', details: [] } }
   return { status: 500, body: { error: 'internal', message: 'internal error', details: [] } }
 }
 

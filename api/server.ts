@@ -26,6 +26,8 @@ export interface ApiDeps {
   log: Logger
   nats: Nats
   db: Kysely<Database>
+  /** the reads' own pool, whose statements end after HPH_PG_READ_TIMEOUT_MS (docs/architecture.md §8.3); `db` when not given */
+  readDb?: Kysely<Database>
   probes: Probe[]
   metrics: Metrics
 }
@@ -69,13 +71,14 @@ export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
     nats: deps.nats, prefix: config.HPH_PREFIX, maxSamples: config.HPH_MAX_SAMPLES, batchSize: config.HPH_IMPORT_BATCH_SIZE,
     inFlight: config.HPH_IMPORT_IN_FLIGHT, maxBytes: config.HPH_MAX_EXPORT_BYTES, maxConcurrent: config.HPH_MAX_CONCURRENT_IMPORTS,
   })
-  readRoutes(app, { db: deps.db })
+  const readDb = deps.readDb ?? deps.db
+  readRoutes(app, { db: readDb })
   const userData = { nats: deps.nats, db: deps.db, prefix: config.HPH_PREFIX, schema: config.HPH_DB_SCHEMA }
   exportRoutes(app, userData)
   eraseRoutes(app, { ...userData, log: deps.log })
-  opsRoutes(app, deps.probes)
+  opsRoutes(app, deps.probes, { timeoutMs: config.HPH_READY_TIMEOUT_MS })
   // docs/operating.md §10: the dashboard at GET /, and the two reads it needs beyond the API's own
-  trendsRoutes(app, { db: deps.db })
+  trendsRoutes(app, { db: readDb })
   statusRoutes(app, { nats: deps.nats, db: deps.db, prefix: config.HPH_PREFIX })
   await dashboardRoutes(app)
   if (auth.open) deps.log.warn('no HPH_API_KEYS and no JWT settings: the API is open to anyone on this machine (loopback only)')
@@ -84,10 +87,10 @@ export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
 }
 
 /** A process without the api (`hph worker <stage>`): only /healthz, /readyz and /metrics, so it can be probed and scraped. */
-export async function buildOpsServer(deps: Pick<ApiDeps, 'log' | 'probes' | 'metrics'>): Promise<FastifyInstance> {
+export async function buildOpsServer(deps: Pick<ApiDeps, 'log' | 'probes' | 'metrics'> & { readyTimeoutMs?: number }): Promise<FastifyInstance> {
   const app = Fastify({ loggerInstance: deps.log.child({ stage: 'ops' }) as FastifyBaseLogger })
   installErrorHandling(app)
   metricsRoutes(app, deps.metrics)
-  opsRoutes(app, deps.probes)
+  opsRoutes(app, deps.probes, deps.readyTimeoutMs === undefined ? {} : { timeoutMs: deps.readyTimeoutMs })
   return app
 }

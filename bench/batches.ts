@@ -202,7 +202,7 @@ export async function batchesBench(): Promise<void> {
     const cpu0 = await cpuNow()
     t = performance.now()
     const c = await startConsumer(writer, {
-      nats: env.nats, prefix: env.config.HPH_PREFIX, log: env.log, batchSize: env.config.HPH_BATCH_SIZE, pullMaxBytes: env.config.HPH_PULL_MAX_BYTES, maxDeliver: 5, shutdownTimeoutMs: 10_000,
+      nats: env.nats, prefix: env.config.HPH_PREFIX, log: env.log, batchSize: env.config.HPH_BATCH_SIZE, pullMaxBytes: env.config.HPH_PULL_MAX_BYTES, maxDeliver: 5, shutdownTimeoutMs: 10_000, ackWaitS: env.config.HPH_ACK_WAIT_S,
       onBatch: (s) => {
         written += s.items
         pulls++

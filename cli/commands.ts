@@ -5,18 +5,29 @@ import { untilSignal } from './signal.ts'
 
 /** What the connections get to close after the stages' shutdown deadline. */
 const CLOSE_MARGIN_MS = 1_000
+/** The exit code of a stop that had to cut work at the deadline: its supervisor sees it was not clean. */
+export const EXIT_CUT = 1
 
 async function runUntilSignal(p: Pipeline, log: Logger): Promise<number> {
   await untilSignal(log)
-  // docs/architecture.md §8: the process is gone by the deadline (plus the margin) even if a statement never returns;
-  // what was in hand then was given back unacked, so it is redelivered, never lost
+  // docs/architecture.md §8.1: the process is gone by the deadline (plus the margin) even if a
+  // statement or a connection never returns; what was in hand then was given back unacked, so it is
+  // redelivered, never lost — but the exit is not clean, and the log says what was cut
   const forced = setTimeout(() => {
-    log.warn({ timeoutMs: p.config.HPH_SHUTDOWN_TIMEOUT_MS }, 'shutdown deadline passed; exiting with the work in hand unacknowledged')
-    process.exit(0)
+    log.error(
+      { timeoutMs: p.config.HPH_SHUTDOWN_TIMEOUT_MS, ...p.cutSoFar() },
+      'shutdown deadline passed: exiting now; these requests were cut and these messages given back unacknowledged',
+    )
+    process.exit(EXIT_CUT)
   }, p.config.HPH_SHUTDOWN_TIMEOUT_MS + CLOSE_MARGIN_MS)
   forced.unref()
-  await p.stop()
+  const report = await p.stop()
   clearTimeout(forced)
+  const { wasCut } = await import('../pipeline/start.ts')
+  if (wasCut(report)) {
+    log.error({ timeoutMs: p.config.HPH_SHUTDOWN_TIMEOUT_MS, ...report }, 'shutdown deadline passed: these requests were cut and these messages given back unacknowledged')
+    return EXIT_CUT
+  }
   log.info('stopped cleanly')
   return 0
 }

@@ -6,11 +6,12 @@ import type { Logger } from '../log.ts'
 import { parseApiKeys } from '../api/auth.ts'
 import { createMetrics, jetStreamReader, type Metrics } from '../api/metrics.ts'
 import { buildApi, buildOpsServer } from '../api/server.ts'
+import { ProbeFailure, type Probe } from '../api/routes/ops.ts'
 import { normalizeStage } from '../processors/normalize/stage.ts'
 import { samplesWriter } from '../projections/samples/writer.ts'
 import { insightsEngine } from '../processors/insights/stage.ts'
 import { insightsWriter } from '../projections/insights/writer.ts'
-import { closeDb, createDb, ensureDatabase, type Database } from '../schema/db.ts'
+import { closeDb, createDb, ensureDatabase, pgTimeouts, type Database } from '../schema/db.ts'
 import { migrateToLatest, migrationVersion } from '../schema/migrate.ts'
 import { connectNats, type Nats } from '../streams/connect.ts'
 import { startConsumer, type BatchHandler, type BatchStats, type RunningConsumer } from '../streams/consumer.ts'
@@ -42,7 +43,10 @@ export interface Pipeline {
   /** an admin key of HPH_API_KEYS, for a client in this process (the demo posting its samples) */
   adminKey?: string
   consumers: RunningConsumer[]
-  stop(): Promise<void>
+  /** what a stop has cut so far, and the requests open now (what a forced exit cuts) */
+  cutSoFar(): ShutdownReport
+  /** stops within HPH_SHUTDOWN_TIMEOUT_MS; says what it had to cut at the deadline */
+  stop(): Promise<ShutdownReport>
 }
 
 /** Prepares the storage and the streams: idempotent, safe on every start. */
@@ -93,33 +97,76 @@ export async function waitForIdle(nats: Nats, prefix: string, opts: { timeoutMs?
   }
 }
 
+/** What a stop cut at the shutdown deadline (docs/architecture.md §8.1); empty when it drained. */
+export interface ShutdownReport {
+  /** requests still open at the deadline, by route pattern and age */
+  requests: Array<{ method: string; route: string; seconds: number }>
+  /** messages each stage gave back unacknowledged at the deadline */
+  stages: Array<{ stage: StageName; givenBack: number }>
+}
+
+export const wasCut = (r: ShutdownReport) => r.requests.length > 0 || r.stages.length > 0
+
 /** Starts the chosen stages (and the api) in this process: `hph up` runs them all, `hph worker <stage>` one. */
 export async function startPipeline(config: Config, log: Logger, opts: PipelineOptions): Promise<Pipeline> {
   if (opts.prepare) await ensureDatabase(config.DATABASE_URL)
   const nats = await connectNats(config, `hph:${opts.stages.join('+') || 'api'}`)
-  const { db, pool } = createDb(config, { max: 8 })
-  if (opts.prepare) await prepare(config, log, nats, db)
+  const { db, pool } = createDb(config, { max: 8, timeouts: pgTimeouts(config) })
+  // the api's reads and the readiness check on a pool of their own: a stage stuck behind a hung database never
+  // holds the connection a read needs, and a read gives up after HPH_PG_READ_TIMEOUT_MS (docs/architecture.md §8.3)
+  const reads = createDb(config, { max: 4, timeouts: pgTimeouts(config, config.HPH_PG_READ_TIMEOUT_MS) })
+  if (opts.prepare) {
+    // migrations may take long on a large table: a pool without the statement timeout, for this only
+    const maintenance = createDb(config, { max: 1, timeouts: { connectMs: config.HPH_PG_CONNECT_TIMEOUT_MS } })
+    try {
+      await prepare(config, log, nats, maintenance.db)
+    } finally {
+      await closeDb(maintenance.db, maintenance.pool)
+    }
+  }
 
   const metrics = createMetrics({ readJetStream: jetStreamReader(nats.jsm, config.HPH_PREFIX, log), stages: opts.stages })
-  const probes = [
+  const consumers: RunningConsumer[] = []
+  const probes: Probe[] = [
     { name: 'nats', check: async () => void (await nats.nc.rtt()) },
-    { name: 'postgres', check: async () => void (await migrationVersion(db).then((v) => { if (!v) throw new Error('migrations not applied') })) },
+    {
+      name: 'postgres',
+      check: async () => {
+        if (!(await migrationVersion(reads.db))) throw new ProbeFailure('migrations pending')
+      },
+    },
+    // docs/architecture.md §8.2: a stage whose pulls stopped is named, never silently idle
+    ...opts.stages.map((stage) => ({
+      name: stage,
+      check: async () => {
+        const c = consumers.find((x) => x.stage === stage)
+        if (!c) throw new ProbeFailure('starting')
+        if (!c.health().pulling) throw new ProbeFailure('not pulling')
+      },
+    })),
   ]
   // every process can be probed and scraped: the api, or a server of only /healthz, /readyz and /metrics
   let server: FastifyInstance
   let url: string
+  /** the requests being answered, for the shutdown's report of what it cut */
+  const open = new Map<string, { method: string; route: string; since: number }>()
   try {
-    server = opts.api ? await buildApi({ config, log, nats, db, probes, metrics }) : await buildOpsServer({ log, probes, metrics })
+    server = opts.api
+      ? await buildApi({ config, log, nats, db, readDb: reads.db, probes, metrics })
+      : await buildOpsServer({ log, probes, metrics, readyTimeoutMs: config.HPH_READY_TIMEOUT_MS })
+    server.addHook('onRequest', async (req) => void open.set(req.id, { method: req.method, route: req.routeOptions.url ?? '(no route)', since: Date.now() }))
+    server.addHook('onResponse', async (req) => void open.delete(req.id))
+    server.addHook('onRequestAbort', async (req) => void open.delete(req.id))
     url = await server.listen({ port: config.PORT, host: config.HOST })
   } catch (err) {
     // e.g. the port is taken: fail before any stage pulls, leaving no connection open
     await nats.nc.close()
     await closeDb(db, pool)
+    await closeDb(reads.db, reads.pool)
     throw err
   }
   const api = opts.api ? server : undefined
 
-  const consumers: RunningConsumer[] = []
   for (const stage of opts.stages) {
     consumers.push(
       await startConsumer(handlerFor(stage, { config, nats, db, pool }, log), {
@@ -130,6 +177,8 @@ export async function startPipeline(config: Config, log: Logger, opts: PipelineO
         pullMaxBytes: config.HPH_PULL_MAX_BYTES,
         maxDeliver: config.HPH_MAX_DELIVER,
         shutdownTimeoutMs: config.HPH_SHUTDOWN_TIMEOUT_MS,
+        ackWaitS: config.HPH_ACK_WAIT_S,
+        eventMaxBytes: config.HPH_EVENT_MAX_BYTES,
         onBatch: (s) => {
           metrics.onBatch(s)
           opts.onBatch?.(s)
@@ -140,20 +189,38 @@ export async function startPipeline(config: Config, log: Logger, opts: PipelineO
   }
 
   const adminKey = [...parseApiKeys(config.HPH_API_KEYS)].find(([, principal]) => principal.kind === 'admin')?.[0]
-  let stopped: Promise<void> | undefined
+  const openNow = () => [...open.values()].map((r) => ({ method: r.method, route: r.route, seconds: Math.round((Date.now() - r.since) / 100) / 10 }))
+  const report: ShutdownReport = { requests: [], stages: [] }
+  let stopped: Promise<ShutdownReport> | undefined
   return {
     config, nats, db, pool, consumers, url, metrics,
     ...(adminKey ? { adminKey } : {}),
     ...(api ? { api } : {}),
+    cutSoFar: () => ({ requests: openNow(), stages: report.stages }),
     stop() {
-      // stop taking input first, then every stage at once (each within the one shutdown deadline), then the
-      // connections; a worker stays probed and scraped until its stages have drained
+      // docs/architecture.md §8.1: the api stops taking requests and the stages stop pulling at
+      // once, both within the one deadline (a long upload never holds the stages); at the deadline what is still
+      // open is cut and reported. A worker stays probed and scraped until its stages have drained.
       stopped ??= (async () => {
-        await api?.close()
-        await Promise.all(consumers.map((c) => c.stop()))
+        let timer: NodeJS.Timeout | undefined
+        const deadline = new Promise<'timeout'>((resolve) => (timer = setTimeout(resolve, config.HPH_SHUTDOWN_TIMEOUT_MS, 'timeout')))
+        // each stage's report as soon as it has one: a forced exit later still says what it gave back
+        const stages = Promise.all(consumers.map((c) => c.stop().then((r) => void (r.givenBack > 0 && report.stages.push(r)))))
+        if (api) {
+          const closing = api.close()
+          if ((await Promise.race([closing.then(() => 'closed' as const), deadline])) === 'timeout') {
+            report.requests = openNow()
+            api.server.closeAllConnections()
+            await closing
+          }
+        }
+        await stages
+        clearTimeout(timer)
         if (!api) await server.close()
         await nats.nc.drain()
         await closeDb(db, pool)
+        await closeDb(reads.db, reads.pool)
+        return report
       })()
       return stopped
     },

@@ -252,24 +252,82 @@ const typeParsers: pg.CustomTypesConfig = {
   }) as pg.CustomTypesConfig['getTypeParser'],
 }
 
+/** How long a pool waits for PostgreSQL (docs/architecture.md §8.3); every field optional. */
+export interface PgTimeouts {
+  /** a new connection, and a free one from a full pool */
+  connectMs?: number
+  /** a statement, on the server (statement_timeout) and on the client, whose connection is then discarded */
+  statementMs?: number
+  /** an idle pooled connection is closed after this; a transaction left idle on the server too */
+  idleMs?: number
+  /** TCP keepalive from this much idleness on */
+  keepAliveMs?: number
+}
+
+/**
+ * The pipeline's timeouts from config; `statementMs` overrides the statement timeout (the api's reads take a shorter
+ * one, and wait for a connection no longer than for a statement).
+ */
+export function pgTimeouts(
+  config: Pick<Config, 'HPH_PG_CONNECT_TIMEOUT_MS' | 'HPH_PG_STATEMENT_TIMEOUT_MS' | 'HPH_PG_IDLE_TIMEOUT_MS' | 'HPH_PG_KEEPALIVE_MS'>,
+  statementMs = config.HPH_PG_STATEMENT_TIMEOUT_MS,
+): PgTimeouts {
+  return { connectMs: Math.min(config.HPH_PG_CONNECT_TIMEOUT_MS, statementMs), statementMs, idleMs: config.HPH_PG_IDLE_TIMEOUT_MS, keepAliveMs: config.HPH_PG_KEEPALIVE_MS }
+}
+
+/** What the client waits beyond the server's statement_timeout before it gives the connection up. */
+const CLIENT_MARGIN_MS = 1_000
+
+/** pg's client-side query timeout, by its message (pg gives it no code). */
+export const isQueryReadTimeout = (err: unknown) => err instanceof Error && err.message === 'Query read timeout'
+
+/**
+ * A query that timed out on the client leaves its connection waiting for an answer that may never come (a
+ * network that black-holes): the socket is destroyed, so the pool drops the client instead of lending it again.
+ */
+function discardOnReadTimeout(client: pg.PoolClient | pg.Client): void {
+  const query = client.query.bind(client) as (...args: unknown[]) => unknown
+  ;(client as unknown as { query: (...args: unknown[]) => unknown }).query = (...args: unknown[]) => {
+    const result = query(...args)
+    if (result instanceof Promise) {
+      result.catch((err: unknown) => {
+        if (isQueryReadTimeout(err)) (client as unknown as { connection: { stream: { destroy(): void } } }).connection.stream.destroy()
+      })
+    }
+    return result
+  }
+}
+
 /** A pool whose connections resolve unqualified names in the configured schema first. */
 export function createDb(
   config: Pick<Config, 'DATABASE_URL' | 'HPH_DB_SCHEMA'>,
-  opts: { max?: number; onConnectionError?: (err: Error) => void; settings?: Record<string, string> } = {},
+  opts: { max?: number; onConnectionError?: (err: Error) => void; settings?: Record<string, string>; timeouts?: PgTimeouts } = {},
 ): { db: Kysely<Database>; pool: pg.Pool } {
-  const settings = Object.entries(opts.settings ?? {}).map(([k, v]) => ` -c ${identifier(k)}=${identifier(v)}`).join('')
+  const t = opts.timeouts ?? {}
+  const server: Record<string, string> = { ...(opts.settings ?? {}) }
+  if (t.statementMs) server.statement_timeout = String(t.statementMs)
+  // a transaction its client forgot (a process stopped mid-batch behind a dead network) ends on the server too
+  if (t.statementMs) server.idle_in_transaction_session_timeout = String(t.statementMs + CLIENT_MARGIN_MS)
+  const settings = Object.entries(server).map(([k, v]) => ` -c ${identifier(k)}=${/^\d+$/.test(v) ? v : identifier(v)}`).join('')
   const pool = new pg.Pool({
     connectionString: config.DATABASE_URL,
     max: opts.max ?? 10,
     options: `-c search_path=${identifier(config.HPH_DB_SCHEMA)},public${settings}`,
     types: typeParsers,
+    ...(t.connectMs ? { connectionTimeoutMillis: t.connectMs } : {}),
+    ...(t.statementMs ? { query_timeout: t.statementMs + CLIENT_MARGIN_MS } : {}),
+    ...(t.idleMs ? { idleTimeoutMillis: t.idleMs } : {}),
+    ...(t.keepAliveMs ? { keepAlive: true, keepAliveInitialDelayMillis: t.keepAliveMs } : {}),
   })
   // a connection that dies (server restart, terminated backend, network) emits 'error', and without a
   // listener that event crashes the process: the pool's own event covers idle clients (it discards them);
   // a checked-out client also fails its query, which the caller sees and retries, so only the event is left
   const onConnectionError = opts.onConnectionError ?? (() => undefined)
   pool.on('error', onConnectionError)
-  pool.on('connect', (client) => client.on('error', onConnectionError))
+  pool.on('connect', (client) => {
+    client.on('error', onConnectionError)
+    if (t.statementMs) discardOnReadTimeout(client)
+  })
   return { db: new Kysely<Database>({ dialect: new PostgresDialect({ pool }) }), pool }
 }
 

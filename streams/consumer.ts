@@ -1,5 +1,5 @@
 import { setImmediate as nextMacrotask } from 'node:timers/promises'
-import type { ConsumerMessages, JsMsg } from '@nats-io/jetstream'
+import { JetStreamApiError, type Consumer, type JsMsg } from '@nats-io/jetstream'
 import type { z } from 'zod'
 import type { Logger } from '../log.ts'
 import { HphError } from '../errors.ts'
@@ -7,10 +7,11 @@ import { decodeJson, envelope, type Envelope } from './envelope.ts'
 import type { Nats } from './connect.ts'
 import { hashHex } from './ids.ts'
 import { publishEvent } from './publish.ts'
-import { HEADROOM_BYTES, serverMaxPayload } from './sizing.ts'
-import { DLQ_TYPE, type DeadLetter } from './schemas.ts'
+import { boundedLetter } from './dead-letter.ts'
+import { eventByteLimit } from './sizing.ts'
+import { DLQ_TYPE } from './schemas.ts'
 import { streamName, subjects, safeToken, userOfSubject } from './subjects.ts'
-import { CONSUMERS, type StageName } from './topology.ts'
+import { CONSUMERS, consumerConfig, type StageName } from './topology.ts'
 import { isTransient } from './transient.ts'
 
 // The one batched durable consumer loop (STYLE.md): pull ≤ batchSize, decode + validate,
@@ -66,79 +67,116 @@ export interface ConsumerOptions {
   log: Logger
   /** at most this many messages a batch */
   batchSize: number
-  /** HPH_PULL_MAX_BYTES: at most this many bytes a pull, and a batch (a single larger message is a batch alone) */
+  /** HPH_PULL_MAX_BYTES: at most this many bytes a batch (a single larger message is a batch alone) */
   pullMaxBytes: number
   maxDeliver: number
   shutdownTimeoutMs: number
+  /** HPH_ACK_WAIT_S of the stage's consumer declaration: re-applied when the durable is gone, and how often a long batch says it is working */
+  ackWaitS: number
+  /** HPH_EVENT_MAX_BYTES: a dead letter never exceeds it (nor the server's max_payload) */
+  eventMaxBytes?: number
+  /** how long one pull request waits on the server; a stop waits for the one in flight (default 2 s) */
+  pullExpiresMs?: number
   onBatch?: (s: BatchStats) => void
+}
+
+/** Whether the stage's pulls are being answered (docs/architecture.md §8.2). */
+export interface StageHealth {
+  pulling: boolean
+  /** when it last changed */
+  since: number
+}
+
+/** What a stop left undone: messages given back unacknowledged at the shutdown deadline. */
+export interface StopReport {
+  stage: StageName
+  givenBack: number
 }
 
 export interface RunningConsumer {
   stage: StageName
   /**
-   * Stops pulling, naks what was pulled but not handled, and waits up to `shutdownTimeoutMs` for the
-   * batches in hand: they commit and are acked, or at the deadline are nakked and never acked after.
+   * Stops pulling (no new pull request; whatever the one in flight still delivers is given back at once), naks
+   * what was pulled but not handled, and waits up to `shutdownTimeoutMs` for the batches in hand: they commit and
+   * are acked, or at the deadline are nakked and never acked after.
    */
-  stop(): Promise<void>
+  stop(): Promise<StopReport>
+  health(): StageHealth
   /** resolves when the loop has ended */
   done: Promise<void>
 }
 
+/** HPH_EVENT_MAX_BYTES's default, for callers that do not pass it */
+const DEFAULT_EVENT_MAX_BYTES = 256 * 1024
 const BACKOFF_BASE_MS = 250
 const BACKOFF_MAX_MS = 30_000
 export const backoffMs = (deliveries: number) => Math.min(BACKOFF_MAX_MS, BACKOFF_BASE_MS * 2 ** Math.max(0, deliveries - 1))
+/** a pull that fails this many times in a row makes the stage not ready */
+const PULL_FAILURES_NOT_READY = 3
+const PULL_BACKOFF_MAX_MS = 10_000
+const DEFAULT_PULL_EXPIRES_MS = 2_000
+/** a pull with nothing at all from the server this long past its expiry is dead there (a lost answer, a reconnect) */
+const UNANSWERED_GRACE_MS = 10_000
+
+const isNotFound = (err: unknown) =>
+  err instanceof JetStreamApiError ? err.code === 404 || /not found/i.test(err.message) : err instanceof Error && /(consumer|stream) not found/i.test(err.message)
 
 export async function startConsumer<T>(handler: BatchHandler<T>, opts: ConsumerOptions): Promise<RunningConsumer> {
   const spec = CONSUMERS[handler.stage]
   const stream = streamName(opts.prefix, spec.stream)
   const log = opts.log.child({ stage: handler.stage })
-  const consumer = await opts.nats.js.consumers.get(stream, spec.durable)
+  const declaration = consumerConfig(spec, { HPH_ACK_WAIT_S: opts.ackWaitS })
+  const expiresMs = opts.pullExpiresMs ?? DEFAULT_PULL_EXPIRES_MS
+  // what a stop gives back is held back this long: long enough that this process's own pull, still open until it
+  // expires, is not handed them again and again (each time a delivery more), short beside the ack wait
+  const giveBackDelayMs = expiresMs
+  // a missing durable at start is a start-up error (hph streams apply / hph up declare it); later it is re-declared
+  let consumer: Consumer | undefined = await opts.nats.js.consumers.get(stream, spec.durable)
 
   const queue: JsMsg[] = []
   /** the batches being handled */
   const inHand = new Set<readonly JsMsg[]>()
   let wake: (() => void) | undefined
+  /** interrupts the pull loop's backoff at a stop */
+  let wakePull: (() => void) | undefined
   let stopping = false
   /** the shutdown deadline passed with batches in hand: they were given back, nothing of them is acked any more */
   let abandoned = false
-  // The server's max_ack_pending bounds what can pile up here (topology.ts sizes it by the stage's messages);
-  // the callback only queues, and each batch is cut from the queue by messages and by bytes (nextBatch). Pulls
-  // are not bounded by bytes: nats.js 3 takes either bound, not both, and a message larger than what is left
-  // of a byte-bounded pull stalls the subscription until two heartbeats are missed (30 s).
-  const messages: ConsumerMessages = await consumer.consume({
-    max_messages: opts.batchSize,
-    callback: (m) => {
-      queue.push(m)
-      wake?.()
-    },
-  })
+  let health: StageHealth = { pulling: true, since: Date.now() }
+
+  const setPulling = (pulling: boolean) => {
+    if (health.pulling !== pulling) health = { pulling, since: Date.now() }
+  }
 
   const nakAll = (msgs: readonly JsMsg[], delay?: number) => msgs.forEach((m) => m.nak(delay))
-  /** base64 takes 4/3 of the bytes; the letter's other fields stay well inside the headroom */
-  const fitsDeadLetter = (bytes: number) => Math.ceil(bytes / 3) * 4 <= serverMaxPayload(opts.nats.nc) - HEADROOM_BYTES * 4
 
   async function deadLetter(m: JsMsg, reason: string, error: unknown): Promise<void> {
     const details = error instanceof HphError ? error.details : []
-    const letter: DeadLetter = {
-      stage: handler.stage,
-      kind: 'poison',
-      reason,
-      details,
-      originalStream: stream,
-      originalSubject: m.subject,
-      originalSeq: m.seq,
-      deliveries: m.info.deliveryCount,
-      firstSeen: new Date(m.info.timestampNanos / 1e6).toISOString(),
-      // docs/architecture.md §6: the bytes only when they fit a message; else the stream and sequence name them
-      payloadBase64: fitsDeadLetter(m.data.length) ? Buffer.from(m.data).toString('base64') : '',
-      headers: m.headers ? Object.fromEntries([...m.headers.keys()].map((k) => [k, m.headers?.values(k) ?? []])) : {},
-    }
     const user = safeToken(userOfSubject(m.subject))
+    const id = hashHex('dlq', handler.stage, stream, m.seq)
+    // docs/architecture.md §6: the bytes only when they fit a message; else the stream and sequence name them
+    const letter = boundedLetter(
+      {
+        stage: handler.stage,
+        kind: 'poison',
+        reason,
+        details,
+        originalStream: stream,
+        originalSubject: m.subject,
+        originalSeq: m.seq,
+        deliveries: m.info.deliveryCount,
+        firstSeen: new Date(m.info.timestampNanos / 1e6).toISOString(),
+        headers: m.headers ? Object.fromEntries([...m.headers.keys()].map((k) => [k, m.headers?.values(k) ?? []])) : {},
+      },
+      m.data,
+      eventByteLimit(opts.nats.nc, opts.eventMaxBytes ?? DEFAULT_EVENT_MAX_BYTES),
+      { id, source: handler.stage, subject: user },
+    )
     await publishEvent(opts.nats.js, {
       subject: subjects.dlq(opts.prefix, handler.stage, user),
-      event: envelope({ id: hashHex('dlq', handler.stage, stream, m.seq), type: DLQ_TYPE, source: handler.stage, subject: user, data: letter }),
+      event: envelope({ id, type: DLQ_TYPE, source: handler.stage, subject: user, data: letter }),
     })
-    log.warn({ seq: m.seq, subject: m.subject, reason }, 'dead-lettered')
+    log.warn({ seq: m.seq, subject: m.subject, reason: letter.reason, payloadKept: letter.payloadBase64 !== '' }, 'dead-lettered')
     m.term()
   }
 
@@ -259,8 +297,122 @@ export async function startConsumer<T>(handler: BatchHandler<T>, opts: ConsumerO
     return queue.splice(0, n)
   }
 
+  /** Waits `ms`, or less when the consumer stops. */
+  const pause = (ms: number) =>
+    new Promise<void>((resolve) => {
+      const timer = setTimeout(resolve, ms)
+      wakePull = () => {
+        clearTimeout(timer)
+        resolve()
+      }
+    }).finally(() => (wakePull = undefined))
+
+  /** After a failed pull: is the durable still there? If it is gone, declare it again (the stage's own declaration). */
+  async function recover(err: unknown, failures: number): Promise<void> {
+    let missing = false
+    try {
+      await opts.nats.jsm.consumers.info(stream, spec.durable)
+    } catch (infoErr) {
+      missing = isNotFound(infoErr)
+    }
+    if (missing) {
+      setPulling(false)
+      log.error({ err, stream, durable: spec.durable }, 'the durable consumer is gone: the stage is not pulling; declaring it again')
+      // not at once: a durable removed on purpose (a migration, an operator) is not fought over in a tight loop
+      await pause(Math.min(PULL_BACKOFF_MAX_MS, Math.max(1_000, backoffMs(failures))))
+      if (stopping) return
+      try {
+        await opts.nats.jsm.consumers.add(stream, declaration)
+        consumer = undefined
+        log.warn({ stream, durable: spec.durable }, 'durable consumer declared again')
+        return
+      } catch (addErr) {
+        log.error({ err: addErr, stream, durable: spec.durable }, 'could not declare the durable consumer again (is the stream there?); will retry')
+      }
+    } else if (failures >= PULL_FAILURES_NOT_READY) {
+      if (health.pulling) log.error({ err, failures }, 'pulls keep failing: the stage is not pulling; will retry')
+      setPulling(false)
+    } else {
+      log.warn({ err, failures }, 'pull failed; will retry')
+    }
+    await pause(Math.min(PULL_BACKOFF_MAX_MS, backoffMs(failures)))
+  }
+
+  // docs/architecture.md §8.1: one pull request at a time, bounded by messages (a byte bound
+  // in nats.js 3 stalls when the next message is larger than what is left of it) and by a short expiry. A stop
+  // makes no new request and keeps receiving until the one in flight ends, giving back at once what it
+  // delivers, so no delivery is left to a subscription that is gone. The server's max_ack_pending (topology.ts,
+  // by messages) bounds what piles up in the queue.
+  const pulling = (async () => {
+    let failures = 0
+    while (!stopping) {
+      if (opts.nats.nc.isClosed()) {
+        // nothing will ever answer again: say so rather than retry for ever (a process whose connection was closed is ending)
+        setPulling(false)
+        log.error('the NATS connection is closed: the stage no longer pulls')
+        break
+      }
+      try {
+        consumer ??= await opts.nats.js.consumers.get(stream, spec.durable)
+        const messages = await consumer.fetch({ max_messages: opts.batchSize, expires: expiresMs })
+        // nats.js ends a fetch after two missed heartbeats by dropping its subscription while the server may still
+        // deliver to it (a busy event loop misses them easily, and what is delivered then waits for the ack wait):
+        // its monitor is switched off, and a request that has surely expired on the server is ended here instead
+        const internals = messages as unknown as { monitor?: { cancel(): void } | null }
+        internals.monitor?.cancel()
+        internals.monitor = null
+        let lastSeen = Date.now()
+        let lapsed = false
+        let strikes = 0
+        const watchdog = setInterval(() => {
+          if (Date.now() - lastSeen < expiresMs + UNANSWERED_GRACE_MS) return void (strikes = 0)
+          // twice in a row: after an event loop blocked that long, timers run before the socket is read
+          if (++strikes < 2) return
+          lapsed = true
+          void messages.close()
+        }, 1_000)
+        watchdog.unref()
+        try {
+          for await (const m of messages) {
+            lastSeen = Date.now()
+            // never leave the loop early: that would end the subscription while the request may still deliver
+            if (stopping) m.nak(giveBackDelayMs)
+            else {
+              queue.push(m)
+              wake?.()
+            }
+            if (!health.pulling) {
+              setPulling(true)
+              log.info('pulling again')
+            }
+          }
+        } finally {
+          clearInterval(watchdog)
+        }
+        if (lapsed) throw new HphError('pull_unanswered', `a pull request was not answered within ${expiresMs + UNANSWERED_GRACE_MS} ms`)
+        // the request was answered (filled, or expired on the server): the consumer is there and serving
+        if (!health.pulling) log.info('pulling again')
+        failures = 0
+        setPulling(true)
+      } catch (err) {
+        if (stopping) break
+        failures++
+        await recover(err, failures)
+      }
+    }
+  })()
+
+  // a batch that takes long (a slow database, a large recompute) keeps what it holds, and what waits behind
+  // it, from being redelivered to another instance meanwhile
+  const working = setInterval(() => {
+    if (abandoned) return
+    for (const m of queue) m.working()
+    for (const b of inHand) for (const m of b) m.working()
+  }, Math.max(1_000, (opts.ackWaitS * 1000) / 3))
+  working.unref()
+
   const concurrency = Math.max(1, handler.concurrency ?? 1)
-  const done = (async () => {
+  const handling = (async () => {
     const inflight = new Set<Promise<void>>()
     while (!stopping) {
       await waitForMessages()
@@ -271,33 +423,37 @@ export async function startConsumer<T>(handler: BatchHandler<T>, opts: ConsumerO
     }
     await Promise.all(inflight)
   })()
+  const done = Promise.all([pulling, handling]).then(() => clearInterval(working))
 
-  let stopped: Promise<void> | undefined
+  let stopped: Promise<StopReport> | undefined
   return {
     stage: handler.stage,
     done,
+    health: () => health,
     stop() {
-      // docs/architecture.md §8: drain in-flight pulls, ack nothing uncommitted; the deadline counts from here
+      // docs/architecture.md §8.1: drain in-flight pulls, ack nothing uncommitted; the deadline counts from here
       stopped ??= (async () => {
         let timer: NodeJS.Timeout | undefined
         const deadline = new Promise<'timeout'>((resolve) => (timer = setTimeout(() => resolve('timeout'), opts.shutdownTimeoutMs)))
         stopping = true
         wake?.()
-        await messages.close().catch((err: unknown) => log.warn({ err }, 'closing the pull subscription failed'))
+        wakePull?.()
         // pulled but never handled: give them back now rather than after ack_wait
-        nakAll(queue.splice(0))
+        nakAll(queue.splice(0), giveBackDelayMs)
         const outcome = await Promise.race([done.then(() => 'drained' as const), deadline])
         clearTimeout(timer)
         if (outcome === 'drained') {
           log.info('stopped')
-          return
+          return { stage: handler.stage, givenBack: 0 }
         }
         // a batch still in hand may yet commit, or never: give it back now and never ack it (its effect is
         // idempotent, so a late commit is harmless; the redelivery makes it whole)
         abandoned = true
+        clearInterval(working)
         const given = [...inHand].flat()
         nakAll(given)
         log.warn({ timeoutMs: opts.shutdownTimeoutMs, messages: given.length }, 'batch in hand did not finish before the deadline; given back unacked for redelivery')
+        return { stage: handler.stage, givenBack: given.length }
       })()
       return stopped
     },

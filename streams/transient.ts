@@ -16,7 +16,7 @@ export function isTransient(err: unknown): boolean {
   const name = typeof e.name === 'string' ? e.name : ''
   const message = typeof e.message === 'string' ? e.message : ''
   if (/^(TimeoutError|ConnectionError|NoRespondersError|ClosedConnectionError|DrainingConnectionError|RequestError)$/.test(name)) return true
-  if (/Connection terminated|connection timeout|Client has encountered a connection error|timeout exceeded when trying to connect/i.test(message)) return true
+  if (/Connection terminated|Query read timeout|connection timeout|Client has encountered a connection error|timeout exceeded when trying to connect/i.test(message)) return true
   if (name.startsWith('JetStream') && NATS_TRANSIENT.test(message)) return true
   return e.cause !== undefined && e.cause !== err && isTransient(e.cause)
 }

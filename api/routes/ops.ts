@@ -2,21 +2,47 @@ import type { FastifyInstance } from 'fastify'
 
 export interface Probe {
   name: string
+  /** resolves when the part is ready; throws (a ProbeFailure to say why in a word) when it is not */
   check(): Promise<void>
 }
 
-/** GET /healthz (process up) and GET /readyz (every dependency reachable). */
-export function opsRoutes(app: FastifyInstance, probes: readonly Probe[]): void {
+/** A probe's answer in a fixed word (`not pulling`, `migrations pending`): /readyz shows it, never an error's text. */
+export class ProbeFailure extends Error {
+  readonly code = 'not_ready'
+  constructor(readonly status: string) {
+    super(status)
+  }
+}
+
+/** Each check's budget when none is given: /readyz answers within a few seconds even when a dependency hangs. */
+const DEFAULT_TIMEOUT_MS = 2_000
+
+/**
+ * GET /healthz (process up) and GET /readyz (docs/architecture.md §8.2): every check at once,
+ * each answered within `timeoutMs` or counted as `timeout`; the answer names the parts that are not ready with a
+ * fixed word, and the error itself goes to the log (once per change, not per probe).
+ */
+export function opsRoutes(app: FastifyInstance, probes: readonly Probe[], opts: { timeoutMs?: number } = {}): void {
+  const timeoutMs = opts.timeoutMs ?? DEFAULT_TIMEOUT_MS
+  const last = new Map<string, string>()
   app.get('/healthz', async () => ({ status: 'ok' }))
-  app.get('/readyz', async (_req, reply) => {
+  app.get('/readyz', async (req, reply) => {
     const results = await Promise.all(
       probes.map(async (p) => {
-        try {
-          await p.check()
-          return [p.name, 'ok'] as const
-        } catch (err) {
-          return [p.name, (err as Error).message || 'failed'] as const
+        let timer: NodeJS.Timeout | undefined
+        const late = new Promise<'timeout'>((resolve) => (timer = setTimeout(resolve, timeoutMs, 'timeout')))
+        const checked = p.check().then(
+          () => ({ status: 'ok' }),
+          (err: unknown) => ({ status: err instanceof ProbeFailure ? err.status : 'unavailable', err }),
+        )
+        const r = await Promise.race([checked, late]).finally(() => clearTimeout(timer))
+        const outcome = r === 'timeout' ? { status: 'timeout' as string, err: undefined } : { err: undefined, ...r }
+        if (last.get(p.name) !== outcome.status) {
+          last.set(p.name, outcome.status)
+          if (outcome.status !== 'ok') req.log.warn({ check: p.name, status: outcome.status, ...(outcome.err instanceof ProbeFailure ? {} : { err: outcome.err }) }, 'not ready')
+          else req.log.info({ check: p.name }, 'ready again')
         }
+        return [p.name, outcome.status] as const
       }),
     )
     const ready = results.every(([, r]) => r === 'ok')

@@ -1,9 +1,10 @@
 import type { Nats } from '../../streams/connect.ts'
 import type { BatchHandler, Poison } from '../../streams/consumer.ts'
+import { boundedLetter } from '../../streams/dead-letter.ts'
 import { encodeEnvelopeWithField, envelope, jsonParts, typedEnvelope } from '../../streams/envelope.ts'
 import { hashHex } from '../../streams/ids.ts'
 import { publishAll, type Outgoing } from '../../streams/publish.ts'
-import { DLQ_TYPE, INGEST_TYPE, MAX_SAMPLES_PER_EVENT, METRICS, RawBatch, SAMPLE_TYPE, type DeadLetter, type Metric, type SampleBatch, type SampleItem } from '../../streams/schemas.ts'
+import { DLQ_TYPE, INGEST_TYPE, MAX_SAMPLES_PER_EVENT, METRICS, RawBatch, SAMPLE_TYPE, type Metric, type SampleBatch, type SampleItem } from '../../streams/schemas.ts'
 import { EVENT_FIELDS_BYTES, eventByteLimit } from '../../streams/sizing.ts'
 import { streamName, subjects } from '../../streams/subjects.ts'
 import type { Logger } from '../../log.ts'
@@ -85,23 +86,29 @@ export function normalizeStage(deps: NormalizeDeps): BatchHandler<RawBatch> {
         const r = normalizeBatch(parsed, { userId: raw.userId, ingestId: d.event.id, now: new Date(raw.receivedAt) })
         out.push(...sampleEventsOf(deps.prefix, { userId: raw.userId, ingestId: d.event.id, receivedAt: raw.receivedAt, traceparent: d.traceparent }, r.samples, maxBytes))
         if (r.rejected.length > 0) {
-          const letter: DeadLetter = {
-            stage: 'normalize',
-            kind: 'rejected_samples',
-            reason: `${r.rejected.length} of ${parsed.samples.length} samples rejected`,
-            // a part's samples are numbered as in the whole batch the client sent
-            details: r.rejected.map((x) => ({ path: `samples[${x.index + (raw.part?.offset ?? 0)}]`, problem: x.problem })),
-            originalStream: streamName(deps.prefix, 'INGEST'),
-            originalSubject: d.subject,
-            originalSeq: d.seq,
-            deliveries: d.deliveries,
-            firstSeen: raw.receivedAt,
-            payloadBase64: '', // the raw batch stays in HPH_INGEST at originalSeq
-            headers: {},
-          }
+          const id = hashHex('rejected', d.event.id)
+          // bounded like every dead letter (streams/dead-letter.ts): 10,000 rejections still make one message
+          const letter = boundedLetter(
+            {
+              stage: 'normalize',
+              kind: 'rejected_samples',
+              reason: `${r.rejected.length} of ${parsed.samples.length} samples rejected`,
+              // a part's samples are numbered as in the whole batch the client sent
+              details: r.rejected.map((x) => ({ path: `samples[${x.index + (raw.part?.offset ?? 0)}]`, problem: x.problem })),
+              originalStream: streamName(deps.prefix, 'INGEST'),
+              originalSubject: d.subject,
+              originalSeq: d.seq,
+              deliveries: d.deliveries,
+              firstSeen: raw.receivedAt,
+              headers: {},
+            },
+            undefined, // the raw batch stays in HPH_INGEST at originalSeq
+            maxBytes,
+            { id, source: 'normalize', subject: raw.userId },
+          )
           out.push({
             subject: subjects.dlq(deps.prefix, 'normalize', raw.userId),
-            event: envelope({ id: hashHex('rejected', d.event.id), type: DLQ_TYPE, source: 'normalize', subject: raw.userId, data: letter }),
+            event: envelope({ id, type: DLQ_TYPE, source: 'normalize', subject: raw.userId, data: letter }),
           })
         }
         log.debug({ ingestId: d.event.id, samples: r.samples.length, rejected: r.rejected.length, ignored: r.ignored }, 'normalized')

@@ -151,6 +151,6 @@ describe('probes', () => {
     expect(await (await fetch(`${p.url}/healthz`)).json()).toEqual({ status: 'ok' })
     const ready = await fetch(`${p.url}/readyz`)
     expect(ready.status).toBe(200)
-    expect(await ready.json()).toEqual({ ready: true, checks: { nats: 'ok', postgres: 'ok' } })
+    expect(await ready.json()).toEqual({ ready: true, checks: { nats: 'ok', postgres: 'ok', normalize: 'ok', 'samples-writer': 'ok', 'insights-engine': 'ok', 'insights-writer': 'ok' } })
   })
 })

@@ -73,7 +73,7 @@ async function startStack(opts: { engines?: number; spans?: EngineSpan[] } = {})
   const stages: PipelineStage[] = engines === 1 ? ['normalize', 'samples-writer', 'insights-engine'] : ['normalize', 'samples-writer']
   const p = await startPipeline(env.config, env.log, { stages, api: true, prepare: true })
   const consumerOpts = (nats: Nats, batchSize: number) => ({
-    nats, prefix: env.config.HPH_PREFIX, log: env.log, batchSize, pullMaxBytes: env.config.HPH_PULL_MAX_BYTES, maxDeliver: env.config.HPH_MAX_DELIVER, shutdownTimeoutMs: env.config.HPH_SHUTDOWN_TIMEOUT_MS,
+    nats, prefix: env.config.HPH_PREFIX, log: env.log, batchSize, pullMaxBytes: env.config.HPH_PULL_MAX_BYTES, maxDeliver: env.config.HPH_MAX_DELIVER, shutdownTimeoutMs: env.config.HPH_SHUTDOWN_TIMEOUT_MS, ackWaitS: env.config.HPH_ACK_WAIT_S,
   })
 
   // the extra engines: each with its own pg pool and NATS connection, like separate processes, on the one durable

@@ -1,7 +1,7 @@
 import { sql, type Kysely } from 'kysely'
 import pg from 'pg'
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
-import { demoBatches, type DemoBatch } from '../../cli/demo-data.ts'
+import { demoBatches } from '../../cli/demo-data.ts'
 import { prepare, waitForIdle } from '../../pipeline/start.ts'
 import { createDb, type Database } from '../../schema/db.ts'
 import type { Nats } from '../../streams/connect.ts'
@@ -12,6 +12,7 @@ import { startNatsServer, type NatsServer } from '../helpers/nats-server.ts'
 import { freePort, startTcpProxy, throughProxy, type TcpProxy } from '../helpers/proxy.ts'
 import { canonicalSamples, fillSamples } from '../helpers/samples.ts'
 import { alive, exitWithin, killAll, showOnFailure, spawnHph, type Child } from '../helpers/processes.ts'
+import { startPoster } from '../helpers/poster.ts'
 
 // docs/architecture.md §8 (SIGTERM drains and acks nothing uncommitted) and §9.1, §9.2 through outages, with real
 // processes: `hph worker` / `hph up` as children, a held table lock or a cut TCP proxy in front of
@@ -197,7 +198,7 @@ describe('SIGTERM', () => {
     await expectRestartWritesEverythingOnce(s)
   })
 
-  it('past the deadline: exits at the deadline, the blocked batch unacked and redelivered later, rows exactly once', async () => {
+  it('past the deadline: exits non-zero at the deadline saying what it cut, the blocked batch unacked and redelivered later, rows exactly once', async () => {
     const s = await shutdownScene()
     const deadlineMs = 3_000
     const w = s.worker({ HPH_SHUTDOWN_TIMEOUT_MS: String(deadlineMs) })
@@ -206,7 +207,10 @@ describe('SIGTERM', () => {
     const sentAt = Date.now()
     w.child.kill('SIGTERM')
     const exit = await exitWithin(w, deadlineMs + 10_000)
-    expect(exit).toMatchObject({ code: 0, signal: null })
+    // a stop that had to cut work is not clean: its supervisor sees it, and the log says what was given back
+    expect(exit).toMatchObject({ code: 1, signal: null })
+    expect(w.output()).toMatch(/shutdown deadline passed/)
+    expect(w.output()).toMatch(/"stage":"samples-writer","givenBack":[1-9]/)
     // the deadline, plus the margin the connections get to close (cli/commands.ts)
     expect(exit.at - sentAt).toBeLessThan(deadlineMs + 3_000)
     await s.env.nats.nc.flush()
@@ -232,58 +236,6 @@ describe('SIGTERM', () => {
  * reconnects, the pull's reset after one) to run; HPH_TEST_OUTAGE_MS=30000 runs the full length.
  */
 const OUTAGE_MS = Number(process.env.HPH_TEST_OUTAGE_MS ?? 12_000)
-const POST_TIMEOUT_MS = 20_000
-
-interface Attempt {
-  at: number
-  ms: number
-  /** the HTTP status, or 0 when no answer came */
-  status: number
-  body?: { error?: string; message?: string; details?: unknown[]; eventId?: string; accepted?: number }
-  error?: string
-}
-
-/**
- * Posts `batches` one after the other, as a client would: a batch that is not answered 200/202 is sent again
- * (same batchId) until it is. `stop()` lets the batch being sent finish, so every batch ever sent ends accepted.
- */
-function startPoster(url: string, batches: ReadonlyArray<{ userId: string; batch: DemoBatch }>) {
-  const accepted = new Map<string, { eventId: string; accepted: number }>()
-  const attempts: Attempt[] = []
-  let stopping = false
-  const done = (async () => {
-    for (const { userId, batch } of batches) {
-      if (stopping) return
-      for (;;) {
-        const at = Date.now()
-        try {
-          const res = await fetch(`${url}/v1/users/${userId}/samples`, {
-            method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(batch), signal: AbortSignal.timeout(POST_TIMEOUT_MS),
-          })
-          const body = (await res.json()) as NonNullable<Attempt['body']>
-          attempts.push({ at, ms: Date.now() - at, status: res.status, body })
-          if (res.status === 200 || res.status === 202) {
-            accepted.set(batch.batchId, { eventId: String(body.eventId), accepted: Number(body.accepted) })
-            break
-          }
-        } catch (err) {
-          attempts.push({ at, ms: Date.now() - at, status: 0, error: `${(err as Error).name}: ${(err as Error).message}` })
-        }
-        await new Promise((r) => setTimeout(r, 300))
-      }
-      await new Promise((r) => setTimeout(r, 150))
-    }
-  })()
-  return {
-    accepted,
-    attempts,
-    async stop() {
-      stopping = true
-      await done
-    },
-  }
-}
-
 interface Stack {
   env: TestEnv
   db: Kysely<Database>
@@ -400,14 +352,15 @@ describe('outages', () => {
     await expectEveryAcceptedSampleOnce(s, 'pg', poster.accepted)
   })
 
-  it(`NATS away for ${OUTAGE_MS / 1000} s: posts answer 503 (no hang), readyz 503 then 200, retried batches written once`, async () => {
+  it.each(['SIGTERM', 'SIGKILL'] as const)(`NATS away for ${OUTAGE_MS / 1000} s (%s, restarted on its store): posts answer 503 (no hang, no 500), readyz 503 then 200, every 202 written once`, async (signal) => {
     const s = stack!
     showOnFailure(s.up, 'hph up')
-    const poster = startPoster(s.url, postings('nats'))
+    const tag = `nats${signal === 'SIGKILL' ? 'k' : 't'}`
+    const poster = startPoster(s.url, postings(tag))
     await eventually(async () => poster.accepted.size >= 5, 30_000, 'the first batches accepted')
 
     const stopAt = Date.now()
-    await s.nats.stop()
+    await s.nats.stop(signal)
     await eventually(async () => (await s.readyz()).status === 503, 10_000, 'readyz to turn 503')
     expect((await s.readyz()).checks).toMatchObject({ postgres: 'ok', nats: expect.not.stringMatching(/^ok$/) })
     await new Promise((r) => setTimeout(r, stopAt + OUTAGE_MS - Date.now()))
@@ -426,7 +379,61 @@ describe('outages', () => {
     expect(refused.length).toBeGreaterThan(0)
     for (const a of refused) expect(a).toMatchObject({ status: 503, body: { error: 'unavailable', message: expect.any(String), details: [] } })
     expect(refused.every((a) => a.at >= stopAt - 1_000)).toBe(true)
-    await expectEveryAcceptedSampleOnce(s, 'nats', poster.accepted)
+    await expectEveryAcceptedSampleOnce(s, tag, poster.accepted)
+  })
+
+  it(`PostgreSQL hung for ${OUTAGE_MS / 1000} s (a proxy that stops moving bytes): reads 503 fast, readyz within 5 s naming it, ingest 202, every row lands after`, async () => {
+    const s = stack!
+    showOnFailure(s.up, 'hph up')
+    const poster = startPoster(s.url, postings('hang'))
+    await eventually(async () => poster.accepted.size >= 5, 30_000, 'the first batches accepted')
+    const read = async () => {
+      const t0 = Date.now()
+      const res = await fetch(`${s.url}/v1/users/hang0/hrv/daily?from=2026-05-01&to=2026-08-31`, { signal: AbortSignal.timeout(30_000) })
+      return { status: res.status, ms: Date.now() - t0, body: (await res.json()) as { error?: string } }
+    }
+    const timedReadyz = async () => {
+      const t0 = Date.now()
+      const r = await s.readyz()
+      return { ...r, ms: Date.now() - t0 }
+    }
+    expect((await read()).status).toBe(200)
+
+    const hungAt = Date.now()
+    s.pg.hang()
+    const reads: Array<Awaited<ReturnType<typeof read>>> = []
+    const probes: Array<Awaited<ReturnType<typeof timedReadyz>>> = []
+    // reads and probes side by side for the whole outage, as clients and a load balancer would
+    while (Date.now() < hungAt + OUTAGE_MS) {
+      const [r, p] = await Promise.all([read(), timedReadyz()])
+      reads.push(r)
+      probes.push(p)
+    }
+    const acceptedDuring = [...poster.accepted.values()].filter((a) => a.at > hungAt).length
+    s.pg.restore()
+    const worst = (xs: Array<{ ms: number }>) => Math.max(...xs.map((x) => x.ms))
+    console.log(`PostgreSQL hung: ${reads.length} reads, worst ${worst(reads)} ms (statuses ${[...new Set(reads.map((r) => r.status))].join(',')}); ` +
+      `${probes.length} readyz, worst ${worst(probes)} ms; ${acceptedDuring} batches accepted meanwhile`)
+
+    // every read answered within 10 s, and once the pool's connections were stuck, with a 503 (never a 500)
+    expect(worst(reads)).toBeLessThan(10_000)
+    expect(reads.every((r) => r.status === 200 || r.status === 503)).toBe(true)
+    expect(reads.filter((r) => r.status === 503).length).toBeGreaterThan(0)
+    for (const r of reads.filter((x) => x.status === 503)) expect(r.body.error).toBe('unavailable')
+    // readyz within 5 s, naming the part with a fixed word, never an error's text
+    expect(worst(probes)).toBeLessThan(5_000)
+    expect(probes.some((p) => p.status === 503 && p.checks?.postgres !== 'ok')).toBe(true)
+    for (const p of probes) for (const v of Object.values(p.checks ?? {})) expect(['ok', 'timeout', 'unavailable', 'not pulling', 'migrations pending']).toContain(v)
+    expect(probes.filter((p) => p.status === 503).every((p) => p.checks?.nats === 'ok')).toBe(true)
+    // the api needs no database to take a batch
+    expect(acceptedDuring).toBeGreaterThan(0)
+
+    await eventually(async () => (await s.readyz()).status === 200, 60_000, 'readyz to be 200 again')
+    await poster.stop()
+    await waitForIdle(s.env.nats, s.env.config.HPH_PREFIX, { timeoutMs: 120_000 })
+    expect(alive(s.up)).toBe(true)
+    expect(poster.attempts.filter((a) => a.status !== 202)).toEqual([])
+    await expectEveryAcceptedSampleOnce(s, 'hang', poster.accepted)
   })
 
   it('after the outages, SIGTERM still drains and exits 0', async () => {

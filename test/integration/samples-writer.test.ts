@@ -11,6 +11,7 @@ import { streamName, subjects } from '../../streams/subjects.ts'
 import { eventually, testEnv, type TestEnv } from '../helpers/env.ts'
 import { canonicalSamples, fillSamples, sampleEvents } from '../helpers/samples.ts'
 import { publishAll } from '../../streams/publish.ts'
+import { eventByteLimit } from '../../streams/sizing.ts'
 import type { Kysely } from 'kysely'
 import type pg from 'pg'
 
@@ -35,7 +36,7 @@ afterAll(async () => {
 async function startWriter(onBatch?: (s: BatchStats) => void, wrap?: (h: BatchHandler<SampleBatch>) => BatchHandler<SampleBatch>, pullMaxBytes = 8 * 1024 * 1024) {
   const h = samplesWriter({ db, pool, nats: env.nats, prefix: env.config.HPH_PREFIX, schema: env.config.HPH_DB_SCHEMA })
   const c = await startConsumer(wrap ? wrap(h) : h, {
-    nats: env.nats, prefix: env.config.HPH_PREFIX, log: env.log, batchSize: 1000, pullMaxBytes, maxDeliver: 3, shutdownTimeoutMs: 10_000, ...(onBatch ? { onBatch } : {}),
+    nats: env.nats, prefix: env.config.HPH_PREFIX, log: env.log, batchSize: 1000, pullMaxBytes, maxDeliver: 3, shutdownTimeoutMs: 10_000, ackWaitS: env.config.HPH_ACK_WAIT_S, ...(onBatch ? { onBatch } : {}),
   })
   running.push(c)
   return c
@@ -152,7 +153,38 @@ describe('samples-writer', () => {
     await eventually(async () => (await env.nats.jsm.streams.info(dlq)).state.messages === 2, 10_000, 'two dead letters')
     const letters: DeadLetter[] = []
     for (const seq of [1, 2]) letters.push((decodeJson((await env.nats.jsm.streams.getMessage(dlq, { seq }))!.data) as { data: DeadLetter }).data)
-    expect(letters.map((l) => l.reason)).toEqual([expect.stringContaining('not JSON'), expect.stringContaining('utcOffsetMinutes')])
+    // two batches may settle side by side (the writer's concurrency): the letters' order is not the messages'
+    expect(letters.map((l) => l.reason).sort()).toEqual([expect.stringContaining('utcOffsetMinutes'), expect.stringContaining('not JSON')])
     expect(letters.every((l) => l.stage === 'samples-writer' && l.kind === 'poison' && l.originalStream === streamName(prefix, 'SAMPLES'))).toBe(true)
+  })
+
+  it('dead-letters a poison message too large to carry: the letter names its stream and sequence, fits one message, and nothing behind it waits', async () => {
+    await resetTable()
+    const prefix = env.config.HPH_PREFIX
+    const samples = canonicalSamples(1, 5, '2026-05-01')
+    const good = sampleEvents(prefix, samples)
+    const first = good[0]!.event.data as SampleBatch
+    // a thousand samples each with an offset out of range and a long source name: ≈ 600 KB, a thousand problems
+    const many = Array.from({ length: 1000 }, (_, i) => ({ ...first.samples[0]!, id: `big-${i}`, utcOffsetMinutes: 5000, source: { name: 'x'.repeat(400) } }))
+    const poison = { subject: good[0]!.subject, event: { ...good[0]!.event, id: 'big-poison', data: { ...first, samples: many } } }
+    const dlq = streamName(prefix, 'DLQ')
+    const lettersBefore = (await env.nats.jsm.streams.info(dlq)).state.messages
+    const [ack] = await publishAll(env.nats.js, [poison])
+    await publishAll(env.nats.js, good)
+    const original = await env.nats.jsm.streams.getMessage(streamName(prefix, 'SAMPLES'), { seq: ack!.seq })
+    expect(original!.data.length).toBeGreaterThan(env.config.HPH_EVENT_MAX_BYTES)
+    await startWriter()
+    await eventually(settled, 30_000, 'drained')
+    expect(await counts()).toEqual({ n: samples.length, ids: samples.length })
+    await eventually(async () => (await env.nats.jsm.streams.info(dlq)).state.messages === lettersBefore + 1, 10_000, 'the dead letter')
+    const stored = (await env.nats.jsm.streams.getMessage(dlq, { seq: (await env.nats.jsm.streams.info(dlq)).state.last_seq }))!
+    expect(stored.data.length).toBeLessThanOrEqual(eventByteLimit(env.nats.nc, env.config.HPH_EVENT_MAX_BYTES))
+    const letter = (decodeJson(stored.data) as { data: DeadLetter }).data
+    expect(letter).toMatchObject({ stage: 'samples-writer', kind: 'poison', originalStream: streamName(prefix, 'SAMPLES'), originalSeq: ack!.seq, payloadBase64: '' })
+    expect(letter.reason).toContain('utcOffsetMinutes')
+    expect(letter.details.length).toBeLessThanOrEqual(201)
+    expect(letter.details.at(-1)?.problem).toMatch(/more problems left out/)
+    // the original stays where it is, for `hph dlq redrive`
+    expect((await env.nats.jsm.streams.getMessage(streamName(prefix, 'SAMPLES'), { seq: ack!.seq }))!.data).toEqual(original!.data)
   })
 })

@@ -31,6 +31,6 @@ describe('topology', () => {
 
   it('declares explicit-ack durable pull consumers that never drop a message by themselves', () => {
     const c = consumerConfig(CONSUMERS['samples-writer'], config)
-    expect(c).toMatchObject({ durable_name: 'samples-writer', ack_policy: 'explicit', max_deliver: -1, ack_wait: 60e9 })
+    expect(c).toMatchObject({ durable_name: 'samples-writer', ack_policy: 'explicit', max_deliver: -1, ack_wait: 30e9 })
   })
 })
