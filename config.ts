@@ -1,5 +1,6 @@
 import { isIP } from 'node:net'
 import { z } from 'zod'
+import type { ExportLimits } from './ingest/healthkit-export/limits.ts'
 
 // docs/operating.md §9: every setting comes from the environment, validated once here.
 const positiveInt = (fallback: number) => z.coerce.number().int().positive().default(fallback)
@@ -73,6 +74,15 @@ export const ConfigSchema = z.object({
   HPH_MAX_SAMPLES: positiveInt(10_000),
   // docs/api.md §4: its own body limit (an export is often 0.5–2 GB)
   HPH_MAX_EXPORT_BYTES: positiveInt(8 * 1024 ** 3),
+  // docs/architecture.md "Sizes and limits": an export is refused (413) past any of these, however it inflates
+  HPH_EXPORT_MAX_XML_BYTES: positiveInt(16 * 1024 ** 3),
+  HPH_EXPORT_MAX_DEPTH: positiveInt(32),
+  HPH_EXPORT_MAX_NAME_CHARS: positiveInt(256),
+  HPH_EXPORT_MAX_VALUE_CHARS: positiveInt(64 * 1024),
+  HPH_EXPORT_MAX_TEXT_CHARS: positiveInt(1024 * 1024),
+  HPH_EXPORT_MAX_DOCTYPE_CHARS: positiveInt(1024 * 1024),
+  /** the heap of an export's parse thread (worker resourceLimits) */
+  HPH_EXPORT_PARSER_HEAP_MB: z.coerce.number().int().min(32).max(4096).default(256),
   HPH_IMPORT_BATCH_SIZE: z.coerce.number().int().min(1).max(10_000).default(1000),
   HPH_IMPORT_IN_FLIGHT: z.coerce.number().int().min(1).max(256).default(8),
   // each export upload parses on a thread of its own (a core and ~60 MB): this many at once per api process
@@ -116,6 +126,14 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
   if (r.success) return r.data
   const lines = r.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`)
   throw new ConfigError(`invalid configuration:\n  ${lines.join('\n  ')}`)
+}
+
+/** The export limits (ingest/healthkit-export/limits.ts) as the settings give them. */
+export function exportLimitsOf(c: Config): ExportLimits {
+  return {
+    xmlBytes: c.HPH_EXPORT_MAX_XML_BYTES, depth: c.HPH_EXPORT_MAX_DEPTH, nameChars: c.HPH_EXPORT_MAX_NAME_CHARS,
+    valueChars: c.HPH_EXPORT_MAX_VALUE_CHARS, textChars: c.HPH_EXPORT_MAX_TEXT_CHARS, doctypeChars: c.HPH_EXPORT_MAX_DOCTYPE_CHARS,
+  }
 }
 
 /** Database name from DATABASE_URL (the database `hph up` creates when missing). */

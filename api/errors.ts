@@ -33,7 +33,7 @@ const FASTIFY_CODES: Record<string, { status: number; error: string }> = {
 }
 
 /** Input errors of the core, by their stable code. */
-const HPH_CODES: Record<string, number> = { validation_failed: 400, export_malformed: 400, sample_too_large: 413 }
+const HPH_CODES: Record<string, number> = { validation_failed: 400, export_malformed: 400, sample_too_large: 413, export_limit_exceeded: 413 }
 
 export function toHttp(err: unknown): { status: number; body: ErrorBody } {
   if (err instanceof HttpError) return { status: err.status, body: { error: err.code, message: err.message, details: err.details } }

@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto'
 import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify'
-import type { Config } from '../config.ts'
+import { exportLimitsOf, type Config } from '../config.ts'
 import type { Logger } from '../log.ts'
 import type { Kysely } from 'kysely'
 import type { Database } from '../schema/db.ts'
@@ -70,6 +70,7 @@ export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
   healthkitExportRoutes(app, {
     nats: deps.nats, prefix: config.HPH_PREFIX, maxSamples: config.HPH_MAX_SAMPLES, batchSize: config.HPH_IMPORT_BATCH_SIZE,
     inFlight: config.HPH_IMPORT_IN_FLIGHT, maxBytes: config.HPH_MAX_EXPORT_BYTES, maxConcurrent: config.HPH_MAX_CONCURRENT_IMPORTS,
+    limits: exportLimitsOf(config), parserHeapMb: config.HPH_EXPORT_PARSER_HEAP_MB,
   })
   const readDb = deps.readDb ?? deps.db
   readRoutes(app, { db: readDb })

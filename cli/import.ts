@@ -1,6 +1,7 @@
 import { createReadStream } from 'node:fs'
 import { open, stat } from 'node:fs/promises'
 import { stderrBar } from './progress.ts'
+import { exportLimitsOf } from '../config.ts'
 import { formatOf, ImportError, importExport, type ImportResult } from '../ingest/healthkit-export/import.ts'
 import { warmParseThread } from '../ingest/healthkit-export/reader-thread.ts'
 import { connectNats } from '../streams/connect.ts'
@@ -79,7 +80,7 @@ export async function runImport({ config, args, flags }: Pick<CommandContext, 'c
   }
   const json = Boolean(flags.json)
   // the parse thread loads while NATS is connected to
-  warmParseThread()
+  warmParseThread(config.HPH_EXPORT_PARSER_HEAP_MB)
   const nats = await connectNats(config, 'hph:import')
   const stream = streamName(config.HPH_PREFIX, 'INGEST')
   try {
@@ -93,7 +94,8 @@ export async function runImport({ config, args, flags }: Pick<CommandContext, 'c
     const input = createReadStream(file, { highWaterMark: READ_CHUNK })
     try {
       const r = await importExport(
-        { ingest: { js: nats.js, nc: nats.nc, prefix: config.HPH_PREFIX, maxSamples: config.HPH_MAX_SAMPLES }, batchSize: config.HPH_IMPORT_BATCH_SIZE, inFlight: config.HPH_IMPORT_IN_FLIGHT, source: 'cli' },
+        { ingest: { js: nats.js, nc: nats.nc, prefix: config.HPH_PREFIX, maxSamples: config.HPH_MAX_SAMPLES }, batchSize: config.HPH_IMPORT_BATCH_SIZE, inFlight: config.HPH_IMPORT_IN_FLIGHT, source: 'cli',
+          limits: exportLimitsOf(config), parserHeapMb: config.HPH_EXPORT_PARSER_HEAP_MB },
         { userId: user.data, format: formatOf(head), input, onProgress: (p) => bar.update(p.bytesRead, p.records) },
       )
       bar.update(r.bytesRead, r.records)

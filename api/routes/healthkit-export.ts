@@ -2,6 +2,7 @@ import type { Readable } from 'node:stream'
 import type { FastifyInstance } from 'fastify'
 import type { Nats } from '../../streams/connect.ts'
 import { importExport } from '../../ingest/healthkit-export/import.ts'
+import type { ExportLimits } from '../../ingest/healthkit-export/limits.ts'
 import type { ExportFormat } from '../../ingest/healthkit-export/reader.ts'
 import { HttpError } from '../errors.ts'
 import { traceparentOf } from '../../ingest/raw-batch.ts'
@@ -17,6 +18,9 @@ export interface HealthkitExportRouteDeps {
   maxBytes: number
   /** HPH_MAX_CONCURRENT_IMPORTS: uploads parsed at once by this process (503 beyond) */
   maxConcurrent: number
+  /** the HPH_EXPORT_MAX_* limits and the parse thread's heap */
+  limits: ExportLimits
+  parserHeapMb: number
 }
 
 /** How long a refused upload is told to wait: an export takes tens of seconds to import. */
@@ -43,6 +47,8 @@ async function* limited(body: Readable, maxBytes: number): AsyncGenerator<Uint8A
 /** POST /v1/users/:userId/healthkit-export (docs/api.md §4). */
 export function healthkitExportRoutes(app: FastifyInstance, deps: HealthkitExportRouteDeps): void {
   let running = 0
+  /** users whose export is being imported by this process: one at a time each */
+  const importing = new Set<string>()
   // its own plugin scope: these content types (and no body limit of the app's) apply to this route only
   void app.register(async (scope) => {
     scope.removeAllContentTypeParsers()
@@ -63,15 +69,23 @@ export function healthkitExportRoutes(app: FastifyInstance, deps: HealthkitExpor
       if (running >= deps.maxConcurrent) {
         throw new HttpError(503, 'busy', `${running} exports are being imported by this server (HPH_MAX_CONCURRENT_IMPORTS); retry in ${BUSY_RETRY_S} s`, [], { 'retry-after': String(BUSY_RETRY_S) })
       }
+      if (importing.has(userId)) {
+        throw new HttpError(409, 'import_in_progress', `an export of ${userId} is being imported; one at a time per user (retry in ${BUSY_RETRY_S} s)`, [], { 'retry-after': String(BUSY_RETRY_S) })
+      }
       running++
+      importing.add(userId)
       let result
       try {
         result = await importExport(
-          { ingest: { js: deps.nats.js, nc: deps.nats.nc, prefix: deps.prefix, maxSamples: deps.maxSamples }, batchSize: deps.batchSize, inFlight: deps.inFlight, source: 'api', traceparent: traceparentOf(req.headers.traceparent) },
+          {
+            ingest: { js: deps.nats.js, nc: deps.nats.nc, prefix: deps.prefix, maxSamples: deps.maxSamples }, batchSize: deps.batchSize, inFlight: deps.inFlight,
+            source: 'api', traceparent: traceparentOf(req.headers.traceparent), limits: deps.limits, parserHeapMb: deps.parserHeapMb,
+          },
           { userId, format, input: limited(req.body as Readable, deps.maxBytes) },
         )
       } finally {
         running--
+        importing.delete(userId)
       }
       req.log.info({ userId, batches: result.batches, published: result.published, records: result.records, bytes: result.bytesRead, seconds: result.seconds }, 'export imported')
       return reply.status(202).send(result)

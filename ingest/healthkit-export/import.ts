@@ -1,6 +1,7 @@
 import { HphError } from '../../errors.ts'
 import { ingestRawBatch, type IngestDeps } from '../../ingest/raw-batch.ts'
 import { hashHex } from '../../streams/ids.ts'
+import type { ExportLimits } from './limits.ts'
 import type { ExportBatch, ExportCounts, ExportFormat, ExportSample } from './reader.ts'
 import { readExportInThread } from './reader-thread.ts'
 
@@ -20,6 +21,9 @@ export interface ImportDeps {
   /** which component publishes: `api`, `cli` */
   source: string
   traceparent?: string | undefined
+  /** how far an export may inflate and nest (limits.ts), and the parse thread's heap */
+  limits?: ExportLimits
+  parserHeapMb?: number
 }
 
 export interface ImportProgress {
@@ -90,7 +94,9 @@ export async function importExport(
   const t0 = performance.now()
   const receivedAt = new Date()
   const batchSize = Math.min(deps.batchSize, deps.ingest.maxSamples)
-  const reader = readExportInThread(opts.input, { format: opts.format, batchSize })
+  const reader = readExportInThread(opts.input, {
+    format: opts.format, batchSize, ...(deps.limits ? { limits: deps.limits } : {}), ...(deps.parserHeapMb ? { parserHeapMb: deps.parserHeapMb } : {}),
+  })
   const result: ImportResult = {
     stream: '', batches: 0, published: 0, duplicates: 0, records: 0, accepted: 0, rejected: 0, derived: 0, types: {},
     skippedRecords: {}, otherElements: {}, rejections: [], bytesRead: 0, xmlBytes: 0, seconds: 0,

@@ -1,5 +1,6 @@
 import { parentPort } from 'node:worker_threads'
 import { ExportFormatError } from './errors.ts'
+import { ExportLimitError } from './limits.ts'
 import { readExport } from './reader.ts'
 import type { FromParser, ToParser } from './reader-thread.ts'
 
@@ -64,7 +65,7 @@ async function run(): Promise<void> {
     post({ kind: 'done', counts: reader.counts })
   } catch (err) {
     const e = err instanceof Error ? err : new Error(String(err))
-    post({ kind: 'failed', counts: reader.counts, inputFailed: e instanceof InputFailed, error: { name: e.name, message: e.message, stack: e.stack, at: e instanceof ExportFormatError ? e.at : undefined } })
+    post({ kind: 'failed', counts: reader.counts, inputFailed: e instanceof InputFailed, error: { name: e.name, message: e.message, stack: e.stack, at: e instanceof ExportFormatError ? e.at : undefined, limit: e instanceof ExportLimitError ? e.limit : undefined } })
   }
 }
 

@@ -1,5 +1,6 @@
 import { Worker } from 'node:worker_threads'
 import { ExportFormatError, type ErrorPosition } from './errors.ts'
+import { ExportLimitError } from './limits.ts'
 import type { ExportBatch, ExportCounts, ReadOptions } from './reader.ts'
 
 // readExport (reader.ts) on a worker thread. The XML parse is the import's slowest step and it runs alone on
@@ -25,7 +26,7 @@ export type FromParser =
   | ({ kind: 'batch'; counts: ExportCounts } & ExportBatch)
   | { kind: 'done'; counts: ExportCounts }
   /** `inputFailed`: the error is the input's own (the `fail` message), not one of the parse */
-  | { kind: 'failed'; counts: ExportCounts; inputFailed: boolean; error: { name: string; message: string; stack?: string | undefined; at?: ErrorPosition | undefined } }
+  | { kind: 'failed'; counts: ExportCounts; inputFailed: boolean; error: { name: string; message: string; stack?: string | undefined; at?: ErrorPosition | undefined; limit?: string | undefined } }
 
 export interface ThreadReader {
   /** bytesRead is updated as the input is read; the rest with every batch, final once `batches` is done */
@@ -34,40 +35,48 @@ export interface ThreadReader {
 }
 
 const ENTRY = new URL('./parse-thread.js', import.meta.url)
+/** the parse thread's own heap, by default (docs/architecture.md "Sizes and limits": HPH_EXPORT_PARSER_HEAP_MB) */
+export const DEFAULT_PARSER_HEAP_MB = 256
+
+/** A worker for the parse: its heap bounded, so no export can make it take the process's memory. */
+function parseWorker(heapMb: number): Worker {
+  return new Worker(ENTRY, { resourceLimits: { maxOldGenerationSizeMb: heapMb, maxYoungGenerationSizeMb: 16, stackSizeMb: 4 } })
+}
 /** chunks sent ahead of the parser: enough that it never waits for the main thread */
 const CHUNKS_AHEAD = 4
 
 /** A parse thread started ahead (warmParseThread), and what went wrong with it before it was taken. */
-let spare: { worker: Worker; failed?: Error } | undefined
+let spare: { worker: Worker; heapMb: number; failed?: Error } | undefined
 
 /**
  * Starts the parse thread of the next readExportInThread now: loading it (TypeScript through tsx, ~0.3 s) then
  * overlaps what the caller does meanwhile (the CLI connects to NATS). It keeps no process alive on its own.
  */
-export function warmParseThread(): void {
+export function warmParseThread(heapMb = DEFAULT_PARSER_HEAP_MB): void {
   if (spare) return
-  const s: { worker: Worker; failed?: Error } = { worker: new Worker(ENTRY) }
+  const s: { worker: Worker; heapMb: number; failed?: Error } = { worker: parseWorker(heapMb), heapMb }
   s.worker.unref()
   s.worker.once('error', (err) => (s.failed = err))
   s.worker.once('exit', () => (s.failed ??= new Error('the parse thread exited before it was used')))
   spare = s
 }
 
-function takeThread(): Worker {
+function takeThread(heapMb: number): Worker {
   const s = spare
   spare = undefined
-  if (s && !s.failed) {
+  if (s && !s.failed && s.heapMb === heapMb) {
     s.worker.removeAllListeners()
     s.worker.ref()
     return s.worker
   }
   if (s) void s.worker.terminate()
-  return new Worker(ENTRY)
+  return parseWorker(heapMb)
 }
 
 /** The parser's error, rebuilt on this side: an ExportFormatError stays one, with its position. */
 function rebuild(error: Extract<FromParser, { kind: 'failed' }>['error']): Error {
   if (error.name === 'ExportFormatError' && error.at) return new ExportFormatError(error.message, error.at)
+  if (error.name === 'ExportLimitError' && error.limit) return new ExportLimitError(error.limit, error.message)
   const e = new Error(`the export's parser thread failed: ${error.message}`)
   if (error.stack) e.stack = error.stack
   return e
@@ -78,12 +87,13 @@ function rebuild(error: Extract<FromParser, { kind: 'failed' }>['error']): Error
  * malformed or truncated file: ExportFormatError; an input that fails: its own error) are readExport's: the
  * whole batches before a failure are given out first.
  */
-export function readExportInThread(input: AsyncIterable<Uint8Array>, opts: ReadOptions): ThreadReader {
+export function readExportInThread(input: AsyncIterable<Uint8Array>, opts: ReadOptions & { parserHeapMb?: number }): ThreadReader {
+  const { parserHeapMb = DEFAULT_PARSER_HEAP_MB, ...readOpts } = opts
   const counts: ExportCounts = { bytesRead: 0, xmlBytes: 0, records: {}, skippedRecords: {}, otherElements: {} }
 
   async function* batches(): AsyncGenerator<ExportBatch, void, undefined> {
-    const worker = takeThread()
-    worker.postMessage({ kind: 'start', opts } satisfies ToParser)
+    const worker = takeThread(parserHeapMb)
+    worker.postMessage({ kind: 'start', opts: readOpts } satisfies ToParser)
     const inbox: Array<Exclude<FromParser, { kind: 'took' }>> = []
     let crashed: Error | undefined
     let wake: (() => void) | undefined
@@ -113,7 +123,9 @@ export function readExportInThread(input: AsyncIterable<Uint8Array>, opts: ReadO
       }
     })
     worker.on('error', (err) => {
-      crashed ??= err
+      crashed ??= (err as { code?: string }).code === 'ERR_WORKER_OUT_OF_MEMORY'
+        ? new ExportLimitError('HPH_EXPORT_PARSER_HEAP_MB', `parsing the export needs more than the parser's ${parserHeapMb} MB (HPH_EXPORT_PARSER_HEAP_MB)`)
+        : err
       signal()
     })
     worker.on('exit', (code) => {

@@ -1,6 +1,7 @@
 import { StringDecoder } from 'node:string_decoder'
 import { SaxesParser } from 'saxes'
 import { ExportFormatError } from './errors.ts'
+import { checkParser, DEFAULT_EXPORT_LIMITS, ExportLimitError, overLimit, PARSE_SLICE_CHARS, type ExportLimits } from './limits.ts'
 import { exportXmlOfZip } from './unzip.ts'
 
 // docs/api.md §4: the <Record> elements of the understood types, read
@@ -71,6 +72,8 @@ export interface ReadOptions {
   batchSize: number
   /** a batch is also cut before its samples' attributes exceed this many characters (NATS max_payload) */
   maxBatchChars?: number
+  /** how far the export may inflate and nest (limits.ts); the defaults when left out */
+  limits?: ExportLimits
 }
 
 export interface ExportReader {
@@ -133,6 +136,7 @@ export function readExport(input: AsyncIterable<Uint8Array>, opts: ReadOptions):
   const counts: ExportCounts = { bytesRead: 0, xmlBytes: 0, records: {}, skippedRecords: {}, otherElements: {} }
   const maxChars = opts.maxBatchChars ?? DEFAULT_MAX_BATCH_CHARS
   const batchSize = Math.max(1, opts.batchSize)
+  const limits = opts.limits ?? DEFAULT_EXPORT_LIMITS
 
   const records = tally(counts.records)
   const skippedRecords = tally(counts.skippedRecords)
@@ -227,8 +231,8 @@ export function readExport(input: AsyncIterable<Uint8Array>, opts: ReadOptions):
   let bytesBefore = 0
   let piece = ''
 
-  const positionError = (err: unknown): ExportFormatError => {
-    if (err instanceof ExportFormatError) return err
+  const positionError = (err: unknown): ExportFormatError | ExportLimitError => {
+    if (err instanceof ExportFormatError || err instanceof ExportLimitError) return err
     const message = err instanceof Error ? err.message.replace(SAXES_POSITION, '') : String(err)
     const within = Math.max(0, Math.min(piece.length, parser.position - charsBefore))
     const byte = bytesBefore + Buffer.byteLength(piece.slice(0, within))
@@ -237,10 +241,16 @@ export function readExport(input: AsyncIterable<Uint8Array>, opts: ReadOptions):
   }
 
   /** Feeds one piece of text to the parser; records it completed are kept even when it fails further on. */
-  const feed = (text: string): void => {
+  const feed = (whole: string): void => {
+    // limits.ts: a slice at a time, so that nothing the parser gathers outgrows its limit by more than one
+    if (whole.length <= PARSE_SLICE_CHARS) return feedSlice(whole)
+    for (let at = 0; at < whole.length; at += PARSE_SLICE_CHARS) feedSlice(whole.slice(at, at + PARSE_SLICE_CHARS))
+  }
+  const feedSlice = (text: string): void => {
     piece = text
     try {
       parser.write(text)
+      checkParser(parser, limits)
     } catch (err) {
       throw positionError(err)
     } finally {
@@ -254,11 +264,12 @@ export function readExport(input: AsyncIterable<Uint8Array>, opts: ReadOptions):
   }
 
   async function* batches(): AsyncGenerator<ExportBatch, void, undefined> {
-    const xml = opts.format === 'zip' ? exportXmlOfZip(input, counts) : countBytes(input)
+    const xml = opts.format === 'zip' ? exportXmlOfZip(input, counts, limits.xmlBytes) : countBytes(input)
     let failure: unknown
     try {
       for await (const chunk of xml) {
         counts.xmlBytes += chunk.length
+        if (counts.xmlBytes > limits.xmlBytes) throw overLimit('xmlBytes', limits, `export.xml (${counts.xmlBytes}+ bytes)`)
         const text = decoder.write(chunk)
         if (text.includes(REPLACEMENT) && !Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength).includes(REPLACEMENT_UTF8)) {
           throw new ExportFormatError(`export.xml is not UTF-8 within bytes ${bytesBefore}..${counts.xmlBytes}`, { byte: bytesBefore, line: parser.line, inZip: opts.format === 'zip' })
