@@ -74,9 +74,30 @@ interface SaxesState {
 const DOCTYPE_STATES = new Set([2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12])
 const ATTRIBUTE_VALUE_STATES = new Set([39, 40, 41, 42])
 
+const S_TEXT = 13
+
+/**
+ * Text between elements is not gathered (no text handler), but a run of it is still bounded: its length is
+ * told by where the parser is since the last tag started (watched through `opentagstart`, which the reader
+ * does not use), an overcount by at most the element before it.
+ */
+export function watchText(parser: { on(event: 'opentagstart', handler: () => void): void; position: number }): TextRun {
+  let tagAt = 0
+  parser.on('opentagstart', () => (tagAt = parser.position))
+  // saxes' `position` is right inside a handler only: between writes, the caller counts what it fed
+  return { sinceTag: (fed) => fed - tagAt }
+}
+
+export interface TextRun {
+  /** characters since the last tag started, given how many were fed to the parser */
+  sinceTag(fed: number): number
+}
+
 /** Throws when the parser holds more than the limits allow; called after each slice it was given. */
-export function checkParser(parser: unknown, limits: ExportLimits): void {
+export function checkParser(parser: unknown, limits: ExportLimits, text?: { run: TextRun; fed: number }): void {
   const p = parser as SaxesState
+  const run = text ? text.run.sinceTag(text.fed) : 0
+  if (p.state === S_TEXT && run > limits.textChars) throw overLimit('textChars', limits, `a run of text (${run}+ characters)`)
   if (p.tags.length > limits.depth) throw overLimit('depth', limits, `elements nest ${p.tags.length} deep, which`)
   if (p.name.length > limits.nameChars || p.entity.length > limits.nameChars || p.piTarget.length > limits.nameChars || p.openWakaBang.length > limits.nameChars) {
     throw overLimit('nameChars', limits, 'a name')

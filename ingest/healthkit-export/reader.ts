@@ -1,7 +1,7 @@
 import { StringDecoder } from 'node:string_decoder'
 import { SaxesParser } from 'saxes'
 import { ExportFormatError } from './errors.ts'
-import { checkParser, DEFAULT_EXPORT_LIMITS, ExportLimitError, overLimit, PARSE_SLICE_CHARS, type ExportLimits } from './limits.ts'
+import { checkParser, DEFAULT_EXPORT_LIMITS, watchText, ExportLimitError, overLimit, PARSE_SLICE_CHARS, type ExportLimits } from './limits.ts'
 import { exportXmlOfZip } from './unzip.ts'
 
 // docs/api.md §4: the <Record> elements of the understood types, read
@@ -154,6 +154,7 @@ export function readExport(input: AsyncIterable<Uint8Array>, opts: ReadOptions):
   }
 
   const parser = new SaxesParser<{ position: true; xmlns: false }>({ position: true, xmlns: false })
+  const textRun = watchText(parser)
   let depth = 0
   let rootSeen = false
   parser.on('opentag', (tag) => {
@@ -250,7 +251,7 @@ export function readExport(input: AsyncIterable<Uint8Array>, opts: ReadOptions):
     piece = text
     try {
       parser.write(text)
-      checkParser(parser, limits)
+      checkParser(parser, limits, { run: textRun, fed: charsBefore + text.length })
     } catch (err) {
       throw positionError(err)
     } finally {
