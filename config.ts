@@ -1,9 +1,14 @@
+import { randomBytes } from 'node:crypto'
 import { isIP } from 'node:net'
 import { z } from 'zod'
 import type { ExportLimits } from './ingest/healthkit-export/limits.ts'
 
 // docs/operating.md §9: every setting comes from the environment, validated once here.
 const positiveInt = (fallback: number) => z.coerce.number().int().positive().default(fallback)
+const GIB = 1024 ** 3
+/** static keys and secrets at least this long (a guessable one is no credential) */
+export const MIN_SECRET_CHARS = 32
+const streamBytes = (fallback: number) => z.coerce.number().int().min(1024 * 1024).default(fallback)
 const JWT_ALGORITHMS = new Set(['RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512', 'ES256', 'ES384', 'ES512', 'EdDSA', 'Ed25519'])
 
 const PROXY_KEYWORDS = new Set(['loopback', 'linklocal', 'uniquelocal'])
@@ -38,6 +43,14 @@ export const ConfigSchema = z.object({
   HPH_DB_SCHEMA: z.string().regex(/^[a-z_][a-z0-9_]{0,62}$/, 'a plain lower-case SQL identifier').default('hph'),
   HPH_ANALYST_ROLE: z.string().regex(/^[a-z_][a-z0-9_]{0,62}$/).default('hph_analyst'),
   HPH_API_KEYS: z.string().default(''),
+  /** development only: static keys and the user-reference secret may be shorter than MIN_SECRET_CHARS */
+  HPH_ALLOW_SHORT_KEYS: z.enum(['true', 'false', '1', '0', '']).default('false').transform((v) => v === 'true' || v === '1'),
+  /** the HMAC key of `userRef` (streams/audit.ts): how an erased user is named in the audit trail */
+  HPH_USER_REF_SECRET: z.string().optional(),
+  /** an erase waits this long for a rebuild in flight to end (it holds the rebuild lock while it runs) */
+  HPH_ERASE_LOCK_TIMEOUT_MS: positiveInt(600_000),
+  /** denied requests are audited as one event per client address and this many seconds, with their count */
+  HPH_AUDIT_DENIED_WINDOW_S: positiveInt(60),
   HPH_JWT_ISSUER: z.string().optional(),
   HPH_JWT_AUDIENCE: z.string().optional(),
   HPH_JWKS_URL: z.string().url().optional(),
@@ -70,6 +83,14 @@ export const ConfigSchema = z.object({
   HPH_STREAM_STORAGE: z.enum(['file', 'memory']).default('file'),
   HPH_INGEST_MAX_AGE_DAYS: z.coerce.number().min(0).default(3650),
   HPH_INGEST_DUPLICATE_WINDOW_S: positiveInt(86_400),
+  // docs/architecture.md "Sizes and limits": every stream is bounded in bytes (nats-server reserves them on its store)
+  HPH_INGEST_MAX_BYTES: streamBytes(10 * GIB),
+  HPH_SAMPLES_MAX_BYTES: streamBytes(10 * GIB),
+  HPH_CHANGES_MAX_BYTES: streamBytes(GIB),
+  HPH_INSIGHTS_MAX_BYTES: streamBytes(4 * GIB),
+  HPH_DLQ_MAX_BYTES: streamBytes(GIB),
+  HPH_AUDIT_MAX_BYTES: streamBytes(GIB),
+  HPH_ERASING_MAX_BYTES: streamBytes(16 * 1024 * 1024),
   HPH_MAX_BODY_BYTES: positiveInt(5 * 1024 * 1024),
   HPH_MAX_SAMPLES: positiveInt(10_000),
   // docs/api.md §4: its own body limit (an export is often 0.5–2 GB)
@@ -106,6 +127,19 @@ export const ConfigSchema = z.object({
   HPH_READY_TIMEOUT_MS: positiveInt(2_000),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 }).superRefine((c, ctx) => {
+  // no guessable credentials: a static key or the user-reference secret is long unless development says otherwise
+  if (!c.HPH_ALLOW_SHORT_KEYS) {
+    c.HPH_API_KEYS.split(',').map((e) => e.trim()).filter(Boolean).forEach((entry, i) => {
+      const key = entry.split(':')[0] ?? ''
+      if (key.length < MIN_SECRET_CHARS) ctx.addIssue({ code: 'custom', path: ['HPH_API_KEYS'], message: `entry ${i + 1}: a key of ${key.length} characters; at least ${MIN_SECRET_CHARS} (or HPH_ALLOW_SHORT_KEYS=true in development)` })
+    })
+    if (c.HPH_USER_REF_SECRET !== undefined && c.HPH_USER_REF_SECRET.length < MIN_SECRET_CHARS) {
+      ctx.addIssue({ code: 'custom', path: ['HPH_USER_REF_SECRET'], message: `at least ${MIN_SECRET_CHARS} characters (or HPH_ALLOW_SHORT_KEYS=true in development)` })
+    }
+  }
+  if (c.HPH_USER_REF_SECRET === undefined && (c.HPH_API_KEYS.trim() !== '' || c.HPH_JWKS_URL)) {
+    ctx.addIssue({ code: 'custom', path: ['HPH_USER_REF_SECRET'], message: `required with credentials configured: the secret erased users are named by in the audit trail (${MIN_SECRET_CHARS}+ random characters)` })
+  }
   // JWT mode needs all three settings; any one alone is a mistake, not a mode
   const jwt = { HPH_JWT_ISSUER: c.HPH_JWT_ISSUER, HPH_JWT_AUDIENCE: c.HPH_JWT_AUDIENCE, HPH_JWKS_URL: c.HPH_JWKS_URL }
   const set = Object.values(jwt).filter(Boolean).length
@@ -134,6 +168,14 @@ export function exportLimitsOf(c: Config): ExportLimits {
     xmlBytes: c.HPH_EXPORT_MAX_XML_BYTES, depth: c.HPH_EXPORT_MAX_DEPTH, nameChars: c.HPH_EXPORT_MAX_NAME_CHARS,
     valueChars: c.HPH_EXPORT_MAX_VALUE_CHARS, textChars: c.HPH_EXPORT_MAX_TEXT_CHARS, doctypeChars: c.HPH_EXPORT_MAX_DOCTYPE_CHARS,
   }
+}
+
+/** A secret of this process alone: `userRef`'s key when none is configured (open development mode only). */
+const PROCESS_SECRET = randomBytes(32).toString('hex')
+
+/** The key of `userRef`: HPH_USER_REF_SECRET, or (open development mode, no credentials) one of this process. */
+export function userRefSecret(c: Pick<Config, 'HPH_USER_REF_SECRET'>): string {
+  return c.HPH_USER_REF_SECRET ?? PROCESS_SECRET
 }
 
 /** Database name from DATABASE_URL (the database `hph up` creates when missing). */

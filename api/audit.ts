@@ -1,11 +1,13 @@
-import type { FastifyInstance } from 'fastify'
+import type { FastifyBaseLogger, FastifyInstance } from 'fastify'
 import type { Nats } from '../streams/connect.ts'
 import { publishAudit } from '../streams/audit.ts'
 import { UserId, type AuditRecord } from '../streams/schemas.ts'
 import { isGuarded } from './access.ts'
+import type { Metrics } from './metrics.ts'
 
 // HPH_AUDIT from the HTTP side: one hook after every answer, so every write route (samples, a future
-// healthkit-export, any POST/PUT/PATCH/DELETE under /v1/users) is audited without code of its own.
+// healthkit-export, any POST/PUT/PATCH/DELETE under /v1/users) is audited without code of its own; denied
+// requests are aggregated per address and window (docs/architecture.md "Sizes and limits").
 
 export interface Answered {
   method: string
@@ -35,7 +37,103 @@ export function outcomeOf(status: number): AuditRecord['outcome'] {
   return 'ok'
 }
 
-export function installAudit(app: FastifyInstance, deps: { nats: Pick<Nats, 'js'>; prefix: string }): void {
+/** One aggregate of denied requests: from one address within one window. */
+interface DeniedRun {
+  window: number
+  record: AuditRecord
+  count: number
+  since: string
+}
+
+/** past this many addresses in a window, the rest are counted together (the aggregates themselves stay bounded) */
+const MAX_DENIED_ADDRESSES = 10_000
+const OTHER_ADDRESSES = '(other addresses)'
+
+/**
+ * Denied requests, aggregated per client address and window (HPH_AUDIT_DENIED_WINDOW_S): a flood of them is one
+ * audit event per address and window, with the count, so it can neither fill HPH_AUDIT nor bury what is in it.
+ * Pure but for the clock it is given; `take` hands over the windows that have ended.
+ */
+export class DeniedAggregator {
+  private readonly runs = new Map<string, DeniedRun>()
+  constructor(private readonly windowMs: number) {}
+
+  add(record: AuditRecord, nowMs: number): void {
+    const window = Math.floor(nowMs / this.windowMs)
+    let key = record.ip ?? '(no address)'
+    if (!this.runs.has(key) && this.runs.size >= MAX_DENIED_ADDRESSES) key = OTHER_ADDRESSES
+    const run = this.runs.get(key)
+    if (!run || run.window !== window) {
+      // a run of an earlier window still here is handed over by the next take; this one starts afresh beside it
+      if (run) this.runs.set(`${key}#${run.window}`, run)
+      this.runs.set(key, { window, record: key === OTHER_ADDRESSES ? { ...record, ip: OTHER_ADDRESSES } : record, count: 1, since: record.at })
+      return
+    }
+    run.count++
+    const r = run.record
+    // what every request of the run shares is kept; what differs is said to differ
+    run.record = {
+      ...r,
+      ...(r.userId !== record.userId ? { userId: undefined } : {}),
+      actor: r.actor === record.actor ? r.actor : '(several)',
+      actorKind: r.actorKind === record.actorKind ? r.actorKind : 'none',
+      operation: r.operation === record.operation ? r.operation : '(several)',
+      status: record.status,
+      requestId: record.requestId,
+      at: record.at,
+    }
+    if (run.record.userId === undefined) delete run.record.userId
+  }
+
+  /** The runs whose window has ended by `nowMs` (all of them with `all`), as audit records with their count. */
+  take(nowMs: number, all = false): AuditRecord[] {
+    const window = Math.floor(nowMs / this.windowMs)
+    const out: AuditRecord[] = []
+    for (const [key, run] of this.runs) {
+      if (!all && run.window >= window) continue
+      this.runs.delete(key)
+      out.push({ ...run.record, count: run.count, since: run.since })
+    }
+    return out
+  }
+}
+
+export interface AuditDeps {
+  nats: Pick<Nats, 'js'>
+  prefix: string
+  userRefSecret: string
+  deniedWindowS: number
+  metrics?: Pick<Metrics, 'auditReduced' | 'auditUnwritten'>
+}
+
+export function installAudit(app: FastifyInstance, deps: AuditDeps): void {
+  const denied = new DeniedAggregator(deps.deniedWindowS * 1000)
+  const publish = async (record: AuditRecord, log: FastifyBaseLogger) => {
+    try {
+      await publishAudit(deps.nats, deps.prefix, record, {
+        userRefSecret: deps.userRefSecret,
+        onReduced: (fields, written) => {
+          deps.metrics?.auditReduced(written.action)
+          log.warn({ audit: { action: written.action, operation: written.operation, reduced: fields } }, 'audit record failed its schema: written reduced')
+        },
+      })
+    } catch (err) {
+      deps.metrics?.auditUnwritten(record.action)
+      // the answer is out already; the failure is loud in the log and counted (never the token: the record has none)
+      log.error({ err, audit: { action: record.action, actor: record.actor, operation: record.operation, requestId: record.requestId } }, 'audit event not written')
+    }
+  }
+  const flush = async (all: boolean) => {
+    await Promise.all(denied.take(Date.now(), all).map((r) => publish(r, app.log)))
+  }
+  // the windows that ended are written a few times a window (and whatever is left at close)
+  const timer = setInterval(() => void flush(false), Math.min(5_000, Math.max(250, (deps.deniedWindowS * 1000) / 4)))
+  timer.unref()
+  app.addHook('onClose', async () => {
+    clearInterval(timer)
+    await flush(true)
+  })
+
   app.addHook('onResponse', async (req, reply) => {
     const route = req.routeOptions.url
     const action = auditActionOf({ method: req.method, route, url: req.url, status: reply.statusCode })
@@ -55,11 +153,7 @@ export function installAudit(app: FastifyInstance, deps: { nats: Pick<Nats, 'js'
       status: reply.statusCode,
       at: new Date().toISOString(),
     }
-    try {
-      await publishAudit(deps.nats, deps.prefix, record)
-    } catch (err) {
-      // the answer is out already; the failure is loud in the log (never the token: the record has none)
-      req.log.error({ err, audit: { action, actor: record.actor, operation: record.operation, requestId: record.requestId } }, 'audit event not written')
-    }
+    if (action === 'denied') denied.add(record, Date.now())
+    else await publish(record, req.log)
   })
 }

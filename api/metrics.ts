@@ -45,6 +45,10 @@ export interface Metrics {
   onBatch(s: BatchStats): void
   /** `route` is the route pattern (`/v1/users/:userId/samples`), never the raw URL */
   observeHttp(r: { method: string; route: string; statusCode: number; seconds: number }): void
+  /** an audit record failed its schema and was written reduced */
+  auditReduced(action: string): void
+  /** an audit record could not be written (JetStream refused or was away) */
+  auditUnwritten(action: string): void
 }
 
 export const METRIC_PREFIX = 'hph_'
@@ -92,6 +96,17 @@ export function createMetrics(opts: MetricsOptions): Metrics {
     name: 'hph_http_request_duration_seconds', help: 'HTTP requests by method, route pattern and status code',
     labelNames: ['method', 'route', 'status_code'] as const, buckets: HTTP_SECONDS_BUCKETS, registers,
   })
+  const auditReduced = new Counter({
+    name: 'hph_audit_records_reduced_total', help: 'Audit records that failed their schema and were written reduced (the failing fields cut or left out)',
+    labelNames: ['action'] as const, registers,
+  })
+  const auditUnwritten = new Counter({
+    name: 'hph_audit_records_unwritten_total', help: 'Audit records that could not be written to HPH_AUDIT', labelNames: ['action'] as const, registers,
+  })
+  for (const action of ['write', 'export', 'erase', 'denied']) {
+    auditReduced.labels(action).inc(0)
+    auditUnwritten.labels(action).inc(0)
+  }
   for (const stage of opts.stages ?? []) {
     processed.labels(stage).inc(0)
     items.labels(stage).inc(0)
@@ -153,6 +168,12 @@ export function createMetrics(opts: MetricsOptions): Metrics {
     },
     observeHttp(r) {
       http.labels(r.method, r.route, String(r.statusCode)).observe(r.seconds)
+    },
+    auditReduced(action) {
+      auditReduced.labels(action).inc()
+    },
+    auditUnwritten(action) {
+      auditUnwritten.labels(action).inc()
     },
   }
 }

@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto'
 import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify'
-import { exportLimitsOf, type Config } from '../config.ts'
+import { exportLimitsOf, userRefSecret, type Config } from '../config.ts'
 import type { Logger } from '../log.ts'
 import type { Kysely } from 'kysely'
 import type { Database } from '../schema/db.ts'
@@ -64,7 +64,7 @@ export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
   installErrorHandling(app)
   // docs/api.md §2: rate limits, authentication and per-user authorisation in one hook; an audit event after each answer
   await installAccess(app, { auth, config })
-  installAudit(app, { nats: deps.nats, prefix: config.HPH_PREFIX })
+  installAudit(app, { nats: deps.nats, prefix: config.HPH_PREFIX, userRefSecret: userRefSecret(config), deniedWindowS: config.HPH_AUDIT_DENIED_WINDOW_S, metrics: deps.metrics })
   metricsRoutes(app, deps.metrics)
   samplesRoutes(app, { nats: deps.nats, prefix: config.HPH_PREFIX, maxSamples: config.HPH_MAX_SAMPLES, maxJsonDepth: config.HPH_MAX_JSON_DEPTH })
   healthkitExportRoutes(app, {

@@ -2,6 +2,7 @@ import { createWriteStream } from 'node:fs'
 import { userInfo } from 'node:os'
 import { Readable } from 'node:stream'
 import { pipeline } from 'node:stream/promises'
+import { userRefSecret } from '../config.ts'
 import { eraseUser } from '../privacy/erase.ts'
 import { exportNdjson } from '../privacy/export.ts'
 import { closeDb, createDb } from '../schema/db.ts'
@@ -37,7 +38,7 @@ export async function runUser({ config, log, args, flags }: CommandContext): Pro
   const audit = (outcome: AuditRecord['outcome']) =>
     publishAudit(nats, config.HPH_PREFIX, {
       action: verb, actor: cliActor(), actorKind: 'admin', userId: userId.data, operation: `hph user ${verb}`, outcome, at: new Date().toISOString(),
-    })
+    }, { userRefSecret: userRefSecret(config) })
   try {
     if (verb === 'export') {
       const out = typeof flags.out === 'string' ? createWriteStream(flags.out) : process.stdout

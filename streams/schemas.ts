@@ -212,7 +212,7 @@ export const AuditRecord = z.object({
   actor: z.string().min(1).max(200),
   actorKind: z.enum(['admin', 'user', 'none']),
   userId: UserId.optional(),
-  /** a one-way reference to the user (sha-256): what an erase event carries instead of the userId */
+  /** a one-way reference to the user (an HMAC with HPH_USER_REF_SECRET): what an erase event carries instead of the userId */
   userRef: z.string().regex(/^[0-9a-f]{32}$/).optional(),
   /** what was asked: `POST /v1/users/:userId/samples`, `hph user erase` */
   operation: z.string().max(300),
@@ -221,6 +221,11 @@ export const AuditRecord = z.object({
   outcome: z.enum(['ok', 'rejected', 'denied', 'failed']),
   status: z.number().int().optional(),
   at: z.string().datetime({ offset: true }),
+  /** denied requests are one event per address and window: how many, and since when (`at` is the last) */
+  count: z.number().int().positive().optional(),
+  since: z.string().datetime({ offset: true }).optional(),
+  /** the fields that failed this schema and were left out or cut: the record was still written (streams/audit.ts) */
+  reduced: z.array(z.string().max(32)).max(20).optional(),
 })
 export type AuditRecord = z.infer<typeof AuditRecord>
 export const AUDIT_TYPE = 'hph.audit.v1'

@@ -15,7 +15,9 @@ import { streamName, streamSubjects, type StreamKey, STREAM_KEYS } from './subje
 
 type TopologyConfig = Pick<
   Config,
-  'HPH_PREFIX' | 'HPH_ACK_WAIT_S' | 'HPH_STREAM_REPLICAS' | 'HPH_STREAM_STORAGE' | 'HPH_INGEST_MAX_AGE_DAYS' | 'HPH_INGEST_DUPLICATE_WINDOW_S'
+  | 'HPH_PREFIX' | 'HPH_ACK_WAIT_S' | 'HPH_STREAM_REPLICAS' | 'HPH_STREAM_STORAGE' | 'HPH_INGEST_MAX_AGE_DAYS' | 'HPH_INGEST_DUPLICATE_WINDOW_S'
+  | 'HPH_INGEST_MAX_BYTES' | 'HPH_SAMPLES_MAX_BYTES' | 'HPH_CHANGES_MAX_BYTES' | 'HPH_INSIGHTS_MAX_BYTES' | 'HPH_DLQ_MAX_BYTES' | 'HPH_AUDIT_MAX_BYTES'
+  | 'HPH_ERASING_MAX_BYTES'
 >
 
 const DAY_S = 86_400
@@ -29,7 +31,10 @@ export function streamSpecs(config: TopologyConfig): Record<StreamKey, Partial<S
     retention: RetentionPolicy.Limits,
     storage: config.HPH_STREAM_STORAGE === 'memory' ? StorageType.Memory : StorageType.File,
     num_replicas: config.HPH_STREAM_REPLICAS,
-    discard: DiscardPolicy.Old,
+    // docs/architecture.md "Sizes and limits": a full stream refuses new messages (the publisher is told) rather
+    // than dropping the oldest in silence: nothing accepted is lost, no audit record vanishes
+    max_bytes: config[`HPH_${key}_MAX_BYTES`],
+    discard: DiscardPolicy.New,
   })
   return {
     // the source of truth: duplicates of a batch are dropped for a whole day (a retrying client)
@@ -45,6 +50,26 @@ export function streamSpecs(config: TopologyConfig): Record<StreamKey, Partial<S
     DLQ: { ...base('DLQ'), duplicate_window: nanos(120_000) },
     AUDIT: { ...base('AUDIT'), max_age: nanos(config.HPH_INGEST_MAX_AGE_DAYS * DAY_S * 1000) },
   }
+}
+
+/** `<PREFIX>_ERASING`: which users are being erased (privacy/erasing.ts), by a reference that does not name them. */
+export function erasingStreamSpec(config: TopologyConfig): Partial<StreamConfig> & { name: string } {
+  return {
+    name: erasingStream(config.HPH_PREFIX),
+    subjects: [`${config.HPH_PREFIX}.erasing.>`],
+    retention: RetentionPolicy.Limits,
+    storage: config.HPH_STREAM_STORAGE === 'memory' ? StorageType.Memory : StorageType.File,
+    num_replicas: config.HPH_STREAM_REPLICAS,
+    max_msgs_per_subject: 1,
+    max_age: nanos(DAY_S * 1000),
+    max_bytes: config.HPH_ERASING_MAX_BYTES,
+    // a user's marker replaces the one before it (one a subject)
+    discard: DiscardPolicy.Old,
+  }
+}
+
+export function erasingStream(prefix: string): string {
+  return `${prefix.toUpperCase()}_ERASING`
 }
 
 export interface ConsumerSpec {
@@ -85,8 +110,7 @@ function isNotFound(err: unknown): boolean {
 /** `hph streams apply`: creates or updates every stream and durable consumer; safe to run any time. */
 export async function applyTopology(jsm: JetStreamManager, config: TopologyConfig): Promise<{ streams: string[]; consumers: string[] }> {
   const specs = streamSpecs(config)
-  for (const key of STREAM_KEYS) {
-    const spec = specs[key]
+  for (const spec of [...STREAM_KEYS.map((key) => specs[key]), erasingStreamSpec(config)]) {
     const name = spec.name
     try {
       await jsm.streams.info(name)
@@ -115,9 +139,9 @@ export async function applyTopology(jsm: JetStreamManager, config: TopologyConfi
 
 /** Removes every stream of a prefix (tests clean up after themselves with this). */
 export async function deleteTopology(jsm: JetStreamManager, prefix: string): Promise<void> {
-  for (const key of STREAM_KEYS) {
+  for (const name of [...STREAM_KEYS.map((key) => streamName(prefix, key)), erasingStream(prefix)]) {
     try {
-      await jsm.streams.delete(streamName(prefix, key))
+      await jsm.streams.delete(name)
     } catch (err) {
       if (!isNotFound(err)) throw err
     }

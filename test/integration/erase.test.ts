@@ -147,9 +147,9 @@ describe('user export and erase', () => {
   it('keeps the erase in the audit trail under a one-way reference, never the id', async () => {
     const erases = (await allMessages()).filter((m) => m.stream === streamName(env.config.HPH_PREFIX, 'AUDIT') && m.subject.includes('.erase.'))
     expect(erases.length).toBeGreaterThanOrEqual(1)
-    expect(erases[0]!.subject).toBe(`${env.config.HPH_PREFIX}.audit.v1.erase.${userRef(victim)}`)
+    expect(erases[0]!.subject).toBe(`${env.config.HPH_PREFIX}.audit.v1.erase.${userRef(env.config.HPH_USER_REF_SECRET!, victim)}`)
     const data = (decodeJson(Buffer.from(erases[0]!.text.split('\n')[0] as string)) as { data: Record<string, unknown> }).data
-    expect(data).toMatchObject({ action: 'erase', actorKind: 'admin', userRef: userRef(victim), outcome: 'ok', operation: 'hph user erase' })
+    expect(data).toMatchObject({ action: 'erase', actorKind: 'admin', userRef: userRef(env.config.HPH_USER_REF_SECRET!, victim), outcome: 'ok', operation: 'hph user erase' })
     expect(String(data.actor)).toMatch(/^cli:/)
   })
 

@@ -1,10 +1,13 @@
+import { createHash, createHmac } from 'node:crypto'
 import { describe, expect, it } from 'vitest'
-import { auditActionOf, outcomeOf } from '../../../api/audit.ts'
+import { auditActionOf, DeniedAggregator, outcomeOf } from '../../../api/audit.ts'
 import { fingerprint, principalOfClaims } from '../../../api/auth.ts'
 import { loadConfig } from '../../../config.ts'
 import { subjectMatches } from '../../../privacy/messages.ts'
 import { auditEvent, userRef } from '../../../streams/audit.ts'
 import { subjects } from '../../../streams/subjects.ts'
+
+const SECRET = 'unit-test-user-ref-secret-0123456789'
 
 describe('JWT claims to a principal', () => {
   it('makes sub the userId, and scope hph:admin (scope string or scp array) admin', () => {
@@ -67,19 +70,58 @@ describe('audit events', () => {
   })
 
   it('puts the user last in the subject, so erasure removes their trail with their data', () => {
-    const e = auditEvent('hph', { action: 'write', actor: 'key#1', actorKind: 'admin', userId: 'ana', operation: 'POST /v1/users/:userId/samples', outcome: 'ok', at })
+    const e = auditEvent('hph', { action: 'write', actor: 'key#1', actorKind: 'admin', userId: 'ana', operation: 'POST /v1/users/:userId/samples', outcome: 'ok', at }, SECRET)
     expect(e.subject).toBe('hph.audit.v1.write.ana')
     expect(e.subject.split('.').length).toBe(subjects.ofUser('hph', 'ana').split('.').length)
-    expect(auditEvent('hph', { action: 'denied', actor: 'unauthenticated', actorKind: 'none', operation: 'GET (no route)', outcome: 'denied', at }).subject).toBe('hph.audit.v1.denied._')
+    expect(auditEvent('hph', { action: 'denied', actor: 'unauthenticated', actorKind: 'none', operation: 'GET (no route)', outcome: 'denied', at }, SECRET).subject).toBe('hph.audit.v1.denied._')
   })
 
   it('keeps an erase under a one-way reference to the user, never the id', () => {
-    const e = auditEvent('hph', { action: 'erase', actor: 'key#1', actorKind: 'admin', userId: 'ana', operation: 'DELETE /v1/users/:userId', outcome: 'ok', at })
-    expect(e.subject).toBe(`hph.audit.v1.erase.${userRef('ana')}`)
+    const e = auditEvent('hph', { action: 'erase', actor: 'key#1', actorKind: 'admin', userId: 'ana', operation: 'DELETE /v1/users/:userId', outcome: 'ok', at }, SECRET)
+    expect(e.subject).toBe(`hph.audit.v1.erase.${userRef(SECRET, 'ana')}`)
     expect(e.record.userId).toBeUndefined()
-    expect(e.record.userRef).toBe(userRef('ana'))
+    expect(e.record.userRef).toBe(userRef(SECRET, 'ana'))
     expect(JSON.stringify(e)).not.toMatch(/"ana"|\.ana\b/)
-    expect(userRef('ana')).not.toBe(userRef('bo'))
+    expect(userRef(SECRET, 'ana')).not.toBe(userRef(SECRET, 'bo'))
+  })
+
+  it('makes the reference an HMAC of the configured secret: no bare hash of a guessable id', () => {
+    expect(userRef(SECRET, 'ana')).toBe(createHmac('sha256', SECRET).update('hph-user:ana').digest('hex').slice(0, 32))
+    expect(userRef(SECRET, 'ana')).not.toBe(createHash('sha256').update('hph-user:ana').digest('hex').slice(0, 32))
+    expect(userRef(`${SECRET}x`, 'ana')).not.toBe(userRef(SECRET, 'ana'))
+  })
+
+  it('writes a record that fails its schema reduced, naming what was cut or left out', () => {
+    const e = auditEvent('hph', { action: 'write', actor: 'key#1', actorKind: 'admin', userId: 'ana', operation: 'POST /v1/users/:userId/samples', requestId: 'r'.repeat(300), ip: 'i'.repeat(150), outcome: 'ok', status: 1.5, at }, SECRET)
+    expect(e.reduced.sort()).toEqual(['ip', 'requestId', 'status'])
+    expect(e.subject).toBe('hph.audit.v1.write.ana')
+    expect(e.record).toMatchObject({ action: 'write', actor: 'key#1', userId: 'ana', outcome: 'ok', requestId: 'r'.repeat(200), ip: 'i'.repeat(100) })
+    expect([...(e.record.reduced ?? [])].sort()).toEqual(['ip', 'requestId', 'status'])
+    expect(e.record.status).toBeUndefined()
+    const bad = auditEvent('hph', { action: 'denied', actor: '', actorKind: 'none', userId: 'a.b', operation: 'x', outcome: 'denied', at: 'yesterday' }, SECRET)
+    expect(bad.subject).toBe('hph.audit.v1.denied._')
+    expect(bad.record.actor).toBe('(invalid)')
+    expect(bad.record.userId).toBeUndefined()
+    expect(Date.parse(bad.record.at)).toBeGreaterThan(0)
+  })
+
+  it('aggregates denied requests per address and window, with their count', () => {
+    const d = new DeniedAggregator(60_000)
+    const t0 = Date.UTC(2026, 0, 1, 12, 0, 0)
+    const denied = (ip: string, userId: string, ms: number) => ({ action: 'denied' as const, actor: 'unauthenticated', actorKind: 'none' as const, userId, operation: 'GET /v1/users/:userId/hrv/daily', ip, outcome: 'denied' as const, status: 401, at: new Date(ms).toISOString() })
+    for (let i = 0; i < 1000; i++) d.add(denied('10.0.0.1', 'ana', t0 + i * 10), t0 + i * 10)
+    d.add(denied('10.0.0.2', 'ana', t0 + 5), t0 + 5)
+    d.add(denied('10.0.0.2', 'bo', t0 + 6), t0 + 6)
+    expect(d.take(t0 + 30_000)).toEqual([])
+    const out = d.take(t0 + 60_000)
+    expect(out).toHaveLength(2)
+    expect(out.find((r) => r.ip === '10.0.0.1')).toMatchObject({ count: 1000, userId: 'ana', since: new Date(t0).toISOString(), at: new Date(t0 + 9990).toISOString() })
+    const two = out.find((r) => r.ip === '10.0.0.2')!
+    expect(two.count).toBe(2)
+    expect(two.userId).toBeUndefined()
+    // a new window starts a new event
+    d.add(denied('10.0.0.1', 'ana', t0 + 61_000), t0 + 61_000)
+    expect(d.take(t0 + 61_000, true)).toMatchObject([{ count: 1 }])
   })
 
   it('builds per-stream user filters: the DLQ has one level fewer', () => {
