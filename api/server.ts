@@ -8,6 +8,7 @@ import type { Nats } from '../streams/connect.ts'
 import { installAccess } from './access.ts'
 import { installAudit } from './audit.ts'
 import { createAuthenticator, isLoopback } from './auth.ts'
+import { installErasingGuard } from './erasing.ts'
 import { installErrorHandling } from './errors.ts'
 import type { Metrics } from './metrics.ts'
 import { eraseRoutes } from './routes/erase.ts'
@@ -64,6 +65,7 @@ export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
   installErrorHandling(app)
   // docs/api.md §2: rate limits, authentication and per-user authorisation in one hook; an audit event after each answer
   await installAccess(app, { auth, config })
+  installErasingGuard(app, { nats: deps.nats, prefix: config.HPH_PREFIX, userRefSecret: userRefSecret(config) })
   installAudit(app, { nats: deps.nats, prefix: config.HPH_PREFIX, userRefSecret: userRefSecret(config), deniedWindowS: config.HPH_AUDIT_DENIED_WINDOW_S, metrics: deps.metrics })
   metricsRoutes(app, deps.metrics)
   samplesRoutes(app, { nats: deps.nats, prefix: config.HPH_PREFIX, maxSamples: config.HPH_MAX_SAMPLES, maxJsonDepth: config.HPH_MAX_JSON_DEPTH })
@@ -76,7 +78,7 @@ export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
   readRoutes(app, { db: readDb })
   const userData = { nats: deps.nats, db: deps.db, prefix: config.HPH_PREFIX, schema: config.HPH_DB_SCHEMA }
   exportRoutes(app, userData)
-  eraseRoutes(app, { ...userData, log: deps.log })
+  eraseRoutes(app, { ...userData, log: deps.log, userRefSecret: userRefSecret(config), options: { lockTimeoutMs: config.HPH_ERASE_LOCK_TIMEOUT_MS } })
   opsRoutes(app, deps.probes, { timeoutMs: config.HPH_READY_TIMEOUT_MS })
   // docs/operating.md §10: the dashboard at GET /, and the two reads it needs beyond the API's own
   trendsRoutes(app, { db: readDb })

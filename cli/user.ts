@@ -53,7 +53,7 @@ export async function runUser({ config, log, args, flags }: CommandContext): Pro
     }
     let report
     try {
-      report = await eraseUser({ ...deps, log }, userId.data)
+      report = await eraseUser({ ...deps, log, userRefSecret: userRefSecret(config) }, userId.data, { lockTimeoutMs: config.HPH_ERASE_LOCK_TIMEOUT_MS })
     } catch (err) {
       await audit('failed')
       throw err

@@ -4,6 +4,9 @@ import type { Database } from '../schema/db.ts'
 import type { Nats } from '../streams/connect.ts'
 import { STREAM_KEYS, streamName, subjects, type StreamKey } from '../streams/subjects.ts'
 import { CONSUMERS } from '../streams/topology.ts'
+import { LOCKED_PROJECTIONS, rebuildLockKey } from '../schema/locks.ts'
+import { isTransient } from '../streams/transient.ts'
+import { clearErasing, markErasing } from './erasing.ts'
 import { userMessages } from './messages.ts'
 import { userTables } from './tables.ts'
 
@@ -30,9 +33,13 @@ export interface EraseDeps {
   prefix: string
   schema: string
   log: Logger
+  /** HPH_USER_REF_SECRET: the erasing marker names the user by userRef */
+  userRefSecret: string
 }
 
 export interface EraseOptions {
+  /** how long to wait for a rebuild in flight to end before giving up (HPH_ERASE_LOCK_TIMEOUT_MS, default 600 s) */
+  lockTimeoutMs?: number
   /** how long a round waits for the stages to finish the user's messages they have not acked (default 120 s) */
   settleTimeoutMs?: number
   /** give up after this many rounds that still found something (default 20) */
@@ -45,8 +52,10 @@ export interface EraseReport {
   /** rows deleted, per table, over all rounds */
   deleted: Record<string, number>
   rounds: number
-  /** false when rounds ran out with something still found: run the erase again */
+  /** false when it could not finish (rounds ran out with something still found, a rebuild held on, a dependency failed): run it again */
   complete: boolean
+  /** why it is not complete, in words safe to show */
+  problem?: string
 }
 
 /** The stream each durable consumer reads, by stream key (several stages never share one stream here). */
@@ -165,26 +174,76 @@ async function settled(nats: Nats, waitingFor: Round['waitingFor'], timeoutMs: n
   }
 }
 
-/** Erases a user everywhere (idempotent: erasing an erased or unknown user finds nothing and succeeds). */
+/** Takes every projection's rebuild lock on this session, waiting for a rebuild in flight up to `timeoutMs`; false if it could not. */
+async function lockRebuilds(conn: Kysely<Database>, schema: string, timeoutMs: number): Promise<boolean> {
+  const deadline = Date.now() + timeoutMs
+  const keys = LOCKED_PROJECTIONS.map((p) => rebuildLockKey(schema, p))
+  for (;;) {
+    const held: string[] = []
+    for (const key of keys) {
+      const r = await sql<{ ok: boolean }>`select pg_try_advisory_lock(hashtext(${key})) as ok`.execute(conn)
+      if (r.rows[0]?.ok !== true) break
+      held.push(key)
+    }
+    if (held.length === keys.length) return true
+    await unlockRebuilds(conn, held)
+    if (Date.now() > deadline) return false
+    await new Promise((r) => setTimeout(r, 250))
+  }
+}
+
+async function unlockRebuilds(conn: Kysely<Database>, keys: readonly string[]): Promise<void> {
+  for (const key of keys) await sql`select pg_advisory_unlock(hashtext(${key}))`.execute(conn)
+}
+
+/**
+ * Erases a user everywhere (idempotent: erasing an erased or unknown user finds nothing and succeeds). It never
+ * throws for what stops it half-way: the report says `complete: false` and why (the caller answers 503).
+ */
 export async function eraseUser(deps: EraseDeps, userId: string, opts: EraseOptions = {}): Promise<EraseReport> {
   const settleTimeoutMs = opts.settleTimeoutMs ?? 120_000
   const maxRounds = opts.maxRounds ?? 20
+  const lockTimeoutMs = opts.lockTimeoutMs ?? 600_000
   const report: EraseReport = { purged: {}, deleted: {}, rounds: 0, complete: false }
   const log = deps.log.child({ op: 'erase' })
-  let force = false
-  for (let round = 1; round <= maxRounds; round++) {
-    const r = await eraseOnce(deps, userId, report, force)
-    report.rounds = round
-    if (r.removed === 0 && r.waitingFor.size === 0) {
-      report.complete = true
-      break
-    }
-    if (r.waitingFor.size && !(await settled(deps.nats, r.waitingFor, settleTimeoutMs))) {
-      // no stage finished them in time (stopped, or stuck): nothing is being made of them, so they go as they are
-      log.warn({ round, settleTimeoutMs, streams: [...r.waitingFor.keys()] }, 'the stages did not finish the user\'s messages in time; removing them unacknowledged')
-      force = true
-    }
+  const marker = { nats: deps.nats, prefix: deps.prefix, userRefSecret: deps.userRefSecret }
+  // the marker outlives a waiting lock and a round; a dead erase's marker ends by itself
+  const renew = (ms: number) => markErasing(marker, userId, Date.now() + ms + 60_000)
+  try {
+    await renew(lockTimeoutMs + settleTimeoutMs)
+    await deps.db.connection().execute(async (conn) => {
+      if (!(await lockRebuilds(conn, deps.schema, lockTimeoutMs))) {
+        report.problem = `a rebuild was still running after ${lockTimeoutMs} ms (HPH_ERASE_LOCK_TIMEOUT_MS): it would bring the user back; nothing was erased`
+        return
+      }
+      try {
+        let force = false
+        for (let round = 1; round <= maxRounds; round++) {
+          await renew(settleTimeoutMs)
+          const r = await eraseOnce(deps, userId, report, force)
+          report.rounds = round
+          if (r.removed === 0 && r.waitingFor.size === 0) {
+            report.complete = true
+            break
+          }
+          if (r.waitingFor.size && !(await settled(deps.nats, r.waitingFor, settleTimeoutMs))) {
+            // no stage finished them in time (stopped, or stuck): nothing is being made of them, so they go as they are
+            log.warn({ round, settleTimeoutMs, streams: [...r.waitingFor.keys()] }, 'the stages did not finish the user\'s messages in time; removing them unacknowledged')
+            force = true
+          }
+        }
+        if (!report.complete) report.problem = `the user's data was still being found after ${maxRounds} rounds (something still writes it)`
+      } finally {
+        await unlockRebuilds(conn, LOCKED_PROJECTIONS.map((p) => rebuildLockKey(deps.schema, p)))
+      }
+    })
+  } catch (err) {
+    log.error({ err, rounds: report.rounds }, 'erase stopped')
+    report.complete = false
+    report.problem = `the erase stopped after ${report.rounds} round(s): ${isTransient(err) ? 'NATS or PostgreSQL is unreachable' : 'an error (see the log)'}`
+  } finally {
+    await clearErasing(marker, userId).catch((err: unknown) => log.warn({ err }, 'erasing marker not cleared; it ends by its deadline'))
   }
-  log.info({ rounds: report.rounds, complete: report.complete, purged: report.purged, deleted: report.deleted }, 'user erased')
+  log.info({ rounds: report.rounds, complete: report.complete, problem: report.problem, purged: report.purged, deleted: report.deleted }, report.complete ? 'user erased' : 'user erase incomplete')
   return report
 }

@@ -2,6 +2,7 @@ import type { Kysely } from 'kysely'
 import type pg from 'pg'
 import type { Logger } from '../log.ts'
 import type { Database } from '../schema/db.ts'
+import { rebuildLockKey, tryLock, unlock } from '../schema/locks.ts'
 import { createShadow, dropShadows, SHADOW_SUFFIX, shadowName, swapShadows } from '../schema/shadow.ts'
 import type { Nats } from '../streams/connect.ts'
 import type { BatchHandler } from '../streams/consumer.ts'
@@ -144,15 +145,15 @@ export async function rebuildProjection(opts: RebuildOptions): Promise<RebuildRe
   // one rebuild of a projection at a time (a second would drop the first one's shadows); the lock is a
   // session's, so it goes with the connection if this process dies
   const guard = await opts.pool.connect()
-  const key = `hph.rebuild:${opts.schema}:${opts.projection}`
-  if (!(await guard.query<{ ok: boolean }>('select pg_try_advisory_lock(hashtext($1)) as ok', [key])).rows[0]?.ok) {
+  const key = rebuildLockKey(opts.schema, opts.projection)
+  if (!(await tryLock(guard, key))) {
     guard.release()
-    throw new Error(`another rebuild of ${opts.projection} is running on this database`)
+    throw new Error(`another rebuild of ${opts.projection}, or an erase, is running on this database`)
   }
   try {
     return await rebuildLocked(opts, spec, { t0, stream, log, deps, batchSize, info, fromSeq, partial })
   } finally {
-    await guard.query('select pg_advisory_unlock(hashtext($1))', [key]).catch(() => undefined)
+    await unlock(guard, key).catch(() => undefined)
     guard.release()
   }
 }

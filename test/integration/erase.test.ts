@@ -178,7 +178,7 @@ describe('user export and erase', () => {
     const answers = await Promise.all([...batches.map((b) => post(racer, b)), ...theirs.map((b) => post(bystander, b))])
     const bystanderAccepted = answers.slice(batches.length).reduce((a, r) => a + r.accepted, 0)
     // no waiting: normalize, the writers and the engine are busy with them while the erase runs
-    const report = await eraseUser({ nats: p.nats, db: p.db, prefix: env.config.HPH_PREFIX, schema: env.config.HPH_DB_SCHEMA, log: env.log }, racer)
+    const report = await eraseUser({ nats: p.nats, db: p.db, prefix: env.config.HPH_PREFIX, schema: env.config.HPH_DB_SCHEMA, log: env.log, userRefSecret: env.config.HPH_USER_REF_SECRET! }, racer)
     expect(report.complete).toBe(true)
     await waitForIdle(p.nats, env.config.HPH_PREFIX, { timeoutMs: 60_000 })
     await new Promise((r) => setTimeout(r, 500))
@@ -213,7 +213,7 @@ describe('user export and erase', () => {
         [streamName(env.config.HPH_PREFIX, 'CHANGES'), streamName(env.config.HPH_PREFIX, 'INGEST')].sort(),
       )
       const t0 = Date.now()
-      const report = await eraseUser({ nats: env.nats, db, prefix: env.config.HPH_PREFIX, schema: env.config.HPH_DB_SCHEMA, log: env.log }, offline, { settleTimeoutMs: 60_000 })
+      const report = await eraseUser({ nats: env.nats, db, prefix: env.config.HPH_PREFIX, schema: env.config.HPH_DB_SCHEMA, log: env.log, userRefSecret: env.config.HPH_USER_REF_SECRET! }, offline, { settleTimeoutMs: 60_000 })
       expect(report).toMatchObject({ complete: true })
       expect(report.purged[streamName(env.config.HPH_PREFIX, 'INGEST')]).toBe(1)
       expect(report.purged[streamName(env.config.HPH_PREFIX, 'CHANGES')]).toBe(1)

@@ -289,7 +289,7 @@ describe('hph rebuild insights', () => {
         await second
       },
     })).finally(() => watch.stop())
-    expect(await second).toBe('another rebuild of insights is running on this database')
+    expect(await second).toBe('another rebuild of insights, or an erase, is running on this database')
     const seen = await watch.stop()
     expect((await sql`select * from v_today order by user_id, day`.execute(p.db)).rows).toEqual(today)
 

@@ -1,0 +1,145 @@
+import { randomBytes, randomUUID } from 'node:crypto'
+import { sql } from 'kysely'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { demoBatches } from '../../cli/demo-data.ts'
+import { STAGES, startPipeline, waitForIdle, type Pipeline } from '../../cli/pipeline.ts'
+import { userMessages } from '../../privacy/messages.ts'
+import { rebuildProjection } from '../../projections/rebuild.ts'
+import { rebuildLockKey } from '../../schema/locks.ts'
+import { userRef } from '../../streams/audit.ts'
+import { decodeJson } from '../../streams/envelope.ts'
+import { streamName } from '../../streams/subjects.ts'
+import { eventually, testEnv, type TestEnv } from '../helpers/env.ts'
+
+// docs/architecture.md "Privacy": an erase holds the rebuild locks (a rebuild in flight cannot bring the user back),
+// refuses writes for the user while it runs (409 erasure_in_progress), and answers 503 with its report, audited as
+// failed, when it could not finish.
+
+const ADMIN = 'erase-guards-admin-key-0123456789abcdef'
+const LOCK_TIMEOUT_MS = 8_000
+
+let env: TestEnv
+let p: Pipeline
+
+beforeAll(async () => {
+  env = await testEnv({ HPH_API_KEYS: `${ADMIN}:admin`, HPH_ERASE_LOCK_TIMEOUT_MS: String(LOCK_TIMEOUT_MS) })
+  p = await startPipeline(env.config, env.log, { stages: STAGES, api: true, prepare: true })
+})
+afterAll(async () => {
+  await p?.stop()
+  await env?.cleanup()
+})
+
+const auth = { authorization: `Bearer ${ADMIN}` }
+
+async function postSamples(userId: string, body: unknown): Promise<Response> {
+  return fetch(`${p.url}/v1/users/${userId}/samples`, { method: 'POST', headers: { ...auth, 'content-type': 'application/json' }, body: JSON.stringify(body) })
+}
+
+async function load(userId: string, seed: number): Promise<void> {
+  for (const b of demoBatches({ userId, nights: 6, firstNight: '2026-02-01', seed, batchSize: 60 })) {
+    const res = await postSamples(userId, { ...b, samples: b.samples.map((s) => ({ ...s, uuid: randomUUID() })) })
+    expect(res.status).toBe(202)
+  }
+}
+
+const samplesOf = async (userId: string) => (await sql<{ n: number }>`select count(*)::int as n from samples where user_id = ${userId}`.execute(p.db)).rows[0]?.n ?? 0
+
+const erase = (userId: string) => fetch(`${p.url}/v1/users/${userId}`, { method: 'DELETE', headers: auth })
+
+/** The erase events of a user in HPH_AUDIT (under its userRef), oldest first. */
+async function eraseEvents(userId: string): Promise<Array<Record<string, unknown>>> {
+  const out: Array<Record<string, unknown>> = []
+  const ref = userRef(env.config.HPH_USER_REF_SECRET!, userId)
+  for await (const m of userMessages(env.nats, streamName(env.config.HPH_PREFIX, 'AUDIT'), `${env.config.HPH_PREFIX}.audit.v1.erase.${ref}`, { withData: true })) {
+    out.push((decodeJson(m.data) as { data: Record<string, unknown> }).data)
+  }
+  return out
+}
+
+describe('erase beside a rebuild', () => {
+  it('waits for a rebuild in flight (holding its lock), refuses the user\'s writes meanwhile, and leaves nothing of the user once both are done', async () => {
+    const victim = `victim-${randomBytes(4).toString('hex')}`
+    const keeper = `keeper-${randomBytes(4).toString('hex')}`
+    await load(victim, 1)
+    await load(keeper, 2)
+    await waitForIdle(p.nats, env.config.HPH_PREFIX, { timeoutMs: 60_000 })
+    const keeperRows = await samplesOf(keeper)
+    expect(await samplesOf(victim)).toBeGreaterThan(0)
+
+    // a rebuild of samples that has read every message (the victim's too) into its shadow, held there
+    let release!: () => void
+    const gate = new Promise<void>((r) => (release = r))
+    let paused!: () => void
+    const pausedAt = new Promise<void>((r) => (paused = r))
+    let first = true
+    const rebuild = rebuildProjection({
+      nats: env.nats, db: p.db, pool: p.pool, prefix: env.config.HPH_PREFIX, schema: env.config.HPH_DB_SCHEMA, log: env.log, projection: 'samples',
+      onProgress: async () => {
+        if (!first) return
+        first = false
+        paused()
+        await gate
+      },
+    })
+    await pausedAt
+
+    let answered = false
+    const erasing = erase(victim).then(async (res) => {
+      answered = true
+      return { status: res.status, body: (await res.json()) as { complete: boolean } }
+    })
+    // while it waits for the rebuild, the user's writes are refused
+    await eventually(async () => (await postSamples(victim, demoBatches({ userId: victim, nights: 1, firstNight: '2026-03-01', seed: 3, batchSize: 10 })[0])).status === 409, 10_000, 'a 409 for the victim')
+    const refused = await postSamples(victim, demoBatches({ userId: victim, nights: 1, firstNight: '2026-03-01', seed: 3, batchSize: 10 })[0])
+    expect(refused.status).toBe(409)
+    expect(((await refused.json()) as { error: string }).error).toBe('erasure_in_progress')
+    // another user's are not
+    expect((await postSamples(keeper, { samples: [] })).status).not.toBe(409)
+    await new Promise((r) => setTimeout(r, 1_000))
+    expect(answered).toBe(false)
+    expect(await samplesOf(victim)).toBeGreaterThan(0)
+
+    release()
+    await rebuild
+    const r = await erasing
+    expect(r.status).toBe(200)
+    expect(r.body.complete).toBe(true)
+    await waitForIdle(p.nats, env.config.HPH_PREFIX, { timeoutMs: 60_000 })
+    expect(await samplesOf(victim)).toBe(0)
+    expect(await samplesOf(keeper)).toBe(keeperRows)
+    // and the erase is over: the user may write again
+    expect((await postSamples(victim, demoBatches({ userId: victim, nights: 1, firstNight: '2026-03-01', seed: 3, batchSize: 10 })[0])).status).toBe(202)
+  })
+})
+
+describe('an erase that cannot finish', () => {
+  it('answers 503 with the report (complete: false, and why), audited as failed; called again once free, it completes', async () => {
+    const user = `stuck-${randomBytes(4).toString('hex')}`
+    await load(user, 4)
+    await waitForIdle(p.nats, env.config.HPH_PREFIX, { timeoutMs: 60_000 })
+    // a rebuild (another process) holds the samples lock past the erase's patience
+    const holder = await p.pool.connect()
+    try {
+      await holder.query('select pg_advisory_lock(hashtext($1))', [rebuildLockKey(env.config.HPH_DB_SCHEMA, 'samples')])
+      const t0 = Date.now()
+      const res = await erase(user)
+      expect(res.status).toBe(503)
+      expect(Date.now() - t0).toBeGreaterThanOrEqual(LOCK_TIMEOUT_MS - 500)
+      const body = (await res.json()) as { userId: string; complete: boolean; problem: string; rounds: number }
+      expect(body).toMatchObject({ userId: user, complete: false, rounds: 0 })
+      expect(body.problem).toContain('HPH_ERASE_LOCK_TIMEOUT_MS')
+      expect(await samplesOf(user)).toBeGreaterThan(0)
+      await eventually(async () => (await eraseEvents(user)).length === 1, 10_000, 'the erase event')
+      expect((await eraseEvents(user))[0]).toMatchObject({ action: 'erase', outcome: 'failed', status: 503, userRef: userRef(env.config.HPH_USER_REF_SECRET!, user) })
+    } finally {
+      await holder.query('select pg_advisory_unlock(hashtext($1))', [rebuildLockKey(env.config.HPH_DB_SCHEMA, 'samples')])
+      holder.release()
+    }
+    const again = await erase(user)
+    expect(again.status).toBe(200)
+    expect(await samplesOf(user)).toBe(0)
+    await eventually(async () => (await eraseEvents(user)).length === 2, 10_000, 'the second erase event')
+    expect((await eraseEvents(user))[1]).toMatchObject({ outcome: 'ok', status: 200 })
+  })
+})
