@@ -64,6 +64,8 @@ export const ConfigSchema = z.object({
   /** an unknown `kid` refetches the JWKS at most once per this many seconds (key rotation without a flood) */
   HPH_JWKS_COOLDOWN_S: positiveInt(30),
   HPH_JWKS_TIMEOUT_MS: positiveInt(5_000),
+  /** the key set is refetched once older than this; while the issuer is away, the last one fetched keeps serving */
+  HPH_JWKS_MAX_AGE_S: positiveInt(600),
   /** requests per HPH_RATE_LIMIT_WINDOW_S from one client address, and for one principal (token subject or key) */
   HPH_RATE_LIMIT_PER_IP: positiveInt(6_000),
   HPH_RATE_LIMIT_PER_TOKEN: positiveInt(1_200),

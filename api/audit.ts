@@ -48,25 +48,44 @@ interface DeniedRun {
 /** past this many addresses in a window, the rest are counted together (the aggregates themselves stay bounded) */
 const MAX_DENIED_ADDRESSES = 10_000
 const OTHER_ADDRESSES = '(other addresses)'
+/** one address's denials keep their user (and so their subject, which an erase purges) for this many users a window */
+const MAX_USERS_PER_ADDRESS = 16
 
 /**
  * Denied requests, aggregated per client address and window (HPH_AUDIT_DENIED_WINDOW_S): a flood of them is one
- * audit event per address and window, with the count, so it can neither fill HPH_AUDIT nor bury what is in it.
+ * audit event per address, user and principal (the first 16 a window; the rest together) and window, with the count, so it can
+ * neither fill HPH_AUDIT nor bury what is in it.
  * Pure but for the clock it is given; `take` hands over the windows that have ended.
  */
 export class DeniedAggregator {
   private readonly runs = new Map<string, DeniedRun>()
+  /** per address and window: the users it has runs for */
+  private readonly users = new Map<string, Set<string>>()
   constructor(private readonly windowMs: number) {}
 
-  add(record: AuditRecord, nowMs: number): void {
+  add(given: AuditRecord, nowMs: number): void {
     const window = Math.floor(nowMs / this.windowMs)
-    let key = record.ip ?? '(no address)'
-    if (!this.runs.has(key) && this.runs.size >= MAX_DENIED_ADDRESSES) key = OTHER_ADDRESSES
+    let record = given
+    let address = record.ip ?? '(no address)'
+    if (!this.users.has(`${window}|${address}`) && this.users.size >= MAX_DENIED_ADDRESSES) {
+      address = OTHER_ADDRESSES
+      record = { ...record, ip: OTHER_ADDRESSES }
+    }
+    const seen = this.users.get(`${window}|${address}`) ?? new Set<string>()
+    this.users.set(`${window}|${address}`, seen)
+    // who was refused on whose data: a run each (the first 16 a window and address)
+    let user = `${record.userId ?? '_'}|${record.actor}`
+    if (!seen.has(user) && seen.size >= MAX_USERS_PER_ADDRESS) {
+      // an address trying many users: the rest of them are one run, under no user
+      user = '(others)'
+      const { userId: _dropped, ...rest } = record
+      record = rest
+    }
+    seen.add(user)
+    const key = `${window}|${address}|${user}`
     const run = this.runs.get(key)
-    if (!run || run.window !== window) {
-      // a run of an earlier window still here is handed over by the next take; this one starts afresh beside it
-      if (run) this.runs.set(`${key}#${run.window}`, run)
-      this.runs.set(key, { window, record: key === OTHER_ADDRESSES ? { ...record, ip: OTHER_ADDRESSES } : record, count: 1, since: record.at })
+    if (!run) {
+      this.runs.set(key, { window, record, count: 1, since: record.at })
       return
     }
     run.count++
@@ -94,6 +113,7 @@ export class DeniedAggregator {
       this.runs.delete(key)
       out.push({ ...run.record, count: run.count, since: run.since })
     }
+    for (const key of this.users.keys()) if (all || Number(key.slice(0, key.indexOf('|'))) < window) this.users.delete(key)
     return out
   }
 }

@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto'
 import type { FastifyRequest } from 'fastify'
-import { createRemoteJWKSet, errors as joseErrors, jwtVerify, type JWTPayload } from 'jose'
+import { createLocalJWKSet, createRemoteJWKSet, errors as joseErrors, jwtVerify, type JWTPayload, type JWTVerifyGetKey, type RemoteJWKSet } from 'jose'
 import type { Config } from '../config.ts'
 import { UserId } from '../streams/schemas.ts'
 import { HttpError } from './errors.ts'
@@ -68,7 +68,7 @@ export function principalOfClaims(claims: JWTPayload): Principal {
   return { kind: 'user', id: `jwt:${userId.data}`, userId: userId.data }
 }
 
-type JwtConfig = Pick<Config, 'HPH_JWT_ISSUER' | 'HPH_JWT_AUDIENCE' | 'HPH_JWKS_URL' | 'HPH_JWT_ALGORITHMS' | 'HPH_JWT_CLOCK_TOLERANCE_S' | 'HPH_JWKS_COOLDOWN_S' | 'HPH_JWKS_TIMEOUT_MS'>
+type JwtConfig = Pick<Config, 'HPH_JWT_ISSUER' | 'HPH_JWT_AUDIENCE' | 'HPH_JWKS_URL' | 'HPH_JWT_ALGORITHMS' | 'HPH_JWT_CLOCK_TOLERANCE_S' | 'HPH_JWKS_COOLDOWN_S' | 'HPH_JWKS_TIMEOUT_MS' | 'HPH_JWKS_MAX_AGE_S'>
 
 /** Why jose refused a token, in words safe to send back (never the token). */
 function jwtProblem(err: unknown): string {
@@ -88,11 +88,37 @@ function issuerAway(err: unknown): boolean {
   return err instanceof TypeError // fetch failed (connection refused, DNS)
 }
 
+/**
+ * The issuer's key set, and the last one fetched while the issuer is away: an outage of the issuer (a refetch
+ * once the set is older than HPH_JWKS_MAX_AGE_S that fails) does not turn every valid token away.
+ */
+export function lastGoodKeys(remote: RemoteJWKSet): JWTVerifyGetKey {
+  let lastGood: { keys: ReturnType<typeof createLocalJWKSet>; kids: Set<string | undefined> } | undefined
+  return async (header, token) => {
+    const wasFresh = remote.fresh
+    try {
+      const key = await remote(header, token)
+      if (!wasFresh || !lastGood || !lastGood.kids.has(header.kid)) {
+        const set = remote.jwks()
+        if (set) lastGood = { keys: createLocalJWKSet(set), kids: new Set(set.keys.map((k) => k.kid)) }
+      }
+      return key
+    } catch (err) {
+      if (!lastGood || !issuerAway(err)) throw err
+      // a kid the last good set does not have may be a rotation we could not fetch: still "the issuer is away"
+      return lastGood.keys(header, token).catch(() => Promise.reject(err))
+    }
+  }
+}
+
 function jwtVerifier(config: JwtConfig): (token: string) => Promise<Principal> {
   const { HPH_JWT_ISSUER: issuer, HPH_JWT_AUDIENCE: audience, HPH_JWKS_URL: url } = config
   if (!issuer || !audience || !url) throw new Error('JWT mode needs HPH_JWT_ISSUER, HPH_JWT_AUDIENCE and HPH_JWKS_URL')
   // jose refetches the set when a token names an unknown kid, at most once per cooldown (key rotation)
-  const jwks = createRemoteJWKSet(new URL(url), { cooldownDuration: config.HPH_JWKS_COOLDOWN_S * 1000, timeoutDuration: config.HPH_JWKS_TIMEOUT_MS })
+  const remote = createRemoteJWKSet(new URL(url), {
+    cooldownDuration: config.HPH_JWKS_COOLDOWN_S * 1000, timeoutDuration: config.HPH_JWKS_TIMEOUT_MS, cacheMaxAge: config.HPH_JWKS_MAX_AGE_S * 1000,
+  })
+  const jwks = lastGoodKeys(remote)
   const audiences = audience.split(',').map((a) => a.trim()).filter(Boolean)
   return async (token) => {
     let payload: JWTPayload

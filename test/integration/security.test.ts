@@ -62,6 +62,8 @@ beforeAll(async () => {
     HPH_JWT_AUDIENCE: AUDIENCE,
     HPH_JWKS_URL: `http://127.0.0.1:${port}/jwks.json`,
     HPH_JWKS_COOLDOWN_S: '1',
+    // denied requests are aggregated per address, user and window: a short window, so their events come soon
+    HPH_AUDIT_DENIED_WINDOW_S: '1',
   })
   p = await startPipeline(env.config, env.log, { stages: [], api: true, prepare: true })
 })
@@ -70,6 +72,9 @@ afterAll(async () => {
   await env?.cleanup()
   await new Promise((r) => jwksServer?.close(r))
 })
+
+/** Denied requests the events count (each event is one address, user and window, with its count). */
+const deniedCount = (events: Array<{ data: Record<string, unknown> }>) => events.reduce((n, e) => n + Number(e.data.count ?? 1), 0)
 
 const get = (path: string, token?: string) => fetch(`${p.url}${path}`, { headers: token ? { authorization: `Bearer ${token}` } : {} })
 const hrvPath = (userId: string) => `/v1/users/${userId}/hrv/daily?from=2026-03-01&to=2026-03-02`
@@ -161,7 +166,21 @@ describe('per-user authorisation and audit', () => {
       expect(res.status, `${method} ${path}`).toBe(401)
       expect(((await res.json()) as { error: string }).error).toBe('unauthorized')
     }
-    await eventually(async () => (await auditEvents()).filter((e) => e.data.action === 'denied' && e.data.userId === 'cy' && e.data.actor === 'unauthenticated').length === 4, 10_000, 'four denied events')
+    await eventually(async () => deniedCount((await auditEvents()).filter((e) => e.data.action === 'denied' && e.data.userId === 'cy' && e.data.actor === 'unauthenticated')) === 4, 10_000, 'four denied requests')
+  })
+
+  it('audits a flood of denied requests as a few events per address and window, with their count', async () => {
+    const before = (await env.nats.jsm.streams.info(streamName(env.config.HPH_PREFIX, 'AUDIT'))).state.messages
+    const n = 300
+    for (let i = 0; i < n; i += 50) await Promise.all(Array.from({ length: 50 }, () => get(hrvPath('flood'), 'not-a-key').then((r) => r.arrayBuffer())))
+    const flood = async () => (await auditEvents()).filter((e) => e.data.action === 'denied' && e.data.userId === 'flood')
+    await eventually(async () => deniedCount(await flood()) === n, 15_000, `${n} denied requests counted`)
+    const events = await flood()
+    // one event per window the flood lasted (a second each here), never one per request
+    expect(events.length).toBeLessThanOrEqual(1 + Math.ceil(events.length && (Date.parse(String(events.at(-1)!.data.at)) - Date.parse(String(events[0]!.data.since))) / 1000) + 1)
+    expect(events.length).toBeLessThan(n / 10)
+    expect(events[0]!.data).toMatchObject({ actor: 'unauthenticated', outcome: 'denied', status: 401, ip: '127.0.0.1' })
+    expect((await env.nats.jsm.streams.info(streamName(env.config.HPH_PREFIX, 'AUDIT'))).state.messages - before).toBeLessThan(n / 10)
   })
 
   it('guards a path the router decodes to a user route (/%761/users/…) exactly as the plain one: 401, 403, audited', async () => {
@@ -172,7 +191,7 @@ describe('per-user authorisation and audit', () => {
     const other = await sign({ sub: 'ana' })
     expect((await get('/%761/users/dee/export', other)).status).toBe(403)
     expect((await fetch(`${p.url}/%761/users/dee`, { method: 'DELETE', headers: { authorization: `Bearer ${other}` } })).status).toBe(403)
-    await eventually(async () => (await auditEvents()).filter((e) => e.data.action === 'denied' && e.data.userId === 'dee').length === 6, 10_000, 'six denied events')
+    await eventually(async () => deniedCount((await auditEvents()).filter((e) => e.data.action === 'denied' && e.data.userId === 'dee')) === 6, 10_000, 'six denied requests')
   })
 
   it('guards and audits the export backfill route like every other write under /v1/users', async () => {
