@@ -4,12 +4,14 @@ import { SHADOW_SUFFIX } from '../schema/shadow.ts'
 import type { Nats } from '../streams/connect.ts'
 import { decodeJson } from '../streams/envelope.ts'
 import { STREAM_KEYS, streamName, subjects } from '../streams/subjects.ts'
+import { AUDIT_TYPE } from '../streams/schemas.ts'
 import { upcastStored } from '../streams/upcast.ts'
 import { userMessages } from './messages.ts'
 import { userTables, type UserTable } from './tables.ts'
 
 // `GET /v1/users/:userId/export` and `hph user export <id>`: everything held about one user, as NDJSON.
 // Streamed: stream messages through an ordered consumer, table rows in key-ordered pages; nothing is held whole.
+// Other principals (an admin, another user, their addresses) are not the user's data: audit events name them not.
 
 export interface ExportDeps {
   nats: Nats
@@ -28,13 +30,28 @@ export type ExportLine =
 
 const PAGE = 1000
 
+/**
+ * An audit event as the user may see it: what was done to their data, when and how it ended, but not who else
+ * did it: another principal's id, address and request id are left out (only the user's own stay).
+ */
+export function ownAuditView(event: unknown): unknown {
+  const e = event as { type?: unknown; data?: Record<string, unknown> }
+  if (e?.type !== AUDIT_TYPE || typeof e.data !== 'object' || e.data === null) return event
+  const { actor, ip, requestId, ...rest } = e.data
+  // a user principal that was not refused on this user's data is the user: authorisation lets none other through
+  const own = rest.actorKind === 'user' && rest.outcome !== 'denied'
+  if (own) return event
+  const who = rest.actorKind === 'admin' ? 'an administrator' : rest.actorKind === 'user' ? 'another user' : 'unauthenticated'
+  return { ...e, data: { ...rest, actor: who } }
+}
+
 /** Messages of one user in one stream, oldest first. */
 async function* streamMessages(nats: Nats, stream: string, filter: string): AsyncGenerator<ExportLine> {
   for await (const m of userMessages(nats, stream, filter, { withData: true })) {
     let event: unknown
     try {
       // an event of an old version is shown as the version it is read as today (a one-sample hph.sample.v2 …)
-      event = upcastStored(decodeJson(m.data))
+      event = ownAuditView(upcastStored(decodeJson(m.data)))
     } catch {
       // not JSON (a poison message kept in the DLQ): exported as it is, base64
       event = { base64: Buffer.from(m.data).toString('base64') }

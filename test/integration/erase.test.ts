@@ -10,7 +10,7 @@ import { userRef } from '../../streams/audit.ts'
 import { decodeJson } from '../../streams/envelope.ts'
 import { closeDb, createDb } from '../../schema/db.ts'
 import { STREAM_KEYS, streamName, subjects } from '../../streams/subjects.ts'
-import { testEnv, type TestEnv } from '../helpers/env.ts'
+import { eventually, testEnv, type TestEnv } from '../helpers/env.ts'
 import { runHph } from '../helpers/processes.ts'
 
 // docs/architecture.md §9.5 and docs/operating.md §7: export returns everything posted; after `hph user erase`, no message
@@ -18,6 +18,7 @@ import { runHph } from '../helpers/processes.ts'
 
 const ADMIN = 'erase-admin-key'
 const VICTIM_KEY = 'erase-victim-key'
+const KEEPER_KEY = 'erase-keeper-key'
 const victim = `victim-${randomBytes(5).toString('hex')}`
 const keeper = `keeper-${randomBytes(5).toString('hex')}`
 
@@ -25,7 +26,7 @@ let env: TestEnv
 let p: Pipeline
 
 beforeAll(async () => {
-  env = await testEnv({ HPH_API_KEYS: `${ADMIN}:admin,${VICTIM_KEY}:user:${victim}` })
+  env = await testEnv({ HPH_API_KEYS: `${ADMIN}:admin,${VICTIM_KEY}:user:${victim},${KEEPER_KEY}:user:${keeper}`, HPH_AUDIT_DENIED_WINDOW_S: '1' })
   p = await startPipeline(env.config, env.log, { stages: STAGES, api: true, prepare: true })
 })
 afterAll(async () => {
@@ -88,6 +89,15 @@ describe('user export and erase', () => {
     // a rejected sample: its dead letter names the user too
     await post(victim, { batchId: 'with-a-bad-one', samples: [{ type: 'HKQuantityTypeIdentifierHeartRateVariabilitySDNN', value: 9000, unit: 'ms', startDate: '2026-02-03T02:00:00Z', endDate: '2026-02-03T02:01:00Z' }] })
     for (const b of batchesOf(keeper, 2)) await post(keeper, b)
+    // another user tries the victim's data (denied, audited under the victim), the victim writes once itself
+    expect((await fetch(`${p.url}/v1/users/${victim}/export`, { headers: { authorization: `Bearer ${KEEPER_KEY}`, 'x-request-id': 'keeper-tries' } })).status).toBe(403)
+    await post(victim, { batchId: 'own-write', samples: [{ type: 'HKQuantityTypeIdentifierHeartRateVariabilitySDNN', value: 40, unit: 'ms', startDate: '2026-02-04T02:00:00Z', endDate: '2026-02-04T02:01:00Z' }] }, VICTIM_KEY)
+    const auditOf = async () => {
+      const out: Array<Record<string, unknown>> = []
+      for await (const m of userMessages(env.nats, streamName(env.config.HPH_PREFIX, 'AUDIT'), subjects.ofUserIn(env.config.HPH_PREFIX, 'AUDIT', victim), { withData: true })) out.push((decodeJson(m.data) as { data: Record<string, unknown> }).data)
+      return out
+    }
+    await eventually(async () => (await auditOf()).some((a) => a.action === 'denied' && a.actor === 'key#3'), 15_000, 'the keeper\'s denied event')
     await waitForIdle(p.nats, env.config.HPH_PREFIX, { timeoutMs: 120_000 })
 
     const before = await rowsHolding(victim)
@@ -113,6 +123,18 @@ describe('user export and erase', () => {
     expect(lines.some((l) => l.kind === 'message' && l.stream === streamName(env.config.HPH_PREFIX, 'DLQ'))).toBe(true)
     // nobody else's rows
     expect(lines.some((l) => JSON.stringify(l).includes(keeper))).toBe(false)
+    // nor another principal: the audit trail says what was done to the user's data, not by which admin or other user, from where
+    const audits = lines.filter((l) => l.kind === 'message' && l.stream === streamName(env.config.HPH_PREFIX, 'AUDIT')).map((l) => (l.event as { data: Record<string, unknown> }).data)
+    expect(audits.length).toBeGreaterThan(victimBatches.length)
+    for (const a of audits.filter((x) => x.actor !== 'key#2')) {
+      expect(a.ip).toBeUndefined()
+      expect(a.requestId).toBeUndefined()
+      expect(['an administrator', 'another user']).toContain(a.actor)
+    }
+    expect(audits.filter((a) => a.action === 'denied').map((a) => a.actor)).toEqual(['another user'])
+    expect(audits.filter((a) => a.actor === 'key#2')).toMatchObject([{ action: 'write', ip: '127.0.0.1' }])
+    const text = lines.map((l) => JSON.stringify(l)).join('\n')
+    for (const other of ['key#1', 'key#3', 'keeper-tries']) expect(text).not.toContain(other)
     // read in small pages (keyset pagination), the same rows in the same order
     const paged = []
     for await (const l of exportUser({ nats: p.nats, db: p.db, prefix: env.config.HPH_PREFIX, schema: env.config.HPH_DB_SCHEMA, pageSize: 7 }, victim)) if (l.kind === 'row') paged.push(JSON.parse(JSON.stringify(l)))
