@@ -42,6 +42,20 @@ describe('configuration of auth and limits', () => {
     expect(() => loadConfig({ HPH_TRUST_PROXY: 'yes' })).toThrow(/HPH_TRUST_PROXY/)
   })
 
+  it('refuses static keys shorter than 32 characters, and a short user-reference secret, unless HPH_ALLOW_SHORT_KEYS', () => {
+    const long = 'k'.repeat(32)
+    expect(() => loadConfig({ HPH_API_KEYS: 'devkey:admin', HPH_USER_REF_SECRET: SECRET })).toThrow(/HPH_API_KEYS: entry 1: a key of 6 characters; at least 32/)
+    expect(() => loadConfig({ HPH_API_KEYS: `${long}:admin,short:user:ana`, HPH_USER_REF_SECRET: SECRET })).toThrow(/entry 2/)
+    expect(loadConfig({ HPH_API_KEYS: `${long}:admin`, HPH_USER_REF_SECRET: SECRET }).HPH_API_KEYS).toBe(`${long}:admin`)
+    expect(() => loadConfig({ HPH_API_KEYS: `${long}:admin`, HPH_USER_REF_SECRET: 'short' })).toThrow(/HPH_USER_REF_SECRET/)
+    // credentials need the secret an erased user is named by
+    expect(() => loadConfig({ HPH_API_KEYS: `${long}:admin` })).toThrow(/HPH_USER_REF_SECRET: required/)
+    const dev = loadConfig({ HPH_API_KEYS: 'devkey:admin', HPH_USER_REF_SECRET: 'dev', HPH_ALLOW_SHORT_KEYS: 'true' })
+    expect(dev.HPH_ALLOW_SHORT_KEYS).toBe(true)
+    // open development mode (no credentials) needs none
+    expect(loadConfig({}).HPH_USER_REF_SECRET).toBeUndefined()
+  })
+
   it('trusts the proxies it is told of, by address, CIDR or hop count, and never every address', () => {
     expect(loadConfig({}).HPH_TRUST_PROXY).toBe(false)
     expect(loadConfig({ HPH_TRUST_PROXY: 'false' }).HPH_TRUST_PROXY).toBe(false)

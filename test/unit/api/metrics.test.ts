@@ -77,7 +77,7 @@ describe('the Grafana dashboard', () => {
     const { registry } = createMetrics({ readJetStream: async () => idle, defaultMetrics: false })
     const shown = new Set(exprs.flatMap((e) => [...e.matchAll(/\bhph_[a-z0-9_]+/g)].map((m) => metricOf(registry, m[0])?.name)))
     const own = registry.getMetricsAsArray().map((m) => (m as unknown as { name: string }).name)
-    expect(own.length).toBe(13)
+    expect(own.length).toBe(15)
     expect(own.filter((n) => !shown.has(n))).toEqual([])
   })
 })

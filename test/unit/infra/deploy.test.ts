@@ -94,3 +94,21 @@ describe('infra/compose.yaml', () => {
     expect(String(s.api?.environment?.NATS_URL).split(',')).toHaveLength(3)
   })
 })
+
+describe('credentials', () => {
+  it('ship with no value anywhere in infra/: Kubernetes references a Secret the operator creates, compose takes them from the environment', () => {
+    const docs = manifests()
+    expect(docs.filter((d) => d.kind === 'Secret')).toEqual([])
+    for (const d of docs.filter((x) => x.kind === 'ConfigMap')) {
+      expect(Object.keys((d as { data?: Record<string, string> }).data ?? {}).filter((k) => /KEY|SECRET|PASSWORD|DATABASE_URL/.test(k))).toEqual([])
+    }
+    const compose = parse(read('infra/compose.yaml'), { merge: true }) as { services: Record<string, Service> }
+    for (const [name, svc] of Object.entries(compose.services)) {
+      for (const [k, v] of Object.entries(svc.environment ?? {})) {
+        if (/KEYS|SECRET|PASSWORD/.test(k)) expect(v, `${name} ${k}`).toMatch(/^\$\{[A-Z_]+:\?/)
+        if (k === 'DATABASE_URL') expect(v, `${name} ${k}`).toMatch(/^postgres:\/\/postgres:\$\{POSTGRES_PASSWORD:\?/)
+        expect(String(v), `${name} ${k}`).not.toMatch(/^trust$/)
+      }
+    }
+  })
+})
