@@ -37,7 +37,7 @@ const PAGE = 1000
 export function ownAuditView(event: unknown): unknown {
   const e = event as { type?: unknown; data?: Record<string, unknown> }
   if (e?.type !== AUDIT_TYPE || typeof e.data !== 'object' || e.data === null) return event
-  const { actor, ip, requestId, ...rest } = e.data
+  const { actor: _actor, ip: _ip, requestId: _requestId, ...rest } = e.data
   // a user principal that was not refused on this user's data is the user: authorisation lets none other through
   const own = rest.actorKind === 'user' && rest.outcome !== 'denied'
   if (own) return event
