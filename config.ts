@@ -85,7 +85,7 @@ export const ConfigSchema = z.object({
   HPH_STREAM_STORAGE: z.enum(['file', 'memory']).default('file'),
   HPH_INGEST_MAX_AGE_DAYS: z.coerce.number().min(0).default(3650),
   HPH_INGEST_DUPLICATE_WINDOW_S: positiveInt(86_400),
-  // docs/architecture.md "Sizes and limits": every stream is bounded in bytes (nats-server reserves them on its store)
+  // docs/architecture.md §6: every stream is bounded in bytes (nats-server reserves them on its store)
   HPH_INGEST_MAX_BYTES: streamBytes(10 * GIB),
   HPH_SAMPLES_MAX_BYTES: streamBytes(10 * GIB),
   HPH_CHANGES_MAX_BYTES: streamBytes(GIB),
@@ -97,7 +97,7 @@ export const ConfigSchema = z.object({
   HPH_MAX_SAMPLES: positiveInt(10_000),
   // docs/api.md §4: its own body limit (an export is often 0.5–2 GB)
   HPH_MAX_EXPORT_BYTES: positiveInt(8 * 1024 ** 3),
-  // docs/architecture.md "Sizes and limits": an export is refused (413) past any of these, however it inflates
+  // docs/architecture.md §6: an export is refused (413) past any of these, however it inflates
   HPH_EXPORT_MAX_XML_BYTES: positiveInt(16 * 1024 ** 3),
   HPH_EXPORT_MAX_DEPTH: positiveInt(32),
   HPH_EXPORT_MAX_NAME_CHARS: positiveInt(256),

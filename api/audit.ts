@@ -7,7 +7,7 @@ import type { Metrics } from './metrics.ts'
 
 // HPH_AUDIT from the HTTP side: one hook after every answer, so every write route (samples, a future
 // healthkit-export, any POST/PUT/PATCH/DELETE under /v1/users) is audited without code of its own; denied
-// requests are aggregated per address and window (docs/architecture.md "Sizes and limits").
+// requests are aggregated per address and window (docs/api.md §8).
 
 export interface Answered {
   method: string

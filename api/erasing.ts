@@ -3,7 +3,7 @@ import { isErasing, type ErasingDeps } from '../privacy/erasing.ts'
 import { isGuarded } from './access.ts'
 import { HttpError } from './errors.ts'
 
-// docs/architecture.md "Privacy": writes for a user under erasure are refused (409 erasure_in_progress), as data
+// docs/operating.md §7: writes for a user under erasure are refused (409 erasure_in_progress), as data
 // arriving while the erase runs would outlive it. After the access hook, so only an authorised writer learns it.
 
 const WRITES = new Set(['POST', 'PUT', 'PATCH'])

@@ -31,7 +31,7 @@ export function streamSpecs(config: TopologyConfig): Record<StreamKey, Partial<S
     retention: RetentionPolicy.Limits,
     storage: config.HPH_STREAM_STORAGE === 'memory' ? StorageType.Memory : StorageType.File,
     num_replicas: config.HPH_STREAM_REPLICAS,
-    // docs/architecture.md "Sizes and limits": a full stream refuses new messages (the publisher is told) rather
+    // docs/architecture.md §6: a full stream refuses new messages (the publisher is told) rather
     // than dropping the oldest in silence: nothing accepted is lost, no audit record vanishes
     max_bytes: config[`HPH_${key}_MAX_BYTES`],
     discard: DiscardPolicy.New,

@@ -1,6 +1,6 @@
 import { HphError } from '../../errors.ts'
 
-// docs/architecture.md "Sizes and limits": an export is bounded however it inflates. The parser (saxes) gathers a
+// docs/architecture.md §6: an export is bounded however it inflates. The parser (saxes) gathers a
 // name, an attribute value, a run of text, a comment or the DOCTYPE whole before it hands it over, and keeps every
 // open element on a stack; it is fed a slice at a time and its gathering is looked at after each slice, so no
 // gathering outgrows its limit by more than a slice.

@@ -35,7 +35,7 @@ export interface ThreadReader {
 }
 
 const ENTRY = new URL('./parse-thread.js', import.meta.url)
-/** the parse thread's own heap, by default (docs/architecture.md "Sizes and limits": HPH_EXPORT_PARSER_HEAP_MB) */
+/** the parse thread's own heap, by default (docs/architecture.md §6: HPH_EXPORT_PARSER_HEAP_MB) */
 export const DEFAULT_PARSER_HEAP_MB = 256
 
 /** A worker for the parse: its heap bounded, so no export can make it take the process's memory. */

@@ -11,7 +11,7 @@ import { decodeJson } from '../../streams/envelope.ts'
 import { streamName } from '../../streams/subjects.ts'
 import { eventually, testEnv, type TestEnv } from '../helpers/env.ts'
 
-// docs/architecture.md "Privacy": an erase holds the rebuild locks (a rebuild in flight cannot bring the user back),
+// docs/operating.md §7: an erase holds the rebuild locks (a rebuild in flight cannot bring the user back),
 // refuses writes for the user while it runs (409 erasure_in_progress), and answers 503 with its report, audited as
 // failed, when it could not finish.
 

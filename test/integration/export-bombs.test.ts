@@ -5,7 +5,7 @@ import { eventually, testEnv, type TestEnv } from '../helpers/env.ts'
 import { alive, killAll, showOnFailure, spawnHph, type Child } from '../helpers/processes.ts'
 import { freePort } from '../helpers/proxy.ts'
 
-// docs/architecture.md "Sizes and limits": export uploads that inflate without bound are refused with a 413 naming the
+// docs/architecture.md §6: export uploads that inflate without bound are refused with a 413 naming the
 // limit, and the pipeline process (`hph up`: api, parse thread and stages in one) keeps its peak RSS under 700 MB.
 // The peak is the kernel's (VmHWM of /proc/<pid>/status), of a process that did nothing else.
 

@@ -5,7 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { startPipeline, type Pipeline } from '../../cli/pipeline.ts'
 import { testEnv, type TestEnv } from '../helpers/env.ts'
 
-// docs/architecture.md "Privacy": the issuer's key set is refetched once stale (HPH_JWKS_MAX_AGE_S); while the
+// docs/operating.md §7: the issuer's key set is refetched once stale (HPH_JWKS_MAX_AGE_S); while the
 // issuer is away, the last one fetched keeps serving, so valid tokens are not turned away by its outage.
 
 const ISSUER = 'https://issuer.jwks-test/'

@@ -3,7 +3,7 @@ import { STREAM_KEYS, streamName, subjects } from '../../streams/subjects.ts'
 import { applyTopology, erasingStream } from '../../streams/topology.ts'
 import { testEnv, type TestEnv } from '../helpers/env.ts'
 
-// docs/architecture.md "Sizes and limits": every stream has a size bound from config beside its age bound, and a
+// docs/architecture.md §6: every stream has a size bound from config beside its age bound, and a
 // full stream refuses what comes next (the publisher is told) rather than dropping the oldest in silence.
 
 const MIB = 1024 * 1024

@@ -4,7 +4,7 @@ import { describe, expect, it } from 'vitest'
 import { DEFAULT_EXPORT_LIMITS, ExportLimitError, PARSE_SLICE_CHARS, type ExportLimits } from '../../../processors/healthkit-export/limits.ts'
 import { readExport, type ExportFormat } from '../../../processors/healthkit-export/reader.ts'
 
-// docs/architecture.md "Sizes and limits": whatever an export makes the parser gather, it is refused once over its
+// docs/architecture.md §6: whatever an export makes the parser gather, it is refused once over its
 // limit, naming the setting, and no gathering outgrows its limit by more than a slice.
 
 const NIGHTS = readFileSync(new URL('../../fixtures/healthkit-export-30-nights.xml', import.meta.url))
