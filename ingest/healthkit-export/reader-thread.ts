@@ -40,7 +40,7 @@ export const DEFAULT_PARSER_HEAP_MB = 256
 
 /** A worker for the parse: its heap bounded, so no export can make it take the process's memory. */
 function parseWorker(heapMb: number): Worker {
-  return new Worker(ENTRY, { resourceLimits: { maxOldGenerationSizeMb: heapMb, maxYoungGenerationSizeMb: 16, stackSizeMb: 4 } })
+  return new Worker(ENTRY, { resourceLimits: { maxOldGenerationSizeMb: heapMb, stackSizeMb: 4 } })
 }
 /** chunks sent ahead of the parser: enough that it never waits for the main thread */
 const CHUNKS_AHEAD = 4

@@ -228,6 +228,24 @@ describe('per-user authorisation and audit', () => {
     expect(write.raw).not.toContain(token)
   })
 
+  it('writes an audit record that fails its schema reduced (an admin token whose subject is 300 characters), and counts it', async () => {
+    const sub = `ops-${'s'.repeat(296)}`
+    const token = await sign({ sub, scope: 'hph:admin' })
+    const res = await fetch(`${p.url}/v1/users/gil/samples`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ samples: [{ type: 'HKQuantityTypeIdentifierHeartRateVariabilitySDNN', value: 50, unit: 'ms', startDate: '2026-03-01T02:14:00Z', endDate: '2026-03-01T02:15:00Z' }] }),
+    })
+    expect(res.status).toBe(202)
+    await eventually(async () => (await auditEvents()).some((e) => e.data.action === 'write' && e.data.userId === 'gil'), 10_000, 'the reduced write event')
+    const write = (await auditEvents()).find((e) => e.data.action === 'write' && e.data.userId === 'gil')!
+    expect(write.subject).toBe(`${env.config.HPH_PREFIX}.audit.v1.write.gil`)
+    expect(write.data).toMatchObject({ actorKind: 'admin', outcome: 'ok', status: 202, operation: 'POST /v1/users/:userId/samples', reduced: ['actor'] })
+    expect(write.data.actor).toBe(`jwt:${sub}`.slice(0, 200))
+    const metrics = await (await fetch(`${p.url}/metrics`)).text()
+    expect(metrics).toMatch(/^hph_audit_records_reduced_total\{action="write"\} 1$/m)
+  })
+
   it('audits a write whose X-Request-Id is too long or unsafe under a request id of its own (it was left unaudited)', async () => {
     const token = await sign({ sub: 'fin' })
     for (const [i, given] of ['r'.repeat(300), 'two words; and more'].entries()) {

@@ -41,7 +41,7 @@ describe('export limits', () => {
     const r = await readAll(NIGHTS, DEFAULT_EXPORT_LIMITS)
     expect(r.error).toBeUndefined()
     expect(r.samples).toBeGreaterThan(0)
-  })
+  }, 60_000)
 
   it('refuses elements nested deeper than HPH_EXPORT_MAX_DEPTH', async () => {
     const ok = await readAll(`${HEAD}<HealthData>${'<a>'.repeat(7)}${'</a>'.repeat(7)}</HealthData>`)
@@ -85,5 +85,5 @@ describe('export limits', () => {
     expectLimit((await readAll(zipped, LIMITS, 'zip')).error, 'HPH_EXPORT_MAX_XML_BYTES')
     const beside = zipSync({ 'apple_health_export/export_cda.xml': new Uint8Array(2 * 1024 * 1024), 'apple_health_export/export.xml': Buffer.from(`${HEAD}<HealthData/>`) }, { level: 9 })
     expectLimit((await readAll(beside, LIMITS, 'zip')).error, 'HPH_EXPORT_MAX_XML_BYTES')
-  })
+  }, 60_000)
 })
