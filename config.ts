@@ -1,7 +1,6 @@
 import { randomBytes } from 'node:crypto'
 import { isIP } from 'node:net'
 import { z } from 'zod'
-import type { ExportLimits } from './ingest/healthkit-export/limits.ts'
 
 // docs/operating.md §9: every setting comes from the environment, validated once here.
 const positiveInt = (fallback: number) => z.coerce.number().int().positive().default(fallback)
@@ -162,14 +161,6 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
   if (r.success) return r.data
   const lines = r.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`)
   throw new ConfigError(`invalid configuration:\n  ${lines.join('\n  ')}`)
-}
-
-/** The export limits (ingest/healthkit-export/limits.ts) as the settings give them. */
-export function exportLimitsOf(c: Config): ExportLimits {
-  return {
-    xmlBytes: c.HPH_EXPORT_MAX_XML_BYTES, depth: c.HPH_EXPORT_MAX_DEPTH, nameChars: c.HPH_EXPORT_MAX_NAME_CHARS,
-    valueChars: c.HPH_EXPORT_MAX_VALUE_CHARS, textChars: c.HPH_EXPORT_MAX_TEXT_CHARS, doctypeChars: c.HPH_EXPORT_MAX_DOCTYPE_CHARS,
-  }
 }
 
 /** A secret of this process alone: `userRef`'s key when none is configured (open development mode only). */

@@ -1,7 +1,7 @@
 import { createReadStream } from 'node:fs'
 import { open, stat } from 'node:fs/promises'
 import { stderrBar } from './progress.ts'
-import { exportLimitsOf } from '../config.ts'
+import { exportLimitsOf } from '../ingest/healthkit-export/limits.ts'
 import { formatOf, ImportError, importExport, type ImportResult } from '../ingest/healthkit-export/import.ts'
 import { warmParseThread } from '../ingest/healthkit-export/reader-thread.ts'
 import { connectNats } from '../streams/connect.ts'

@@ -1,3 +1,4 @@
+import type { Config } from '../../config.ts'
 import { HphError } from '../../errors.ts'
 
 // docs/architecture.md §6: an export is bounded however it inflates. The parser (saxes) gathers a
@@ -28,6 +29,14 @@ export const DEFAULT_EXPORT_LIMITS: ExportLimits = {
   valueChars: 64 * 1024,
   textChars: 1024 * 1024,
   doctypeChars: 1024 * 1024,
+}
+
+/** The limits as the settings give them. */
+export function exportLimitsOf(c: Pick<Config, 'HPH_EXPORT_MAX_XML_BYTES' | 'HPH_EXPORT_MAX_DEPTH' | 'HPH_EXPORT_MAX_NAME_CHARS' | 'HPH_EXPORT_MAX_VALUE_CHARS' | 'HPH_EXPORT_MAX_TEXT_CHARS' | 'HPH_EXPORT_MAX_DOCTYPE_CHARS'>): ExportLimits {
+  return {
+    xmlBytes: c.HPH_EXPORT_MAX_XML_BYTES, depth: c.HPH_EXPORT_MAX_DEPTH, nameChars: c.HPH_EXPORT_MAX_NAME_CHARS,
+    valueChars: c.HPH_EXPORT_MAX_VALUE_CHARS, textChars: c.HPH_EXPORT_MAX_TEXT_CHARS, doctypeChars: c.HPH_EXPORT_MAX_DOCTYPE_CHARS,
+  }
 }
 
 /** attributes of one element, at most (an export's Record has ten) */

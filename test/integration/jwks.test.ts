@@ -2,7 +2,7 @@ import { createServer, type Server } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { exportJWK, generateKeyPair, SignJWT } from 'jose'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { startPipeline, type Pipeline } from '../../cli/pipeline.ts'
+import { startPipeline, type Pipeline } from '../../pipeline/start.ts'
 import { testEnv, type TestEnv } from '../helpers/env.ts'
 
 // docs/operating.md §7: the issuer's key set is refetched once stale (HPH_JWKS_MAX_AGE_S); while the
