@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto'
 import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify'
 import { userRefSecret, type Config } from '../config.ts'
-import { exportLimitsOf } from '../processors/healthkit-export/limits.ts'
+import { exportLimitsOf } from '../ingest/healthkit-export/limits.ts'
 import type { Logger } from '../log.ts'
 import type { Kysely } from 'kysely'
 import type { Database } from '../schema/db.ts'

@@ -1,8 +1,8 @@
 import { readFileSync } from 'node:fs'
 import { zipSync } from 'fflate'
 import { describe, expect, it } from 'vitest'
-import { DEFAULT_EXPORT_LIMITS, ExportLimitError, PARSE_SLICE_CHARS, type ExportLimits } from '../../../processors/healthkit-export/limits.ts'
-import { readExport, type ExportFormat } from '../../../processors/healthkit-export/reader.ts'
+import { DEFAULT_EXPORT_LIMITS, ExportLimitError, PARSE_SLICE_CHARS, type ExportLimits } from '../../../ingest/healthkit-export/limits.ts'
+import { readExport, type ExportFormat } from '../../../ingest/healthkit-export/reader.ts'
 
 // docs/architecture.md §6: whatever an export makes the parser gather, it is refused once over its
 // limit, naming the setting, and no gathering outgrows its limit by more than a slice.
