@@ -1,7 +1,10 @@
 #!/usr/bin/env node
-// Loads the TypeScript CLI in-process through tsx, so `npx hph …` works right after
-// `npm ci` and signals (SIGTERM) reach the pipeline directly.
-import { register } from 'tsx/esm/api'
+// Runs the built CLI (`npm run build` writes dist/) with node alone; from the sources use `npm run hph -- …`.
+import { existsSync } from 'node:fs'
 
-register()
-await import('../cli/hph.ts')
+const entry = new URL('../dist/cli/hph.js', import.meta.url)
+if (!existsSync(entry)) {
+  process.stderr.write('hph: dist/ is not built: run `npm run build` (or `npm run hph -- <command>` to run the sources through tsx)\n')
+  process.exit(1)
+}
+await import(entry.href)

@@ -34,7 +34,8 @@ export interface ThreadReader {
   batches: AsyncGenerator<ExportBatch, void, undefined>
 }
 
-const ENTRY = new URL('./parse-thread.js', import.meta.url)
+// from the sources (tsx) the thread must register tsx itself first; from the build (dist/) it is plain JavaScript
+const ENTRY = new URL(import.meta.url.endsWith('.ts') ? './parse-thread-tsx.js' : './parse-thread.js', import.meta.url)
 /** the parse thread's own heap, by default (docs/architecture.md §6: HPH_EXPORT_PARSER_HEAP_MB) */
 export const DEFAULT_PARSER_HEAP_MB = 256
 
@@ -49,7 +50,7 @@ const CHUNKS_AHEAD = 4
 let spare: { worker: Worker; heapMb: number; failed?: Error } | undefined
 
 /**
- * Starts the parse thread of the next readExportInThread now: loading it (TypeScript through tsx, ~0.3 s) then
+ * Starts the parse thread of the next readExportInThread now: loading it (~0.3 s from the sources through tsx) then
  * overlaps what the caller does meanwhile (the CLI connects to NATS). It keeps no process alive on its own.
  */
 export function warmParseThread(heapMb = DEFAULT_PARSER_HEAP_MB): void {

@@ -10,12 +10,15 @@ export interface Child {
   output(): string
 }
 
-/** What runs `hph` (the package's bin, and the image's entrypoint after `node`). */
-export const HPH_ENTRY = ['bin/hph.js']
+/**
+ * What runs `hph` in the tests: the sources through tsx's loader, in the one process (signals reach the CLI
+ * itself), so a test never runs a stale build. The build itself is tested in test/integration/dist.test.ts.
+ */
+export const HPH_ENTRY = ['--import', 'tsx', 'cli/hph.ts']
 
-/** Runs `hph <args>` (bin/hph.js, as `npx hph` does) and adds it to `owner`, whose test kills what is left. */
-export function spawnHph(args: string[], env: Record<string, string>, owner: Child[]): Child {
-  const child = spawn(process.execPath, [...HPH_ENTRY, ...args], { env: { ...process.env, LOG_LEVEL: 'warn', ...env }, stdio: ['ignore', 'pipe', 'pipe'] })
+/** Runs `hph <args>` from the sources and adds it to `owner`, whose test kills what is left. */
+export function spawnHph(args: string[], env: Record<string, string>, owner: Child[], entry: readonly string[] = HPH_ENTRY): Child {
+  const child = spawn(process.execPath, [...entry, ...args], { env: { ...process.env, LOG_LEVEL: 'warn', ...env }, stdio: ['ignore', 'pipe', 'pipe'] })
   let out = ''
   const keep = (d: Buffer) => (out = (out + d.toString()).slice(-20_000))
   child.stdout?.on('data', keep)
@@ -28,7 +31,7 @@ export function spawnHph(args: string[], env: Record<string, string>, owner: Chi
   return c
 }
 
-/** Runs `hph <args>` to its end: its exit code, and what it wrote (both streams in `out`, in order). */
+/** Runs `hph <args>` (from the sources) to its end: its exit code, and what it wrote (both streams in `out`, in order). */
 export function runHph(args: string[], env: Record<string, string>): Promise<{ code: number | null; out: string; stdout: string; stderr: string }> {
   const child = spawn(process.execPath, [...HPH_ENTRY, ...args], { env: { ...process.env, LOG_LEVEL: 'warn', ...env }, stdio: ['ignore', 'pipe', 'pipe'] })
   let out = ''

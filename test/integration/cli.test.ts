@@ -4,6 +4,7 @@ import type { Status } from '../../streams/status.ts'
 import { migrations } from '../../schema/migrate.ts'
 import { streamName, STREAM_KEYS } from '../../streams/subjects.ts'
 import { eventually, testEnv, type TestEnv } from '../helpers/env.ts'
+import { HPH_ENTRY } from '../helpers/processes.ts'
 
 let env: TestEnv
 beforeAll(async () => {
@@ -14,7 +15,7 @@ afterAll(async () => {
 })
 
 function hph(args: string[], extra: Record<string, string> = {}) {
-  const child = spawn(process.execPath, ['bin/hph.js', ...args], {
+  const child = spawn(process.execPath, [...HPH_ENTRY, ...args], {
     env: { ...process.env, DATABASE_URL: env.config.DATABASE_URL, HPH_PREFIX: env.config.HPH_PREFIX, LOG_LEVEL: 'info', ...extra },
     stdio: ['ignore', 'pipe', 'pipe'],
   })

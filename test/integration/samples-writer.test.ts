@@ -14,6 +14,7 @@ import { publishAll } from '../../streams/publish.ts'
 import { eventByteLimit } from '../../streams/sizing.ts'
 import type { Kysely } from 'kysely'
 import type pg from 'pg'
+import { HPH_ENTRY } from '../helpers/processes.ts'
 
 let env: TestEnv
 let db: Kysely<Database>
@@ -118,7 +119,7 @@ describe('samples-writer', () => {
     const samples = canonicalSamples(40, 30, '2025-06-01') // ≈ 20k samples in ≈ 90 events, across several monthly partitions
     await fillSamples(env.nats, env.config.HPH_PREFIX, samples)
     const worker = () =>
-      spawn(process.execPath, ['bin/hph.js', 'worker', 'samples-writer'], {
+      spawn(process.execPath, [...HPH_ENTRY, 'worker', 'samples-writer'], {
         env: { ...process.env, DATABASE_URL: env.config.DATABASE_URL, HPH_PREFIX: env.config.HPH_PREFIX, HPH_ACK_WAIT_S: '2', LOG_LEVEL: 'warn', HPH_BATCH_SIZE: '1' }, // a pull of one event: the kill lands between commits
         stdio: ['ignore', 'inherit', 'inherit'],
       })

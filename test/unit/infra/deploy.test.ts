@@ -4,7 +4,6 @@ import { join } from 'node:path'
 import { describe, expect, it } from 'vitest'
 import { parse, parseAllDocuments } from 'yaml'
 import { STAGES } from '../../../pipeline/start.ts'
-import { HPH_ENTRY } from '../../helpers/processes.ts'
 
 // docs/operating.md §8: what can be checked of the deploy artefacts on a machine without a Docker engine or a
 // Kubernetes cluster: they parse, they run the command the tests run, and they name every stage.
@@ -37,17 +36,39 @@ const manifests = (): Doc[] =>
 
 describe('the image', () => {
   const dockerfile = read('Dockerfile')
+  /** the Dockerfile's stages, each with its FROM line and its instructions */
+  const stages = dockerfile.split(/^(?=FROM )/m).filter((s) => s.startsWith('FROM ')).map((text) => ({ from: /^FROM (\S+)/.exec(text)![1]!, name: /^FROM \S+ AS (\S+)/.exec(text)?.[1], text }))
+  const copies = (text: string) => [...text.matchAll(/^COPY (.+) \S+$/gm)].map((m) => m[1]!.split(' '))
+  const final = stages.at(-1)!
 
-  it('has hph as its entrypoint: the command the tests run (node bin/hph.js …), `up` by default', () => {
-    const entry = /^ENTRYPOINT (.+)$/m.exec(dockerfile)?.[1]
-    expect(JSON.parse(entry ?? 'null')).toEqual(['node', ...HPH_ENTRY])
-    expect(JSON.parse(/^CMD (.+)$/m.exec(dockerfile)?.[1] ?? 'null')).toEqual(['up'])
+  it('is built in stages on Node 24, the current LTS', () => {
+    expect(stages.length).toBeGreaterThanOrEqual(2)
+    for (const s of stages) expect(s.from).toMatch(/^node:24[-.]/)
   })
 
-  it('holds every file the running program is made of (everything tracked but tests, benches, infra and docs)', () => {
-    const copied = [...dockerfile.matchAll(/^COPY (.+) \S+$/gm)].flatMap((m) => m[1]!.split(' ')).filter((p) => !p.startsWith('--'))
+  it('runs the build with node alone as an unprivileged user, `up` by default', () => {
+    expect(JSON.parse(/^ENTRYPOINT (.+)$/m.exec(final.text)?.[1] ?? 'null')).toEqual(['node', 'dist/cli/hph.js'])
+    expect(JSON.parse(/^CMD (.+)$/m.exec(final.text)?.[1] ?? 'null')).toEqual(['up'])
+    const user = /^USER (\S+)$/m.exec(final.text)?.[1]
+    expect(user).toBeDefined()
+    expect(['root', '0']).not.toContain(user)
+    expect(final.text).not.toMatch(/^RUN /m)
+  })
+
+  it('holds only what runs: package.json, the built dist/ and the dependencies installed without the development ones', () => {
+    const sources = copies(final.text).map((args) => args.join(' '))
+    const deps = stages.find((s) => s.name && sources.includes(`--from=${s.name} /app/node_modules`))
+    const build = stages.find((s) => s.name && sources.includes(`--from=${s.name} /app/dist`))
+    expect(sources.sort()).toEqual([`--from=${build?.name} /app/dist`, `--from=${deps?.name} /app/node_modules`, 'package.json'].sort())
+    expect(deps?.text).toMatch(/^RUN npm ci --omit=dev /m)
+    expect(build?.text).toMatch(/^RUN npm run build$/m)
+  })
+
+  it('builds from every file the running program is made of (everything tracked but tests, benches, infra, docs and the tsx entries)', () => {
+    const build = stages.find((s) => /^RUN npm run build$/m.test(s.text))!
+    const copied = copies(build.text).flat().filter((p) => !p.startsWith('--'))
     const tracked = execFileSync('git', ['ls-files'], { cwd: root, encoding: 'utf8' }).split('\n').filter(Boolean)
-    const runtime = tracked.filter((f) => /\.(ts|js|json|html|css)$/.test(f) && !/^(test|bench|infra|docs|\.ci)\//.test(f) && !/^(eslint\.config\.js|vitest\.config\.ts)$/.test(f))
+    const runtime = tracked.filter((f) => /\.(ts|js|json|html|css)$/.test(f) && !/^(test|bench|infra|docs|bin|\.ci)\//.test(f) && !/^(eslint\.config\.js|vitest\.config\.ts|\.prettierrc\.json)$/.test(f))
     const missing = runtime.filter((f) => !copied.some((c) => f === c || f.startsWith(`${c.replace(/\/$/, '')}/`)))
     expect(missing).toEqual([])
   })
