@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto'
-import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify'
+import Fastify, { type FastifyBaseLogger, type FastifyInstance, type RouteOptions } from 'fastify'
 import { userRefSecret, type Config } from '../config.ts'
 import { exportLimitsOf } from '../ingest/healthkit-export/limits.ts'
 import type { Logger } from '../log.ts'
@@ -20,6 +20,7 @@ import { readRoutes } from './routes/read.ts'
 import { samplesRoutes } from './routes/samples.ts'
 import { healthkitExportRoutes } from './routes/healthkit-export.ts'
 import { dashboardRoutes } from './routes/dashboard.ts'
+import { installOpenApi, serializerCompiler, validatorCompiler } from './openapi.ts'
 import { statusRoutes } from './routes/status.ts'
 import { trendsRoutes } from './routes/trends.ts'
 
@@ -32,6 +33,8 @@ export interface ApiDeps {
   readDb?: Kysely<Database>
   probes: Probe[]
   metrics: Metrics
+  /** sees every route as it is registered (the OpenAPI test checks each is documented) */
+  onRoute?: (route: RouteOptions) => void
 }
 
 /** What a client's request id may be: a token of 1–128 characters that logs and the audit trail take as is. */
@@ -63,7 +66,13 @@ export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
     // a hop count trusts that many proxies nearest to us (the types take it as the function it compiles to)
     trustProxy: typeof config.HPH_TRUST_PROXY === 'number' ? trustHops(config.HPH_TRUST_PROXY) : config.HPH_TRUST_PROXY,
   })
+  if (deps.onRoute) app.addHook('onRoute', deps.onRoute)
   installErrorHandling(app)
+  // every route's params, query and body are checked by its zod schema, from which /openapi.json is made
+  app.setValidatorCompiler(validatorCompiler)
+  app.setSerializerCompiler(serializerCompiler)
+  // before the routes: the document collects each route as it is registered
+  await installOpenApi(app)
   // docs/api.md §2: rate limits, authentication and per-user authorisation in one hook; an audit event after each answer
   await installAccess(app, { auth, config })
   installErasingGuard(app, { nats: deps.nats, prefix: config.HPH_PREFIX, userRefSecret: userRefSecret(config) })

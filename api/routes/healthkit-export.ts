@@ -1,11 +1,13 @@
 import type { Readable } from 'node:stream'
 import type { FastifyInstance } from 'fastify'
+import { z } from 'zod'
 import type { Nats } from '../../streams/connect.ts'
 import { importExport } from '../../ingest/healthkit-export/import.ts'
 import type { ExportLimits } from '../../ingest/healthkit-export/limits.ts'
 import type { ExportFormat } from '../../ingest/healthkit-export/reader.ts'
 import { HttpError } from '../errors.ts'
 import { traceparentOf } from '../../ingest/raw-batch.ts'
+import { errors, GUARDED_ERRORS, UserParams, v1 } from '../openapi.ts'
 import { checkUserId } from './samples.ts'
 
 export interface HealthkitExportRouteDeps {
@@ -22,6 +24,26 @@ export interface HealthkitExportRouteDeps {
   limits: ExportLimits
   parserHeapMb: number
 }
+
+const count = z.number().int()
+const ImportAnswer = z.object({
+  stream: z.string(),
+  batches: count.describe('batches stored (or already there)'),
+  published: count.describe('of those, new'),
+  duplicates: count.describe('of those, already stored'),
+  firstSeq: count.optional(),
+  lastSeq: count.optional(),
+  records: count,
+  accepted: count,
+  rejected: count,
+  types: z.record(z.string(), z.object({ read: count, accepted: count, rejected: count })).describe('per HealthKit type understood'),
+  skippedRecords: z.record(z.string(), count).describe('<Record> elements of other types, by type'),
+  otherElements: z.record(z.string(), count).describe('other elements (Workout, ActivitySummary, …), by name'),
+  rejections: z.array(z.object({ line: count, type: z.string(), problem: z.string() })).describe('the first rejections, with the line of their <Record>'),
+  bytesRead: count,
+  xmlBytes: count,
+  seconds: z.number(),
+})
 
 /** How long a refused upload is told to wait: an export takes tens of seconds to import. */
 const BUSY_RETRY_S = 30
@@ -55,7 +77,15 @@ export function healthkitExportRoutes(app: FastifyInstance, deps: HealthkitExpor
     // the body is handed on as the raw stream and read through the reader, never buffered whole
     scope.addContentTypeParser(Object.keys(FORMATS), (_req, payload, done) => done(null, payload))
 
-    scope.post<{ Params: { userId: string } }>('/v1/users/:userId/healthkit-export', async (req, reply) => {
+    const schema = {
+      ...v1('samples'),
+      summary: "backfill from an Apple Health export: export.xml or the Health app's export.zip, streamed (re-uploading the same export adds nothing)",
+      params: UserParams,
+      consumes: Object.keys(FORMATS),
+      'x-body': 'the export file as it is',
+      response: { 202: ImportAnswer.describe('every batch of the export is in HPH_INGEST'), ...errors(...GUARDED_ERRORS, 413, 415) },
+    }
+    scope.post<{ Params: { userId: string } }>('/v1/users/:userId/healthkit-export', { schema }, async (req, reply) => {
       // the access hook (api/access.ts) has authorised the token for this user
       const userId = checkUserId(req.params.userId)
       const mediaType = (req.headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase()

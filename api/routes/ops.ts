@@ -1,4 +1,5 @@
 import type { FastifyInstance } from 'fastify'
+import { z } from 'zod'
 
 export interface Probe {
   name: string
@@ -25,8 +26,11 @@ const DEFAULT_TIMEOUT_MS = 2_000
 export function opsRoutes(app: FastifyInstance, probes: readonly Probe[], opts: { timeoutMs?: number } = {}): void {
   const timeoutMs = opts.timeoutMs ?? DEFAULT_TIMEOUT_MS
   const last = new Map<string, string>()
-  app.get('/healthz', async () => ({ status: 'ok' }))
-  app.get('/readyz', async (req, reply) => {
+  const healthz = { tags: ['operating'], summary: 'the process is up', response: { 200: z.object({ status: z.literal('ok') }).describe('up') } }
+  const Ready = z.object({ ready: z.boolean(), checks: z.record(z.string(), z.string()).describe('each part: `ok`, or a word for what is wrong (`timeout`, `unavailable`, `not pulling`…)') })
+  const readyz = { tags: ['operating'], summary: 'every dependency reachable (NATS, PostgreSQL, the stages)', response: { 200: Ready.describe('ready'), 503: Ready.describe('not ready: `checks` names which part') } }
+  app.get('/healthz', { schema: healthz }, async () => ({ status: 'ok' }))
+  app.get('/readyz', { schema: readyz }, async (req, reply) => {
     const results = await Promise.all(
       probes.map(async (p) => {
         let timer: NodeJS.Timeout | undefined

@@ -1,10 +1,13 @@
 import type { FastifyInstance } from 'fastify'
+import { z } from 'zod'
 import type { Nats } from '../../streams/connect.ts'
 import { hashHex } from '../../streams/ids.ts'
 import { UserId } from '../../streams/schemas.ts'
 import { jsonDepth } from '../body.ts'
 import { HttpError } from '../errors.ts'
 import { ingestRawBatch, traceparentOf } from '../../ingest/raw-batch.ts'
+import { errors, GUARDED_ERRORS, refusing, UserParams, v1 } from '../openapi.ts'
+import { batchEnvelopeSchema } from '../../processors/normalize/healthkit.ts'
 
 export interface SamplesRouteDeps {
   nats: Nats
@@ -21,6 +24,17 @@ declare module 'fastify' {
     rawBody?: string
   }
 }
+
+export const IngestAnswer = z.object({
+  eventId: z.string().describe('the batch\'s event id (of its first part when it needed several)'),
+  stream: z.string(),
+  seq: z.number().int().describe('the stream sequence of its (first) event'),
+  duplicate: z.boolean(),
+  parts: z.number().int().min(2).optional().describe('how many events hold the batch, when more than one'),
+  accepted: z.number().int(),
+  ignored: z.number().int().describe('samples of types not normalised (kept in the raw event)'),
+  rejected: z.array(z.object({ index: z.number().int(), problem: z.string() })),
+})
 
 export function checkUserId(userId: string): string {
   const r = UserId.safeParse(userId)
@@ -51,7 +65,15 @@ export function samplesRoutes(app: FastifyInstance, deps: SamplesRouteDeps): voi
     parseJson(req, body as string, done)
   })
 
-  app.post<{ Params: { userId: string } }>('/v1/users/:userId/samples', async (req, reply) => {
+  const body = refusing(batchEnvelopeSchema(deps.maxSamples), 'validation_failed', 'the body is not a batch')
+  const schema = {
+    ...v1('samples'),
+    summary: "post a batch of HealthKit samples for the user (stored whole; each sample's problems are listed in `rejected`)",
+    params: UserParams,
+    body,
+    response: { 202: IngestAnswer.describe('stored'), 200: IngestAnswer.describe('the same batch was already stored: `duplicate` is true'), ...errors(...GUARDED_ERRORS, 413, 415) },
+  }
+  app.post<{ Params: { userId: string } }>('/v1/users/:userId/samples', { schema }, async (req, reply) => {
     // authenticated and authorised for this user by the access hook (api/access.ts)
     const userId = checkUserId(req.params.userId)
     const r = await ingestRawBatch(

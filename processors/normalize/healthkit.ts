@@ -47,7 +47,7 @@ export function batchEnvelopeSchema(maxSamples: number) {
     {
       batchId: text(128).optional(),
       source: z.object({ name: text(256).optional(), bundleId: text(256).optional(), device: text(1024).optional() }, { error: 'must be an object' }).optional(),
-      samples: z.array(z.unknown(), { error: (issue) => (issue.input === undefined ? 'is missing' : 'must be an array') }).min(1, count).max(maxSamples, count),
+      samples: z.array(z.unknown().describe('a HealthKit sample {uuid?, type, value | beats, unit, startDate, endDate, sourceName?, sourceBundleId?, device?}: each is checked on its own, and one that fails is listed in `rejected`'), { error: (issue) => (issue.input === undefined ? 'is missing' : 'must be an array') }).min(1, count).max(maxSamples, count),
     },
     { error: 'must be an object with a samples array' },
   )
