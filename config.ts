@@ -126,6 +126,8 @@ export const ConfigSchema = z.object({
   HPH_PG_READ_TIMEOUT_MS: positiveInt(3_000),
   /** each /readyz check answers within this, or counts as not ready */
   HPH_READY_TIMEOUT_MS: positiveInt(2_000),
+  /** `auto`: readable lines for an interactive command in a terminal, JSON otherwise (log.ts) */
+  HPH_LOG_FORMAT: z.enum(['auto', 'json', 'pretty']).default('auto'),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 }).superRefine((c, ctx) => {
   // no guessable credentials: a static key or the user-reference secret is long unless development says otherwise

@@ -35,6 +35,8 @@ export interface ApiDeps {
   metrics: Metrics
   /** sees every route as it is registered (the OpenAPI test checks each is documented) */
   onRoute?: (route: RouteOptions) => void
+  /** the level of the request logs: `info` (the default, JSON for collectors), `debug` for a person at a terminal */
+  requestLogs?: 'info' | 'debug'
 }
 
 /** What a client's request id may be: a token of 1–128 characters that logs and the audit trail take as is. */
@@ -65,7 +67,13 @@ export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
     connectionTimeout: config.HPH_IDLE_TIMEOUT_MS,
     // a hop count trusts that many proxies nearest to us (the types take it as the function it compiles to)
     trustProxy: typeof config.HPH_TRUST_PROXY === 'number' ? trustHops(config.HPH_TRUST_PROXY) : config.HPH_TRUST_PROXY,
+    // fastify logs each request at info; at a terminal the same two lines go to debug (below)
+    disableRequestLogging: deps.requestLogs === 'debug',
   })
+  if (deps.requestLogs === 'debug') {
+    app.addHook('onRequest', async (req) => req.log.debug({ req }, 'incoming request'))
+    app.addHook('onResponse', async (req, reply) => req.log.debug({ res: reply, responseTime: reply.elapsedTime }, 'request completed'))
+  }
   if (deps.onRoute) app.addHook('onRoute', deps.onRoute)
   installErrorHandling(app)
   // every route's params, query and body are checked by its zod schema, from which /openapi.json is made

@@ -3,6 +3,25 @@ import type { Command } from './context.ts'
 import type { Pipeline, PipelineStage } from '../pipeline/start.ts'
 import { untilSignal } from './signal.ts'
 
+type Option = { type: 'boolean' | 'string' }
+const bool: Option = { type: 'boolean' }
+const text: Option = { type: 'string' }
+
+/** The options each command takes: any other is refused (exit 2), so a misspelt one is never silently ignored. */
+export const COMMAND_OPTIONS: Record<string, Record<string, Option>> = {
+  up: {},
+  worker: {},
+  migrate: {},
+  streams: {},
+  status: { json: bool },
+  dlq: { stage: text, id: text, json: bool },
+  import: { user: text, json: bool, quiet: bool },
+  replay: { into: text, 'from-seq': text, since: text, json: bool, quiet: bool },
+  rebuild: { recompute: bool, id: text, json: bool, quiet: bool },
+  user: { out: text },
+  demo: { exit: bool },
+}
+
 /** What the connections get to close after the stages' shutdown deadline. */
 const CLOSE_MARGIN_MS = 1_000
 /** The exit code of a stop that had to cut work at the deadline: its supervisor sees it was not clean. */

@@ -1,5 +1,5 @@
 import type { Config } from '../config.ts'
-import type { Logger } from '../log.ts'
+import type { LogFormat, Logger } from '../log.ts'
 
 // What every `hph` command is given, in a file of its own so that the commands and the table of them
 // (cli/commands.ts) do not import each other.
@@ -7,6 +7,8 @@ import type { Logger } from '../log.ts'
 export interface CommandContext {
   config: Config
   log: Logger
+  /** how `log` writes: with `pretty` (a person at a terminal) the api's request logs are at debug */
+  logFormat: LogFormat
   args: string[]
   flags: Record<string, string | boolean | undefined>
 }

@@ -71,8 +71,8 @@ export async function loadDemo(p: Pick<Pipeline, 'url' | 'db' | 'nats' | 'config
 }
 
 /** `hph demo`: the whole pipeline with demo data posted to it over HTTP. */
-export async function runDemo({ config, log, flags }: CommandContext): Promise<number> {
-  const p = await startPipeline(config, log, { stages: STAGES, api: true, prepare: true })
+export async function runDemo({ config, log, logFormat, flags }: CommandContext): Promise<number> {
+  const p = await startPipeline(config, log, { stages: STAGES, api: true, prepare: true, requestLogs: logFormat === 'pretty' ? 'debug' : 'info' })
   let loaded: DemoLoad
   try {
     loaded = await loadDemo(p, p.adminKey ? { token: p.adminKey } : {})

@@ -1,7 +1,7 @@
 import { parseArgs } from 'node:util'
 import { loadConfig, ConfigError } from '../config.ts'
-import { createLogger } from '../log.ts'
-import { commands } from './commands.ts'
+import { createLogger, logFormat } from '../log.ts'
+import { COMMAND_OPTIONS, commands } from './commands.ts'
 
 const USAGE = `hph — Holistic Performance Hub
 
@@ -32,13 +32,30 @@ usage: hph <command> [options]
 
 configuration: environment variables (see docs/operating.md §9), e.g. NATS_URL, DATABASE_URL, PORT, HPH_PREFIX`
 
+/** The command and its options; a misspelt or unknown option, or one missing its value, is an error (exit 2). */
+function parse(argv: string[]): { name?: string; rest: string[]; values: Record<string, string | boolean | undefined>; error?: string } {
+  const name = argv.find((a) => !a.startsWith('-'))
+  const own = name !== undefined ? COMMAND_OPTIONS[name] : undefined
+  try {
+    const { positionals, values } = parseArgs({ args: argv, allowPositionals: true, strict: true, options: { ...own, help: { type: 'boolean', short: 'h' } } })
+    return { name: positionals[0], rest: positionals.slice(1), values }
+  } catch (err) {
+    // node's own words name the option (ERR_PARSE_ARGS_UNKNOWN_OPTION, ERR_PARSE_ARGS_INVALID_OPTION_VALUE)
+    const known = Object.keys(own ?? {}).map((o) => `--${o}`)
+    return { name, rest: [], values: {}, error: `${(err as Error).message.split('\n')[0]!.replace(/\. To specify a positional argument.*$/, '')}${name && own ? ` (hph ${name} takes ${known.length ? known.join(', ') : 'no options'})` : ''}` }
+  }
+}
+
+/** Commands that run as services: their logs are JSON wherever they go (unless HPH_LOG_FORMAT says otherwise). */
+const SERVICES = new Set(['up', 'worker'])
+
 async function main(argv: string[]): Promise<number> {
-  const { positionals, values } = parseArgs({ args: argv, allowPositionals: true, strict: false, options: {
-    exit: { type: 'boolean' }, json: { type: 'boolean' }, quiet: { type: 'boolean' }, stage: { type: 'string' }, id: { type: 'string' },
-    into: { type: 'string' }, out: { type: 'string' }, user: { type: 'string' }, 'from-seq': { type: 'string' }, since: { type: 'string' }, recompute: { type: 'boolean' }, help: { type: 'boolean', short: 'h' },
-  } })
-  const [name, ...rest] = positionals
+  const { name, rest, values, error } = parse(argv)
   const command = name ? commands[name] : undefined
+  if (error && (command || !name)) {
+    process.stderr.write(`hph${name ? ` ${name}` : ''}: ${error}\n`)
+    return 2
+  }
   if (!command || values.help) {
     process.stdout.write(`${USAGE}\n`)
     return command || values.help ? 0 : 2
@@ -51,8 +68,10 @@ async function main(argv: string[]): Promise<number> {
     process.stderr.write(`${err.message}\n`)
     return 2
   }
-  const log = createLogger(config)
-  return command({ config, log, args: rest, flags: values })
+  // the services log JSON for their collectors; a command a person runs logs readable lines in a terminal
+  const format = logFormat(config, !SERVICES.has(name!))
+  const log = createLogger(config, { format })
+  return command({ config, log, logFormat: format, args: rest, flags: values })
 }
 
 main(process.argv.slice(2)).then(

@@ -28,6 +28,8 @@ export interface PipelineOptions {
   /** create the database if missing, migrate, apply streams (what `hph up` does first) */
   prepare: boolean
   onBatch?: (s: BatchStats) => void
+  /** the level of the api's request logs (debug for a person at a terminal) */
+  requestLogs?: 'info' | 'debug'
 }
 
 export interface Pipeline {
@@ -152,7 +154,7 @@ export async function startPipeline(config: Config, log: Logger, opts: PipelineO
   const open = new Map<string, { method: string; route: string; since: number }>()
   try {
     server = opts.api
-      ? await buildApi({ config, log, nats, db, readDb: reads.db, probes, metrics })
+      ? await buildApi({ config, log, nats, db, readDb: reads.db, probes, metrics, ...(opts.requestLogs ? { requestLogs: opts.requestLogs } : {}) })
       : await buildOpsServer({ log, probes, metrics, readyTimeoutMs: config.HPH_READY_TIMEOUT_MS })
     server.addHook('onRequest', async (req) => void open.set(req.id, { method: req.method, route: req.routeOptions.url ?? '(no route)', since: Date.now() }))
     server.addHook('onResponse', async (req) => void open.delete(req.id))
