@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto'
-import Fastify, { type FastifyBaseLogger, type FastifyInstance, type RouteOptions } from 'fastify'
+import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyReply, type FastifyRequest, type RouteOptions } from 'fastify'
 import { userRefSecret, type Config } from '../config.ts'
 import { exportLimitsOf } from '../ingest/healthkit-export/limits.ts'
 import type { Logger } from '../log.ts'
@@ -48,6 +48,18 @@ export function requestIdOf(req: { headers: Record<string, string | string[] | u
   return typeof given === 'string' && SAFE_REQUEST_ID.test(given) ? given : randomUUID()
 }
 
+/** Request logs at debug (a failed request still logs its error), for a person reading the terminal. */
+class QuietRequests extends LogController {
+  override incomingRequest(request: FastifyRequest): void {
+    if (!this.isLogDisabled(request)) request.log.debug({ req: request }, 'incoming request')
+  }
+
+  override requestCompleted(error: Error | null, request: FastifyRequest, reply: FastifyReply): void {
+    if (error) super.requestCompleted(error, request, reply, {})
+    else if (!this.isLogDisabled(request)) reply.log.debug({ res: reply, responseTime: reply.elapsedTime }, 'request completed')
+  }
+}
+
 /** proxy-addr's trust of the nearest `hops` proxies (what fastify makes of a number). */
 const trustHops = (hops: number) => (_address: string, hop: number) => hop < hops
 
@@ -67,13 +79,9 @@ export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
     connectionTimeout: config.HPH_IDLE_TIMEOUT_MS,
     // a hop count trusts that many proxies nearest to us (the types take it as the function it compiles to)
     trustProxy: typeof config.HPH_TRUST_PROXY === 'number' ? trustHops(config.HPH_TRUST_PROXY) : config.HPH_TRUST_PROXY,
-    // fastify logs each request at info; at a terminal the same two lines go to debug (below)
-    disableRequestLogging: deps.requestLogs === 'debug',
+    // fastify logs each request at info; at a terminal the same two lines go to debug
+    ...(deps.requestLogs === 'debug' ? { logController: new QuietRequests() } : {}),
   })
-  if (deps.requestLogs === 'debug') {
-    app.addHook('onRequest', async (req) => req.log.debug({ req }, 'incoming request'))
-    app.addHook('onResponse', async (req, reply) => req.log.debug({ res: reply, responseTime: reply.elapsedTime }, 'request completed'))
-  }
   if (deps.onRoute) app.addHook('onRoute', deps.onRoute)
   installErrorHandling(app)
   // every route's params, query and body are checked by its zod schema, from which /openapi.json is made

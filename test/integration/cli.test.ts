@@ -4,6 +4,7 @@ import type { Status } from '../../streams/status.ts'
 import { migrations } from '../../schema/migrate.ts'
 import { streamName, STREAM_KEYS } from '../../streams/subjects.ts'
 import { eventually, testEnv, type TestEnv } from '../helpers/env.ts'
+import { createTestDatabase } from '../helpers/db.ts'
 import { HPH_ENTRY } from '../helpers/processes.ts'
 
 let env: TestEnv
@@ -72,6 +73,44 @@ describe('hph', () => {
     const r = hph(['migrate'], { HPH_STREAM_REPLICAS: 'many' })
     expect(await r.exit).toBe(2)
     expect(r.output()).toContain('HPH_STREAM_REPLICAS')
+  })
+
+  it('refuses an option its command does not take (a misspelt one is never ignored): exit 2, naming it, before doing anything', async () => {
+    for (const [args, named, takes] of [
+      [['replay', 'samples', '--into', 'samples', '--form-seq', '3'], '--form-seq', '--from-seq'],
+      [['status', '--form-seq', '3'], '--form-seq', '--json'],
+      [['migrate', '--json'], '--json', 'no options'],
+      [['demo', '--exit=3'], '--exit', '--exit'],
+      [['import', 'healthkit', 'x.xml', '--user'], '--user', '--user'],
+    ] as const) {
+      const r = hph([...args])
+      expect(await r.exit, r.output()).toBe(2)
+      expect(r.output(), args.join(' ')).toContain(named)
+      expect(r.output(), args.join(' ')).toContain(`hph ${args[0]} takes`)
+      expect(r.output(), args.join(' ')).toContain(takes)
+    }
+    const unknown = hph(['--form-seq'])
+    expect(await unknown.exit).toBe(2)
+    expect(unknown.output()).toMatch(/Unknown option '--form-seq'/)
+  })
+
+  it('logs JSON when its output is not a terminal, readable lines when HPH_LOG_FORMAT=pretty (what a terminal gets)', async () => {
+    // a database of its own each: the migrations it applies are what gets logged
+    const [a, b] = [await createTestDatabase(), await createTestDatabase()]
+    try {
+      const json = hph(['migrate'], { DATABASE_URL: a.config.DATABASE_URL })
+      expect(await json.exit, json.output()).toBe(0)
+      const lines = json.output().split('\n').filter((l) => l.startsWith('{'))
+      expect(lines.length).toBeGreaterThan(0)
+      expect(JSON.parse(lines[0]!)).toMatchObject({ level: 30, service: 'hph', msg: 'migration applied' })
+      const pretty = hph(['migrate'], { DATABASE_URL: b.config.DATABASE_URL, HPH_LOG_FORMAT: 'pretty', NO_COLOR: '1' })
+      expect(await pretty.exit, pretty.output()).toBe(0)
+      expect(pretty.output()).toMatch(/^\[\d{2}:\d{2}:\d{2}\.\d{3}\] INFO: migration applied \{"migration":"0001_initial"\}$/m)
+      expect(pretty.output()).not.toMatch(/^\{"level"/m)
+    } finally {
+      await a.drop()
+      await b.drop()
+    }
   })
 
   it('up serves, ingests, and on SIGTERM drains and exits 0', async () => {
