@@ -6,6 +6,15 @@ export default tseslint.config(
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {
+    // type-aware rules: a promise nobody awaits or handles is a lost error (or an unhandled rejection that ends the process)
+    files: ['**/*.ts'],
+    languageOptions: { parserOptions: { projectService: true, tsconfigRootDir: import.meta.dirname } },
+    rules: {
+      '@typescript-eslint/no-floating-promises': 'error',
+      '@typescript-eslint/no-misused-promises': 'error',
+    },
+  },
+  {
     rules: {
       '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_', varsIgnorePattern: '^_', destructuredArrayIgnorePattern: '^_' }],
       'no-empty': ['error', { allowEmptyCatch: false }],
@@ -14,4 +23,6 @@ export default tseslint.config(
     },
   },
   { files: ['config.ts', 'test/**', 'bench/**'], rules: { 'no-restricted-properties': 'off' } },
+  // the plain JavaScript entries run on node
+  { files: ['bin/**/*.js', 'processors/**/*.js'], languageOptions: { globals: { process: 'readonly', URL: 'readonly' } } },
 )

@@ -61,11 +61,10 @@ export function installErrorHandling(app: FastifyInstance): void {
   app.setErrorHandler((err, req, reply) => {
     const { status, body } = toHttp(err)
     if (status >= 500) req.log.error({ err }, 'request failed')
-    if (status === 503) void reply.header('retry-after', '5')
-    if (err instanceof HttpError) for (const [k, v] of Object.entries(err.headers)) void reply.header(k, v)
-    void reply.status(status).send(body)
+    const headers = { ...(status === 503 ? { 'retry-after': '5' } : {}), ...(err instanceof HttpError ? err.headers : {}) }
+    return reply.status(status).headers(headers).send(body)
   })
   app.setNotFoundHandler((req, reply) => {
-    void reply.status(404).send({ error: 'not_found', message: `no route ${req.method} ${req.url.split('?')[0]}`, details: [] })
+    return reply.status(404).send({ error: 'not_found', message: `no route ${req.method} ${req.url.split('?')[0]}`, details: [] })
   })
 }

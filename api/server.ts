@@ -95,7 +95,7 @@ export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
   installAudit(app, { nats: deps.nats, prefix: config.HPH_PREFIX, userRefSecret: userRefSecret(config), deniedWindowS: config.HPH_AUDIT_DENIED_WINDOW_S, metrics: deps.metrics })
   metricsRoutes(app, deps.metrics)
   samplesRoutes(app, { nats: deps.nats, prefix: config.HPH_PREFIX, maxSamples: config.HPH_MAX_SAMPLES, maxJsonDepth: config.HPH_MAX_JSON_DEPTH })
-  healthkitExportRoutes(app, {
+  await healthkitExportRoutes(app, {
     nats: deps.nats, prefix: config.HPH_PREFIX, maxSamples: config.HPH_MAX_SAMPLES, batchSize: config.HPH_IMPORT_BATCH_SIZE,
     inFlight: config.HPH_IMPORT_IN_FLIGHT, maxBytes: config.HPH_MAX_EXPORT_BYTES, maxConcurrent: config.HPH_MAX_CONCURRENT_IMPORTS,
     limits: exportLimitsOf(config), parserHeapMb: config.HPH_EXPORT_PARSER_HEAP_MB,

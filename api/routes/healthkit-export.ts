@@ -67,12 +67,12 @@ async function* limited(body: Readable, maxBytes: number): AsyncGenerator<Uint8A
 }
 
 /** POST /v1/users/:userId/healthkit-export (docs/api.md §4). */
-export function healthkitExportRoutes(app: FastifyInstance, deps: HealthkitExportRouteDeps): void {
+export async function healthkitExportRoutes(app: FastifyInstance, deps: HealthkitExportRouteDeps): Promise<void> {
   let running = 0
   /** users whose export is being imported by this process: one at a time each */
   const importing = new Set<string>()
   // its own plugin scope: these content types (and no body limit of the app's) apply to this route only
-  void app.register(async (scope) => {
+  await app.register(async (scope) => {
     scope.removeAllContentTypeParsers()
     // the body is handed on as the raw stream and read through the reader, never buffered whole
     scope.addContentTypeParser(Object.keys(FORMATS), (_req, payload, done) => done(null, payload))

@@ -62,7 +62,9 @@ export function samplesRoutes(app: FastifyInstance, deps: SamplesRouteDeps): voi
       done(new HttpError(400, 'invalid_json', `body is nested deeper than ${deps.maxJsonDepth} levels`), undefined)
       return
     }
-    parseJson(req, body as string, done)
+    // fastify's default JSON parser answers through `done`; its type also allows the async kind, answered the same way
+    const parsed = parseJson(req, body as string, done)
+    if (parsed instanceof Promise) parsed.then((value: unknown) => done(null, value), (err: Error) => done(err, undefined))
   })
 
   const body = refusing(batchEnvelopeSchema(deps.maxSamples), 'validation_failed', 'the body is not a batch')
