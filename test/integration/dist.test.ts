@@ -41,13 +41,14 @@ afterAll(async () => {
 
 describe('the built program (dist/)', () => {
   it('cannot resolve tsx where it runs', () => {
-    const r = spawnSync(process.execPath, ['--input-type=module', '-e', "await import('tsx/esm/api')"], { cwd: join(dir, 'dist'), encoding: 'utf8' })
+    const r = spawnSync(process.execPath, ['--input-type=module', '-e', "await import('tsx/esm/api')"], { cwd: join(dir, 'dist'), encoding: 'utf8', env: { ...process.env, NODE_OPTIONS: '' } })
     expect(r.status).not.toBe(0)
     expect(r.stderr).toMatch(/ERR_MODULE_NOT_FOUND|Cannot find package 'tsx'/)
   })
 
   it('starts the pipeline with node alone, imports an export on its parse thread, serves the dashboard and the OpenAPI document', async () => {
-    const up = spawnHph(['up'], { DATABASE_URL: env.config.DATABASE_URL, HPH_PREFIX: env.config.HPH_PREFIX, PORT: '0', HOST: '127.0.0.1', LOG_LEVEL: 'info' }, children, [join(dir, 'dist/cli/hph.js')])
+    // from the build's folder, with no NODE_OPTIONS that could bring a loader in
+    const up = spawnHph(['up'], { DATABASE_URL: env.config.DATABASE_URL, HPH_PREFIX: env.config.HPH_PREFIX, PORT: '0', HOST: '127.0.0.1', LOG_LEVEL: 'info', NODE_OPTIONS: '' }, children, { entry: ['dist/cli/hph.js'], cwd: dir })
     showOnFailure(up, 'node dist/cli/hph.js up')
     let url = ''
     await eventually(async () => {
