@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs'
 import { Validator } from '@seriousme/openapi-schema-validator'
 import { Ajv2020 } from 'ajv/dist/2020.js'
 import type { FastifyInstance } from 'fastify'
@@ -166,6 +167,12 @@ describe('GET /openapi.json', () => {
     fits('GET', '/v1/users', 200, users.json())
     const status = await app.inject({ method: 'GET', url: '/v1/ops/status', headers: { authorization: `Bearer ${ADMIN}` } })
     fits('GET', '/v1/ops/status', 200, status.json())
+    const exported = await app.inject({ method: 'POST', url: '/v1/users/ana/healthkit-export', headers: { ...ana, 'content-type': 'application/xml' }, payload: readFileSync('test/fixtures/healthkit-export-small.xml') })
+    expect(exported.statusCode, exported.body).toBe(202)
+    fits('POST', '/v1/users/{userId}/healthkit-export', 202, exported.json())
+    const erased = await app.inject({ method: 'DELETE', url: '/v1/users/zed', headers: { authorization: `Bearer ${ADMIN}` } })
+    expect(erased.statusCode, erased.body).toBe(200)
+    fits('DELETE', '/v1/users/{userId}', 200, erased.json())
     fits('GET', '/healthz', 200, (await app.inject({ method: 'GET', url: '/healthz' })).json())
     fits('GET', '/readyz', 200, (await app.inject({ method: 'GET', url: '/readyz' })).json())
   })
