@@ -2,7 +2,7 @@ import type { FastifyInstance } from 'fastify'
 import { eraseUser, type EraseDeps, type EraseOptions } from '../../privacy/erase.ts'
 import { z } from 'zod'
 import { UserId } from '../../streams/schemas.ts'
-import { errors, GUARDED_ERRORS, UserParams, v1 } from '../openapi.ts'
+import { ErrorBody, errors, GUARDED_ERRORS, UserParams, v1 } from '../openapi.ts'
 import { checkUserId } from './samples.ts'
 
 const EraseReport = z.object({
@@ -17,7 +17,11 @@ const schema = {
   ...v1('users'),
   summary: 'erase the user from every stream and table (admin only; waits for it; calling again is safe)',
   params: UserParams,
-  response: { 200: EraseReport.describe('the erasure report'), ...errors(...GUARDED_ERRORS), 503: EraseReport.describe('the erasure could not finish: the report, with why (Retry-After); calling again is safe') },
+  response: {
+    200: EraseReport.describe('the erasure report: complete'),
+    ...errors(...GUARDED_ERRORS),
+    503: z.union([EraseReport, ErrorBody]).describe('the erasure could not finish (the report, `complete` false: call again), or a dependency is away'),
+  },
 }
 
 /**
