@@ -7,7 +7,7 @@ import type pg from 'pg'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { createMetrics } from '../../api/metrics.ts'
 import { buildApi } from '../../api/server.ts'
-import { prepare } from '../../cli/pipeline.ts'
+import { prepare } from '../../pipeline/start.ts'
 import { closeDb, createDb, type Database } from '../../schema/db.ts'
 import { testEnv, type TestEnv } from '../helpers/env.ts'
 
