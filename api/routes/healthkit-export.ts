@@ -36,6 +36,7 @@ const ImportAnswer = z.object({
   records: count,
   accepted: count,
   rejected: count,
+  derived: count.describe('hrv_rmssd samples derived from the beat lists of HRV records, besides the records\' own'),
   types: z.record(z.string(), z.object({ read: count, accepted: count, rejected: count })).describe('per HealthKit type understood'),
   skippedRecords: z.record(z.string(), count).describe('<Record> elements of other types, by type'),
   otherElements: z.record(z.string(), count).describe('other elements (Workout, ActivitySummary, …), by name'),
