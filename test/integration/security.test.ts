@@ -201,8 +201,10 @@ describe('per-user authorisation and audit', () => {
     const token = await sign({ sub: 'eve' })
     expect((await upload('bo', token)).status).toBe(403)
     expect((await upload('eve', token)).status).toBe(202)
-    await eventually(async () => (await auditEvents()).some((e) => e.data.action === 'write' && e.data.userId === 'eve'), 10_000, 'the upload\'s write event')
-    const events = (await auditEvents()).filter((e) => e.data.operation === 'POST /v1/users/:userId/healthkit-export')
+    const ofRoute = async () => (await auditEvents()).filter((e) => e.data.operation === 'POST /v1/users/:userId/healthkit-export')
+    // the denied event is written when its aggregation window (HPH_AUDIT_DENIED_WINDOW_S) ends: wait for both
+    await eventually(async () => (await ofRoute()).some((e) => e.data.action === 'write') && (await ofRoute()).some((e) => e.data.action === 'denied'), 10_000, 'the upload\'s write and denied events')
+    const events = await ofRoute()
     expect(events.map((e) => [e.data.action, e.data.userId, e.data.status])).toEqual(expect.arrayContaining([['denied', 'bo', 403], ['write', 'eve', 202]]))
   })
 
