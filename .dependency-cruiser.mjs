@@ -2,14 +2,7 @@
 // `npm run lint:imports` checks them; test/unit/house/imports.test.ts runs the same rules.
 
 /** The rooms from the top down: a room imports only rooms below it (or, on one line, beside it). */
-export const ROOMS = [
-  ['cli'],
-  ['pipeline'],
-  ['api'],
-  ['processors', 'projections', 'privacy', 'ingest'],
-  ['streams', 'schema'],
-  ['config.ts', 'log.ts', 'errors.ts'],
-]
+export const ROOMS = [['cli'], ['pipeline'], ['api'], ['processors', 'projections', 'privacy', 'ingest'], ['streams', 'schema'], ['config.ts', 'log.ts', 'errors.ts']]
 
 /** Imports the rules allow for now, each with the reason; a file named here that no longer exists fails the test. */
 export const EXCEPTIONS = []
@@ -18,13 +11,15 @@ const pathOf = (room) => (room.endsWith('.ts') ? `^${room.replace('.', '\\.')}$`
 const exempt = EXCEPTIONS.map((e) => `^${e.from.replaceAll('.', '\\.')}$`)
 
 const upward = ROOMS.flatMap((line, i) =>
-  line.map((room) => ({
-    name: `upward-from-${room}`,
-    comment: `${room} imports only the rooms below it`,
-    severity: 'error',
-    from: { path: pathOf(room), pathNot: exempt },
-    to: { path: ROOMS.slice(0, i).flat().map(pathOf) },
-  })).filter((rule) => rule.to.path.length > 0),
+  line
+    .map((room) => ({
+      name: `upward-from-${room}`,
+      comment: `${room} imports only the rooms below it`,
+      severity: 'error',
+      from: { path: pathOf(room), pathNot: exempt },
+      to: { path: ROOMS.slice(0, i).flat().map(pathOf) },
+    }))
+    .filter((rule) => rule.to.path.length > 0),
 )
 
 /** @type {import('dependency-cruiser').IConfiguration} */
@@ -32,9 +27,21 @@ export default {
   forbidden: [
     { name: 'no-circular', comment: 'a cycle means two files that cannot be understood apart', severity: 'error', from: {}, to: { circular: true } },
     ...upward,
-    { name: 'cli-not-api', comment: 'cli and api never import each other: the pipeline starts the api for `hph up`', severity: 'error', from: { path: '^cli/' }, to: { path: '^api/' } },
+    {
+      name: 'cli-not-api',
+      comment: 'cli and api never import each other: the pipeline starts the api for `hph up`',
+      severity: 'error',
+      from: { path: '^cli/' },
+      to: { path: '^api/' },
+    },
     { name: 'processor-not-projection', comment: 'a processor never imports a projection', severity: 'error', from: { path: '^processors/' }, to: { path: '^projections/' } },
-    { name: 'projection-not-processor', comment: 'projections write what processors publish; they share only streams/ and schema/', severity: 'error', from: { path: '^projections/' }, to: { path: '^processors/' } },
+    {
+      name: 'projection-not-processor',
+      comment: 'projections write what processors publish; they share only streams/ and schema/',
+      severity: 'error',
+      from: { path: '^projections/' },
+      to: { path: '^processors/' },
+    },
   ],
   options: {
     doNotFollow: { path: 'node_modules' },

@@ -19,7 +19,10 @@ export class ValidationError extends HphError {
 
 /** A dependency is away (database, NATS): retried with backoff, never dead-lettered. */
 export class TransientError extends HphError {
-  constructor(message: string, override readonly cause?: unknown) {
+  constructor(
+    message: string,
+    override readonly cause?: unknown,
+  ) {
     super('transient', message)
   }
 }

@@ -26,6 +26,16 @@ export function createLogger(config: Pick<Config, 'LOG_LEVEL'>, opts: { format?:
   // pino-pretty on pino's transport thread: the time, the level, the stage and the message on one line
   return pino({
     ...options,
-    transport: { target: 'pino-pretty', options: { colorize: true, translateTime: 'SYS:HH:MM:ss.l', ignore: 'pid,hostname,service,stage', singleLine: true, messageFormat: '{if stage}[{stage}] {end}{msg}', hideObject: false } },
+    transport: {
+      target: 'pino-pretty',
+      options: {
+        colorize: true,
+        translateTime: 'SYS:HH:MM:ss.l',
+        ignore: 'pid,hostname,service,stage',
+        singleLine: true,
+        messageFormat: '{if stage}[{stage}] {end}{msg}',
+        hideObject: false,
+      },
+    },
   })
 }

@@ -9,8 +9,12 @@ export default defineConfig({
     env: {
       HPH_ALLOW_SHORT_KEYS: 'true',
       HPH_USER_REF_SECRET: 'test-user-ref-secret-0123456789abcdef',
-      HPH_INGEST_MAX_BYTES: STREAM_BYTES, HPH_SAMPLES_MAX_BYTES: STREAM_BYTES, HPH_CHANGES_MAX_BYTES: STREAM_BYTES,
-      HPH_INSIGHTS_MAX_BYTES: STREAM_BYTES, HPH_DLQ_MAX_BYTES: STREAM_BYTES, HPH_AUDIT_MAX_BYTES: STREAM_BYTES,
+      HPH_INGEST_MAX_BYTES: STREAM_BYTES,
+      HPH_SAMPLES_MAX_BYTES: STREAM_BYTES,
+      HPH_CHANGES_MAX_BYTES: STREAM_BYTES,
+      HPH_INSIGHTS_MAX_BYTES: STREAM_BYTES,
+      HPH_DLQ_MAX_BYTES: STREAM_BYTES,
+      HPH_AUDIT_MAX_BYTES: STREAM_BYTES,
     },
     projects: [
       // pure and fast, but a shared 2-core machine can stall a thread or a property run for seconds

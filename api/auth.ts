@@ -31,7 +31,11 @@ export const ADMIN_SCOPE = 'hph:admin'
 
 export function parseApiKeys(spec: string): Map<string, Principal> {
   const keys = new Map<string, Principal>()
-  for (const [i, entry] of spec.split(',').map((s) => s.trim()).filter(Boolean).entries()) {
+  for (const [i, entry] of spec
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean)
+    .entries()) {
     const [key, role, userId, ...rest] = entry.split(':')
     const id = `key#${i + 1}` // a principal is named by position, never by its secret
     if (key && role === 'admin' && userId === undefined) keys.set(key, { kind: 'admin', id })
@@ -68,7 +72,10 @@ export function principalOfClaims(claims: JWTPayload): Principal {
   return { kind: 'user', id: `jwt:${userId.data}`, userId: userId.data }
 }
 
-type JwtConfig = Pick<Config, 'HPH_JWT_ISSUER' | 'HPH_JWT_AUDIENCE' | 'HPH_JWKS_URL' | 'HPH_JWT_ALGORITHMS' | 'HPH_JWT_CLOCK_TOLERANCE_S' | 'HPH_JWKS_COOLDOWN_S' | 'HPH_JWKS_TIMEOUT_MS' | 'HPH_JWKS_MAX_AGE_S'>
+type JwtConfig = Pick<
+  Config,
+  'HPH_JWT_ISSUER' | 'HPH_JWT_AUDIENCE' | 'HPH_JWKS_URL' | 'HPH_JWT_ALGORITHMS' | 'HPH_JWT_CLOCK_TOLERANCE_S' | 'HPH_JWKS_COOLDOWN_S' | 'HPH_JWKS_TIMEOUT_MS' | 'HPH_JWKS_MAX_AGE_S'
+>
 
 /** Why jose refused a token, in words safe to send back (never the token). */
 function jwtProblem(err: unknown): string {
@@ -116,10 +123,15 @@ function jwtVerifier(config: JwtConfig): (token: string) => Promise<Principal> {
   if (!issuer || !audience || !url) throw new Error('JWT mode needs HPH_JWT_ISSUER, HPH_JWT_AUDIENCE and HPH_JWKS_URL')
   // jose refetches the set when a token names an unknown kid, at most once per cooldown (key rotation)
   const remote = createRemoteJWKSet(new URL(url), {
-    cooldownDuration: config.HPH_JWKS_COOLDOWN_S * 1000, timeoutDuration: config.HPH_JWKS_TIMEOUT_MS, cacheMaxAge: config.HPH_JWKS_MAX_AGE_S * 1000,
+    cooldownDuration: config.HPH_JWKS_COOLDOWN_S * 1000,
+    timeoutDuration: config.HPH_JWKS_TIMEOUT_MS,
+    cacheMaxAge: config.HPH_JWKS_MAX_AGE_S * 1000,
   })
   const jwks = lastGoodKeys(remote)
-  const audiences = audience.split(',').map((a) => a.trim()).filter(Boolean)
+  const audiences = audience
+    .split(',')
+    .map((a) => a.trim())
+    .filter(Boolean)
   return async (token) => {
     let payload: JWTPayload
     try {

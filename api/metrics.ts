@@ -71,37 +71,62 @@ export function createMetrics(opts: MetricsOptions): Metrics {
   if (opts.defaultMetrics ?? true) collectDefaultMetrics({ register: registry, prefix: METRIC_PREFIX })
 
   const processed = new Counter({
-    name: 'hph_stage_messages_processed_total', help: 'Messages a stage handled and acknowledged', labelNames: ['stage'] as const, registers,
+    name: 'hph_stage_messages_processed_total',
+    help: 'Messages a stage handled and acknowledged',
+    labelNames: ['stage'] as const,
+    registers,
   })
   const failed = new Counter({
-    name: 'hph_stage_messages_failed_total', help: 'Messages a stage did not process: poison (dead-lettered) or retried (nak with backoff)',
-    labelNames: ['stage', 'outcome'] as const, registers,
+    name: 'hph_stage_messages_failed_total',
+    help: 'Messages a stage did not process: poison (dead-lettered) or retried (nak with backoff)',
+    labelNames: ['stage', 'outcome'] as const,
+    registers,
   })
   // a message is a unit of work, a fact is a unit of truth: samples (normalize, samples-writer), rows (insights-writer)
   const items = new Counter({
-    name: 'hph_stage_items_processed_total', help: 'Facts the acknowledged messages carried: samples for normalize and samples-writer, rows for insights-writer, changes for insights-engine',
-    labelNames: ['stage'] as const, registers,
+    name: 'hph_stage_items_processed_total',
+    help: 'Facts the acknowledged messages carried: samples for normalize and samples-writer, rows for insights-writer, changes for insights-engine',
+    labelNames: ['stage'] as const,
+    registers,
   })
   const bytes = new Counter({
-    name: 'hph_stage_bytes_processed_total', help: 'Bytes of the messages a stage handled', labelNames: ['stage'] as const, registers,
+    name: 'hph_stage_bytes_processed_total',
+    help: 'Bytes of the messages a stage handled',
+    labelNames: ['stage'] as const,
+    registers,
   })
   const batchSize = new Histogram({
-    name: 'hph_stage_batch_size', help: 'Messages per batch a stage handled', labelNames: ['stage'] as const, buckets: SIZE_BUCKETS, registers,
+    name: 'hph_stage_batch_size',
+    help: 'Messages per batch a stage handled',
+    labelNames: ['stage'] as const,
+    buckets: SIZE_BUCKETS,
+    registers,
   })
   const batchSeconds = new Histogram({
-    name: 'hph_stage_batch_duration_seconds', help: 'Time to handle, commit and acknowledge one batch', labelNames: ['stage'] as const,
-    buckets: BATCH_SECONDS_BUCKETS, registers,
+    name: 'hph_stage_batch_duration_seconds',
+    help: 'Time to handle, commit and acknowledge one batch',
+    labelNames: ['stage'] as const,
+    buckets: BATCH_SECONDS_BUCKETS,
+    registers,
   })
   const http = new Histogram({
-    name: 'hph_http_request_duration_seconds', help: 'HTTP requests by method, route pattern and status code',
-    labelNames: ['method', 'route', 'status_code'] as const, buckets: HTTP_SECONDS_BUCKETS, registers,
+    name: 'hph_http_request_duration_seconds',
+    help: 'HTTP requests by method, route pattern and status code',
+    labelNames: ['method', 'route', 'status_code'] as const,
+    buckets: HTTP_SECONDS_BUCKETS,
+    registers,
   })
   const auditReduced = new Counter({
-    name: 'hph_audit_records_reduced_total', help: 'Audit records that failed their schema and were written reduced (the failing fields cut or left out)',
-    labelNames: ['action'] as const, registers,
+    name: 'hph_audit_records_reduced_total',
+    help: 'Audit records that failed their schema and were written reduced (the failing fields cut or left out)',
+    labelNames: ['action'] as const,
+    registers,
   })
   const auditUnwritten = new Counter({
-    name: 'hph_audit_records_unwritten_total', help: 'Audit records that could not be written to HPH_AUDIT', labelNames: ['action'] as const, registers,
+    name: 'hph_audit_records_unwritten_total',
+    help: 'Audit records that could not be written to HPH_AUDIT',
+    labelNames: ['action'] as const,
+    registers,
   })
   for (const action of ['write', 'export', 'erase', 'denied']) {
     auditReduced.labels(action).inc(0)
@@ -132,7 +157,10 @@ export function createMetrics(opts: MetricsOptions): Metrics {
     }
   const consumerGauge = (name: string, help: string, value: (c: ConsumerState) => number | null) =>
     new Gauge({
-      name, help, labelNames: ['stream', 'durable'] as const, registers,
+      name,
+      help,
+      labelNames: ['stream', 'durable'] as const,
+      registers,
       collect: fromJetStream<'stream' | 'durable'>((g, s) => {
         for (const c of s.consumers) {
           const v = value(c)
@@ -145,11 +173,16 @@ export function createMetrics(opts: MetricsOptions): Metrics {
   consumerGauge('hph_consumer_redelivered_messages', 'Messages delivered more than once and not yet acknowledged', (c) => c.redelivered)
   consumerGauge('hph_consumer_lag_seconds', 'Age of the oldest message the durable consumer has not acknowledged (0 when idle)', (c) => c.lagSeconds)
   new Gauge({
-    name: 'hph_dlq_messages', help: 'Dead letters in the DLQ stream', labelNames: ['stream'] as const, registers,
+    name: 'hph_dlq_messages',
+    help: 'Dead letters in the DLQ stream',
+    labelNames: ['stream'] as const,
+    registers,
     collect: fromJetStream<'stream'>((g, s) => s.dlq && g.labels(s.dlq.stream).set(s.dlq.messages)),
   })
   new Gauge({
-    name: 'hph_jetstream_up', help: `1 when this scrape read every consumer and the DLQ from JetStream within ${timeoutMs} ms`, registers,
+    name: 'hph_jetstream_up',
+    help: `1 when this scrape read every consumer and the DLQ from JetStream within ${timeoutMs} ms`,
+    registers,
     async collect() {
       this.set((await snapshot())?.complete ? 1 : 0)
     },

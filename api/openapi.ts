@@ -95,7 +95,12 @@ export async function installOpenApi(app: FastifyInstance): Promise<void> {
       components: {
         securitySchemes: {
           apiKey: { type: 'http', scheme: 'bearer', description: 'a static key of HPH_API_KEYS (`<key>:admin` or `<key>:user:<userId>`), sent as `Authorization: Bearer <key>`' },
-          jwt: { type: 'http', scheme: 'bearer', bearerFormat: 'JWT', description: "a JWT of the OIDC issuer (HPH_JWT_ISSUER, HPH_JWT_AUDIENCE, HPH_JWKS_URL): `sub` is the userId, scope `hph:admin` is admin" },
+          jwt: {
+            type: 'http',
+            scheme: 'bearer',
+            bearerFormat: 'JWT',
+            description: 'a JWT of the OIDC issuer (HPH_JWT_ISSUER, HPH_JWT_AUDIENCE, HPH_JWKS_URL): `sub` is the userId, scope `hph:admin` is admin',
+          },
         },
       },
       tags: [

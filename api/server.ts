@@ -96,9 +96,15 @@ export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
   metricsRoutes(app, deps.metrics)
   samplesRoutes(app, { nats: deps.nats, prefix: config.HPH_PREFIX, maxSamples: config.HPH_MAX_SAMPLES, maxJsonDepth: config.HPH_MAX_JSON_DEPTH })
   await healthkitExportRoutes(app, {
-    nats: deps.nats, prefix: config.HPH_PREFIX, maxSamples: config.HPH_MAX_SAMPLES, batchSize: config.HPH_IMPORT_BATCH_SIZE,
-    inFlight: config.HPH_IMPORT_IN_FLIGHT, maxBytes: config.HPH_MAX_EXPORT_BYTES, maxConcurrent: config.HPH_MAX_CONCURRENT_IMPORTS,
-    limits: exportLimitsOf(config), parserHeapMb: config.HPH_EXPORT_PARSER_HEAP_MB,
+    nats: deps.nats,
+    prefix: config.HPH_PREFIX,
+    maxSamples: config.HPH_MAX_SAMPLES,
+    batchSize: config.HPH_IMPORT_BATCH_SIZE,
+    inFlight: config.HPH_IMPORT_IN_FLIGHT,
+    maxBytes: config.HPH_MAX_EXPORT_BYTES,
+    maxConcurrent: config.HPH_MAX_CONCURRENT_IMPORTS,
+    limits: exportLimitsOf(config),
+    parserHeapMb: config.HPH_EXPORT_PARSER_HEAP_MB,
   })
   const readDb = deps.readDb ?? deps.db
   readRoutes(app, { db: readDb })

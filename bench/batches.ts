@@ -65,7 +65,14 @@ function oneEach(samples: readonly NormalizedSample[]): Delivered<SampleBatch>[]
   return samples.map((s, i) => {
     const { userId, metric, ingestId, ...rest } = s.sample
     const data: SampleBatch = { userId, metric, ingestId, samples: [{ id: s.id, ...rest }] }
-    return { event: { specversion: '1.0', id: s.id, type: 'hph.sample.v2', source: 'bench', subject: userId, time: '', data }, data, subject: '', seq: i + 1, deliveries: 1, traceparent: undefined }
+    return {
+      event: { specversion: '1.0', id: s.id, type: 'hph.sample.v2', source: 'bench', subject: userId, time: '', data },
+      data,
+      subject: '',
+      seq: i + 1,
+      deliveries: 1,
+      traceparent: undefined,
+    }
   })
 }
 
@@ -85,7 +92,22 @@ function columnsOf(batch: readonly Delivered<SampleBatch>[]): unknown[][] {
   for (const d of batch) {
     const b = d.data
     for (const s of b.samples) {
-      const row = [s.id, b.userId, b.metric, s.start, s.end, s.utcOffsetMinutes, s.value ?? null, s.stage ?? null, s.source.name, s.source.bundleId ?? null, s.source.device ?? null, s.externalId ?? null, b.ingestId, d.seq]
+      const row = [
+        s.id,
+        b.userId,
+        b.metric,
+        s.start,
+        s.end,
+        s.utcOffsetMinutes,
+        s.value ?? null,
+        s.stage ?? null,
+        s.source.name,
+        s.source.bundleId ?? null,
+        s.source.device ?? null,
+        s.externalId ?? null,
+        b.ingestId,
+        d.seq,
+      ]
       row.forEach((v, c) => (cols[c] as unknown[]).push(v))
     }
   }
@@ -130,15 +152,21 @@ async function until(probe: () => Promise<boolean>, ms = 1_800_000): Promise<voi
 
 /** `hph import healthkit` as its own process; its CPU read from /proc while it runs (it is gone once it exits). */
 async function cliImport(path: string, env: Record<string, string>): Promise<{ result: ImportResult; cpuSeconds: number }> {
-  const child = spawn(process.execPath, ['bin/hph.js', 'import', 'healthkit', path, '--user', 'bench', '--json'], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'inherit'] })
+  const child = spawn(process.execPath, ['bin/hph.js', 'import', 'healthkit', path, '--user', 'bench', '--json'], {
+    env: { ...process.env, ...env },
+    stdio: ['ignore', 'pipe', 'inherit'],
+  })
   let out = ''
   let cpuSeconds = 0
   child.stdout.on('data', (d: Buffer) => (out += d.toString()))
   const watch = setInterval(() => {
-    readFile(`/proc/${child.pid}/stat`, 'utf8').then((stat) => {
-      const f = (/^\d+ \(.*\) (.*)$/s.exec(stat)?.[1] ?? '').split(' ')
-      cpuSeconds = Math.max(cpuSeconds, (Number(f[11]) + Number(f[12])) / 100)
-    }, () => undefined)
+    readFile(`/proc/${child.pid}/stat`, 'utf8').then(
+      (stat) => {
+        const f = (/^\d+ \(.*\) (.*)$/s.exec(stat)?.[1] ?? '').split(' ')
+        cpuSeconds = Math.max(cpuSeconds, (Number(f[11]) + Number(f[12])) / 100)
+      },
+      () => undefined,
+    )
   }, 50)
   const code = await new Promise<number | null>((resolve) => child.on('exit', resolve))
   clearInterval(watch)
@@ -155,11 +183,16 @@ export async function batchesBench(): Promise<void> {
   try {
     // ── the data: USERS × DAYS nights of demo data in HTTP batches of HTTP_BATCH, and the rows they give ──
     const firstNight = '2026-01-01'
-    const perUser = Array.from({ length: USERS }, (_, u) => demoBatches({ userId: `b${u}`, nights: DAYS, firstNight, seed: u + 1, batchSize: HTTP_BATCH }).map((b) => ({ userId: `b${u}`, b })))
+    const perUser = Array.from({ length: USERS }, (_, u) =>
+      demoBatches({ userId: `b${u}`, nights: DAYS, firstNight, seed: u + 1, batchSize: HTTP_BATCH }).map((b) => ({ userId: `b${u}`, b })),
+    )
     const bodies: Array<{ userId: string; body: string; n: number }> = []
-    for (let i = 0; i < Math.max(...perUser.map((x) => x.length)); i++) for (const list of perUser) if (list[i]) bodies.push({ userId: list[i]!.userId, body: JSON.stringify(list[i]!.b), n: list[i]!.b.samples.length })
+    for (let i = 0; i < Math.max(...perUser.map((x) => x.length)); i++)
+      for (const list of perUser) if (list[i]) bodies.push({ userId: list[i]!.userId, body: JSON.stringify(list[i]!.b), n: list[i]!.b.samples.length })
     const now = new Date()
-    const samples = perUser.flat().flatMap(({ userId, b }) => normalizeBatch(parseBatchEnvelope(b, { maxSamples: 100_000 }), { userId, ingestId: hashUuid('ingest', userId, b.batchId), now }).samples)
+    const samples = perUser
+      .flat()
+      .flatMap(({ userId, b }) => normalizeBatch(parseBatchEnvelope(b, { maxSamples: 100_000 }), { userId, ingestId: hashUuid('ingest', userId, b.batchId), now }).samples)
     const N = samples.length
 
     // ── ceilings, on a database of their own ──
@@ -171,15 +204,23 @@ export async function batchesBench(): Promise<void> {
     process.stdout.write(`machine: ${await machine(env.nats, db as never)}\n`)
     process.stdout.write(`data: ${USERS} users × ${DAYS} nights (demoBatches), ${bodies.length} HTTP batches of ≤ ${HTTP_BATCH}, ${N.toLocaleString('en-US')} samples\n`)
     const rows = oneEach(samples)
-    await ensurePartitions(db, schema, samples.map((s) => s.sample.start))
+    await ensurePartitions(
+      db,
+      schema,
+      samples.map((s) => s.sample.start),
+    )
     const bare = await bareInsert(db, pool, schema, rows, 1000, 'unnest')
     const copy1000 = await bareInsert(db, pool, schema, rows, 1000, 'copy')
     const unnestPull = await bareInsert(db, pool, schema, rows, PULL_ROWS, 'unnest')
     const copyPull = await bareInsert(db, pool, schema, rows, PULL_ROWS, 'copy')
     const fmt = (r: number) => `${Math.round(r).toLocaleString('en-US')} rows/s`
-    process.stdout.write(`ceiling — bare insert … select from unnest, 1000 rows a transaction (no messaging): ${fmt(bare)}; measured again on ${CEILING_ROWS.toLocaleString("en-US")} rows before each figure, whose ratio is to that\n`)
+    process.stdout.write(
+      `ceiling — bare insert … select from unnest, 1000 rows a transaction (no messaging): ${fmt(bare)}; measured again on ${CEILING_ROWS.toLocaleString('en-US')} rows before each figure, whose ratio is to that\n`,
+    )
     process.stdout.write(`    COPY into a staging table + insert from it, 1000 rows a transaction: ${fmt(copy1000)} (${(copy1000 / bare).toFixed(2)} of unnest)\n`)
-    process.stdout.write(`    at a pull's size (${PULL_ROWS.toLocaleString('en-US')} rows a transaction): unnest ${fmt(unnestPull)}, COPY ${fmt(copyPull)} (${(copyPull / unnestPull).toFixed(2)} of unnest); the samples-writer copies\n`)
+    process.stdout.write(
+      `    at a pull's size (${PULL_ROWS.toLocaleString('en-US')} rows a transaction): unnest ${fmt(unnestPull)}, COPY ${fmt(copyPull)} (${(copyPull / unnestPull).toFixed(2)} of unnest); the samples-writer copies\n`,
+    )
 
     // the export: its bare parse, beside the bare insert
     const exportPath = join(dir, 'export.xml')
@@ -193,7 +234,14 @@ export async function batchesBench(): Promise<void> {
     // ── (1) samples-writer alone on a pre-filled HPH_SAMPLES of v2 events ──
     const byBatch = new Map<string, NormalizedSample[]>()
     for (const s of samples) byBatch.set(s.sample.ingestId, [...(byBatch.get(s.sample.ingestId) ?? []), s])
-    const events: Outgoing[] = [...byBatch.values()].flatMap((list) => sampleEventsOf(env.config.HPH_PREFIX, { userId: list[0]!.sample.userId, ingestId: list[0]!.sample.ingestId, receivedAt: now.toISOString() }, list, env.config.HPH_EVENT_MAX_BYTES))
+    const events: Outgoing[] = [...byBatch.values()].flatMap((list) =>
+      sampleEventsOf(
+        env.config.HPH_PREFIX,
+        { userId: list[0]!.sample.userId, ingestId: list[0]!.sample.ingestId, receivedAt: now.toISOString() },
+        list,
+        env.config.HPH_EVENT_MAX_BYTES,
+      ),
+    )
     for (let i = 0; i < events.length; i += 2000) await publishAll(env.nats.js, events.slice(i, i + 2000), 100)
     const ceiling1 = await bareInsert(db, pool, schema, rows.slice(0, CEILING_ROWS), 1000, 'unnest')
     let written = 0
@@ -202,7 +250,14 @@ export async function batchesBench(): Promise<void> {
     const cpu0 = await cpuNow()
     t = performance.now()
     const c = await startConsumer(writer, {
-      nats: env.nats, prefix: env.config.HPH_PREFIX, log: env.log, batchSize: env.config.HPH_BATCH_SIZE, pullMaxBytes: env.config.HPH_PULL_MAX_BYTES, maxDeliver: 5, shutdownTimeoutMs: 10_000, ackWaitS: env.config.HPH_ACK_WAIT_S,
+      nats: env.nats,
+      prefix: env.config.HPH_PREFIX,
+      log: env.log,
+      batchSize: env.config.HPH_BATCH_SIZE,
+      pullMaxBytes: env.config.HPH_PULL_MAX_BYTES,
+      maxDeliver: 5,
+      shutdownTimeoutMs: 10_000,
+      ackWaitS: env.config.HPH_ACK_WAIT_S,
       onBatch: (s) => {
         written += s.items
         pulls++
@@ -213,7 +268,7 @@ export async function batchesBench(): Promise<void> {
     const cpu1 = await cpuNow()
     await c.stop()
     process.stdout.write(
-      `(1) samples-writer alone, ${events.length} v2 events pre-filled: ${rate(N, writerMs)} samples in ${pulls} pulls (${Math.round(N / pulls)} samples a pull) = ${(N / writerMs * 1000 / ceiling1).toFixed(2)} of the bare insert measured just before (${fmt(ceiling1)}; goal ≥ 0.8); ${perSample(cpu0, cpu1, N)}\n`,
+      `(1) samples-writer alone, ${events.length} v2 events pre-filled: ${rate(N, writerMs)} samples in ${pulls} pulls (${Math.round(N / pulls)} samples a pull) = ${(((N / writerMs) * 1000) / ceiling1).toFixed(2)} of the bare insert measured just before (${fmt(ceiling1)}; goal ≥ 0.8); ${perSample(cpu0, cpu1, N)}\n`,
     )
     if ((await countRows(db)) !== N) throw new Error(`samples-writer wrote ${await countRows(db)} rows of ${N}`)
     /** the bare insert again, on the ceilings' database (its rows are truncated before and after) */
@@ -245,18 +300,38 @@ export async function batchesBench(): Promise<void> {
     await waitForIdle(p.nats, env2.config.HPH_PREFIX, { timeoutMs: 1_800_000, settleMs: 50 })
     const settledMs = performance.now() - t
     const c2 = await cpuNow()
-    process.stdout.write(`(2) HTTP, ${bodies.length} POSTs of ≤ ${HTTP_BATCH} samples, ${CONCURRENCY} at once, every stage in this process: all answered in ${(postedMs / 1000).toFixed(1)} s\n`)
-    process.stdout.write(`    → table samples: ${rate(N, toRowsMs)} = ${((N / toRowsMs) * 1000 / ceiling2).toFixed(2)} of the bare insert measured just before (${fmt(ceiling2)}; goal ≥ 0.5); ${perSample(c0, c1, N)}\n`)
-    process.stdout.write(`    → every insight table settled: ${rate(N, settledMs)} = ${((N / settledMs) * 1000 / ceiling2).toFixed(2)} of it (goal ≥ 0.35); ${perSample(c0, c2, N)}\n`)
-    const streams = await Promise.all((['INGEST', 'SAMPLES', 'CHANGES', 'INSIGHTS'] as const).map(async (k) => `${k} ${(await p.nats.jsm.streams.info(`${env2.config.HPH_PREFIX.toUpperCase()}_${k}`)).state.messages.toLocaleString('en-US')}`))
+    process.stdout.write(
+      `(2) HTTP, ${bodies.length} POSTs of ≤ ${HTTP_BATCH} samples, ${CONCURRENCY} at once, every stage in this process: all answered in ${(postedMs / 1000).toFixed(1)} s\n`,
+    )
+    process.stdout.write(
+      `    → table samples: ${rate(N, toRowsMs)} = ${(((N / toRowsMs) * 1000) / ceiling2).toFixed(2)} of the bare insert measured just before (${fmt(ceiling2)}; goal ≥ 0.5); ${perSample(c0, c1, N)}\n`,
+    )
+    process.stdout.write(
+      `    → every insight table settled: ${rate(N, settledMs)} = ${(((N / settledMs) * 1000) / ceiling2).toFixed(2)} of it (goal ≥ 0.35); ${perSample(c0, c2, N)}\n`,
+    )
+    const streams = await Promise.all(
+      (['INGEST', 'SAMPLES', 'CHANGES', 'INSIGHTS'] as const).map(
+        async (k) => `${k} ${(await p.nats.jsm.streams.info(`${env2.config.HPH_PREFIX.toUpperCase()}_${k}`)).state.messages.toLocaleString('en-US')}`,
+      ),
+    )
     process.stdout.write(`    messages: ${streams.join(', ')}\n`)
 
     // ── (3) hph rebuild samples, from the stream (2) wrote ──
     const ceiling3 = await ceilingNow()
     const r0 = await cpuNow()
-    const rb = await rebuildProjection({ nats: p.nats, db: p.db, pool: p.pool, prefix: env2.config.HPH_PREFIX, schema: env2.config.HPH_DB_SCHEMA, log: env2.log, projection: 'samples' })
+    const rb = await rebuildProjection({
+      nats: p.nats,
+      db: p.db,
+      pool: p.pool,
+      prefix: env2.config.HPH_PREFIX,
+      schema: env2.config.HPH_DB_SCHEMA,
+      log: env2.log,
+      projection: 'samples',
+    })
     const r1 = await cpuNow()
-    process.stdout.write(`(3) hph rebuild samples: ${rb.messages} messages, ${rate(N, rb.seconds * 1000)} samples = ${((N / rb.seconds) / ceiling3).toFixed(2)} of the bare insert measured just before (${fmt(ceiling3)}; goal ≥ 0.8); swap held readers ${rb.swapPauseMs.toFixed(0)} ms; ${perSample(r0, r1, N)}\n`)
+    process.stdout.write(
+      `(3) hph rebuild samples: ${rb.messages} messages, ${rate(N, rb.seconds * 1000)} samples = ${(N / rb.seconds / ceiling3).toFixed(2)} of the bare insert measured just before (${fmt(ceiling3)}; goal ≥ 0.8); swap held readers ${rb.swapPauseMs.toFixed(0)} ms; ${perSample(r0, r1, N)}\n`,
+    )
     await p.stop()
 
     // ── (3b) the same rebuild of a stream written before the batch events: one hph.sample.v1 event a sample ──
@@ -269,9 +344,19 @@ export async function batchesBench(): Promise<void> {
     for (let i = 0; i < legacy.length; i += 20_000) await publishAll(envV1.nats.js, legacy.slice(i, i + 20_000), 500)
     const ceiling3b = await ceilingNow()
     const v0 = await cpuNow()
-    const rbV1 = await rebuildProjection({ nats: envV1.nats, db: v1.db, pool: v1.pool, prefix: envV1.config.HPH_PREFIX, schema: envV1.config.HPH_DB_SCHEMA, log: envV1.log, projection: 'samples' })
+    const rbV1 = await rebuildProjection({
+      nats: envV1.nats,
+      db: v1.db,
+      pool: v1.pool,
+      prefix: envV1.config.HPH_PREFIX,
+      schema: envV1.config.HPH_DB_SCHEMA,
+      log: envV1.log,
+      projection: 'samples',
+    })
     const v1End = await cpuNow()
-    process.stdout.write(`(3b) hph rebuild samples of the same samples as ${rbV1.messages} hph.sample.v1 events (the stream of before): ${rate(N, rbV1.seconds * 1000)} samples = ${((N / rbV1.seconds) / ceiling3b).toFixed(2)} of the bare insert measured just before (${fmt(ceiling3b)}); ${perSample(v0, v1End, N)}\n`)
+    process.stdout.write(
+      `(3b) hph rebuild samples of the same samples as ${rbV1.messages} hph.sample.v1 events (the stream of before): ${rate(N, rbV1.seconds * 1000)} samples = ${(N / rbV1.seconds / ceiling3b).toFixed(2)} of the bare insert measured just before (${fmt(ceiling3b)}); ${perSample(v0, v1End, N)}\n`,
+    )
     await v1.db.destroy()
 
     // ── (4) export import → samples rows: `hph import healthkit` in its own process (as an operator runs it)
@@ -291,7 +376,7 @@ export async function batchesBench(): Promise<void> {
     const n4 = cli.result.accepted
     process.stdout.write(
       `(4) hph import healthkit, a generated ${(gen.bytes / MB).toFixed(0)} MB export (${n4.toLocaleString('en-US')} samples; into HPH_INGEST in ${(importedMs / 1000).toFixed(1)} s, start-up included) → table samples: ` +
-        `${rate(n4, landedMs)} = ${((n4 / landedMs) * 1000 / ceiling4).toFixed(2)} of the bare insert measured just before (${fmt(ceiling4)}; goal ≥ 0.5), ${((n4 / landedMs) / (parsed / parseMs)).toFixed(2)} of the bare parse; ` +
+        `${rate(n4, landedMs)} = ${(((n4 / landedMs) * 1000) / ceiling4).toFixed(2)} of the bare insert measured just before (${fmt(ceiling4)}; goal ≥ 0.5), ${(n4 / landedMs / (parsed / parseMs)).toFixed(2)} of the bare parse; ` +
         `${perSample(i0, i1, n4)} (node: the pipeline), the import's process ${((cli.cpuSeconds / n4) * 1e6).toFixed(1)}\n`,
     )
     await p3.stop()

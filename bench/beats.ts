@@ -29,8 +29,12 @@ export async function beatsBench(): Promise<void> {
   const times = series.map((beats) => Float64Array.from(beats, (b) => b.t * 1000))
   const derive = perCall(SERIES, (i) => rmssdOfSeries({ times: times[i]!, resolutionMs: 0 }))
   const samples = series.map((beats, i) => ({
-    type: 'HKDataTypeIdentifierHeartbeatSeries', uuid: `00000000-0000-4000-8000-${String(i).padStart(12, '0')}`, sourceName: 'Apple Watch',
-    startDate: '2026-03-01T02:00:00-08:00', endDate: '2026-03-01T02:01:00-08:00', beats,
+    type: 'HKDataTypeIdentifierHeartbeatSeries',
+    uuid: `00000000-0000-4000-8000-${String(i).padStart(12, '0')}`,
+    sourceName: 'Apple Watch',
+    startDate: '2026-03-01T02:00:00-08:00',
+    endDate: '2026-03-01T02:01:00-08:00',
+    beats,
   }))
   const batch = parseBatchEnvelope({ samples }, { maxSamples: SERIES })
   const ctx = { userId: 'bench', ingestId: 'bench', now: new Date('2026-03-02T00:00:00Z') }

@@ -80,7 +80,9 @@ export async function endToEndBench(): Promise<void> {
     const bodies: Array<{ userId: string; body: string; n: number }> = []
     for (let i = 0; i < Math.max(...perUser.map((b) => b.length)); i++) for (const batches of perUser) if (batches[i]) bodies.push(batches[i]!)
     const total = bodies.reduce((a, b) => a + b.n, 0)
-    process.stdout.write(`data: ${USERS} users × ${DAYS} nights from ${firstNight} (demoBatches), ${bodies.length} batches of ≤ 100 (${total.toLocaleString('en-US')} samples), users interleaved, ${CONCURRENCY} concurrent POSTs\n`)
+    process.stdout.write(
+      `data: ${USERS} users × ${DAYS} nights from ${firstNight} (demoBatches), ${bodies.length} batches of ≤ 100 (${total.toLocaleString('en-US')} samples), users interleaved, ${CONCURRENCY} concurrent POSTs\n`,
+    )
 
     const latencies: number[] = []
     let accepted = 0
@@ -113,7 +115,9 @@ export async function endToEndBench(): Promise<void> {
     latencies.sort((a, b) => a - b)
     // every demo sample is valid: the rates count the samples posted, and the api must have accepted them all
     if (accepted !== total) process.stdout.write(`warning: the api reported ${accepted} of ${total} samples accepted\n`)
-    process.stdout.write(`(a) http ingest (every stage running): ${bodies.length} requests, ${total.toLocaleString('en-US')} samples in ${(httpMs / 1000).toFixed(1)} s = ${rate(total, httpMs)} samples (${rate(bodies.length, httpMs)} requests); latency p50 ${percentile(latencies, 50).toFixed(1)} ms, p99 ${percentile(latencies, 99).toFixed(1)} ms\n`)
+    process.stdout.write(
+      `(a) http ingest (every stage running): ${bodies.length} requests, ${total.toLocaleString('en-US')} samples in ${(httpMs / 1000).toFixed(1)} s = ${rate(total, httpMs)} samples (${rate(bodies.length, httpMs)} requests); latency p50 ${percentile(latencies, 50).toFixed(1)} ms, p99 ${percentile(latencies, 99).toFixed(1)} ms\n`,
+    )
 
     await waitForIdle(p.nats, env.config.HPH_PREFIX, { timeoutMs: IDLE_TIMEOUT_MS })
     const e2eMs = performance.now() - t0
@@ -126,7 +130,9 @@ export async function endToEndBench(): Promise<void> {
       await writeFile(CPU_PROFILE, JSON.stringify(profile))
     }
     const writerAt = stats.get('samples-writer')?.lastAt ?? NaN
-    process.stdout.write(`(b) end to end, first POST → every stage idle (readiness settled): ${(e2eMs / 1000).toFixed(1)} s = ${rate(total, e2eMs)} samples (goal ≥ 25,000/s); the last sample row was written at ${(writerAt / 1000).toFixed(1)} s (${rate(total, writerAt)})\n`)
+    process.stdout.write(
+      `(b) end to end, first POST → every stage idle (readiness settled): ${(e2eMs / 1000).toFixed(1)} s = ${rate(total, e2eMs)} samples (goal ≥ 25,000/s); the last sample row was written at ${(writerAt / 1000).toFixed(1)} s (${rate(total, writerAt)})\n`,
+    )
     const cpuLine = [`this process ${((cpu.user + cpu.system) / 1e6).toFixed(1)} s (event loop ${(elu.utilization * 100).toFixed(0)}% busy)`]
     if (others0 && others) for (const n of Object.keys(others)) cpuLine.push(`${n} ${((others[n] ?? 0) - (others0[n] ?? 0)).toFixed(1)} s`)
     process.stdout.write(`    cpu over those ${(e2eMs / 1000).toFixed(1)} s wall: ${cpuLine.join(', ')}\n`)
@@ -134,18 +140,24 @@ export async function endToEndBench(): Promise<void> {
 
     // (c) what it ends with
     const counts = await Promise.all(
-      ['samples', ...INSIGHT_TABLES].map(async (t) => `${t} ${(await sql<{ n: number }>`select count(*)::int as n from ${sql.table(t)}`.execute(p.db)).rows[0]?.n.toLocaleString('en-US')}`),
+      ['samples', ...INSIGHT_TABLES].map(
+        async (t) => `${t} ${(await sql<{ n: number }>`select count(*)::int as n from ${sql.table(t)}`.execute(p.db)).rows[0]?.n.toLocaleString('en-US')}`,
+      ),
     )
     process.stdout.write(`(c) rows: ${counts.join(', ')}\n`)
     const streams = await Promise.all(
-      (['INGEST', 'SAMPLES', 'CHANGES', 'INSIGHTS', 'DLQ'] as StreamKey[]).map(async (k) => `${k} ${(await p.nats.jsm.streams.info(streamName(env.config.HPH_PREFIX, k))).state.last_seq.toLocaleString('en-US')}`),
+      (['INGEST', 'SAMPLES', 'CHANGES', 'INSIGHTS', 'DLQ'] as StreamKey[]).map(
+        async (k) => `${k} ${(await p.nats.jsm.streams.info(streamName(env.config.HPH_PREFIX, k))).state.last_seq.toLocaleString('en-US')}`,
+      ),
     )
     process.stdout.write(`    events published: ${streams.join(', ')}\n`)
     // every recomputation publishes exactly one `baseline` event, so its count is the engine's number of recomputes
     const insightSubjects = (await p.nats.jsm.streams.info(streamName(env.config.HPH_PREFIX, 'INSIGHTS'), { subjects_filter: '>' })).state.subjects ?? {}
     const byKind = new Map<string, number>()
     for (const [subject, n] of Object.entries(insightSubjects)) byKind.set(subject.split('.')[3] ?? '?', (byKind.get(subject.split('.')[3] ?? '?') ?? 0) + n)
-    process.stdout.write(`    insight events by kind (rows and tombstones): ${[...byKind].map(([k, n]) => `${k} ${n.toLocaleString('en-US')}`).join(', ')}; recomputes ${(byKind.get('baseline') ?? 0).toLocaleString('en-US')} (${((byKind.get('baseline') ?? 0) / USERS).toFixed(1)} per user)\n`)
+    process.stdout.write(
+      `    insight events by kind (rows and tombstones): ${[...byKind].map(([k, n]) => `${k} ${n.toLocaleString('en-US')}`).join(', ')}; recomputes ${(byKind.get('baseline') ?? 0).toLocaleString('en-US')} (${((byKind.get('baseline') ?? 0) / USERS).toFixed(1)} per user)\n`,
+    )
 
     // (d) each stage's share; a handler's ms include waiting for the one event loop all stages share, so read them beside the cpu line
     process.stdout.write(`(d) per stage (handler ms = pull handled + acked; samples-writer keeps 3 batches in flight, so its ms overlap):\n`)

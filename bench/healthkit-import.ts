@@ -50,7 +50,10 @@ async function bareParse(path: string): Promise<{ ms: number; records: number }>
 }
 
 async function cliImport(path: string, env: Record<string, string>): Promise<ImportResult & { peakRssBytes: number }> {
-  const child = spawn(process.execPath, ['bin/hph.js', 'import', 'healthkit', path, '--user', 'bench', '--json'], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'inherit'] })
+  const child = spawn(process.execPath, ['bin/hph.js', 'import', 'healthkit', path, '--user', 'bench', '--json'], {
+    env: { ...process.env, ...env },
+    stdio: ['ignore', 'pipe', 'inherit'],
+  })
   let out = ''
   child.stdout.on('data', (d: Buffer) => (out += d.toString()))
   const code = await new Promise<number | null>((resolve) => child.on('exit', resolve))
@@ -85,9 +88,13 @@ export async function healthkitImportBench(): Promise<void> {
     let t = performance.now()
     const gen = await writeExport(path, { targetBytes: TARGET_MB * MB, beatsPerHrv: BEATS_PER_HRV })
     const all = Object.values(gen.records).reduce((a, b) => a + b, 0)
-    const understood = Object.entries(gen.records).filter(([k]) => UNDERSTOOD_TYPES.has(k)).reduce((a, [, n]) => a + n, 0)
+    const understood = Object.entries(gen.records)
+      .filter(([k]) => UNDERSTOOD_TYPES.has(k))
+      .reduce((a, [, n]) => a + n, 0)
     const mb = gen.bytes / MB
-    process.stdout.write(`generated export.xml: ${mb.toFixed(0)} MB, ${gen.days} days, ${all} records (${understood} of understood types, ${BEATS_PER_HRV} beats in each HRV record's list) in ${((performance.now() - t) / 1000).toFixed(1)} s\n`)
+    process.stdout.write(
+      `generated export.xml: ${mb.toFixed(0)} MB, ${gen.days} days, ${all} records (${understood} of understood types, ${BEATS_PER_HRV} beats in each HRV record's list) in ${((performance.now() - t) / 1000).toFixed(1)} s\n`,
+    )
 
     // (a) the ceiling and (b) the import, in turns: this machine's speed drifts by a third from one minute to
     // the next, so one pair says little; each pair is measured back to back and the median ratio is the figure
@@ -95,7 +102,9 @@ export async function healthkitImportBench(): Promise<void> {
     for (let round = 0; round < ROUNDS; round++) {
       const bare = await bareParse(path)
       if (bare.records !== all) throw new Error(`bare parse saw ${bare.records} records, the generator wrote ${all}`)
-      process.stdout.write(`(a${round + 1}) ceiling — bare saxes parse of the file: ${(bare.ms / 1000).toFixed(1)} s = ${(mb / (bare.ms / 1000)).toFixed(1)} MB/s, ${rate(all, bare.ms)} records\n`)
+      process.stdout.write(
+        `(a${round + 1}) ceiling — bare saxes parse of the file: ${(bare.ms / 1000).toFixed(1)} s = ${(mb / (bare.ms / 1000)).toFixed(1)} MB/s, ${rate(all, bare.ms)} records\n`,
+      )
 
       // the command an operator runs, in its own process (its peak RSS is its own); the first round into the
       // streams (c) drains, the others into streams of their own (a re-import would only meet duplicates)
@@ -144,7 +153,8 @@ export async function healthkitImportBench(): Promise<void> {
     )
     // each record is a row, and each beat list that derives an RMSSD sample one more
     const expected = understood + pairs[0]!.r.derived
-    if (rows !== expected) process.stdout.write(`  note: ${expected - rows} of the ${understood} understood records and ${pairs[0]!.r.derived} derived samples gave no row (rejected or duplicates)\n`)
+    if (rows !== expected)
+      process.stdout.write(`  note: ${expected - rows} of the ${understood} understood records and ${pairs[0]!.r.derived} derived samples gave no row (rejected or duplicates)\n`)
   } finally {
     await rm(dir, { recursive: true, force: true })
     await db.destroy()

@@ -45,7 +45,9 @@ async function httpIngest(stages: readonly PipelineStage[]): Promise<void> {
     const httpMs = performance.now() - t0
     const total = bodies.reduce((a, b) => a + b.n, 0)
     latencies.sort((a, b) => a - b)
-    process.stdout.write(`http ingest with ${stages.length ? stages.join(' + ') : 'no stage'} running: ${bodies.length} batches × 100 samples, ${CONCURRENCY} concurrent: ${rate(total, httpMs)} samples (${rate(bodies.length, httpMs)} requests); latency p50 ${percentile(latencies, 50).toFixed(1)} ms, p99 ${percentile(latencies, 99).toFixed(1)} ms\n`)
+    process.stdout.write(
+      `http ingest with ${stages.length ? stages.join(' + ') : 'no stage'} running: ${bodies.length} batches × 100 samples, ${CONCURRENCY} concurrent: ${rate(total, httpMs)} samples (${rate(bodies.length, httpMs)} requests); latency p50 ${percentile(latencies, 50).toFixed(1)} ms, p99 ${percentile(latencies, 99).toFixed(1)} ms\n`,
+    )
     if (stages.length === 0) return
     await eventually(async () => ((await sql<{ n: number }>`select count(*)::int as n from samples`.execute(p.db)).rows[0]?.n ?? 0) >= total, 300_000, 'rows')
     const e2eMs = performance.now() - t0

@@ -39,4 +39,3 @@ export async function cpuSecondsOf(names: readonly string[]): Promise<Record<str
     throw err
   }
 }
-

@@ -37,7 +37,9 @@ export async function rebuildBench(): Promise<void> {
     process.stdout.write(`filled HPH_SAMPLES with ${samples.length} samples of ${users.length} users in ${((performance.now() - t) / 1000).toFixed(1)} s\n`)
 
     const line = (what: string, r: RebuildResult) =>
-      process.stdout.write(`${what}: ${r.messages} events in ${r.seconds.toFixed(1)} s = ${rate(r.messages, r.seconds * 1000)}; swap: readers held ${r.swapPauseMs.toFixed(1)} ms, writer held ${r.swapMs.toFixed(1)} ms\n`)
+      process.stdout.write(
+        `${what}: ${r.messages} events in ${r.seconds.toFixed(1)} s = ${rate(r.messages, r.seconds * 1000)}; swap: readers held ${r.swapPauseMs.toFixed(1)} ms, writer held ${r.swapMs.toFixed(1)} ms\n`,
+      )
     // the command an operator runs, in its own process (this one holds a million samples)
     const rebuild = () => hph(['rebuild', 'samples', '--json'], { DATABASE_URL: env.config.DATABASE_URL, HPH_PREFIX: env.config.HPH_PREFIX, LOG_LEVEL: 'warn' })
     line('`hph rebuild samples` into an empty live table', await rebuild())

@@ -10,7 +10,13 @@ import { beatsBench } from './beats.ts'
 
 const only = process.argv[2]
 const benches: Record<string, () => Promise<void>> = {
-  batches: batchesBench, 'http-ingest': httpIngestBench, 'end-to-end': endToEndBench, rebuild: rebuildBench, scaling: scalingBench, 'healthkit-import': healthkitImportBench, beats: beatsBench,
+  batches: batchesBench,
+  'http-ingest': httpIngestBench,
+  'end-to-end': endToEndBench,
+  rebuild: rebuildBench,
+  scaling: scalingBench,
+  'healthkit-import': healthkitImportBench,
+  beats: beatsBench,
 }
 for (const [name, run] of Object.entries(benches)) {
   if (only && only !== name) continue

@@ -46,7 +46,12 @@ export function isoAt(utcMs: number, offsetMin: number): string {
 
 const WATCH = { name: 'Apple Watch', bundleId: 'com.apple.health.5C8D', device: 'Watch6,2' }
 const PHONE = { sourceName: 'iPhone', sourceBundleId: 'com.apple.health.1A2B' }
-const STAGE_CYCLE = ['HKCategoryValueSleepAnalysisAsleepCore', 'HKCategoryValueSleepAnalysisAsleepDeep', 'HKCategoryValueSleepAnalysisAsleepCore', 'HKCategoryValueSleepAnalysisAsleepREM']
+const STAGE_CYCLE = [
+  'HKCategoryValueSleepAnalysisAsleepCore',
+  'HKCategoryValueSleepAnalysisAsleepDeep',
+  'HKCategoryValueSleepAnalysisAsleepCore',
+  'HKCategoryValueSleepAnalysisAsleepREM',
+]
 
 export interface DemoOptions {
   userId: string
@@ -97,7 +102,13 @@ export function demoBatches(o: DemoOptions): DemoBatch[] {
     const bed = bedLocal - offset * 60_000
     const sleepMin = 360 + Math.floor(rnd() * 150)
     const wake = bed + (sleepMin + 20) * 60_000
-    samples.push({ ...PHONE, type: 'HKCategoryTypeIdentifierSleepAnalysis', value: 'HKCategoryValueSleepAnalysisInBed', startDate: isoAt(bed, offset), endDate: isoAt(wake, offset) })
+    samples.push({
+      ...PHONE,
+      type: 'HKCategoryTypeIdentifierSleepAnalysis',
+      value: 'HKCategoryValueSleepAnalysisInBed',
+      startDate: isoAt(bed, offset),
+      endDate: isoAt(wake, offset),
+    })
     let t = bed + (10 + Math.floor(rnd() * 15)) * 60_000
     let i = 0
     while (t < wake - 20 * 60_000) {
@@ -109,7 +120,13 @@ export function demoBatches(o: DemoOptions): DemoBatch[] {
     const hrvToday = baseHrv * Math.exp((rnd() - 0.5) * 0.5)
     for (let k = 0; k < 4; k++) {
       const at = bed + (60 + k * 90) * 60_000
-      samples.push({ type: 'HKQuantityTypeIdentifierHeartRateVariabilitySDNN', value: Math.round(hrvToday * (0.85 + rnd() * 0.3) * 10) / 10, unit: 'ms', startDate: isoAt(at, offset), endDate: isoAt(at + 60_000, offset) })
+      samples.push({
+        type: 'HKQuantityTypeIdentifierHeartRateVariabilitySDNN',
+        value: Math.round(hrvToday * (0.85 + rnd() * 0.3) * 10) / 10,
+        unit: 'ms',
+        startDate: isoAt(at, offset),
+        endDate: isoAt(at + 60_000, offset),
+      })
     }
     if (o.beats) {
       // the watch's series at the first reading of the night: RMSSD a little above that night's SDNN
@@ -121,14 +138,33 @@ export function demoBatches(o: DemoOptions): DemoBatch[] {
     if (o.ring && n % 3 !== 2) {
       // the ring sees the same night a little differently: its stages overlap the watch's (the higher rank wins)
       for (let r = bed + 5 * 60_000; r < wake - 30 * 60_000; r += 45 * 60_000) {
-        samples.push({ ...RING, type: 'HKCategoryTypeIdentifierSleepAnalysis', value: RING_STAGES[Math.floor(rnd() * 3)] as string, startDate: isoAt(r, offset), endDate: isoAt(r + 40 * 60_000, offset) })
+        samples.push({
+          ...RING,
+          type: 'HKCategoryTypeIdentifierSleepAnalysis',
+          value: RING_STAGES[Math.floor(rnd() * 3)] as string,
+          startDate: isoAt(r, offset),
+          endDate: isoAt(r + 40 * 60_000, offset),
+        })
       }
       for (let k = 0; k < 3; k++) {
         const at = bed + (45 + k * 120) * 60_000
-        samples.push({ ...RING, type: 'HPHQuantityTypeIdentifierHeartRateVariabilityRMSSD', value: Math.round(hrvToday * 1.3 * (0.85 + rnd() * 0.3) * 10) / 10, unit: 'ms', startDate: isoAt(at, offset), endDate: isoAt(at + 60_000, offset) })
+        samples.push({
+          ...RING,
+          type: 'HPHQuantityTypeIdentifierHeartRateVariabilityRMSSD',
+          value: Math.round(hrvToday * 1.3 * (0.85 + rnd() * 0.3) * 10) / 10,
+          unit: 'ms',
+          startDate: isoAt(at, offset),
+          endDate: isoAt(at + 60_000, offset),
+        })
       }
     }
-    samples.push({ type: 'HKQuantityTypeIdentifierRestingHeartRate', value: Math.round(50 + rnd() * 15), unit: 'count/min', startDate: isoAt(wake + 3_600_000, offset), endDate: isoAt(wake + 3_600_000, offset) })
+    samples.push({
+      type: 'HKQuantityTypeIdentifierRestingHeartRate',
+      value: Math.round(50 + rnd() * 15),
+      unit: 'count/min',
+      startDate: isoAt(wake + 3_600_000, offset),
+      endDate: isoAt(wake + 3_600_000, offset),
+    })
   }
   const size = o.batchSize ?? 100
   const batches: DemoBatch[] = []

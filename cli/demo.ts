@@ -16,13 +16,17 @@ export function demoDataSet(today = new Date()): Array<{ userId: string; batches
   const first = since(21)
   const ben = demoBatches({ userId: 'ben', nights: 21, firstNight: first, offsetMin: 60, seed: 2, beats: true })
   ben.push({
-    batchId: 'demo-ben-bad', source: { name: 'Apple Watch', bundleId: 'com.apple.health.5C8D', device: 'Watch6,2' },
+    batchId: 'demo-ben-bad',
+    source: { name: 'Apple Watch', bundleId: 'com.apple.health.5C8D', device: 'Watch6,2' },
     samples: [
       { type: 'HKQuantityTypeIdentifierHeartRateVariabilitySDNN', value: 900, unit: 'ms', startDate: `${first}T03:00:00+01:00`, endDate: `${first}T03:01:00+01:00` },
       { type: 'HKQuantityTypeIdentifierStepCount', value: 1200, unit: 'count', startDate: `${first}T09:00:00+01:00`, endDate: `${first}T10:00:00+01:00` },
     ],
   })
-  return [{ userId: 'ana', batches: ana }, { userId: 'ben', batches: ben }]
+  return [
+    { userId: 'ana', batches: ana },
+    { userId: 'ben', batches: ben },
+  ]
 }
 
 export interface DemoLoad {
@@ -108,7 +112,9 @@ export async function runDemo({ config, log, logFormat, flags }: CommandContext)
     await p.stop()
     return 0
   }
-  process.stdout.write(`\nthe pipeline keeps running at ${p.url}; open ${p.url}/ for the dashboard, or try:\n  curl -s '${p.url}/v1/users/ana/readiness?from=${demoDataSet()[0]?.batches[0]?.samples[0]?.startDate.slice(0, 10)}&to=${new Date().toISOString().slice(0, 10)}'\n  curl -s ${p.url}/v1/users/ana/baseline\n  psql ${config.DATABASE_URL} -c 'select * from ${config.HPH_DB_SCHEMA}.samples limit 5'\nCtrl-C stops it.\n`)
+  process.stdout.write(
+    `\nthe pipeline keeps running at ${p.url}; open ${p.url}/ for the dashboard, or try:\n  curl -s '${p.url}/v1/users/ana/readiness?from=${demoDataSet()[0]?.batches[0]?.samples[0]?.startDate.slice(0, 10)}&to=${new Date().toISOString().slice(0, 10)}'\n  curl -s ${p.url}/v1/users/ana/baseline\n  psql ${config.DATABASE_URL} -c 'select * from ${config.HPH_DB_SCHEMA}.samples limit 5'\nCtrl-C stops it.\n`,
+  )
   await untilSignal(log)
   await p.stop()
   return 0

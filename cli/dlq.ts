@@ -40,7 +40,18 @@ export async function listDlq(nats: Nats, prefix: string, stage?: string): Promi
       const parsed = DeadLetter.safeParse((decodeJson(m.data) as { data?: unknown }).data)
       if (!parsed.success) continue // not a dead letter of ours: nothing to redrive
       const l = parsed.data
-      out.push({ id: m.seq, stage: l.stage, kind: l.kind, reason: l.reason, subject: l.originalSubject, originalStream: l.originalStream, originalSeq: l.originalSeq, firstSeen: l.firstSeen, deliveries: l.deliveries, letter: l })
+      out.push({
+        id: m.seq,
+        stage: l.stage,
+        kind: l.kind,
+        reason: l.reason,
+        subject: l.originalSubject,
+        originalStream: l.originalStream,
+        originalSeq: l.originalSeq,
+        firstSeen: l.firstSeen,
+        deliveries: l.deliveries,
+        letter: l,
+      })
       if (!more) break
     }
     if (got === 0 || !more) break
@@ -64,7 +75,8 @@ export async function redrive(nats: Nats, prefix: string, entry: DlqEntry): Prom
     const original = await nats.jsm.streams.getMessage(l.originalStream, { seq: l.originalSeq })
     if (!original) throw new Error(`dead letter ${entry.id}: ${l.originalStream} no longer holds message ${l.originalSeq}`)
     data = original.data
-    for (const [k, vs] of original.header ? [...original.header.keys()].map((k) => [k, original.header.values(k)] as const) : []) for (const v of vs) if (k !== 'Nats-Msg-Id') h.append(k, v)
+    for (const [k, vs] of original.header ? [...original.header.keys()].map((k) => [k, original.header.values(k)] as const) : [])
+      for (const v of vs) if (k !== 'Nats-Msg-Id') h.append(k, v)
   } else {
     data = Buffer.from(l.payloadBase64, 'base64')
     for (const [k, vs] of Object.entries(l.headers)) for (const v of vs) if (k !== 'Nats-Msg-Id') h.append(k, v)
@@ -89,7 +101,21 @@ export async function runDlq({ config, args, flags }: Pick<CommandContext, 'conf
     const entries = (await listDlq(nats, config.HPH_PREFIX, stage)).filter((e) => id === undefined || e.id === id)
     if (verb === 'list') {
       const rows = entries.map(({ letter: _l, ...e }) => e)
-      process.stdout.write(flags.json ? `${JSON.stringify(rows, null, 2)}\n` : table(rows.map((e) => ({ id: e.id, stage: e.stage, kind: e.kind, 'first seen': e.firstSeen, deliveries: e.deliveries, subject: e.subject, reason: e.reason.slice(0, 100) }))))
+      process.stdout.write(
+        flags.json
+          ? `${JSON.stringify(rows, null, 2)}\n`
+          : table(
+              rows.map((e) => ({
+                id: e.id,
+                stage: e.stage,
+                kind: e.kind,
+                'first seen': e.firstSeen,
+                deliveries: e.deliveries,
+                subject: e.subject,
+                reason: e.reason.slice(0, 100),
+              })),
+            ),
+      )
       return 0
     }
     if (id !== undefined && entries.length === 0) {
@@ -106,4 +132,3 @@ export async function runDlq({ config, args, flags }: Pick<CommandContext, 'conf
     await nats.nc.close()
   }
 }
-

@@ -42,7 +42,12 @@ function parse(argv: string[]): { name?: string; rest: string[]; values: Record<
   } catch (err) {
     // node's own words name the option (ERR_PARSE_ARGS_UNKNOWN_OPTION, ERR_PARSE_ARGS_INVALID_OPTION_VALUE)
     const known = Object.keys(own ?? {}).map((o) => `--${o}`)
-    return { name, rest: [], values: {}, error: `${(err as Error).message.split('\n')[0]!.replace(/\. To specify a positional argument.*$/, '')}${name && own ? ` (hph ${name} takes ${known.length ? known.join(', ') : 'no options'})` : ''}` }
+    return {
+      name,
+      rest: [],
+      values: {},
+      error: `${(err as Error).message.split('\n')[0]!.replace(/\. To specify a positional argument.*$/, '')}${name && own ? ` (hph ${name} takes ${known.length ? known.join(', ') : 'no options'})` : ''}`,
+    }
   }
 }
 

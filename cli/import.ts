@@ -94,8 +94,14 @@ export async function runImport({ config, args, flags }: Pick<CommandContext, 'c
     const input = createReadStream(file, { highWaterMark: READ_CHUNK })
     try {
       const r = await importExport(
-        { ingest: { js: nats.js, nc: nats.nc, prefix: config.HPH_PREFIX, maxSamples: config.HPH_MAX_SAMPLES }, batchSize: config.HPH_IMPORT_BATCH_SIZE, inFlight: config.HPH_IMPORT_IN_FLIGHT, source: 'cli',
-          limits: exportLimitsOf(config), parserHeapMb: config.HPH_EXPORT_PARSER_HEAP_MB },
+        {
+          ingest: { js: nats.js, nc: nats.nc, prefix: config.HPH_PREFIX, maxSamples: config.HPH_MAX_SAMPLES },
+          batchSize: config.HPH_IMPORT_BATCH_SIZE,
+          inFlight: config.HPH_IMPORT_IN_FLIGHT,
+          source: 'cli',
+          limits: exportLimitsOf(config),
+          parserHeapMb: config.HPH_EXPORT_PARSER_HEAP_MB,
+        },
         { userId: user.data, format: formatOf(head), input, onProgress: (p) => bar.update(p.bytesRead, p.records) },
       )
       bar.update(r.bytesRead, r.records)

@@ -17,7 +17,10 @@ const SOURCE: Record<ProjectionName, string> = { samples: 'samples', insights: '
 const REPLAY_USAGE = 'usage: hph replay <samples|insights> --into <samples|insights> [--from-seq N | --since <ISO time>]'
 const REBUILD_USAGE = 'usage: hph rebuild <samples|insights> | hph rebuild insights --recompute'
 
-function progressBar(enabled: boolean, unit = 'messages'): { update(p: Pick<RebuildProgress, 'phase' | 'done' | 'total'> | { phase: string; done: number; total: number }): void; stop(): void } {
+function progressBar(
+  enabled: boolean,
+  unit = 'messages',
+): { update(p: Pick<RebuildProgress, 'phase' | 'done' | 'total'> | { phase: string; done: number; total: number }): void; stop(): void } {
   if (!enabled) return { update: () => undefined, stop: () => undefined }
   const bar = stderrBar(`{phase} |{bar}| {percentage}% {value}/{total} ${unit} | {rate}/s | ETA {eta_formatted}`)
   const t0 = performance.now()
@@ -40,11 +43,15 @@ function progressBar(enabled: boolean, unit = 'messages'): { update(p: Pick<Rebu
 function report(r: RebuildResult, json: boolean): string {
   if (json) return `${JSON.stringify(r, null, 2)}\n`
   const rate = Math.round(r.messages / Math.max(r.seconds, 0.001))
-  return [
-    `rebuilt ${r.projection} from ${r.stream} seq ${r.fromSeq}..${r.throughSeq}: ${r.messages} messages in ${r.seconds.toFixed(1)} s (${rate}/s)`,
-    r.skipped ? `skipped ${r.skipped} undecodable message(s) (they are in the DLQ)` : undefined,
-    `swapped in: readers held ${r.swapPauseMs.toFixed(1)} ms, live writer held ${r.swapMs.toFixed(1)} ms`,
-  ].filter(Boolean).join('\n') + '\n'
+  return (
+    [
+      `rebuilt ${r.projection} from ${r.stream} seq ${r.fromSeq}..${r.throughSeq}: ${r.messages} messages in ${r.seconds.toFixed(1)} s (${rate}/s)`,
+      r.skipped ? `skipped ${r.skipped} undecodable message(s) (they are in the DLQ)` : undefined,
+      `swapped in: readers held ${r.swapPauseMs.toFixed(1)} ms, live writer held ${r.swapMs.toFixed(1)} ms`,
+    ]
+      .filter(Boolean)
+      .join('\n') + '\n'
+  )
 }
 
 async function run(ctx: Pick<CommandContext, 'config' | 'log' | 'flags'>, projection: ProjectionName, from: { fromSeq?: number; since?: Date }): Promise<number> {
@@ -87,7 +94,16 @@ async function recompute({ config, log, flags }: CommandContext): Promise<number
   try {
     const bar = progressBar(show, 'users')
     const runId = typeof flags.id === 'string' ? flags.id : new Date().toISOString()
-    const r = await recomputeAll({ runId, pool, nats, prefix: config.HPH_PREFIX, schema: config.HPH_DB_SCHEMA, eventMaxBytes: config.HPH_EVENT_MAX_BYTES, log, onProgress: (g) => bar.update({ phase: 'recompute', done: g.users, total: g.total }) })
+    const r = await recomputeAll({
+      runId,
+      pool,
+      nats,
+      prefix: config.HPH_PREFIX,
+      schema: config.HPH_DB_SCHEMA,
+      eventMaxBytes: config.HPH_EVENT_MAX_BYTES,
+      log,
+      onProgress: (g) => bar.update({ phase: 'recompute', done: g.users, total: g.total }),
+    })
     bar.stop()
     // the live insights-writer applies what was published; follow it until it has caught up
     const stream = streamName(config.HPH_PREFIX, 'INSIGHTS')
@@ -110,10 +126,14 @@ async function recompute({ config, log, flags }: CommandContext): Promise<number
     const applied = left === 0
     if (flags.json) process.stdout.write(`${JSON.stringify({ runId, ...r, applied }, null, 2)}\n`)
     else {
-      process.stdout.write(`recomputed ${r.users} user(s) from samples in ${r.seconds.toFixed(1)} s: ${r.rows} rows (${r.tombstones} extra tombstone(s)) in ${r.events} insight events published to ${stream}\n`)
-      process.stdout.write(applied
-        ? 'the insights-writer has applied them\n'
-        : `${left} event(s) not applied yet: the insights-writer is not running or is slow (start \`hph up\` or \`hph worker insights-writer\`); nothing is lost, they wait in ${stream}\n`)
+      process.stdout.write(
+        `recomputed ${r.users} user(s) from samples in ${r.seconds.toFixed(1)} s: ${r.rows} rows (${r.tombstones} extra tombstone(s)) in ${r.events} insight events published to ${stream}\n`,
+      )
+      process.stdout.write(
+        applied
+          ? 'the insights-writer has applied them\n'
+          : `${left} event(s) not applied yet: the insights-writer is not running or is slow (start \`hph up\` or \`hph worker insights-writer\`); nothing is lost, they wait in ${stream}\n`,
+      )
     }
     return 0
   } finally {
@@ -137,7 +157,11 @@ export async function runReplay(ctx: CommandContext): Promise<number> {
   }
   const fromSeq = typeof ctx.flags['from-seq'] === 'string' ? Number(ctx.flags['from-seq']) : undefined
   const since = typeof ctx.flags.since === 'string' ? new Date(ctx.flags.since) : undefined
-  if ((fromSeq !== undefined && !(Number.isInteger(fromSeq) && fromSeq >= 1)) || (since !== undefined && Number.isNaN(since.getTime())) || (fromSeq !== undefined && since !== undefined)) {
+  if (
+    (fromSeq !== undefined && !(Number.isInteger(fromSeq) && fromSeq >= 1)) ||
+    (since !== undefined && Number.isNaN(since.getTime())) ||
+    (fromSeq !== undefined && since !== undefined)
+  ) {
     process.stderr.write(`hph replay: --from-seq takes a sequence ≥ 1, --since an ISO time, and only one of them\n${REPLAY_USAGE}\n`)
     return 2
   }

@@ -36,9 +36,20 @@ export async function runUser({ config, log, args, flags }: CommandContext): Pro
   const { db, pool } = createDb(config, { max: 2 })
   const deps = { nats, db, prefix: config.HPH_PREFIX, schema: config.HPH_DB_SCHEMA }
   const audit = (outcome: AuditRecord['outcome']) =>
-    publishAudit(nats, config.HPH_PREFIX, {
-      action: verb, actor: cliActor(), actorKind: 'admin', userId: userId.data, operation: `hph user ${verb}`, outcome, at: new Date().toISOString(),
-    }, { userRefSecret: userRefSecret(config) })
+    publishAudit(
+      nats,
+      config.HPH_PREFIX,
+      {
+        action: verb,
+        actor: cliActor(),
+        actorKind: 'admin',
+        userId: userId.data,
+        operation: `hph user ${verb}`,
+        outcome,
+        at: new Date().toISOString(),
+      },
+      { userRefSecret: userRefSecret(config) },
+    )
   try {
     if (verb === 'export') {
       const out = typeof flags.out === 'string' ? createWriteStream(flags.out) : process.stdout

@@ -83,8 +83,15 @@ export async function ingestRawBatch(deps: IngestDeps, input: RawIngest): Promis
   const acks = await Promise.all(events.map((e) => publishEvent(deps.js, { subject, event: e.event, traceparent, encoded: e.encoded })))
   const first = acks[0] as (typeof acks)[number]
   return {
-    eventId, stream: first.stream, seq: first.seq, duplicate: acks.every((a) => a.duplicate), parts: events.length,
-    accepted: counts.accepted, ignored: counts.ignored, rejected: counts.rejected, derived: counts.derived,
+    eventId,
+    stream: first.stream,
+    seq: first.seq,
+    duplicate: acks.every((a) => a.duplicate),
+    parts: events.length,
+    accepted: counts.accepted,
+    ignored: counts.ignored,
+    rejected: counts.rejected,
+    derived: counts.derived,
   }
 }
 

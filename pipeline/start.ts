@@ -195,7 +195,13 @@ export async function startPipeline(config: Config, log: Logger, opts: PipelineO
   const report: ShutdownReport = { requests: [], stages: [] }
   let stopped: Promise<ShutdownReport> | undefined
   return {
-    config, nats, db, pool, consumers, url, metrics,
+    config,
+    nats,
+    db,
+    pool,
+    consumers,
+    url,
+    metrics,
     ...(adminKey ? { adminKey } : {}),
     ...(api ? { api } : {}),
     cutSoFar: () => ({ requests: openNow(), stages: report.stages }),

@@ -147,7 +147,11 @@ async function eraseUnnamedDeadLetters(deps: EraseDeps, userId: string): Promise
     const b64 = /"payloadBase64"\s*:\s*"([A-Za-z0-9+/=]*)"/.exec(text)?.[1]
     return namesUser(text, userId) || (b64 !== undefined && namesUser(Buffer.from(b64, 'base64').toString(), userId))
   })
-  return deleteMessages(deps.nats, stream, naming.map((m) => m.seq))
+  return deleteMessages(
+    deps.nats,
+    stream,
+    naming.map((m) => m.seq),
+  )
 }
 
 /**
@@ -228,13 +232,16 @@ export async function eraseUser(deps: EraseDeps, userId: string, opts: EraseOpti
           }
           if (r.waitingFor.size && !(await settled(deps.nats, r.waitingFor, settleTimeoutMs))) {
             // no stage finished them in time (stopped, or stuck): nothing is being made of them, so they go as they are
-            log.warn({ round, settleTimeoutMs, streams: [...r.waitingFor.keys()] }, 'the stages did not finish the user\'s messages in time; removing them unacknowledged')
+            log.warn({ round, settleTimeoutMs, streams: [...r.waitingFor.keys()] }, "the stages did not finish the user's messages in time; removing them unacknowledged")
             force = true
           }
         }
         if (!report.complete) report.problem = `the user's data was still being found after ${maxRounds} rounds (something still writes it)`
       } finally {
-        await unlockRebuilds(conn, LOCKED_PROJECTIONS.map((p) => rebuildLockKey(deps.schema, p)))
+        await unlockRebuilds(
+          conn,
+          LOCKED_PROJECTIONS.map((p) => rebuildLockKey(deps.schema, p)),
+        )
       }
     })
   } catch (err) {
@@ -244,6 +251,9 @@ export async function eraseUser(deps: EraseDeps, userId: string, opts: EraseOpti
   } finally {
     await clearErasing(marker, userId).catch((err: unknown) => log.warn({ err }, 'erasing marker not cleared; it ends by its deadline'))
   }
-  log.info({ rounds: report.rounds, complete: report.complete, problem: report.problem, purged: report.purged, deleted: report.deleted }, report.complete ? 'user erased' : 'user erase incomplete')
+  log.info(
+    { rounds: report.rounds, complete: report.complete, problem: report.problem, purged: report.purged, deleted: report.deleted },
+    report.complete ? 'user erased' : 'user erase incomplete',
+  )
   return report
 }

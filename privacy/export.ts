@@ -74,7 +74,9 @@ async function* tableRows(db: Kysely<Database>, schema: string, t: UserTable, us
   let after: unknown[] | undefined
   for (;;) {
     const query = after
-      ? sql<Record<string, unknown>>`select * from ${table} where user_id = ${userId} and (${keyList}) > (${sql.join(after.map((v) => sql`${v}`))}) order by ${keyList} limit ${page}`
+      ? sql<
+          Record<string, unknown>
+        >`select * from ${table} where user_id = ${userId} and (${keyList}) > (${sql.join(after.map((v) => sql`${v}`))}) order by ${keyList} limit ${page}`
       : sql<Record<string, unknown>>`select * from ${table} where user_id = ${userId} order by ${keyList} limit ${page}`
     const r = await query.execute(db)
     for (const row of r.rows) yield { kind: 'row', table: t.table, row }

@@ -214,20 +214,30 @@ async function rebuildLocked(opts: RebuildOptions, spec: ProjectionSpec<unknown>
       return last
     })
     const result: RebuildResult = {
-      projection: opts.projection, stream, fromSeq, throughSeq: swap.throughSeq, messages: replay.messages, skipped: replay.skipped,
-      seconds: (performance.now() - t0) / 1000, swapPauseMs: swap.pauseMs, swapMs: swap.ms,
+      projection: opts.projection,
+      stream,
+      fromSeq,
+      throughSeq: swap.throughSeq,
+      messages: replay.messages,
+      skipped: replay.skipped,
+      seconds: (performance.now() - t0) / 1000,
+      swapPauseMs: swap.pauseMs,
+      swapMs: swap.ms,
     }
     log.info(result, 'rebuilt and swapped in')
     return result
   } catch (err) {
     await replay.settle()
-    await opts.pool.connect().then(async (c) => {
-      try {
-        await dropShadows(c, opts.schema, spec.tables)
-      } finally {
-        c.release()
-      }
-    }).catch(() => undefined)
+    await opts.pool
+      .connect()
+      .then(async (c) => {
+        try {
+          await dropShadows(c, opts.schema, spec.tables)
+        } finally {
+          c.release()
+        }
+      })
+      .catch(() => undefined)
     throw err
   } finally {
     await reader.close()

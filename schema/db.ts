@@ -180,9 +180,23 @@ export interface VHrvTrendView {
 }
 
 /** v_sleep: a sleep_daily row's stages and times, with its hours, stage shares and the sleep baseline beside it. */
-export interface VSleepView
-  extends Pick<SleepDailyTable, 'user_id' | 'day' | 'valid' | 'deep_min' | 'rem_min' | 'core_min' | 'asleep_unspecified_min' | 'awake_min' | 'nap_min'
-    | 'efficiency' | 'episode_start' | 'episode_end' | 'sleep_onset' | 'wake_time'> {
+export interface VSleepView extends Pick<
+  SleepDailyTable,
+  | 'user_id'
+  | 'day'
+  | 'valid'
+  | 'deep_min'
+  | 'rem_min'
+  | 'core_min'
+  | 'asleep_unspecified_min'
+  | 'awake_min'
+  | 'nap_min'
+  | 'efficiency'
+  | 'episode_start'
+  | 'episode_end'
+  | 'sleep_onset'
+  | 'wake_time'
+> {
   sleep_hours: number
   in_bed_hours: number
   deep_share: number | null
@@ -225,8 +239,19 @@ type Rows = typeof TableRows & typeof ViewRows
 
 /** Fails the typecheck, naming the relation, when a Kysely type and its zod row disagree. */
 export const KYSELY_AGREES_WITH_ZOD = {
-  samples: true, hrv_daily: true, sleep_daily: true, baseline_history: true, user_baselines: true, user_cpt_tables: true, readiness_daily: true,
-  projection_checkpoints: true, insight_tombstones: true, insight_users: true, v_readiness: true, v_hrv_trend: true, v_sleep: true,
+  samples: true,
+  hrv_daily: true,
+  sleep_daily: true,
+  baseline_history: true,
+  user_baselines: true,
+  user_cpt_tables: true,
+  readiness_daily: true,
+  projection_checkpoints: true,
+  insight_tombstones: true,
+  insight_users: true,
+  v_readiness: true,
+  v_hrv_trend: true,
+  v_sleep: true,
 } as const satisfies { [T in keyof Database | keyof Rows]: T extends keyof Database & keyof Rows ? RowAgrees<Selectable<Database[T]>, z.output<Rows[T]>> : false }
 
 /** Anything a raw `sql` template executes on: a Kysely of any schema, or a transaction. */
@@ -308,7 +333,9 @@ export function createDb(
   if (t.statementMs) server.statement_timeout = String(t.statementMs)
   // a transaction its client forgot (a process stopped mid-batch behind a dead network) ends on the server too
   if (t.statementMs) server.idle_in_transaction_session_timeout = String(t.statementMs + CLIENT_MARGIN_MS)
-  const settings = Object.entries(server).map(([k, v]) => ` -c ${identifier(k)}=${/^\d+$/.test(v) ? v : identifier(v)}`).join('')
+  const settings = Object.entries(server)
+    .map(([k, v]) => ` -c ${identifier(k)}=${/^\d+$/.test(v) ? v : identifier(v)}`)
+    .join('')
   const pool = new pg.Pool({
     connectionString: config.DATABASE_URL,
     max: opts.max ?? 10,
@@ -372,4 +399,3 @@ export function pgCode(err: unknown): string | undefined {
   const code = (err as { code?: unknown } | null)?.code
   return typeof code === 'string' ? code : undefined
 }
-

@@ -26,7 +26,9 @@ export async function createShadow(client: pg.ClientBase, schema: string, table:
   const shadow = shadowName(table)
   await client.query(`drop table if exists "${s}".${shadow} cascade`)
   const timescale = (await client.query(`select 1 from pg_extension where extname = 'timescaledb'`)).rowCount !== 0
-  const { rows: [kind] } = await client.query<{ relkind: string; hypertable: boolean }>(
+  const {
+    rows: [kind],
+  } = await client.query<{ relkind: string; hypertable: boolean }>(
     timescale
       ? `select c.relkind, exists (select 1 from timescaledb_information.hypertables h where h.hypertable_schema = $1 and h.hypertable_name = $2) as hypertable
            from pg_class c join pg_namespace n on n.oid = c.relnamespace where n.nspname = $1 and c.relname = $2`
@@ -35,10 +37,10 @@ export async function createShadow(client: pg.ClientBase, schema: string, table:
   )
   if (!kind) throw new Error(`no table ${s}.${live}: run \`hph migrate\` first`)
   const partitioned = kind.relkind === 'p'
-  const partitionKey = partitioned
-    ? (await client.query<{ key: string }>(`select pg_get_partkeydef($1::regclass) as key`, [`"${s}".${live}`])).rows[0]?.key
-    : undefined
-  await client.query(`create table "${s}".${shadow} (like "${s}".${live} including defaults including generated including identity including storage including comments)${partitionKey ? ` partition by ${partitionKey}` : ''}`)
+  const partitionKey = partitioned ? (await client.query<{ key: string }>(`select pg_get_partkeydef($1::regclass) as key`, [`"${s}".${live}`])).rows[0]?.key : undefined
+  await client.query(
+    `create table "${s}".${shadow} (like "${s}".${live} including defaults including generated including identity including storage including comments)${partitionKey ? ` partition by ${partitionKey}` : ''}`,
+  )
   if (kind.hypertable) {
     await client.query(`select create_hypertable('${s}.${shadow}', 'start_ts')`)
   }
@@ -64,20 +66,24 @@ export async function createShadow(client: pg.ClientBase, schema: string, table:
     // the live table's months, so the live writer's partition cache stays true after the swap
     for (const bound of await partitionBounds(client, s, live)) await client.query(partitionSql(s, bound, shadow))
   }
-  return deferred.concat(indexes.rows.map((ix) => {
-    // CREATE [UNIQUE] INDEX name ON [ONLY] schema.table USING …: the same index, on the shadow, under the shadow name
-    const def = ix.def.replace(/^(CREATE (?:UNIQUE )?INDEX )(\S+)( ON )(?:ONLY )?(\S+)/, (_m, head: string, _name: string, on: string) => `${head}${identifier(`${ix.name}${SHADOW_SUFFIX}`)}${on}"${s}".${shadow}`)
-    if (def === ix.def) throw new Error(`cannot read the definition of index ${ix.name}: ${ix.def}`)
-    return def
-  }))
+  return deferred.concat(
+    indexes.rows.map((ix) => {
+      // CREATE [UNIQUE] INDEX name ON [ONLY] schema.table USING …: the same index, on the shadow, under the shadow name
+      const def = ix.def.replace(
+        /^(CREATE (?:UNIQUE )?INDEX )(\S+)( ON )(?:ONLY )?(\S+)/,
+        (_m, head: string, _name: string, on: string) => `${head}${identifier(`${ix.name}${SHADOW_SUFFIX}`)}${on}"${s}".${shadow}`,
+      )
+      if (def === ix.def) throw new Error(`cannot read the definition of index ${ix.name}: ${ix.def}`)
+      return def
+    }),
+  )
 }
 
 /** The months (UTC month starts) of the monthly partitions of `table`, from their names. */
 async function partitionBounds(client: pg.ClientBase, schema: string, table: string): Promise<Date[]> {
-  const r = await client.query<{ name: string }>(
-    `select c.relname as name from pg_inherits i join pg_class c on c.oid = i.inhrelid where i.inhparent = $1::regclass`,
-    [`"${schema}".${table}`],
-  )
+  const r = await client.query<{ name: string }>(`select c.relname as name from pg_inherits i join pg_class c on c.oid = i.inhrelid where i.inhparent = $1::regclass`, [
+    `"${schema}".${table}`,
+  ])
   return r.rows.map((x) => monthOfPartition(x.name)).filter((m): m is Date => m !== undefined)
 }
 
@@ -159,7 +165,8 @@ export async function swapShadows(client: pg.ClientBase, schema: string, tables:
       [`"${s}".${table}`, SHADOW_SUFFIX],
     )
     for (const o of owned.rows) {
-      if (o.kind === 'constraint') await client.query(`alter table "${s}".${identifier(table)} rename constraint ${identifier(o.name)} to ${identifier(o.name.slice(0, -SHADOW_SUFFIX.length))}`)
+      if (o.kind === 'constraint')
+        await client.query(`alter table "${s}".${identifier(table)} rename constraint ${identifier(o.name)} to ${identifier(o.name.slice(0, -SHADOW_SUFFIX.length))}`)
       else if (o.kind === 'index') await client.query(`alter index "${s}".${identifier(o.name)} rename to ${identifier(o.name.slice(0, -SHADOW_SUFFIX.length))}`)
       else if (o.name.startsWith(shadow)) await client.query(`alter table "${s}".${identifier(o.name)} rename to ${identifier(table + o.name.slice(shadow.length))}`)
     }

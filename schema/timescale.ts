@@ -31,12 +31,8 @@ export function samplesStorageSql(opts: { schema: string; timescale: boolean; ch
   if (!INTERVAL.test(chunk)) throw new Error(`not a simple interval: ${JSON.stringify(chunk)}`)
   const table = `"${schema}".samples`
   return [
-    opts.timescale
-      ? `CREATE TABLE ${table} (${SAMPLES_COLUMNS}\n)`
-      : `CREATE TABLE ${table} (${SAMPLES_COLUMNS}\n) PARTITION BY RANGE (start_ts)`,
-    ...(opts.timescale
-      ? [`SELECT create_hypertable('${schema}.samples', 'start_ts', chunk_time_interval => interval '${chunk}', if_not_exists => true)`]
-      : []),
+    opts.timescale ? `CREATE TABLE ${table} (${SAMPLES_COLUMNS}\n)` : `CREATE TABLE ${table} (${SAMPLES_COLUMNS}\n) PARTITION BY RANGE (start_ts)`,
+    ...(opts.timescale ? [`SELECT create_hypertable('${schema}.samples', 'start_ts', chunk_time_interval => interval '${chunk}', if_not_exists => true)`] : []),
     // the insights engine loads one user's samples for a time range
     `CREATE INDEX IF NOT EXISTS samples_user_start_idx ON ${table} (user_id, start_ts)`,
   ]

@@ -37,10 +37,20 @@ export function validAuditRecord(record: AuditRecord): { record: AuditRecord; re
     return fallback
   }
   const out = {
-    action: pick('action', 'write'), actor: pick('actor', '(invalid)'), actorKind: pick('actorKind', 'none'), userId: pick('userId'),
-    userRef: pick('userRef'), operation: pick('operation', '(invalid)'), requestId: pick('requestId'), ip: pick('ip'),
-    outcome: pick('outcome', 'failed'), status: pick('status'), at: pick('at', new Date().toISOString()), count: pick('count'),
-    since: pick('since'), reduced: reduced.map((r) => r.slice(0, 32)),
+    action: pick('action', 'write'),
+    actor: pick('actor', '(invalid)'),
+    actorKind: pick('actorKind', 'none'),
+    userId: pick('userId'),
+    userRef: pick('userRef'),
+    operation: pick('operation', '(invalid)'),
+    requestId: pick('requestId'),
+    ip: pick('ip'),
+    outcome: pick('outcome', 'failed'),
+    status: pick('status'),
+    at: pick('at', new Date().toISOString()),
+    count: pick('count'),
+    since: pick('since'),
+    reduced: reduced.map((r) => r.slice(0, 32)),
   }
   return { record: AuditRecord.parse(Object.fromEntries(Object.entries(out).filter(([, v]) => v !== undefined))), reduced }
 }

@@ -189,7 +189,11 @@ export async function startConsumer<T>(handler: BatchHandler<T>, opts: ConsumerO
       }
       const info = m.info
       return {
-        event: parsed.data, data: parsed.data.data, subject: m.subject, seq: info.streamSequence, deliveries: info.deliveryCount,
+        event: parsed.data,
+        data: parsed.data.data,
+        subject: m.subject,
+        seq: info.streamSequence,
+        deliveries: info.deliveryCount,
         // headers are decoded only when a handler asks (every message carries Nats-Msg-Id; most never need the trace)
         get traceparent() {
           return m.headers?.get('traceparent') || undefined
@@ -404,11 +408,14 @@ export async function startConsumer<T>(handler: BatchHandler<T>, opts: ConsumerO
 
   // a batch that takes long (a slow database, a large recompute) keeps what it holds, and what waits behind
   // it, from being redelivered to another instance meanwhile
-  const working = setInterval(() => {
-    if (abandoned) return
-    for (const m of queue) m.working()
-    for (const b of inHand) for (const m of b) m.working()
-  }, Math.max(1_000, (opts.ackWaitS * 1000) / 3))
+  const working = setInterval(
+    () => {
+      if (abandoned) return
+      for (const m of queue) m.working()
+      for (const b of inHand) for (const m of b) m.working()
+    },
+    Math.max(1_000, (opts.ackWaitS * 1000) / 3),
+  )
   working.unref()
 
   const concurrency = Math.max(1, handler.concurrency ?? 1)

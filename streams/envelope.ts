@@ -116,7 +116,9 @@ export function jsonParts<I>(items: readonly I[], maxItems: number, maxBytes: nu
   const flush = () => {
     const texts_ = texts
     parts.push({
-      items: run, texts: texts_, bytes,
+      items: run,
+      texts: texts_,
+      bytes,
       get json() {
         return `[${texts_.join(',')}]`
       },

@@ -63,7 +63,9 @@ export function replayThrough<T>(handler: BatchHandler<T>, reader: StreamReader)
         const batch = await reader.next(target)
         if (batch.length === 0) continue
         messages += batch.length
-        const p = apply(batch).catch((err: unknown) => void (failure ??= err)).finally(() => inflight.delete(p))
+        const p = apply(batch)
+          .catch((err: unknown) => void (failure ??= err))
+          .finally(() => inflight.delete(p))
         inflight.add(p)
         if (inflight.size >= (handler.concurrency ?? 1)) await Promise.race(inflight)
         if (failure) throw failure

@@ -132,19 +132,51 @@ const baselineFigures = {
 const State = z.enum(['good', 'medium', 'poor'])
 
 export const InsightRows = {
-  hrv_daily: z.object({ day: LocalDate, metric: z.enum(['sdnn', 'rmssd']), value_ms: num, ln_value: num, n: z.number().int().positive(), min_ms: num, max_ms: num, basis: z.enum(['sleep', 'day']) }),
+  hrv_daily: z.object({
+    day: LocalDate,
+    metric: z.enum(['sdnn', 'rmssd']),
+    value_ms: num,
+    ln_value: num,
+    n: z.number().int().positive(),
+    min_ms: num,
+    max_ms: num,
+    basis: z.enum(['sleep', 'day']),
+  }),
   sleep_daily: z.object({
-    day: LocalDate, total_sleep_min: num, in_bed_min: num, deep_min: num, rem_min: num, core_min: num, asleep_unspecified_min: num,
-    awake_min: num, nap_min: num, efficiency: num, episode_start: instant, episode_end: instant, sleep_onset: instant, wake_time: instant, valid: z.boolean(),
+    day: LocalDate,
+    total_sleep_min: num,
+    in_bed_min: num,
+    deep_min: num,
+    rem_min: num,
+    core_min: num,
+    asleep_unspecified_min: num,
+    awake_min: num,
+    nap_min: num,
+    efficiency: num,
+    episode_start: instant,
+    episode_end: instant,
+    sleep_onset: instant,
+    wake_time: instant,
+    valid: z.boolean(),
   }),
   baseline_history: z.object({ day: LocalDate, ...baselineFigures }),
   readiness_daily: z.object({
-    day: LocalDate, score: z.number().int(), label: z.enum(['high', 'medium', 'low']), p_high: num, p_medium: num, p_low: num,
-    sleep_state: State.nullable(), hrv_state: State.nullable(),
+    day: LocalDate,
+    score: z.number().int(),
+    label: z.enum(['high', 'medium', 'low']),
+    p_high: num,
+    p_medium: num,
+    p_low: num,
+    sleep_state: State.nullable(),
+    hrv_state: State.nullable(),
   }),
   baseline: z.object({ as_of_day: LocalDate, ...baselineFigures }),
   cpt: z.object({
-    as_of_day: LocalDate, sleep_good_threshold: num, sleep_medium_threshold: num, hrv_good_threshold: num, hrv_medium_threshold: num,
+    as_of_day: LocalDate,
+    sleep_good_threshold: num,
+    sleep_medium_threshold: num,
+    hrv_good_threshold: num,
+    hrv_medium_threshold: num,
     cpt_probabilities: z.object({ states: z.array(z.string()), table: z.record(z.string(), z.array(num).length(3)) }),
   }),
 } as const
@@ -171,13 +203,23 @@ const insightOf = <K extends InsightKind>(kind: K) => insightRowOf(kind).extend(
 
 /** `hph.insight.v1`: one derived row of one user, read through an upcaster (streams/upcast.ts). */
 export const Insight = z.discriminatedUnion('kind', [
-  insightOf('hrv_daily'), insightOf('sleep_daily'), insightOf('baseline_history'), insightOf('readiness_daily'), insightOf('baseline'), insightOf('cpt'),
+  insightOf('hrv_daily'),
+  insightOf('sleep_daily'),
+  insightOf('baseline_history'),
+  insightOf('readiness_daily'),
+  insightOf('baseline'),
+  insightOf('cpt'),
 ])
 export type Insight = z.infer<typeof Insight>
 export const INSIGHT_V1_TYPE = 'hph.insight.v1'
 
 export const InsightEntry = z.discriminatedUnion('kind', [
-  insightRowOf('hrv_daily'), insightRowOf('sleep_daily'), insightRowOf('baseline_history'), insightRowOf('readiness_daily'), insightRowOf('baseline'), insightRowOf('cpt'),
+  insightRowOf('hrv_daily'),
+  insightRowOf('sleep_daily'),
+  insightRowOf('baseline_history'),
+  insightRowOf('readiness_daily'),
+  insightRowOf('baseline'),
+  insightRowOf('cpt'),
 ])
 export type InsightEntry = z.infer<typeof InsightEntry>
 
@@ -192,13 +234,11 @@ export function groupOf(kind: InsightKind): InsightGroup {
  * `hph.insight.v2`: the rows of one recompute of one user of one group, each with its own data version
  * (the writer's guard works row by row), in the order the writer applies them.
  */
-export const InsightBatch = z
-  .object({ userId: UserId, group: InsightGroupName, rows: z.array(InsightEntry).min(1) })
-  .superRefine((b, ctx) => {
-    b.rows.forEach((r, i) => {
-      if (groupOf(r.kind) !== b.group) ctx.addIssue({ code: 'custom', path: ['rows', i, 'kind'], message: `a ${r.kind} row does not belong in a ${b.group} event` })
-    })
+export const InsightBatch = z.object({ userId: UserId, group: InsightGroupName, rows: z.array(InsightEntry).min(1) }).superRefine((b, ctx) => {
+  b.rows.forEach((r, i) => {
+    if (groupOf(r.kind) !== b.group) ctx.addIssue({ code: 'custom', path: ['rows', i, 'kind'], message: `a ${r.kind} row does not belong in a ${b.group} event` })
   })
+})
 export type InsightBatch = z.infer<typeof InsightBatch>
 export const INSIGHT_TYPE = 'hph.insight.v2'
 
@@ -213,7 +253,10 @@ export const AuditRecord = z.object({
   actorKind: z.enum(['admin', 'user', 'none']),
   userId: UserId.optional(),
   /** a one-way reference to the user (an HMAC with HPH_USER_REF_SECRET): what an erase event carries instead of the userId */
-  userRef: z.string().regex(/^[0-9a-f]{32}$/).optional(),
+  userRef: z
+    .string()
+    .regex(/^[0-9a-f]{32}$/)
+    .optional(),
   /** what was asked: `POST /v1/users/:userId/samples`, `hph user erase` */
   operation: z.string().max(300),
   requestId: z.string().max(200).optional(),

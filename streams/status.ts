@@ -64,7 +64,12 @@ const message = (err: unknown) => (err instanceof Error ? err.message : String(e
  * it already; otherwise it is read here, and only when something is waiting.
  */
 export async function readConsumer(
-  jsm: JetStreamManager, prefix: string, stage: string, spec: Pick<ConsumerSpec, 'stream' | 'durable'>, now = Date.now(), firstSeq?: number,
+  jsm: JetStreamManager,
+  prefix: string,
+  stage: string,
+  spec: Pick<ConsumerSpec, 'stream' | 'durable'>,
+  now = Date.now(),
+  firstSeq?: number,
 ): Promise<ConsumerStatus> {
   const stream = streamName(prefix, spec.stream)
   const info = await jsm.consumers.info(stream, spec.durable)
@@ -77,8 +82,15 @@ export async function readConsumer(
     lagSeconds = oldest ? Math.max(0, (now - oldest.time.getTime()) / 1000) : null
   }
   return {
-    stream, durable: spec.durable, stage, pending: info.num_pending, ackPending: info.num_ack_pending, redelivered: info.num_redelivered,
-    ackFloor: info.ack_floor.stream_seq, lagMessages, lagSeconds,
+    stream,
+    durable: spec.durable,
+    stage,
+    pending: info.num_pending,
+    ackPending: info.num_ack_pending,
+    redelivered: info.num_redelivered,
+    ackFloor: info.ack_floor.stream_seq,
+    lagMessages,
+    lagSeconds,
   }
 }
 
@@ -94,8 +106,13 @@ export async function readStatus(prefix: string, nats: Nats | Error, db: Kysely<
         try {
           const { state } = await nats.jsm.streams.info(name)
           status.streams.push({
-            stream: name, messages: state.messages, bytes: state.bytes, firstSeq: state.first_seq, lastSeq: state.last_seq,
-            firstTime: state.messages > 0 ? state.first_ts : null, lastTime: state.messages > 0 ? state.last_ts : null,
+            stream: name,
+            messages: state.messages,
+            bytes: state.bytes,
+            firstSeq: state.first_seq,
+            lastSeq: state.last_seq,
+            firstTime: state.messages > 0 ? state.first_ts : null,
+            lastTime: state.messages > 0 ? state.last_ts : null,
           })
           if (key === 'DLQ') status.dlq.depth = state.messages
         } catch (err) {
@@ -108,7 +125,17 @@ export async function readStatus(prefix: string, nats: Nats | Error, db: Kysely<
           const first = status.streams.find((s) => s.stream === stream)?.firstSeq ?? 0
           status.consumers.push(await readConsumer(nats.jsm, prefix, stage, spec, now, first))
         } catch (err) {
-          status.consumers.push({ stream, durable: `${spec.durable} (${message(err)})`, stage, pending: 0, ackPending: 0, redelivered: 0, ackFloor: 0, lagMessages: 0, lagSeconds: null })
+          status.consumers.push({
+            stream,
+            durable: `${spec.durable} (${message(err)})`,
+            stage,
+            pending: 0,
+            ackPending: 0,
+            redelivered: 0,
+            ackFloor: 0,
+            lagMessages: 0,
+            lagSeconds: null,
+          })
         }
       }
     } catch (err) {

@@ -32,8 +32,7 @@ export const subjects = {
   /** Every subject of one user in the four-level streams (ingest, samples, changes, insights, audit). */
   ofUser: (prefix: string, userId: string) => `${prefix}.*.*.*.${userId}`,
   /** Every subject of one user in one stream (per-user export and erasure): the DLQ has a level fewer. */
-  ofUserIn: (prefix: string, key: StreamKey, userId: string) =>
-    key === 'DLQ' ? `${prefix}.dlq.*.${userId}` : `${prefix}.${key.toLowerCase()}.*.*.${userId}`,
+  ofUserIn: (prefix: string, key: StreamKey, userId: string) => (key === 'DLQ' ? `${prefix}.dlq.*.${userId}` : `${prefix}.${key.toLowerCase()}.*.*.${userId}`),
 }
 
 /** The last token of a subject: the userId by construction. */

@@ -1,19 +1,7 @@
 import { z } from 'zod'
 import { typedEnvelope, type Envelope } from './envelope.ts'
 import { isPlainSampleEvent } from './plain.ts'
-import {
-  groupOf,
-  Insight,
-  INSIGHT_TYPE,
-  INSIGHT_V1_TYPE,
-  InsightBatch,
-  Sample,
-  SAMPLE_TYPE,
-  SAMPLE_V1_TYPE,
-  SampleBatch,
-  type InsightEntry,
-  type SampleItem,
-} from './schemas.ts'
+import { groupOf, Insight, INSIGHT_TYPE, INSIGHT_V1_TYPE, InsightBatch, Sample, SAMPLE_TYPE, SAMPLE_V1_TYPE, SampleBatch, type InsightEntry, type SampleItem } from './schemas.ts'
 
 // docs/architecture.md §4: an event type that changes adds a version and an upcaster; old events stay
 // readable forever. Every reader of HPH_SAMPLES and HPH_INSIGHTS (the writers, rebuild, replay, a user's
@@ -42,7 +30,12 @@ const InsightV1Event = typedEnvelope(INSIGHT_V1_TYPE, Insight)
  * event the schema would return unchanged (streams/plain.ts), which then skips the schema.
  */
 function byType<V2, V1>(
-  v2Type: string, v2: z.ZodType<Envelope<V2>>, v1Type: string, v1: z.ZodType<Envelope<V1>>, up: (e: Envelope<V1>) => Envelope<V2>, plain?: (input: unknown) => input is Envelope<V2>,
+  v2Type: string,
+  v2: z.ZodType<Envelope<V2>>,
+  v1Type: string,
+  v1: z.ZodType<Envelope<V1>>,
+  up: (e: Envelope<V1>) => Envelope<V2>,
+  plain?: (input: unknown) => input is Envelope<V2>,
 ): z.ZodType<Envelope<V2>> {
   return z.unknown().transform((input, ctx): Envelope<V2> => {
     if (plain?.(input)) return input

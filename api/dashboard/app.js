@@ -56,10 +56,13 @@ async function showUser(userId) {
     type: 'bar',
     data: {
       labels: t.readiness.map((r) => short(r.day)),
-      datasets: [{
-        label: 'readiness score', data: t.readiness.map((r) => r.score),
-        backgroundColor: t.readiness.map((r) => LABEL_COLOURS[r.label] ?? '#888'),
-      }],
+      datasets: [
+        {
+          label: 'readiness score',
+          data: t.readiness.map((r) => r.score),
+          backgroundColor: t.readiness.map((r) => LABEL_COLOURS[r.label] ?? '#888'),
+        },
+      ],
     },
     options: {
       scales: { y: { min: 0, max: 100 } },
@@ -80,8 +83,14 @@ async function showUser(userId) {
       labels: hrv.map((r) => short(r.day)),
       datasets: [
         {
-          label: 'nightly HRV', data: hrv.map((r) => round(r.valueMs)), showLine: false, borderColor: '#1d2330', backgroundColor: '#1d2330', order: 0,
-          pointStyle: hrv.map((_, i) => (changed(i) ? 'triangle' : 'circle')), pointRadius: hrv.map((_, i) => (changed(i) ? 7 : 3)),
+          label: 'nightly HRV',
+          data: hrv.map((r) => round(r.valueMs)),
+          showLine: false,
+          borderColor: '#1d2330',
+          backgroundColor: '#1d2330',
+          order: 0,
+          pointStyle: hrv.map((_, i) => (changed(i) ? 'triangle' : 'circle')),
+          pointRadius: hrv.map((_, i) => (changed(i) ? 7 : 3)),
         },
         { label: '7-day mean', data: hrv.map((r) => round(r.mean7dMs)), borderColor: '#4f7cd6', pointRadius: 0, borderWidth: 2, order: 1 },
         { label: 'baseline', data: hrv.map((r) => round(r.baselineMs)), borderColor: '#2e9e5b', borderDash: [6, 4], pointRadius: 0, order: 2 },
@@ -90,7 +99,10 @@ async function showUser(userId) {
       ],
     },
     options: {
-      plugins: { legend: { position: 'bottom' }, tooltip: { callbacks: { afterLabel: (c) => (c.datasetIndex === 0 ? `${hrv[c.dataIndex]?.metric}${changed(c.dataIndex) ? ' (metric changed)' : ''}` : undefined) } } },
+      plugins: {
+        legend: { position: 'bottom' },
+        tooltip: { callbacks: { afterLabel: (c) => (c.datasetIndex === 0 ? `${hrv[c.dataIndex]?.metric}${changed(c.dataIndex) ? ' (metric changed)' : ''}` : undefined) } },
+      },
       scales: { y: { title: { display: true, text: 'ms' } } },
     },
   })
@@ -108,7 +120,16 @@ async function showUser(userId) {
         stage('rem', 'remMin', STAGE_COLOURS.rem),
         stage('asleep (no stage)', 'asleepUnspecifiedMin', STAGE_COLOURS.asleep),
         stage('awake', 'awakeMin', STAGE_COLOURS.awake),
-        { type: 'line', label: 'sleep baseline', data: sleep.map((r) => round(r.baselineHours, 2)), borderColor: '#2e9e5b', borderDash: [6, 4], pointRadius: 0, stack: 'baseline', order: 0 },
+        {
+          type: 'line',
+          label: 'sleep baseline',
+          data: sleep.map((r) => round(r.baselineHours, 2)),
+          borderColor: '#2e9e5b',
+          borderDash: [6, 4],
+          pointRadius: 0,
+          stack: 'baseline',
+          order: 0,
+        },
       ],
     },
     options: { scales: { x: { stacked: true }, y: { stacked: true, title: { display: true, text: 'hours' } } }, plugins: { legend: { position: 'bottom' } } },
@@ -142,7 +163,8 @@ async function showCpt(userId) {
       cell.innerHTML = `<span class="score">${score}</span>${ph.toFixed(2)} / ${pm.toFixed(2)} / ${pl.toFixed(2)}`
     }
   }
-  $('cpt-thresholds').textContent = `sleep good from ${cpt.sleep_good_threshold.toFixed(2)} h, medium from ${cpt.sleep_medium_threshold.toFixed(2)} h; ` +
+  $('cpt-thresholds').textContent =
+    `sleep good from ${cpt.sleep_good_threshold.toFixed(2)} h, medium from ${cpt.sleep_medium_threshold.toFixed(2)} h; ` +
     `HRV good from ${cpt.hrv_good_threshold.toFixed(1)} ms, medium from ${cpt.hrv_medium_threshold.toFixed(1)} ms`
 }
 
@@ -173,16 +195,35 @@ async function refreshOps() {
   $('ops-dlq').classList.toggle('warn', (s.dlq.depth ?? 0) > 0)
   $('ops-nats').textContent = s.nats.reachable ? 'up' : 'DOWN'
   $('ops-db').textContent = s.database.reachable ? 'up' : 'DOWN'
-  fillTable($('ops-consumers'), ['stage', 'consumer', 'pending', 'ack pending', 'redelivered', 'lag (msgs)', 'lag (s)', 'throughput (msg/s)'],
-    s.consumers.map((c) => [c.stage, `${c.stream}/${c.durable}`, c.pending, c.ackPending, c.redelivered, c.lagMessages, c.lagSeconds === null ? '?' : round(c.lagSeconds), rate(c)]))
+  fillTable(
+    $('ops-consumers'),
+    ['stage', 'consumer', 'pending', 'ack pending', 'redelivered', 'lag (msgs)', 'lag (s)', 'throughput (msg/s)'],
+    s.consumers.map((c) => [
+      c.stage,
+      `${c.stream}/${c.durable}`,
+      c.pending,
+      c.ackPending,
+      c.redelivered,
+      c.lagMessages,
+      c.lagSeconds === null ? '?' : round(c.lagSeconds),
+      rate(c),
+    ]),
+  )
   // a message carries many samples or rows: the tables say how many of those a second
   const rowsPerS = (t) => {
     const before = previous?.tables?.find((p) => p.table === t.table)
     return before && dt > 0 ? round(Math.max(0, t.written - before.written) / dt) : null
   }
-  fillTable($('ops-tables'), ['table', 'rows (estimate)', 'rows/s'], (s.tables ?? []).map((t) => [t.table, t.rows, rowsPerS(t)]))
-  fillTable($('ops-streams'), ['stream', 'messages', 'bytes', 'first seq', 'last seq', 'last message'],
-    s.streams.map((x) => [x.stream, x.messages, x.bytes, x.firstSeq, x.lastSeq, x.lastTime ?? '–']))
+  fillTable(
+    $('ops-tables'),
+    ['table', 'rows (estimate)', 'rows/s'],
+    (s.tables ?? []).map((t) => [t.table, t.rows, rowsPerS(t)]),
+  )
+  fillTable(
+    $('ops-streams'),
+    ['stream', 'messages', 'bytes', 'first seq', 'last seq', 'last message'],
+    s.streams.map((x) => [x.stream, x.messages, x.bytes, x.firstSeq, x.lastSeq, x.lastTime ?? '–']),
+  )
   if (previous) {
     const label = new Date(s.at).toLocaleTimeString()
     for (const c of s.consumers) {

@@ -36,7 +36,7 @@ const ImportAnswer = z.object({
   records: count,
   accepted: count,
   rejected: count,
-  derived: count.describe('hrv_rmssd samples derived from the beat lists of HRV records, besides the records\' own'),
+  derived: count.describe("hrv_rmssd samples derived from the beat lists of HRV records, besides the records' own"),
   types: z.record(z.string(), z.object({ read: count, accepted: count, rejected: count })).describe('per HealthKit type understood'),
   skippedRecords: z.record(z.string(), count).describe('<Record> elements of other types, by type'),
   otherElements: z.record(z.string(), count).describe('other elements (Workout, ActivitySummary, …), by name'),
@@ -98,10 +98,14 @@ export async function healthkitExportRoutes(app: FastifyInstance, deps: Healthki
       }
       // each upload is parsed on a thread of its own: beyond the limit, the client is asked to come back
       if (running >= deps.maxConcurrent) {
-        throw new HttpError(503, 'busy', `${running} exports are being imported by this server (HPH_MAX_CONCURRENT_IMPORTS); retry in ${BUSY_RETRY_S} s`, [], { 'retry-after': String(BUSY_RETRY_S) })
+        throw new HttpError(503, 'busy', `${running} exports are being imported by this server (HPH_MAX_CONCURRENT_IMPORTS); retry in ${BUSY_RETRY_S} s`, [], {
+          'retry-after': String(BUSY_RETRY_S),
+        })
       }
       if (importing.has(userId)) {
-        throw new HttpError(409, 'import_in_progress', `an export of ${userId} is being imported; one at a time per user (retry in ${BUSY_RETRY_S} s)`, [], { 'retry-after': String(BUSY_RETRY_S) })
+        throw new HttpError(409, 'import_in_progress', `an export of ${userId} is being imported; one at a time per user (retry in ${BUSY_RETRY_S} s)`, [], {
+          'retry-after': String(BUSY_RETRY_S),
+        })
       }
       running++
       importing.add(userId)
@@ -109,8 +113,13 @@ export async function healthkitExportRoutes(app: FastifyInstance, deps: Healthki
       try {
         result = await importExport(
           {
-            ingest: { js: deps.nats.js, nc: deps.nats.nc, prefix: deps.prefix, maxSamples: deps.maxSamples }, batchSize: deps.batchSize, inFlight: deps.inFlight,
-            source: 'api', traceparent: traceparentOf(req.headers.traceparent), limits: deps.limits, parserHeapMb: deps.parserHeapMb,
+            ingest: { js: deps.nats.js, nc: deps.nats.nc, prefix: deps.prefix, maxSamples: deps.maxSamples },
+            batchSize: deps.batchSize,
+            inFlight: deps.inFlight,
+            source: 'api',
+            traceparent: traceparentOf(req.headers.traceparent),
+            limits: deps.limits,
+            parserHeapMb: deps.parserHeapMb,
           },
           { userId, format, input: limited(req.body as Readable, deps.maxBytes) },
         )

@@ -8,6 +8,10 @@ export function metricsRoutes(app: FastifyInstance, metrics: Metrics): void {
     // the route pattern, never the URL (it holds user ids); every unmatched URL shares one label
     metrics.observeHttp({ method: req.method, route: req.routeOptions.url ?? 'unmatched', statusCode: reply.statusCode, seconds: reply.elapsedTime / 1000 })
   })
-  const schema = { tags: ['operating'], summary: 'Prometheus metrics', response: { 200: { description: 'the Prometheus text format', content: { 'text/plain': { schema: z.string() } } } } }
+  const schema = {
+    tags: ['operating'],
+    summary: 'Prometheus metrics',
+    response: { 200: { description: 'the Prometheus text format', content: { 'text/plain': { schema: z.string() } } } },
+  }
   app.get('/metrics', { schema }, async (_req, reply) => reply.type(metrics.registry.contentType).send(await metrics.registry.metrics()))
 }

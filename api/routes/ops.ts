@@ -27,8 +27,15 @@ export function opsRoutes(app: FastifyInstance, probes: readonly Probe[], opts: 
   const timeoutMs = opts.timeoutMs ?? DEFAULT_TIMEOUT_MS
   const last = new Map<string, string>()
   const healthz = { tags: ['operating'], summary: 'the process is up', response: { 200: z.object({ status: z.literal('ok') }).describe('up') } }
-  const Ready = z.object({ ready: z.boolean(), checks: z.record(z.string(), z.string()).describe('each part: `ok`, or a word for what is wrong (`timeout`, `unavailable`, `not pulling`…)') })
-  const readyz = { tags: ['operating'], summary: 'every dependency reachable (NATS, PostgreSQL, the stages)', response: { 200: Ready.describe('ready'), 503: Ready.describe('not ready: `checks` names which part') } }
+  const Ready = z.object({
+    ready: z.boolean(),
+    checks: z.record(z.string(), z.string()).describe('each part: `ok`, or a word for what is wrong (`timeout`, `unavailable`, `not pulling`…)'),
+  })
+  const readyz = {
+    tags: ['operating'],
+    summary: 'every dependency reachable (NATS, PostgreSQL, the stages)',
+    response: { 200: Ready.describe('ready'), 503: Ready.describe('not ready: `checks` names which part') },
+  }
   app.get('/healthz', { schema: healthz }, async () => ({ status: 'ok' }))
   app.get('/readyz', { schema: readyz }, async (req, reply) => {
     const results = await Promise.all(

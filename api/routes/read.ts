@@ -22,15 +22,13 @@ const day = (what: string) => z.string({ error: 'must be a date YYYY-MM-DD' }).r
 
 /** `from` and `to`: the query of every daily read. */
 export const RangeQuery = refusing(
-  z
-    .object({ from: day('the first local date, inclusive'), to: day(`the last local date, inclusive; at most ${MAX_DAYS} days from from`) })
-    .superRefine((q, ctx) => {
-      // a date refused above is not measured again
-      if (!isDay(q.from) || !isDay(q.to)) return
-      const days = (Date.parse(q.to) - Date.parse(q.from)) / 86_400_000 + 1
-      if (days < 1) ctx.addIssue({ code: 'custom', path: ['to'], message: 'must not be before from' })
-      else if (days > MAX_DAYS) ctx.addIssue({ code: 'custom', path: ['to'], message: `at most ${MAX_DAYS} days from from` })
-    }),
+  z.object({ from: day('the first local date, inclusive'), to: day(`the last local date, inclusive; at most ${MAX_DAYS} days from from`) }).superRefine((q, ctx) => {
+    // a date refused above is not measured again
+    if (!isDay(q.from) || !isDay(q.to)) return
+    const days = (Date.parse(q.to) - Date.parse(q.from)) / 86_400_000 + 1
+    if (days < 1) ctx.addIssue({ code: 'custom', path: ['to'], message: 'must not be before from' })
+    else if (days > MAX_DAYS) ctx.addIssue({ code: 'custom', path: ['to'], message: `at most ${MAX_DAYS} days from from` })
+  }),
   'invalid_range',
   `from and to must be dates YYYY-MM-DD, at most ${MAX_DAYS} days apart`,
 )
@@ -44,22 +42,62 @@ export function parseRange(q: { from?: unknown; to?: unknown }): { from: string;
 
 const num = z.number()
 const instant = z.string().describe('an ISO 8601 instant')
-const HrvDay = z.object({ day: LocalDate, metric: z.enum(['sdnn', 'rmssd']), valueMs: num, lnValue: num, n: z.number().int(), minMs: num, maxMs: num, basis: z.enum(['sleep', 'day']) })
+const HrvDay = z.object({
+  day: LocalDate,
+  metric: z.enum(['sdnn', 'rmssd']),
+  valueMs: num,
+  lnValue: num,
+  n: z.number().int(),
+  minMs: num,
+  maxMs: num,
+  basis: z.enum(['sleep', 'day']),
+})
 const SleepDay = z.object({
-  day: LocalDate, totalSleepMin: num, inBedMin: num, deepMin: num, remMin: num, coreMin: num, asleepUnspecifiedMin: num, awakeMin: num, napMin: num,
-  efficiency: num, episodeStart: instant.nullable(), episodeEnd: instant.nullable(), sleepOnset: instant.nullable(), wakeTime: instant.nullable(), valid: z.boolean(),
+  day: LocalDate,
+  totalSleepMin: num,
+  inBedMin: num,
+  deepMin: num,
+  remMin: num,
+  coreMin: num,
+  asleepUnspecifiedMin: num,
+  awakeMin: num,
+  napMin: num,
+  efficiency: num,
+  episodeStart: instant.nullable(),
+  episodeEnd: instant.nullable(),
+  sleepOnset: instant.nullable(),
+  wakeTime: instant.nullable(),
+  valid: z.boolean(),
 })
 const State = z.enum(['good', 'medium', 'poor']).nullable()
-const ReadinessDay = z.object({ day: LocalDate, score: z.number().int(), label: z.enum(['high', 'medium', 'low']), pHigh: num, pMedium: num, pLow: num, sleepState: State, hrvState: State })
+const ReadinessDay = z.object({
+  day: LocalDate,
+  score: z.number().int(),
+  label: z.enum(['high', 'medium', 'low']),
+  pHigh: num,
+  pMedium: num,
+  pLow: num,
+  sleepState: State,
+  hrvState: State,
+})
 /** the stored rows as they are (snake_case, as analysts read them in SQL) */
 const stored = { user_id: UserId, data_version: z.number().int(), data_count: z.number().int(), updated_at: instant, created_at: instant }
 const BaselineRow = InsightRows.baseline.extend({ ...stored, last_incremental_update: instant.nullable(), last_full_update: instant.nullable() })
 const CptRow = InsightRows.cpt.extend(stored)
 
 const daily = (summary: string, row: z.ZodType) => ({
-  ...v1('insights'), summary, params: UserParams, querystring: RangeQuery, response: { 200: z.array(row).describe('one entry a day (and metric), oldest first'), ...errors(...GUARDED_ERRORS) },
+  ...v1('insights'),
+  summary,
+  params: UserParams,
+  querystring: RangeQuery,
+  response: { 200: z.array(row).describe('one entry a day (and metric), oldest first'), ...errors(...GUARDED_ERRORS) },
 })
-const current = (summary: string, row: z.ZodType) => ({ ...v1('insights'), summary, params: UserParams, response: { 200: row.describe(summary), ...errors(...GUARDED_ERRORS, 404) } })
+const current = (summary: string, row: z.ZodType) => ({
+  ...v1('insights'),
+  summary,
+  params: UserParams,
+  response: { 200: row.describe(summary), ...errors(...GUARDED_ERRORS, 404) },
+})
 
 const iso = (d: Date | string | null) => (d === null ? null : new Date(d).toISOString())
 
@@ -69,10 +107,18 @@ export function readRoutes(app: FastifyInstance, deps: ReadRouteDeps): void {
   const user = (req: { params: { userId: string } }) => checkUserId(req.params.userId)
   type Req = { Params: { userId: string }; Querystring: { from?: string; to?: string } }
 
-  app.get<Req>('/v1/users/:userId/hrv/daily', { schema: daily('HRV a day: the night\'s (or the day\'s) SDNN or RMSSD', HrvDay) }, async (req) => {
+  app.get<Req>('/v1/users/:userId/hrv/daily', { schema: daily("HRV a day: the night's (or the day's) SDNN or RMSSD", HrvDay) }, async (req) => {
     const userId = user(req)
     const { from, to } = parseRange(req.query)
-    const rows = await db.selectFrom('hrv_daily').selectAll().where('user_id', '=', userId).where('day', '>=', from).where('day', '<=', to).orderBy('day').orderBy('metric').execute()
+    const rows = await db
+      .selectFrom('hrv_daily')
+      .selectAll()
+      .where('user_id', '=', userId)
+      .where('day', '>=', from)
+      .where('day', '<=', to)
+      .orderBy('day')
+      .orderBy('metric')
+      .execute()
     return rows.map((r) => ({ day: r.day, metric: r.metric, valueMs: r.value_ms, lnValue: r.ln_value, n: r.n, minMs: r.min_ms, maxMs: r.max_ms, basis: r.basis }))
   })
 
@@ -81,9 +127,21 @@ export function readRoutes(app: FastifyInstance, deps: ReadRouteDeps): void {
     const { from, to } = parseRange(req.query)
     const rows = await db.selectFrom('sleep_daily').selectAll().where('user_id', '=', userId).where('day', '>=', from).where('day', '<=', to).orderBy('day').execute()
     return rows.map((r) => ({
-      day: r.day, totalSleepMin: r.total_sleep_min, inBedMin: r.in_bed_min, deepMin: r.deep_min, remMin: r.rem_min, coreMin: r.core_min,
-      asleepUnspecifiedMin: r.asleep_unspecified_min, awakeMin: r.awake_min, napMin: r.nap_min, efficiency: r.efficiency,
-      episodeStart: iso(r.episode_start), episodeEnd: iso(r.episode_end), sleepOnset: iso(r.sleep_onset), wakeTime: iso(r.wake_time), valid: r.valid,
+      day: r.day,
+      totalSleepMin: r.total_sleep_min,
+      inBedMin: r.in_bed_min,
+      deepMin: r.deep_min,
+      remMin: r.rem_min,
+      coreMin: r.core_min,
+      asleepUnspecifiedMin: r.asleep_unspecified_min,
+      awakeMin: r.awake_min,
+      napMin: r.nap_min,
+      efficiency: r.efficiency,
+      episodeStart: iso(r.episode_start),
+      episodeEnd: iso(r.episode_end),
+      sleepOnset: iso(r.sleep_onset),
+      wakeTime: iso(r.wake_time),
+      valid: r.valid,
     }))
   })
 
@@ -94,14 +152,14 @@ export function readRoutes(app: FastifyInstance, deps: ReadRouteDeps): void {
     return rows.map((r) => ({ day: r.day, score: r.score, label: r.label, pHigh: r.p_high, pMedium: r.p_medium, pLow: r.p_low, sleepState: r.sleep_state, hrvState: r.hrv_state }))
   })
 
-  app.get<Req>('/v1/users/:userId/baseline', { schema: current('the user\'s current baseline (the user_baselines row)', BaselineRow) }, async (req) => {
+  app.get<Req>('/v1/users/:userId/baseline', { schema: current("the user's current baseline (the user_baselines row)", BaselineRow) }, async (req) => {
     const userId = user(req)
     const row = await db.selectFrom('user_baselines').selectAll().where('user_id', '=', userId).executeTakeFirst()
     if (!row) throw new HttpError(404, 'not_found', `no baseline for ${userId} yet`)
     return row
   })
 
-  app.get<Req>('/v1/users/:userId/cpt', { schema: current('the user\'s current CPT table (the user_cpt_tables row)', CptRow) }, async (req) => {
+  app.get<Req>('/v1/users/:userId/cpt', { schema: current("the user's current CPT table (the user_cpt_tables row)", CptRow) }, async (req) => {
     const userId = user(req)
     const row = await db.selectFrom('user_cpt_tables').selectAll().where('user_id', '=', userId).executeTakeFirst()
     if (!row) throw new HttpError(404, 'not_found', `no CPT for ${userId} yet`)

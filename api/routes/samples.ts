@@ -26,7 +26,7 @@ declare module 'fastify' {
 }
 
 export const IngestAnswer = z.object({
-  eventId: z.string().describe('the batch\'s event id (of its first part when it needed several)'),
+  eventId: z.string().describe("the batch's event id (of its first part when it needed several)"),
   stream: z.string(),
   seq: z.number().int().describe('the stream sequence of its (first) event'),
   duplicate: z.boolean(),
@@ -64,7 +64,11 @@ export function samplesRoutes(app: FastifyInstance, deps: SamplesRouteDeps): voi
     }
     // fastify's default JSON parser answers through `done`; its type also allows the async kind, answered the same way
     const parsed = parseJson(req, body as string, done)
-    if (parsed instanceof Promise) parsed.then((value: unknown) => done(null, value), (err: Error) => done(err, undefined))
+    if (parsed instanceof Promise)
+      parsed.then(
+        (value: unknown) => done(null, value),
+        (err: Error) => done(err, undefined),
+      )
   })
 
   const body = refusing(batchEnvelopeSchema(deps.maxSamples), 'validation_failed', 'the body is not a batch')
@@ -73,14 +77,26 @@ export function samplesRoutes(app: FastifyInstance, deps: SamplesRouteDeps): voi
     summary: "post a batch of HealthKit samples for the user (stored whole; each sample's problems are listed in `rejected`)",
     params: UserParams,
     body,
-    response: { 202: IngestAnswer.describe('stored'), 200: IngestAnswer.describe('the same batch was already stored: `duplicate` is true'), ...errors(...GUARDED_ERRORS, 413, 415) },
+    response: {
+      202: IngestAnswer.describe('stored'),
+      200: IngestAnswer.describe('the same batch was already stored: `duplicate` is true'),
+      ...errors(...GUARDED_ERRORS, 413, 415),
+    },
   }
   app.post<{ Params: { userId: string } }>('/v1/users/:userId/samples', { schema }, async (req, reply) => {
     // authenticated and authorised for this user by the access hook (api/access.ts)
     const userId = checkUserId(req.params.userId)
     const r = await ingestRawBatch(
       { js: deps.nats.js, nc: deps.nats.nc, prefix: deps.prefix, maxSamples: deps.maxSamples },
-      { userId, payload: req.body, payloadJson: req.rawBody, bodyHash: req.rawBodyHash ?? '', receivedAt: new Date(), source: 'api', traceparent: traceparentOf(req.headers.traceparent) },
+      {
+        userId,
+        payload: req.body,
+        payloadJson: req.rawBody,
+        bodyHash: req.rawBodyHash ?? '',
+        receivedAt: new Date(),
+        source: 'api',
+        traceparent: traceparentOf(req.headers.traceparent),
+      },
     )
     return reply.status(r.duplicate ? 200 : 202).send({
       eventId: r.eventId,

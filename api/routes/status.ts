@@ -18,7 +18,20 @@ export interface StatusRouteDeps {
 const schema = {
   ...v1('operating'),
   summary: "the pipeline's status (admin only): what `hph status --json` prints, and when it was read",
-  response: { 200: z.looseObject({ at: z.string(), nats: z.looseObject({ reachable: z.boolean() }), streams: z.array(z.looseObject({ stream: z.string(), messages: z.number() })), consumers: z.array(z.looseObject({ stream: z.string(), durable: z.string(), lagMessages: z.number() })), tables: z.array(z.looseObject({ table: z.string(), rows: z.number() })), dlq: z.object({ depth: z.number().nullable() }), database: z.looseObject({ reachable: z.boolean() }) }).describe('streams, consumers and their lag, the DLQ, the database and the output tables'), ...errors(...GUARDED_ERRORS) },
+  response: {
+    200: z
+      .looseObject({
+        at: z.string(),
+        nats: z.looseObject({ reachable: z.boolean() }),
+        streams: z.array(z.looseObject({ stream: z.string(), messages: z.number() })),
+        consumers: z.array(z.looseObject({ stream: z.string(), durable: z.string(), lagMessages: z.number() })),
+        tables: z.array(z.looseObject({ table: z.string(), rows: z.number() })),
+        dlq: z.object({ depth: z.number().nullable() }),
+        database: z.looseObject({ reachable: z.boolean() }),
+      })
+      .describe('streams, consumers and their lag, the DLQ, the database and the output tables'),
+    ...errors(...GUARDED_ERRORS),
+  },
 }
 
 export function statusRoutes(app: FastifyInstance, deps: StatusRouteDeps): void {

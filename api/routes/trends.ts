@@ -27,7 +27,13 @@ const DAYS_PROBLEM = `must be 1..${MAX_DAYS}`
 const wholeDays = (v: string) => /^\d+$/.test(v) && Number(v) >= 1 && Number(v) <= MAX_DAYS
 
 export const DaysQuery = refusing(
-  z.object({ days: z.string({ error: DAYS_PROBLEM }).refine(wholeDays, DAYS_PROBLEM).optional().describe(`how many days, ending with the user's latest day with data: a whole number 1..${MAX_DAYS}, ${DEFAULT_DAYS} when not given`) }),
+  z.object({
+    days: z
+      .string({ error: DAYS_PROBLEM })
+      .refine(wholeDays, DAYS_PROBLEM)
+      .optional()
+      .describe(`how many days, ending with the user's latest day with data: a whole number 1..${MAX_DAYS}, ${DEFAULT_DAYS} when not given`),
+  }),
   'invalid_days',
   `days must be a whole number 1..${MAX_DAYS}`,
 )
@@ -45,10 +51,21 @@ const Trends = z.object({
   to: LocalDate,
   readiness: z.array(z.object({ day: LocalDate, score: z.number().int(), label: z.string() })),
   hrv: z.array(z.object({ day: LocalDate, metric: z.string(), valueMs: n, mean7dMs: n, baselineMs: n, goodMs: n, mediumMs: n, state: z.string() })),
-  sleep: z.array(z.object({
-    day: LocalDate, valid: z.boolean(), hours: n, deepMin: n, remMin: n, coreMin: n, asleepUnspecifiedMin: n, awakeMin: n,
-    baselineHours: n.nullable(), goodHours: n.nullable(), mediumHours: n.nullable(),
-  })),
+  sleep: z.array(
+    z.object({
+      day: LocalDate,
+      valid: z.boolean(),
+      hours: n,
+      deepMin: n,
+      remMin: n,
+      coreMin: n,
+      asleepUnspecifiedMin: n,
+      awakeMin: n,
+      baselineHours: n.nullable(),
+      goodHours: n.nullable(),
+      mediumHours: n.nullable(),
+    }),
+  ),
 })
 
 export function trendsRoutes(app: FastifyInstance, deps: TrendsDeps): void {
@@ -56,7 +73,7 @@ export function trendsRoutes(app: FastifyInstance, deps: TrendsDeps): void {
 
   const trendsSchema = {
     ...v1('insights'),
-    summary: "what the dashboard draws for a user: readiness, HRV against its baseline and thresholds, sleep, over the days ending with the latest one with data",
+    summary: 'what the dashboard draws for a user: readiness, HRV against its baseline and thresholds, sleep, over the days ending with the latest one with data',
     params: UserParams,
     querystring: DaysQuery,
     response: { 200: Trends.describe('the window and its days'), ...errors(...GUARDED_ERRORS, 404) },
@@ -74,24 +91,62 @@ export function trendsRoutes(app: FastifyInstance, deps: TrendsDeps): void {
     const { from, to } = windowEnding(last, days)
     const [readiness, hrv, sleep] = await Promise.all([
       db.selectFrom('v_readiness').select(['day', 'score', 'label']).where('user_id', '=', userId).where('day', '>=', from).where('day', '<=', to).orderBy('day').execute(),
-      db.selectFrom('v_hrv_trend')
+      db
+        .selectFrom('v_hrv_trend')
         .select(['day', 'hrv_metric', 'value_ms', 'mean_7d_ms', 'baseline_ms', 'good_threshold_ms', 'medium_threshold_ms', 'state'])
-        .where('user_id', '=', userId).where('day', '>=', from).where('day', '<=', to).orderBy('day').execute(),
-      db.selectFrom('v_sleep')
-        .select(['day', 'valid', 'sleep_hours', 'deep_min', 'rem_min', 'core_min', 'asleep_unspecified_min', 'awake_min', 'sleep_baseline_hours', 'good_threshold_hours', 'medium_threshold_hours'])
-        .where('user_id', '=', userId).where('day', '>=', from).where('day', '<=', to).orderBy('day').execute(),
+        .where('user_id', '=', userId)
+        .where('day', '>=', from)
+        .where('day', '<=', to)
+        .orderBy('day')
+        .execute(),
+      db
+        .selectFrom('v_sleep')
+        .select([
+          'day',
+          'valid',
+          'sleep_hours',
+          'deep_min',
+          'rem_min',
+          'core_min',
+          'asleep_unspecified_min',
+          'awake_min',
+          'sleep_baseline_hours',
+          'good_threshold_hours',
+          'medium_threshold_hours',
+        ])
+        .where('user_id', '=', userId)
+        .where('day', '>=', from)
+        .where('day', '<=', to)
+        .orderBy('day')
+        .execute(),
     ])
     return {
-      userId, from, to,
+      userId,
+      from,
+      to,
       readiness: readiness.map((r) => ({ day: r.day, score: r.score, label: r.label })),
       hrv: hrv.map((r) => ({
-        day: r.day, metric: r.hrv_metric, valueMs: r.value_ms, mean7dMs: r.mean_7d_ms, baselineMs: r.baseline_ms,
-        goodMs: r.good_threshold_ms, mediumMs: r.medium_threshold_ms, state: r.state,
+        day: r.day,
+        metric: r.hrv_metric,
+        valueMs: r.value_ms,
+        mean7dMs: r.mean_7d_ms,
+        baselineMs: r.baseline_ms,
+        goodMs: r.good_threshold_ms,
+        mediumMs: r.medium_threshold_ms,
+        state: r.state,
       })),
       sleep: sleep.map((r) => ({
-        day: r.day, valid: r.valid, hours: r.sleep_hours, deepMin: r.deep_min, remMin: r.rem_min, coreMin: r.core_min,
-        asleepUnspecifiedMin: r.asleep_unspecified_min, awakeMin: r.awake_min,
-        baselineHours: r.sleep_baseline_hours, goodHours: r.good_threshold_hours, mediumHours: r.medium_threshold_hours,
+        day: r.day,
+        valid: r.valid,
+        hours: r.sleep_hours,
+        deepMin: r.deep_min,
+        remMin: r.rem_min,
+        coreMin: r.core_min,
+        asleepUnspecifiedMin: r.asleep_unspecified_min,
+        awakeMin: r.awake_min,
+        baselineHours: r.sleep_baseline_hours,
+        goodHours: r.good_threshold_hours,
+        mediumHours: r.medium_threshold_hours,
       })),
     }
   })

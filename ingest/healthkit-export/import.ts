@@ -95,11 +95,27 @@ export async function importExport(
   const receivedAt = new Date()
   const batchSize = Math.min(deps.batchSize, deps.ingest.maxSamples)
   const reader = readExportInThread(opts.input, {
-    format: opts.format, batchSize, ...(deps.limits ? { limits: deps.limits } : {}), ...(deps.parserHeapMb ? { parserHeapMb: deps.parserHeapMb } : {}),
+    format: opts.format,
+    batchSize,
+    ...(deps.limits ? { limits: deps.limits } : {}),
+    ...(deps.parserHeapMb ? { parserHeapMb: deps.parserHeapMb } : {}),
   })
   const result: ImportResult = {
-    stream: '', batches: 0, published: 0, duplicates: 0, records: 0, accepted: 0, rejected: 0, derived: 0, types: {},
-    skippedRecords: {}, otherElements: {}, rejections: [], bytesRead: 0, xmlBytes: 0, seconds: 0,
+    stream: '',
+    batches: 0,
+    published: 0,
+    duplicates: 0,
+    records: 0,
+    accepted: 0,
+    rejected: 0,
+    derived: 0,
+    types: {},
+    skippedRecords: {},
+    otherElements: {},
+    rejections: [],
+    bytesRead: 0,
+    xmlBytes: 0,
+    seconds: 0,
   }
   let read = 0
   let failure: unknown
@@ -109,8 +125,13 @@ export async function importExport(
     const batchId = `${EXPORT_BATCH_PREFIX}${hashHex(batch.json)}`
     const samples = JSON.parse(batch.json) as ExportSample[]
     const r = await ingestRawBatch(deps.ingest, {
-      userId: opts.userId, payload: { batchId, samples }, payloadJson: `{"batchId":${JSON.stringify(batchId)},"samples":${batch.json}}`,
-      bodyHash: batchId, receivedAt, source: deps.source, traceparent: deps.traceparent,
+      userId: opts.userId,
+      payload: { batchId, samples },
+      payloadJson: `{"batchId":${JSON.stringify(batchId)},"samples":${batch.json}}`,
+      bodyHash: batchId,
+      receivedAt,
+      source: deps.source,
+      traceparent: deps.traceparent,
     })
     result.stream = r.stream
     result.batches++
@@ -175,4 +196,3 @@ export async function importExport(
 export function formatOf(head: Uint8Array): ExportFormat {
   return head[0] === 0x50 && head[1] === 0x4b && head[2] === 0x03 && head[3] === 0x04 ? 'zip' : 'xml'
 }
-

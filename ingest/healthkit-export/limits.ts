@@ -32,10 +32,19 @@ export const DEFAULT_EXPORT_LIMITS: ExportLimits = {
 }
 
 /** The limits as the settings give them. */
-export function exportLimitsOf(c: Pick<Config, 'HPH_EXPORT_MAX_XML_BYTES' | 'HPH_EXPORT_MAX_DEPTH' | 'HPH_EXPORT_MAX_NAME_CHARS' | 'HPH_EXPORT_MAX_VALUE_CHARS' | 'HPH_EXPORT_MAX_TEXT_CHARS' | 'HPH_EXPORT_MAX_DOCTYPE_CHARS'>): ExportLimits {
+export function exportLimitsOf(
+  c: Pick<
+    Config,
+    'HPH_EXPORT_MAX_XML_BYTES' | 'HPH_EXPORT_MAX_DEPTH' | 'HPH_EXPORT_MAX_NAME_CHARS' | 'HPH_EXPORT_MAX_VALUE_CHARS' | 'HPH_EXPORT_MAX_TEXT_CHARS' | 'HPH_EXPORT_MAX_DOCTYPE_CHARS'
+  >,
+): ExportLimits {
   return {
-    xmlBytes: c.HPH_EXPORT_MAX_XML_BYTES, depth: c.HPH_EXPORT_MAX_DEPTH, nameChars: c.HPH_EXPORT_MAX_NAME_CHARS,
-    valueChars: c.HPH_EXPORT_MAX_VALUE_CHARS, textChars: c.HPH_EXPORT_MAX_TEXT_CHARS, doctypeChars: c.HPH_EXPORT_MAX_DOCTYPE_CHARS,
+    xmlBytes: c.HPH_EXPORT_MAX_XML_BYTES,
+    depth: c.HPH_EXPORT_MAX_DEPTH,
+    nameChars: c.HPH_EXPORT_MAX_NAME_CHARS,
+    valueChars: c.HPH_EXPORT_MAX_VALUE_CHARS,
+    textChars: c.HPH_EXPORT_MAX_TEXT_CHARS,
+    doctypeChars: c.HPH_EXPORT_MAX_DOCTYPE_CHARS,
   }
 }
 

@@ -65,7 +65,18 @@ async function run(): Promise<void> {
     post({ kind: 'done', counts: reader.counts })
   } catch (err) {
     const e = err instanceof Error ? err : new Error(String(err))
-    post({ kind: 'failed', counts: reader.counts, inputFailed: e instanceof InputFailed, error: { name: e.name, message: e.message, stack: e.stack, at: e instanceof ExportFormatError ? e.at : undefined, limit: e instanceof ExportLimitError ? e.limit : undefined } })
+    post({
+      kind: 'failed',
+      counts: reader.counts,
+      inputFailed: e instanceof InputFailed,
+      error: {
+        name: e.name,
+        message: e.message,
+        stack: e.stack,
+        at: e instanceof ExportFormatError ? e.at : undefined,
+        limit: e instanceof ExportLimitError ? e.limit : undefined,
+      },
+    })
   }
 }
 

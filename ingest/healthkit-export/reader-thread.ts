@@ -26,7 +26,12 @@ export type FromParser =
   | ({ kind: 'batch'; counts: ExportCounts } & ExportBatch)
   | { kind: 'done'; counts: ExportCounts }
   /** `inputFailed`: the error is the input's own (the `fail` message), not one of the parse */
-  | { kind: 'failed'; counts: ExportCounts; inputFailed: boolean; error: { name: string; message: string; stack?: string | undefined; at?: ErrorPosition | undefined; limit?: string | undefined } }
+  | {
+      kind: 'failed'
+      counts: ExportCounts
+      inputFailed: boolean
+      error: { name: string; message: string; stack?: string | undefined; at?: ErrorPosition | undefined; limit?: string | undefined }
+    }
 
 export interface ThreadReader {
   /** bytesRead is updated as the input is read; the rest with every batch, final once `batches` is done */
@@ -124,9 +129,10 @@ export function readExportInThread(input: AsyncIterable<Uint8Array>, opts: ReadO
       }
     })
     worker.on('error', (err) => {
-      crashed ??= (err as { code?: string }).code === 'ERR_WORKER_OUT_OF_MEMORY'
-        ? new ExportLimitError('HPH_EXPORT_PARSER_HEAP_MB', `parsing the export needs more than the parser's ${parserHeapMb} MB (HPH_EXPORT_PARSER_HEAP_MB)`)
-        : err
+      crashed ??=
+        (err as { code?: string }).code === 'ERR_WORKER_OUT_OF_MEMORY'
+          ? new ExportLimitError('HPH_EXPORT_PARSER_HEAP_MB', `parsing the export needs more than the parser's ${parserHeapMb} MB (HPH_EXPORT_PARSER_HEAP_MB)`)
+          : err
       signal()
     })
     worker.on('exit', (code) => {

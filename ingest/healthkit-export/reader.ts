@@ -159,7 +159,13 @@ export function readExport(input: AsyncIterable<Uint8Array>, opts: ReadOptions):
   let rootSeen = false
   parser.on('opentag', (tag) => {
     if (depth === 0) {
-      if (tag.name !== ROOT) throw new ExportFormatError(`not an Apple Health export: the root element is <${tag.name}>, not <${ROOT}>`, { byte: 0, line: parser.line, column: parser.column, inZip: opts.format === 'zip' })
+      if (tag.name !== ROOT)
+        throw new ExportFormatError(`not an Apple Health export: the root element is <${tag.name}>, not <${ROOT}>`, {
+          byte: 0,
+          line: parser.line,
+          column: parser.column,
+          inZip: opts.format === 'zip',
+        })
       rootSeen = true
     } else if (depth === 1) {
       // DESIGN: only <Record> directly under <HealthData>; a Correlation's own Records are part of it
@@ -216,8 +222,16 @@ export function readExport(input: AsyncIterable<Uint8Array>, opts: ReadOptions):
     // one object shape for every sample (an absent attribute is undefined, which JSON leaves out): set key by
     // key they were dictionaries, the slowest to make and to stringify; written as text, slower still
     const sample: ExportSample = {
-      type, sourceName: a.sourceName, sourceVersion: a.sourceVersion, device: a.device, unit: a.unit,
-      creationDate: a.creationDate, startDate: a.startDate, endDate: a.endDate, value: a.value, beatTimes: undefined,
+      type,
+      sourceName: a.sourceName,
+      sourceVersion: a.sourceVersion,
+      device: a.device,
+      unit: a.unit,
+      creationDate: a.creationDate,
+      startDate: a.startDate,
+      endDate: a.endDate,
+      value: a.value,
+      beatTimes: undefined,
     }
     // an HRV record is batched at its closing tag, once its beat list is read; the others at once
     if (type === HRV_TYPE) pending = { sample, size, line: parser.line }
@@ -273,7 +287,11 @@ export function readExport(input: AsyncIterable<Uint8Array>, opts: ReadOptions):
         if (counts.xmlBytes > limits.xmlBytes) throw overLimit('xmlBytes', limits, `export.xml (${counts.xmlBytes}+ bytes)`)
         const text = decoder.write(chunk)
         if (text.includes(REPLACEMENT) && !Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength).includes(REPLACEMENT_UTF8)) {
-          throw new ExportFormatError(`export.xml is not UTF-8 within bytes ${bytesBefore}..${counts.xmlBytes}`, { byte: bytesBefore, line: parser.line, inZip: opts.format === 'zip' })
+          throw new ExportFormatError(`export.xml is not UTF-8 within bytes ${bytesBefore}..${counts.xmlBytes}`, {
+            byte: bytesBefore,
+            line: parser.line,
+            inZip: opts.format === 'zip',
+          })
         }
         feed(text)
         if (ready.length > 0) yield* ready.splice(0)

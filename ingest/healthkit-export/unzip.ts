@@ -31,7 +31,8 @@ export async function* exportXmlOfZip(input: AsyncIterable<Uint8Array>, progress
   let inflated = 0
   const count = (n: number) => {
     inflated += n
-    if (inflated > maxInflatedBytes) failure ??= new ExportLimitError('HPH_EXPORT_MAX_XML_BYTES', `export.zip inflates to more than ${maxInflatedBytes} bytes (HPH_EXPORT_MAX_XML_BYTES)`)
+    if (inflated > maxInflatedBytes)
+      failure ??= new ExportLimitError('HPH_EXPORT_MAX_XML_BYTES', `export.zip inflates to more than ${maxInflatedBytes} bytes (HPH_EXPORT_MAX_XML_BYTES)`)
   }
   const unzip = new Unzip((file) => {
     if (!found && EXPORT_ENTRIES.includes(file.name)) {
@@ -54,7 +55,12 @@ export async function* exportXmlOfZip(input: AsyncIterable<Uint8Array>, progress
   })
   unzip.register(UnzipInflate)
   const zipError = (err: unknown) =>
-    err instanceof ExportLimitError ? err : new ExportFormatError(`export.zip is not a readable zip near byte ${progress.bytesRead}: ${err instanceof Error ? err.message : String(err)}`, { byte: progress.bytesRead, inZip: true })
+    err instanceof ExportLimitError
+      ? err
+      : new ExportFormatError(`export.zip is not a readable zip near byte ${progress.bytesRead}: ${err instanceof Error ? err.message : String(err)}`, {
+          byte: progress.bytesRead,
+          inZip: true,
+        })
 
   for await (const chunk of input) {
     progress.bytesRead += chunk.length
@@ -80,12 +86,20 @@ export async function* exportXmlOfZip(input: AsyncIterable<Uint8Array>, progress
       unzip.push(new Uint8Array(0), true)
     } catch (err) {
       // fflate: "unexpected EOF" when the input ends inside an entry
-      if (found) throw new ExportFormatError(`export.zip ends after ${progress.bytesRead} bytes, inside ${EXPORT_ENTRIES[0]}: the file is truncated`, { byte: progress.bytesRead, inZip: true })
+      if (found)
+        throw new ExportFormatError(`export.zip ends after ${progress.bytesRead} bytes, inside ${EXPORT_ENTRIES[0]}: the file is truncated`, {
+          byte: progress.bytesRead,
+          inZip: true,
+        })
       throw zipError(err)
     }
     if (failure) throw zipError(failure)
     yield* out
     if (!found) throw new ExportFormatError(`export.zip holds no ${EXPORT_ENTRIES[0]} (is it the file the Health app wrote?)`, { byte: progress.bytesRead, inZip: true })
-    if (!whole) throw new ExportFormatError(`export.zip ends after ${progress.bytesRead} bytes, inside ${EXPORT_ENTRIES[0]}: the file is truncated`, { byte: progress.bytesRead, inZip: true })
+    if (!whole)
+      throw new ExportFormatError(`export.zip ends after ${progress.bytesRead} bytes, inside ${EXPORT_ENTRIES[0]}: the file is truncated`, {
+        byte: progress.bytesRead,
+        inZip: true,
+      })
   }
 }

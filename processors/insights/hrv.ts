@@ -47,7 +47,16 @@ function firstAtOrAfter(readings: readonly Reading[], t: number): number {
 /** §2: the figures of a non-empty set of values. */
 export function hrvSummary(day: string, metric: HrvMetric, values: readonly number[], basis: 'sleep' | 'day'): HrvDailyRow {
   const value = values.reduce((sum, v) => sum + v, 0) / values.length
-  return { day, metric, value_ms: value, ln_value: Math.log(value), n: values.length, min_ms: values.reduce((m, v) => Math.min(m, v)), max_ms: values.reduce((m, v) => Math.max(m, v)), basis }
+  return {
+    day,
+    metric,
+    value_ms: value,
+    ln_value: Math.log(value),
+    n: values.length,
+    min_ms: values.reduce((m, v) => Math.min(m, v)),
+    max_ms: values.reduce((m, v) => Math.max(m, v)),
+    basis,
+  }
 }
 
 /**

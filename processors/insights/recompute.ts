@@ -57,15 +57,26 @@ async function existingKeys(pool: pg.Pool, schema: string, userId: string): Prom
 }
 
 /** One user's whole history, computed and published; returns the number of events and tombstones. */
-export async function recomputeWholeUser(opts: Pick<RecomputeOptions, 'runId' | 'pool' | 'nats' | 'prefix' | 'schema' | 'eventMaxBytes'>, userId: string): Promise<{ events: number; tombstones: number; rows: number }> {
+export async function recomputeWholeUser(
+  opts: Pick<RecomputeOptions, 'runId' | 'pool' | 'nats' | 'prefix' | 'schema' | 'eventMaxBytes'>,
+  userId: string,
+): Promise<{ events: number; tombstones: number; rows: number }> {
   const all = await loadUserSamples(opts.pool, opts.schema, userId, new Date(0))
   if (all.count === 0) return { events: 0, tombstones: 0, rows: 0 }
   const rows = computeInsights(all.samples)
   const metric = rows.metric
   const days = [...rows.sleepDaily, ...rows.hrvDaily].map((r) => r.day)
   const r: Recomputation = {
-    userId, rows, range: affectedRange(days.length ? days : [all.samples[0]?.sample.start.slice(0, 10) ?? '1970-01-01']), dataVersion: all.maxSeq, dataCount: all.count,
-    recompute: 'full', everyDay: true, metric, has: { sdnn: all.hasSdnn, rmssd: all.hasRmssd, sleep: all.hasSleep }, storedMetric: all.storedMetric,
+    userId,
+    rows,
+    range: affectedRange(days.length ? days : [all.samples[0]?.sample.start.slice(0, 10) ?? '1970-01-01']),
+    dataVersion: all.maxSeq,
+    dataCount: all.count,
+    recompute: 'full',
+    everyDay: true,
+    metric,
+    has: { sdnn: all.hasSdnn, rmssd: all.hasRmssd, sleep: all.hasSleep },
+    storedMetric: all.storedMetric,
   }
   const entries = insightRows(r)
   // rows the new computation does not produce: gone, at the version of what was read (never older than theirs)

@@ -60,7 +60,7 @@ export function flattenStages(samples: readonly SampleFacts[], rank: InsightConf
   events.sort((a, b) => a.t - b.t)
   const covering = new Map<SleepStage, number>(stages.map((s) => [s, 0]))
   const out: Segment[] = []
-  for (let k = 0; k < events.length; ) {
+  for (let k = 0; k < events.length;) {
     const t = events[k]!.t
     for (; k < events.length && events[k]!.t === t; k++) covering.set(events[k]!.stage, covering.get(events[k]!.stage)! + events[k]!.delta)
     const next = events[k]?.t

@@ -109,8 +109,11 @@ export function insightRows(r: Recomputation): InsightEntry[] {
   if (r.everyDay) for (const row of [...rows.sleepDaily, ...rows.hrvDaily]) gone.add(row.day)
   for (const day of [...gone].sort()) {
     const keys: Array<[InsightKind, string, boolean]> = [
-      ['sleep_daily', day, r.has.sleep], ['hrv_daily', `${day}|sdnn`, r.has.sdnn], ['hrv_daily', `${day}|rmssd`, r.has.rmssd],
-      ['baseline_history', day, true], ['readiness_daily', day, true],
+      ['sleep_daily', day, r.has.sleep],
+      ['hrv_daily', `${day}|sdnn`, r.has.sdnn],
+      ['hrv_daily', `${day}|rmssd`, r.has.rmssd],
+      ['baseline_history', day, true],
+      ['readiness_daily', day, true],
     ]
     for (const [kind, key, possible] of keys) if (possible && !emitted.has(`${kind}|${key}`)) add(kind, key, null)
   }
@@ -180,7 +183,10 @@ export function insightsEngine(deps: InsightsEngineDeps): BatchHandler<DaysChang
         await publishAll(deps.nats.js, events)
         // only once the rows are out: a crash before this line republishes every day next time
         if (r.storedMetric !== r.metric) await deps.pool.query({ name: `hph_remember_metric_${deps.schema}`, text: rememberMetricSql(deps.schema), values: [userId, r.metric] })
-        log.debug({ userId, days: days.size, version: r.dataVersion, events: events.length, recompute: r.recompute, everyDay: r.everyDay, ms: performance.now() - t0 }, 'recomputed')
+        log.debug(
+          { userId, days: days.size, version: r.dataVersion, events: events.length, recompute: r.recompute, everyDay: r.everyDay, ms: performance.now() - t0 },
+          'recomputed',
+        )
       })
     },
   }

@@ -47,7 +47,17 @@ export function batchEnvelopeSchema(maxSamples: number) {
     {
       batchId: text(128).optional(),
       source: z.object({ name: text(256).optional(), bundleId: text(256).optional(), device: text(1024).optional() }, { error: 'must be an object' }).optional(),
-      samples: z.array(z.unknown().describe('a HealthKit sample {uuid?, type, value | beats, unit, startDate, endDate, sourceName?, sourceBundleId?, device?}: each is checked on its own, and one that fails is listed in `rejected`'), { error: (issue) => (issue.input === undefined ? 'is missing' : 'must be an array') }).min(1, count).max(maxSamples, count),
+      samples: z
+        .array(
+          z
+            .unknown()
+            .describe(
+              'a HealthKit sample {uuid?, type, value | beats, unit, startDate, endDate, sourceName?, sourceBundleId?, device?}: each is checked on its own, and one that fails is listed in `rejected`',
+            ),
+          { error: (issue) => (issue.input === undefined ? 'is missing' : 'must be an array') },
+        )
+        .min(1, count)
+        .max(maxSamples, count),
     },
     { error: 'must be an object with a samples array' },
   )
@@ -78,7 +88,15 @@ interface QuantityType {
   /** how the range is named in a rejection */
   rangeUnit: string
 }
-const HRV = { units: new Map([['ms', 1], ['s', 1000]]), min: 1, max: 500, rangeUnit: 'ms' }
+const HRV = {
+  units: new Map([
+    ['ms', 1],
+    ['s', 1000],
+  ]),
+  min: 1,
+  max: 500,
+  rangeUnit: 'ms',
+}
 const RATE = { units: new Map([['count/min', 1]]), min: 20, max: 250, rangeUnit: 'count/min' }
 const QUANTITY_TYPES: ReadonlyMap<string, QuantityType> = new Map([
   ['HKQuantityTypeIdentifierHeartRateVariabilitySDNN', { metric: 'hrv_sdnn', ...HRV }],
@@ -214,10 +232,7 @@ function quantityOf(o: Record<string, unknown>, type: string, q: QuantityType): 
 
 function stageOf(value: unknown): SleepStage {
   if (value === undefined || value === null) throw new SampleProblem('value is missing')
-  const stage =
-    typeof value === 'number' ? SLEEP_CODES[value]
-    : typeof value === 'string' ? (/^\d$/.test(value) ? SLEEP_CODES[Number(value)] : SLEEP_NAMES.get(value))
-    : undefined
+  const stage = typeof value === 'number' ? SLEEP_CODES[value] : typeof value === 'string' ? (/^\d$/.test(value) ? SLEEP_CODES[Number(value)] : SLEEP_NAMES.get(value)) : undefined
   if (stage === undefined) throw new SampleProblem(`unknown sleep value ${shown(value)}`)
   return stage
 }
@@ -341,7 +356,16 @@ function normalizeSample(raw: unknown, batch: BatchEnvelope, ctx: NormalizeConte
     const startIso = new Date(derived.startMs).toISOString()
     // docs/insights.md §2a: the hash of (user, hrv_rmssd, beats, the series' uuid or its first beat)
     const id = hashUuid(ctx.userId, 'hrv_rmssd', 'beats', series && uuid !== undefined ? uuid : startIso)
-    const sample: Sample = { userId: ctx.userId, metric: 'hrv_rmssd', start: startIso, end: new Date(derived.endMs).toISOString(), utcOffsetMinutes: start.offsetMinutes, value: derived.value, source, ingestId: ctx.ingestId }
+    const sample: Sample = {
+      userId: ctx.userId,
+      metric: 'hrv_rmssd',
+      start: startIso,
+      end: new Date(derived.endMs).toISOString(),
+      utcOffsetMinutes: start.offsetMinutes,
+      value: derived.value,
+      source,
+      ingestId: ctx.ingestId,
+    }
     if (series && uuid !== undefined) sample.externalId = uuid
     extra = { id, sample }
   }
@@ -353,9 +377,11 @@ function normalizeSample(raw: unknown, batch: BatchEnvelope, ctx: NormalizeConte
   const endIso = new Date(end.ms).toISOString()
   // docs/architecture.md §4: HealthKit's uuid when there is one, else a hash of what makes the sample itself
   const id =
-    uuid === undefined ? hashUuid(ctx.userId, metric, source.name, startIso, endIso, stage ?? String(value))
-    : isUuid(uuid) ? uuid.toLowerCase()
-    : hashUuid('uuid', ctx.userId, uuid)
+    uuid === undefined
+      ? hashUuid(ctx.userId, metric, source.name, startIso, endIso, stage ?? String(value))
+      : isUuid(uuid)
+        ? uuid.toLowerCase()
+        : hashUuid('uuid', ctx.userId, uuid)
   const sample: Sample =
     value !== undefined
       ? { userId: ctx.userId, metric, start: startIso, end: endIso, utcOffsetMinutes: start.offsetMinutes, value, source, ingestId: ctx.ingestId }

@@ -22,7 +22,6 @@ export interface NormalizeDeps {
   log: Logger
 }
 
-
 /**
  * The `hph.sample.v2` events of one raw batch (docs/architecture.md §5): its samples grouped by metric,
  * each group cut into parts of at most 1000 samples and `maxBytes`. Deterministic: the same raw batch always

@@ -55,9 +55,7 @@ export function upsertSql(schema: string, kind: InsightKind, suffix = ''): strin
   const recordset = [...cols.map((c) => `${c} ${columns[c]}`), 'user_id text', 'key text', 'data_version bigint', 'data_count bigint', 'recompute text'].join(', ')
   const baselineStamps = kind === 'baseline'
   const extraCols = baselineStamps ? ', last_incremental_update, last_full_update' : ''
-  const extraVals = baselineStamps
-    ? `, case when r.recompute = 'incremental' then now() end, case when r.recompute = 'full' then now() end`
-    : ''
+  const extraVals = baselineStamps ? `, case when r.recompute = 'incremental' then now() end, case when r.recompute = 'full' then now() end` : ''
   const extraSet = baselineStamps
     ? `, last_incremental_update = coalesce(excluded.last_incremental_update, t.last_incremental_update), last_full_update = coalesce(excluded.last_full_update, t.last_full_update)`
     : ''
@@ -118,8 +116,12 @@ export async function writeInsights(deps: InsightsWriterDeps, batch: readonly De
   try {
     await inTransaction(deps.pool, async (client) => {
       for (const [kind, events] of byKind) {
-        const live = events.filter((e) => e.row !== null).map((e) => ({ ...e.row, user_id: e.userId, key: e.key, data_version: e.dataVersion, data_count: e.dataCount, recompute: e.recompute ?? null }))
-        const dead = events.filter((e) => e.row === null).map((e) => ({ ...keyColumns(kind, e.key), user_id: e.userId, key: e.key, data_version: e.dataVersion, data_count: e.dataCount }))
+        const live = events
+          .filter((e) => e.row !== null)
+          .map((e) => ({ ...e.row, user_id: e.userId, key: e.key, data_version: e.dataVersion, data_count: e.dataCount, recompute: e.recompute ?? null }))
+        const dead = events
+          .filter((e) => e.row === null)
+          .map((e) => ({ ...keyColumns(kind, e.key), user_id: e.userId, key: e.key, data_version: e.dataVersion, data_count: e.dataCount }))
         if (dead.length) for (const text of tombstoneSql(deps.schema, kind, suffix)) await client.query(text, [JSON.stringify(dead)])
         if (live.length) {
           await client.query(upsertSql(deps.schema, kind, suffix), [JSON.stringify(live)])

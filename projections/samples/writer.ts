@@ -45,8 +45,20 @@ export function localDate(utcIso: string, offsetMinutes: number): string {
 
 /** The columns of `samples` a writer fills (all but the defaulted inserted_at), in the order of its COPY rows. */
 export const SAMPLE_COLUMNS = [
-  'sample_id', 'user_id', 'metric', 'start_ts', 'end_ts', 'utc_offset_min', 'value', 'stage',
-  'source_name', 'source_bundle', 'device', 'external_id', 'ingest_id', 'stream_seq',
+  'sample_id',
+  'user_id',
+  'metric',
+  'start_ts',
+  'end_ts',
+  'utc_offset_min',
+  'value',
+  'stage',
+  'source_name',
+  'source_bundle',
+  'device',
+  'external_id',
+  'ingest_id',
+  'stream_seq',
 ] as const satisfies readonly Exclude<keyof Row<'samples'>, 'inserted_at'>[]
 const COLUMN_LIST = SAMPLE_COLUMNS.join(', ')
 
@@ -136,7 +148,11 @@ export async function writeSamples(deps: Pick<SamplesWriterDeps, 'db' | 'pool' |
       await pipeline(Readable.from(copyRowsOf(batch)), client.query(copyFrom(`copy ${STAGE_TABLE} (${COLUMN_LIST}) from stdin`)))
       await client.query({ name: `hph_insert_${table}_${deps.schema}`, text: insertFromStageSql(deps.schema, table) })
       if (table === 'samples') {
-        await client.query({ name: `hph_checkpoint_samples_${deps.schema}`, text: checkpointSql(deps.schema), values: [streamName(deps.prefix, 'SAMPLES'), Math.max(...batch.map((d) => d.seq))] })
+        await client.query({
+          name: `hph_checkpoint_samples_${deps.schema}`,
+          text: checkpointSql(deps.schema),
+          values: [streamName(deps.prefix, 'SAMPLES'), Math.max(...batch.map((d) => d.seq))],
+        })
       }
     })
   } catch (err) {

@@ -18,10 +18,14 @@ export function initial({ schema, role }: SchemaNames): Migration {
       await sql`create schema if not exists ${sql.id(schema)}`.execute(db)
 
       // roles are cluster-global: another database's migration may create it at the same moment
-      await sql.raw(`do $$ begin
+      await sql
+        .raw(
+          `do $$ begin
           if not exists (select 1 from pg_roles where rolname = '${role}') then create role "${role}" nologin; end if;
         exception when duplicate_object or unique_violation then null;
-        end $$`).execute(db)
+        end $$`,
+        )
+        .execute(db)
       await sql`grant usage on schema ${sql.id(schema)} to ${sql.id(role)}`.execute(db)
       // tables created later in this schema (partitions included) are readable too
       await sql`alter default privileges in schema ${sql.id(schema)} grant select on tables to ${sql.id(role)}`.execute(db)

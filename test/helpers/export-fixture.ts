@@ -24,7 +24,13 @@ export function exportDate(text: string): { ms: number; utcOffsetMinutes: number
   return { ms: local - utcOffsetMinutes * 60_000, utcOffsetMinutes }
 }
 
-const unescape = (v: string) => v.replace(/&lt;/g, '<').replace(/&gt;/g, '>').replace(/&quot;/g, '"').replace(/&apos;/g, "'").replace(/&amp;/g, '&')
+const unescape = (v: string) =>
+  v
+    .replace(/&lt;/g, '<')
+    .replace(/&gt;/g, '>')
+    .replace(/&quot;/g, '"')
+    .replace(/&apos;/g, "'")
+    .replace(/&amp;/g, '&')
 
 /** Every <Record> element's attributes, in document order. */
 export function exportRecords(xml: string): Array<Record<string, string>> {

@@ -65,10 +65,17 @@ const HEADER = `<?xml version="1.0" encoding="UTF-8"?>
 `
 const FOOTER = '</HealthData>\n'
 
-const WATCH = 'sourceName="Apple Watch de Ana" sourceVersion="10.3" device="&lt;&lt;HKDevice: 0x3030a8d20&gt;, name:Apple Watch, manufacturer:Apple Inc., model:Watch, hardware:Watch6,2, software:10.3&gt;"'
-const PHONE = 'sourceName="iPhone de Ana" sourceVersion="17.3" device="&lt;&lt;HKDevice: 0x3030a8e40&gt;, name:iPhone, manufacturer:Apple Inc., model:iPhone, hardware:iPhone14,2, software:17.3&gt;"'
-const STAGES = ['HKCategoryValueSleepAnalysisAsleepCore', 'HKCategoryValueSleepAnalysisAsleepDeep', 'HKCategoryValueSleepAnalysisAsleepCore', 'HKCategoryValueSleepAnalysisAsleepREM', 'HKCategoryValueSleepAnalysisAwake']
-
+const WATCH =
+  'sourceName="Apple Watch de Ana" sourceVersion="10.3" device="&lt;&lt;HKDevice: 0x3030a8d20&gt;, name:Apple Watch, manufacturer:Apple Inc., model:Watch, hardware:Watch6,2, software:10.3&gt;"'
+const PHONE =
+  'sourceName="iPhone de Ana" sourceVersion="17.3" device="&lt;&lt;HKDevice: 0x3030a8e40&gt;, name:iPhone, manufacturer:Apple Inc., model:iPhone, hardware:iPhone14,2, software:17.3&gt;"'
+const STAGES = [
+  'HKCategoryValueSleepAnalysisAsleepCore',
+  'HKCategoryValueSleepAnalysisAsleepDeep',
+  'HKCategoryValueSleepAnalysisAsleepCore',
+  'HKCategoryValueSleepAnalysisAsleepREM',
+  'HKCategoryValueSleepAnalysisAwake',
+]
 
 const pad = (n: number) => String(n).padStart(2, '0')
 
@@ -93,7 +100,7 @@ function day(dayMs: number, random: () => number, g: GeneratedExport, beatsPerHr
   const bed = -60 - random() * 60
   const wake = 390 + random() * 60
   rec('HKCategoryTypeIdentifierSleepAnalysis', PHONE, undefined, bed, wake, 'HKCategoryValueSleepAnalysisInBed')
-  for (let m = bed + 10; m < wake - 10; ) {
+  for (let m = bed + 10; m < wake - 10;) {
     const len = 10 + random() * 40
     rec('HKCategoryTypeIdentifierSleepAnalysis', WATCH, undefined, m, Math.min(m + len, wake - 5), STAGES[Math.floor(random() * STAGES.length)]!)
     m += len + (random() < 0.1 ? 5 : 0)
@@ -103,18 +110,35 @@ function day(dayMs: number, random: () => number, g: GeneratedExport, beatsPerHr
     const m = 60 + i * 80 + random() * 30
     let t = m * 60_000
     const beats =
-      beatsPerHrv === 4 ? Array.from({ length: 4 }, (_, k) => `   <InstantaneousBeatsPerMinute bpm="${55 + Math.floor(random() * 10)}" time="1:0${k}:0${k}.45 AM"/>\n`).join('')
-      : Array.from({ length: beatsPerHrv }, (_, k) => {
-          const rr = 900 + random() * 200
-          if (k > 0) t += rr
-          return `   <InstantaneousBeatsPerMinute bpm="${Math.round(60_000 / rr)}" time="${clock(t)}"/>\n`
-        }).join('')
-    rec('HKQuantityTypeIdentifierHeartRateVariabilitySDNN', WATCH, 'ms', m, m + 1, (25 + random() * 60).toFixed(4), `  <HeartRateVariabilityMetadataList>\n${beats}  </HeartRateVariabilityMetadataList>\n`)
+      beatsPerHrv === 4
+        ? Array.from({ length: 4 }, (_, k) => `   <InstantaneousBeatsPerMinute bpm="${55 + Math.floor(random() * 10)}" time="1:0${k}:0${k}.45 AM"/>\n`).join('')
+        : Array.from({ length: beatsPerHrv }, (_, k) => {
+            const rr = 900 + random() * 200
+            if (k > 0) t += rr
+            return `   <InstantaneousBeatsPerMinute bpm="${Math.round(60_000 / rr)}" time="${clock(t)}"/>\n`
+          }).join('')
+    rec(
+      'HKQuantityTypeIdentifierHeartRateVariabilitySDNN',
+      WATCH,
+      'ms',
+      m,
+      m + 1,
+      (25 + random() * 60).toFixed(4),
+      `  <HeartRateVariabilityMetadataList>\n${beats}  </HeartRateVariabilityMetadataList>\n`,
+    )
   }
   rec('HKQuantityTypeIdentifierRestingHeartRate', WATCH, 'count/min', 420, 1380, String(50 + Math.floor(random() * 12)))
   // the day: heart rate every few minutes, steps, distance and energy in many small records
   for (let m = 420; m < 1380; m += 4 + random() * 4) {
-    rec('HKQuantityTypeIdentifierHeartRate', WATCH, 'count/min', m, m, String(60 + Math.floor(random() * 70)), '  <MetadataEntry key="HKMetadataKeyHeartRateMotionContext" value="1"/>\n')
+    rec(
+      'HKQuantityTypeIdentifierHeartRate',
+      WATCH,
+      'count/min',
+      m,
+      m,
+      String(60 + Math.floor(random() * 70)),
+      '  <MetadataEntry key="HKMetadataKeyHeartRateMotionContext" value="1"/>\n',
+    )
   }
   for (let m = 420; m < 1380; m += 6 + random() * 10) {
     const len = 2 + random() * 5
@@ -125,11 +149,15 @@ function day(dayMs: number, random: () => number, g: GeneratedExport, beatsPerHr
   for (let m = 0; m < 1440; m += 30) rec('HKQuantityTypeIdentifierBasalEnergyBurned', WATCH, 'kcal', m, m + 30, (30 + random() * 5).toFixed(3))
   if (random() < 0.3) {
     g.otherElements.Workout = (g.otherElements.Workout ?? 0) + 1
-    out.push(` <Workout workoutActivityType="HKWorkoutActivityTypeRunning" duration="31.5" durationUnit="min" ${WATCH} creationDate="${at(1100)}" startDate="${at(1060)}" endDate="${at(1091)}">\n  <MetadataEntry key="HKTimeZone" value="America/Los_Angeles"/>\n  <WorkoutStatistics type="HKQuantityTypeIdentifierActiveEnergyBurned" startDate="${at(1060)}" endDate="${at(1091)}" sum="312.5" unit="kcal"/>\n </Workout>\n`)
+    out.push(
+      ` <Workout workoutActivityType="HKWorkoutActivityTypeRunning" duration="31.5" durationUnit="min" ${WATCH} creationDate="${at(1100)}" startDate="${at(1060)}" endDate="${at(1091)}">\n  <MetadataEntry key="HKTimeZone" value="America/Los_Angeles"/>\n  <WorkoutStatistics type="HKQuantityTypeIdentifierActiveEnergyBurned" startDate="${at(1060)}" endDate="${at(1091)}" sum="312.5" unit="kcal"/>\n </Workout>\n`,
+    )
   }
   g.otherElements.ActivitySummary = (g.otherElements.ActivitySummary ?? 0) + 1
   const date = new Date(dayMs).toISOString().slice(0, 10)
-  out.push(` <ActivitySummary dateComponents="${date}" activeEnergyBurned="590.252" activeEnergyBurnedGoal="630" activeEnergyBurnedUnit="kcal" appleExerciseTime="68" appleExerciseTimeGoal="30" appleStandHours="13" appleStandHoursGoal="12"/>\n`)
+  out.push(
+    ` <ActivitySummary dateComponents="${date}" activeEnergyBurned="590.252" activeEnergyBurnedGoal="630" activeEnergyBurnedUnit="kcal" appleExerciseTime="68" appleExerciseTimeGoal="30" appleStandHours="13" appleStandHoursGoal="12"/>\n`,
+  )
   return out.join('')
 }
 

@@ -15,7 +15,13 @@ const TYPES = [
   'HKQuantityTypeIdentifierStepCount',
 ]
 const UNITS = ['ms', 's', 'count/min', 'bpm', '', 'MS', 'ms ', 'µs']
-const SLEEP_VALUES = ['HKCategoryValueSleepAnalysisInBed', 'HKCategoryValueSleepAnalysisAsleepDeep', 'HKCategoryValueSleepAnalysisAwake', 'HKCategoryValueSleepAnalysisAsleepREM', 'HKCategoryValueSleepAnalysisBogus']
+const SLEEP_VALUES = [
+  'HKCategoryValueSleepAnalysisInBed',
+  'HKCategoryValueSleepAnalysisAsleepDeep',
+  'HKCategoryValueSleepAnalysisAwake',
+  'HKCategoryValueSleepAnalysisAsleepREM',
+  'HKCategoryValueSleepAnalysisBogus',
+]
 
 const str = (s: string) => JSON.stringify(s)
 
@@ -23,16 +29,46 @@ const str = (s: string) => JSON.stringify(s)
 export const numberText = fc.oneof(
   fc.double({ noNaN: true, noDefaultInfinity: true }).map((n) => JSON.stringify(n)),
   fc.integer().map(String),
-  fc.constantFrom('1e400', '-1e400', '123456789012345678901234567890', '0.000000000000000000000000001', '-0', '5e-324', '1.7976931348623157e308', '9007199254740993', '48.2', '0', '3', '2.5', '1E2'),
+  fc.constantFrom(
+    '1e400',
+    '-1e400',
+    '123456789012345678901234567890',
+    '0.000000000000000000000000001',
+    '-0',
+    '5e-324',
+    '1.7976931348623157e308',
+    '9007199254740993',
+    '48.2',
+    '0',
+    '3',
+    '2.5',
+    '1E2',
+  ),
 )
 
 /** Date-like texts: valid ISO and export.xml forms, impossible dates, far years, garbage. */
 export const dateText = fc.oneof(
   fc.date({ min: new Date('1960-01-01T00:00:00Z'), max: new Date('2100-01-01T00:00:00Z'), noInvalidDate: true }).map((d) => str(d.toISOString())),
   fc.constantFrom(
-    '"2026-03-01T02:14:00-08:00"', '"2026-03-01 02:14:00 -0800"', '"2026-02-30T00:00:00Z"', '"2026-13-01T00:00:00Z"', '"2026-03-01T24:00:00Z"',
-    '"2026-03-01T02:14:00+14:01"', '"+275760-09-13T00:00:00Z"', '"-000001-01-01T00:00:00Z"', '"0000-01-01T00:00:00Z"', '"9999-12-31T23:59:59Z"',
-    '"yesterday"', '""', '"2026-03-01"', '"2026-03-01T02:14:00"', '"2026-03-01T02:14:00.123456789Z"', '1772330040000', 'null', '{}', '[]',
+    '"2026-03-01T02:14:00-08:00"',
+    '"2026-03-01 02:14:00 -0800"',
+    '"2026-02-30T00:00:00Z"',
+    '"2026-13-01T00:00:00Z"',
+    '"2026-03-01T24:00:00Z"',
+    '"2026-03-01T02:14:00+14:01"',
+    '"+275760-09-13T00:00:00Z"',
+    '"-000001-01-01T00:00:00Z"',
+    '"0000-01-01T00:00:00Z"',
+    '"9999-12-31T23:59:59Z"',
+    '"yesterday"',
+    '""',
+    '"2026-03-01"',
+    '"2026-03-01T02:14:00"',
+    '"2026-03-01T02:14:00.123456789Z"',
+    '1772330040000',
+    'null',
+    '{}',
+    '[]',
   ),
   fc.string().map(str),
 )
@@ -57,7 +93,9 @@ export function jsonText(depth: number): fc.Arbitrary<string> {
 }
 
 /** A nesting of `[` / `{` of the given depth around a value. */
-export const deepText = fc.tuple(fc.oneof(fc.integer({ min: 1, max: 40 }), fc.integer({ min: 1, max: 5000 })), fc.boolean()).map(([n, arrays]) => (arrays ? `${'['.repeat(n)}1${']'.repeat(n)}` : `${'{"a":'.repeat(n)}1${'}'.repeat(n)}`))
+export const deepText = fc
+  .tuple(fc.oneof(fc.integer({ min: 1, max: 40 }), fc.integer({ min: 1, max: 5000 })), fc.boolean())
+  .map(([n, arrays]) => (arrays ? `${'['.repeat(n)}1${']'.repeat(n)}` : `${'{"a":'.repeat(n)}1${'}'.repeat(n)}`))
 
 const sampleText = fc
   .record({
@@ -81,19 +119,27 @@ const plausibleSampleText = fc
     minutes: fc.integer({ min: -5, max: 1500 }),
     uuid: fc.option(fc.uuid(), { nil: undefined }),
   })
-  .map(({ kind, value, code, start, minutes, uuid }) => JSON.stringify({
-    ...(uuid ? { uuid } : {}),
-    ...(kind === 'hrv' ? { type: TYPES[0], value, unit: 'ms' } : kind === 'hr' ? { type: TYPES[2], value, unit: 'count/min' } : { type: TYPES[3], value: code }),
-    startDate: start.toISOString(),
-    endDate: new Date(start.getTime() + minutes * 60_000).toISOString(),
-  }))
+  .map(({ kind, value, code, start, minutes, uuid }) =>
+    JSON.stringify({
+      ...(uuid ? { uuid } : {}),
+      ...(kind === 'hrv' ? { type: TYPES[0], value, unit: 'ms' } : kind === 'hr' ? { type: TYPES[2], value, unit: 'count/min' } : { type: TYPES[3], value: code }),
+      startDate: start.toISOString(),
+      endDate: new Date(start.getTime() + minutes * 60_000).toISOString(),
+    }),
+  )
 
 /** A batch that is nearly right: the envelope's fields, samples of understood and other types, hostile extras. */
 export const batchText = fc
   .record({
     batchId: fc.option(fc.oneof({ weight: 4, arbitrary: fc.string({ maxLength: 140 }).map(str) }, { weight: 1, arbitrary: numberText }), { nil: undefined }),
-    source: fc.option(fc.oneof({ weight: 1, arbitrary: jsonText(2) }, { weight: 4, arbitrary: fc.record({ name: fc.string(), bundleId: fc.string() }).map((o) => JSON.stringify(o)) }), { nil: undefined }),
-    samples: fc.oneof({ weight: 5, arbitrary: fc.array(fc.oneof(sampleText, plausibleSampleText), { minLength: 1, maxLength: 8 }).map((xs) => `[${xs.join(',')}]`) }, { weight: 1, arbitrary: jsonText(3) }),
+    source: fc.option(
+      fc.oneof({ weight: 1, arbitrary: jsonText(2) }, { weight: 4, arbitrary: fc.record({ name: fc.string(), bundleId: fc.string() }).map((o) => JSON.stringify(o)) }),
+      { nil: undefined },
+    ),
+    samples: fc.oneof(
+      { weight: 5, arbitrary: fc.array(fc.oneof(sampleText, plausibleSampleText), { minLength: 1, maxLength: 8 }).map((xs) => `[${xs.join(',')}]`) },
+      { weight: 1, arbitrary: jsonText(3) },
+    ),
     hostile: fc.option(fc.tuple(fc.constantFrom(...HOSTILE_KEYS), jsonText(2)), { nil: undefined }),
     deep: fc.option(deepText, { nil: undefined, freq: 4 }),
   })

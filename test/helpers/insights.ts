@@ -50,7 +50,13 @@ export async function snapshotInsights(db: Kysely<Database>, opts: { versions: b
     const { rows } = await sql<Row>`select * from ${sql.table(table)} ${where}`.execute(db)
     out[table] = sortByKey(
       table,
-      rows.map((r) => Object.fromEntries(Object.entries(r).filter(([c]) => !drop.has(c)).map(([c, v]) => [c, normalize(v)]))),
+      rows.map((r) =>
+        Object.fromEntries(
+          Object.entries(r)
+            .filter(([c]) => !drop.has(c))
+            .map(([c, v]) => [c, normalize(v)]),
+        ),
+      ),
     )
   }
   return out
@@ -151,7 +157,11 @@ export function changedRows(before: Snapshot, after: Snapshot): RowChange[] {
     const b = new Map(before[table].map((r) => [keyOfRow(table, r), r]))
     const a = new Map(after[table].map((r) => [keyOfRow(table, r), r]))
     const of = (key: string, row: Row, change: RowChange['change']): RowChange => ({
-      table, key, change, userId: String(row.user_id), day: String(row.day ?? row.as_of_day),
+      table,
+      key,
+      change,
+      userId: String(row.user_id),
+      day: String(row.day ?? row.as_of_day),
     })
     for (const [k, row] of a) {
       const old = b.get(k)

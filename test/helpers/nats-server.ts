@@ -127,9 +127,20 @@ export async function startNatsCluster(bin = 'nats-server'): Promise<NatsCluster
   const root = await mkdtemp(join(tmpdir(), 'hph-nats-cluster-'))
   const routes = Object.fromEntries(routePorts.map((p, i) => [`HPH_NATS_ROUTE_${i + 1}`, `nats-route://127.0.0.1:${p}`]))
   const nodes = ports.map((port, i) =>
-    managedServer(`nats://127.0.0.1:${port}`, ['-c', CLUSTER_CONFIG], {
-      HPH_NATS_HOST: '127.0.0.1', HPH_NATS_NAME: `n${i + 1}`, HPH_NATS_PORT: String(port), HPH_NATS_CLUSTER_PORT: String(routePorts[i]), HPH_NATS_STORE: join(root, `n${i + 1}`), ...routes,
-    }, join(root, `n${i + 1}`), bin),
+    managedServer(
+      `nats://127.0.0.1:${port}`,
+      ['-c', CLUSTER_CONFIG],
+      {
+        HPH_NATS_HOST: '127.0.0.1',
+        HPH_NATS_NAME: `n${i + 1}`,
+        HPH_NATS_PORT: String(port),
+        HPH_NATS_CLUSTER_PORT: String(routePorts[i]),
+        HPH_NATS_STORE: join(root, `n${i + 1}`),
+        ...routes,
+      },
+      join(root, `n${i + 1}`),
+      bin,
+    ),
   )
   // each waits for the others' routes before it is ready: start them together
   await Promise.all(nodes.map((n) => n.ready))

@@ -30,7 +30,10 @@ export function startPoster(target: string | (() => string), batches: ReadonlyAr
         try {
           const url = typeof target === 'string' ? target : target()
           const res = await fetch(`${url}/v1/users/${userId}/samples`, {
-            method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(batch), signal: AbortSignal.timeout(POST_TIMEOUT_MS),
+            method: 'POST',
+            headers: { 'content-type': 'application/json' },
+            body: JSON.stringify(batch),
+            signal: AbortSignal.timeout(POST_TIMEOUT_MS),
           })
           const body = (await res.json()) as NonNullable<Attempt['body']>
           attempts.push({ at, ms: Date.now() - at, status: res.status, body })
@@ -55,4 +58,3 @@ export function startPoster(target: string | (() => string), batches: ReadonlyAr
     },
   }
 }
-

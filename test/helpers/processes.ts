@@ -18,7 +18,11 @@ export const HPH_ENTRY = ['--import', 'tsx', 'cli/hph.ts']
 
 /** Runs `hph <args>` from the sources and adds it to `owner`, whose test kills what is left. */
 export function spawnHph(args: string[], env: Record<string, string>, owner: Child[], run: { entry?: readonly string[]; cwd?: string } = {}): Child {
-  const child = spawn(process.execPath, [...(run.entry ?? HPH_ENTRY), ...args], { env: { ...process.env, LOG_LEVEL: 'warn', ...env }, stdio: ['ignore', 'pipe', 'pipe'], ...(run.cwd ? { cwd: run.cwd } : {}) })
+  const child = spawn(process.execPath, [...(run.entry ?? HPH_ENTRY), ...args], {
+    env: { ...process.env, LOG_LEVEL: 'warn', ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+    ...(run.cwd ? { cwd: run.cwd } : {}),
+  })
   let out = ''
   const keep = (d: Buffer) => (out = (out + d.toString()).slice(-20_000))
   child.stdout?.on('data', keep)

@@ -23,7 +23,12 @@ interface DocQuery {
 /** The fenced sql blocks of the doc, each with the markdown table that follows it. */
 function parseDocQueries(markdown: string): DocQuery[] {
   const found = [...markdown.matchAll(/^### (.+)\n[\s\S]*?```sql\n([\s\S]*?)```\n\n((?:\|.*\|\n?)+)/gm)]
-  const cells = (line: string) => line.trim().replace(/^\||\|$/g, '').split('|').map((c) => c.trim())
+  const cells = (line: string) =>
+    line
+      .trim()
+      .replace(/^\||\|$/g, '')
+      .split('|')
+      .map((c) => c.trim())
   return found.map(([, title, text, table]) => {
     const [header, , ...rows] = table!.trim().split('\n')
     return { title: title!, sql: text!.trim(), columns: cells(header!), rows: rows.map(cells) }
@@ -78,7 +83,9 @@ describe('docs/analysts.md', () => {
   })
 
   it('hph.bucket runs on date_bin here and agrees with the documented weeks', async () => {
-    const def = await sql<{ src: string }>`select string_agg(prosrc, ' ') as src from pg_proc where proname = 'bucket' and pronamespace = ${env.config.HPH_DB_SCHEMA}::regnamespace`.execute(p.db)
+    const def = await sql<{
+      src: string
+    }>`select string_agg(prosrc, ' ') as src from pg_proc where proname = 'bucket' and pronamespace = ${env.config.HPH_DB_SCHEMA}::regnamespace`.execute(p.db)
     expect(def.rows[0]?.src).toContain('date_bin')
     const r = await analyst.query<{ w: string; d: string; h: string }>(`select hph.bucket('7 days', timestamptz '2026-11-01 23:59:59+00') as w,
       hph.bucket('7 days', date '2026-11-02') as d, hph.bucket('1 hour', timestamptz '2026-11-04 10:42:00+00') at time zone 'UTC' as h`)
@@ -90,7 +97,10 @@ describe('docs/analysts.md', () => {
     for (const v of ANALYST_VIEWS) {
       const r = await sql<{ column: string; comment: string | null }>`select a.attname as column, col_description(a.attrelid, a.attnum) as comment
         from pg_attribute a where a.attrelid = ${`${env.config.HPH_DB_SCHEMA}.${v.name}`}::regclass and a.attnum > 0 order by a.attnum`.execute(p.db)
-      expect(r.rows.map((x) => x.column), v.name).toEqual(Object.keys(v.columns))
+      expect(
+        r.rows.map((x) => x.column),
+        v.name,
+      ).toEqual(Object.keys(v.columns))
       for (const c of r.rows) expect(c.comment, `${v.name}.${c.column}`).toBe(v.columns[c.column])
     }
   })
@@ -135,9 +145,21 @@ describe('hph_analyst', () => {
   })
 
   it('still reads the views, with their grants and comments, and the same rows after `hph rebuild insights`', async () => {
-    const result = await rebuildProjection({ nats: env.nats, db: p.db, pool: p.pool, prefix: env.config.HPH_PREFIX, schema: env.config.HPH_DB_SCHEMA, log: env.log, projection: 'insights' })
+    const result = await rebuildProjection({
+      nats: env.nats,
+      db: p.db,
+      pool: p.pool,
+      prefix: env.config.HPH_PREFIX,
+      schema: env.config.HPH_DB_SCHEMA,
+      log: env.log,
+      projection: 'insights',
+    })
     expect(result).toMatchObject({ projection: 'insights' })
-    const views = await sql<{ name: string; ok: boolean; comment: string | null }>`select c.relname as name, has_table_privilege(${env.config.HPH_ANALYST_ROLE}, c.oid, 'select') as ok,
+    const views = await sql<{
+      name: string
+      ok: boolean
+      comment: string | null
+    }>`select c.relname as name, has_table_privilege(${env.config.HPH_ANALYST_ROLE}, c.oid, 'select') as ok,
       obj_description(c.oid, 'pg_class') as comment from pg_class c where c.relnamespace = ${env.config.HPH_DB_SCHEMA}::regnamespace and c.relkind = 'v' order by 1`.execute(p.db)
     expect(views.rows).toEqual(ANALYST_VIEWS.map((v) => ({ name: v.name, ok: true, comment: v.comment })).sort((a, b) => a.name.localeCompare(b.name)))
     const columnComments = await sql<{ n: number }>`select count(*)::int as n from pg_attribute a join pg_class c on c.oid = a.attrelid

@@ -78,7 +78,15 @@ describe('a stream written before the batch events', () => {
 
     // hph rebuild samples reads the v1 stream into the very rows the live writer made of it
     const before = await samplesTable(b.p.db, { seq: true })
-    const r = await rebuildProjection({ nats: b.env.nats, db: b.p.db, pool: b.p.pool, prefix: b.env.config.HPH_PREFIX, schema: b.env.config.HPH_DB_SCHEMA, log: b.env.log, projection: 'samples' })
+    const r = await rebuildProjection({
+      nats: b.env.nats,
+      db: b.p.db,
+      pool: b.p.pool,
+      prefix: b.env.config.HPH_PREFIX,
+      schema: b.env.config.HPH_DB_SCHEMA,
+      log: b.env.log,
+      projection: 'samples',
+    })
     expect(r.skipped).toBe(0)
     expect(await samplesTable(b.p.db, { seq: true })).toEqual(before)
   })
@@ -94,7 +102,13 @@ describe('a stream written before the batch events', () => {
         const v1 = { userId: data.userId, ...row }
         legacy.push({
           subject: subjects.legacy.insight(prefix, row.kind, data.userId),
-          event: envelope({ id: hashHex('insight', data.userId, row.kind, row.key, row.dataVersion, row.dataCount, JSON.stringify(row.row)), type: INSIGHT_V1_TYPE, source: 'insights-engine', subject: data.userId, data: v1 }),
+          event: envelope({
+            id: hashHex('insight', data.userId, row.kind, row.key, row.dataVersion, row.dataCount, JSON.stringify(row.row)),
+            type: INSIGHT_V1_TYPE,
+            source: 'insights-engine',
+            subject: data.userId,
+            data: v1,
+          }),
         })
       }
     }
@@ -138,7 +152,14 @@ function cutOtherwise(prefix: string, list: readonly NormalizedSample[], cut: { 
     for (const s of run) byUser.set(s.sample.userId, [...(byUser.get(s.sample.userId) ?? []), s])
     for (const [userId, own] of byUser) {
       const ingestId = hashUuid('cut', cut.seed, i, userId)
-      events.push(...sampleEventsOf(prefix, { userId, ingestId, receivedAt: '2027-01-01T00:00:00.000Z' }, own.map((s) => ({ ...s, sample: { ...s.sample, ingestId } })), cut.maxBytes))
+      events.push(
+        ...sampleEventsOf(
+          prefix,
+          { userId, ingestId, receivedAt: '2027-01-01T00:00:00.000Z' },
+          own.map((s) => ({ ...s, sample: { ...s.sample, ingestId } })),
+          cut.maxBytes,
+        ),
+      )
     }
   }
   const resent = events.filter((_, k) => cut.resend > 0 && k % cut.resend === 0)
@@ -187,8 +208,14 @@ function bigBatch(batchId: string, n: number, pad: number, from = Date.UTC(2026,
     samples: Array.from({ length: n }, (_, i) => {
       const at = new Date(from + i * 60_000).toISOString()
       return {
-        uuid: hashUuid(batchId, i), type: i % 4 === 0 ? 'HKQuantityTypeIdentifierHeartRateVariabilitySDNN' : 'HKQuantityTypeIdentifierHeartRate',
-        value: i % 4 === 0 ? 45 : 60, unit: i % 4 === 0 ? 'ms' : 'count/min', startDate: at, endDate: at, sourceName: 'Apple Watch', device: 'd'.repeat(pad),
+        uuid: hashUuid(batchId, i),
+        type: i % 4 === 0 ? 'HKQuantityTypeIdentifierHeartRateVariabilitySDNN' : 'HKQuantityTypeIdentifierHeartRate',
+        value: i % 4 === 0 ? 45 : 60,
+        unit: i % 4 === 0 ? 'ms' : 'count/min',
+        startDate: at,
+        endDate: at,
+        sourceName: 'Apple Watch',
+        device: 'd'.repeat(pad),
       }
     }),
   }

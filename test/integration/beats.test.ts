@@ -35,33 +35,53 @@ afterAll(async () => {
 })
 
 async function postSamples(userId: string, samples: unknown[]): Promise<{ accepted: number; rejected: Array<{ index: number; problem: string }> }> {
-  const res = await fetch(`${p.url}/v1/users/${userId}/samples`, { method: 'POST', headers: { 'content-type': 'application/json', authorization: `Bearer ${ADMIN}` }, body: JSON.stringify({ samples }) })
+  const res = await fetch(`${p.url}/v1/users/${userId}/samples`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', authorization: `Bearer ${ADMIN}` },
+    body: JSON.stringify({ samples }),
+  })
   expect(res.status, await res.clone().text()).toBe(202)
   return (await res.json()) as { accepted: number; rejected: Array<{ index: number; problem: string }> }
 }
 
 const sdnn = (day: number, value: number) => ({
-  type: 'HKQuantityTypeIdentifierHeartRateVariabilitySDNN', unit: 'ms', value, sourceName: 'Apple Watch',
-  startDate: `${addDays(D0, day)}T09:00:00-08:00`, endDate: `${addDays(D0, day)}T09:01:00-08:00`,
+  type: 'HKQuantityTypeIdentifierHeartRateVariabilitySDNN',
+  unit: 'ms',
+  value,
+  sourceName: 'Apple Watch',
+  startDate: `${addDays(D0, day)}T09:00:00-08:00`,
+  endDate: `${addDays(D0, day)}T09:01:00-08:00`,
 })
 const ring = (day: number, value: number) => ({
-  type: 'HPHQuantityTypeIdentifierHeartRateVariabilityRMSSD', unit: 'ms', value, sourceName: 'Oura',
-  startDate: `${addDays(D0, day)}T04:00:00-08:00`, endDate: `${addDays(D0, day)}T04:05:00-08:00`,
+  type: 'HPHQuantityTypeIdentifierHeartRateVariabilityRMSSD',
+  unit: 'ms',
+  value,
+  sourceName: 'Oura',
+  startDate: `${addDays(D0, day)}T04:00:00-08:00`,
+  endDate: `${addDays(D0, day)}T04:05:00-08:00`,
 })
 /** the fixture's first series (911 beats, 963 s), moved to 10:00 of the day */
 const series = (day: number, beats = SERIES.samples[0]!.beats) => ({
-  type: 'HKDataTypeIdentifierHeartbeatSeries', sourceName: 'Apple Watch', uuid: `6B1F3C2E-0D7A-4C55-9E11-${String(day).padStart(12, '0')}`,
-  startDate: `${addDays(D0, day)}T10:00:00-08:00`, endDate: `${addDays(D0, day)}T10:16:04-08:00`, beats,
+  type: 'HKDataTypeIdentifierHeartbeatSeries',
+  sourceName: 'Apple Watch',
+  uuid: `6B1F3C2E-0D7A-4C55-9E11-${String(day).padStart(12, '0')}`,
+  startDate: `${addDays(D0, day)}T10:00:00-08:00`,
+  endDate: `${addDays(D0, day)}T10:16:04-08:00`,
+  beats,
 })
 
 /** waits until the user's tables are what docs/insights.md gives for their samples (computeInsights over them) */
 async function settled(userId: string, samples: number): Promise<Snapshot> {
-  await eventually(async () => {
-    const n = (await sql<{ n: number }>`select count(*)::int as n from samples where user_id = ${userId}`.execute(p.db)).rows[0]!.n
-    if (n < samples) return false
-    const diff = snapshotDifferences(await snapshotInsights(p.db, { versions: false, users: [userId] }), await referenceInsights(p.db, [userId]), TOL)
-    return diff.length === 0
-  }, 90_000, `the insights of ${userId}`)
+  await eventually(
+    async () => {
+      const n = (await sql<{ n: number }>`select count(*)::int as n from samples where user_id = ${userId}`.execute(p.db)).rows[0]!.n
+      if (n < samples) return false
+      const diff = snapshotDifferences(await snapshotInsights(p.db, { versions: false, users: [userId] }), await referenceInsights(p.db, [userId]), TOL)
+      return diff.length === 0
+    },
+    90_000,
+    `the insights of ${userId}`,
+  )
   return snapshotInsights(p.db, { versions: false, users: [userId] })
 }
 const byDay = (rows: Row[]) => new Map(rows.map((r) => [String(r.day), r]))
@@ -80,7 +100,13 @@ describe('a user with SDNN and heartbeat series over HTTP', () => {
     expect(answer.rejected).toEqual([{ index: 30, problem: '21 beats give fewer than 20 clean successive differences (19)' }])
     const t = await settled('watch', 30)
 
-    const derived = (await sql<{ value: number; start_ts: Date; external_id: string | null }>`select value, start_ts, external_id from samples where user_id = 'watch' and metric = 'hrv_rmssd' order by start_ts`.execute(p.db)).rows
+    const derived = (
+      await sql<{
+        value: number
+        start_ts: Date
+        external_id: string | null
+      }>`select value, start_ts, external_id from samples where user_id = 'watch' and metric = 'hrv_rmssd' order by start_ts`.execute(p.db)
+    ).rows
     expect(derived).toHaveLength(10)
     for (const d of derived) expect(Math.abs(d.value - EXPECTED['heartbeat-series.json']['samples[0]']!.rmssd_ms!)).toBeLessThanOrEqual(TOL)
     expect(derived[0]!.start_ts.toISOString()).toBe('2026-03-11T18:00:00.000Z')
@@ -98,13 +124,19 @@ describe('a user with SDNN and heartbeat series over HTTP', () => {
   })
 })
 
-describe('a user switching from SDNN to a ring\'s RMSSD', () => {
+describe("a user switching from SDNN to a ring's RMSSD", () => {
   it('uses sdnn until 7 ring days are in the window, then rmssd, as the later batch arrives', async () => {
-    await postSamples('switch', Array.from({ length: 30 }, (_, n) => sdnn(n, 40 + (n % 5))))
+    await postSamples(
+      'switch',
+      Array.from({ length: 30 }, (_, n) => sdnn(n, 40 + (n % 5))),
+    )
     let t = await settled('switch', 30)
     expect(new Set(metrics(t.baseline_history).map((m) => m.slice(11)))).toEqual(new Set(['sdnn']))
     // the ring arrives: days 30–49, RMSSD only (the engine recomputes the range of the new days)
-    await postSamples('switch', Array.from({ length: 20 }, (_, i) => ring(30 + i, 60 + (i % 3))))
+    await postSamples(
+      'switch',
+      Array.from({ length: 20 }, (_, i) => ring(30 + i, 60 + (i % 3))),
+    )
     t = await settled('switch', 50)
     expect(metrics(t.baseline_history)).toEqual(Array.from({ length: 50 }, (_, n) => `${addDays(D0, n)}:${n >= 36 ? 'rmssd' : 'sdnn'}`))
     // days 30–35: an rmssd row, metric sdnn, no sleep: no readiness; from day 36 readiness on the ring's value
@@ -118,7 +150,9 @@ describe('a user switching from SDNN to a ring\'s RMSSD', () => {
 describe('an export with beat lists', () => {
   it('keeps both SDNN samples, adds the derived RMSSD sample, and counts it', async () => {
     const res = await fetch(`${p.url}/v1/users/export/healthkit-export`, {
-      method: 'POST', headers: { 'content-type': 'application/xml', authorization: `Bearer ${ADMIN}` }, body: readFileSync(new URL('healthkit-export-beats.xml', BEATS)),
+      method: 'POST',
+      headers: { 'content-type': 'application/xml', authorization: `Bearer ${ADMIN}` },
+      body: readFileSync(new URL('healthkit-export-beats.xml', BEATS)),
     })
     expect(res.status).toBe(202)
     const r = (await res.json()) as ImportResult
@@ -142,7 +176,15 @@ describe('the upgrade step: hph rebuild insights --recompute', () => {
     await sql`delete from baseline_history where user_id = 'switch' and day >= '2026-04-15'`.execute(p.db)
     await sql`update user_baselines set hrv_metric = 'sdnn' where user_id = 'switch'`.execute(p.db)
     expect(snapshotDifferences(await snapshotInsights(p.db, { versions: false, users: ['switch'] }), await referenceInsights(p.db, ['switch']), TOL).length).toBeGreaterThan(0)
-    const r = await recomputeAll({ runId: 'upgrade', pool: p.pool, nats: p.nats, prefix: env.config.HPH_PREFIX, schema: env.config.HPH_DB_SCHEMA, eventMaxBytes: env.config.HPH_EVENT_MAX_BYTES, log: env.log })
+    const r = await recomputeAll({
+      runId: 'upgrade',
+      pool: p.pool,
+      nats: p.nats,
+      prefix: env.config.HPH_PREFIX,
+      schema: env.config.HPH_DB_SCHEMA,
+      eventMaxBytes: env.config.HPH_EVENT_MAX_BYTES,
+      log: env.log,
+    })
     expect(r.users).toBeGreaterThanOrEqual(3)
     const t = await settled('switch', 50)
     expect(metrics(t.baseline_history)).toEqual(Array.from({ length: 50 }, (_, n) => `${addDays(D0, n)}:${n >= 36 ? 'rmssd' : 'sdnn'}`))

@@ -56,7 +56,11 @@ describe('hph', () => {
     expect(s.dlq.depth).toBe(0)
     // the output tables' rows beside the messages, read from PostgreSQL's statistics
     expect(s.tables.map((t) => t.table)).toEqual(['samples', 'hrv_daily', 'sleep_daily', 'baseline_history', 'readiness_daily', 'user_baselines', 'user_cpt_tables'])
-    for (const t of s.tables) expect([t.rows, t.written].every((n) => Number.isInteger(n) && n >= 0), t.table).toBe(true)
+    for (const t of s.tables)
+      expect(
+        [t.rows, t.written].every((n) => Number.isInteger(n) && n >= 0),
+        t.table,
+      ).toBe(true)
 
     const human = hph(['status'])
     expect(await human.exit).toBe(0)
@@ -100,7 +104,10 @@ describe('hph', () => {
     try {
       const json = hph(['migrate'], { DATABASE_URL: a.config.DATABASE_URL })
       expect(await json.exit, json.output()).toBe(0)
-      const lines = json.output().split('\n').filter((l) => l.startsWith('{'))
+      const lines = json
+        .output()
+        .split('\n')
+        .filter((l) => l.startsWith('{'))
       expect(lines.length).toBeGreaterThan(0)
       expect(JSON.parse(lines[0]!)).toMatchObject({ level: 30, service: 'hph', msg: 'migration applied' })
       const pretty = hph(['migrate'], { DATABASE_URL: b.config.DATABASE_URL, HPH_LOG_FORMAT: 'pretty' })
@@ -121,8 +128,11 @@ describe('hph', () => {
     const url = `http://127.0.0.1:${port}`
     await eventually(async () => (await fetch(`${url}/readyz`).catch(() => undefined))?.status === 200, 60_000, 'readyz')
     const res = await fetch(`${url}/v1/users/zed/samples`, {
-      method: 'POST', headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({ samples: [{ type: 'HKQuantityTypeIdentifierRestingHeartRate', value: 55, unit: 'count/min', startDate: '2026-03-01T08:00:00Z', endDate: '2026-03-01T08:00:00Z' }] }),
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({
+        samples: [{ type: 'HKQuantityTypeIdentifierRestingHeartRate', value: 55, unit: 'count/min', startDate: '2026-03-01T08:00:00Z', endDate: '2026-03-01T08:00:00Z' }],
+      }),
     })
     expect(res.status).toBe(202)
     up.child.kill('SIGTERM')

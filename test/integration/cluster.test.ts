@@ -32,14 +32,18 @@ beforeAll(async () => {
   env = await testEnv({ NATS_URL: cluster.url, HPH_STREAM_REPLICAS: '3', HPH_ACK_WAIT_S: '15' })
   db = createDb(env.config, { max: 2 }).db
   // a new cluster elects its JetStream meta leader a moment after the nodes are up
-  await eventually(async () => {
-    try {
-      await prepare(env.config, env.log, env.nats, db)
-      return true
-    } catch {
-      return false
-    }
-  }, 60_000, 'the cluster to take the streams')
+  await eventually(
+    async () => {
+      try {
+        await prepare(env.config, env.log, env.nats, db)
+        return true
+      } catch {
+        return false
+      }
+    },
+    60_000,
+    'the cluster to take the streams',
+  )
 })
 
 afterAll(async () => {
@@ -59,21 +63,29 @@ interface Instance {
 
 async function startInstance(stage: Instance['stage'], port?: number): Promise<Instance> {
   const p = port ?? (await freePort())
-  const child = spawnHph(['worker', stage], {
-    NATS_URL: cluster.url,
-    DATABASE_URL: env.config.DATABASE_URL,
-    HPH_PREFIX: env.config.HPH_PREFIX,
-    HPH_STREAM_REPLICAS: '3',
-    HPH_ACK_WAIT_S: '15',
-    HOST: '127.0.0.1',
-    PORT: String(p),
-  }, children)
+  const child = spawnHph(
+    ['worker', stage],
+    {
+      NATS_URL: cluster.url,
+      DATABASE_URL: env.config.DATABASE_URL,
+      HPH_PREFIX: env.config.HPH_PREFIX,
+      HPH_STREAM_REPLICAS: '3',
+      HPH_ACK_WAIT_S: '15',
+      HOST: '127.0.0.1',
+      PORT: String(p),
+    },
+    children,
+  )
   showOnFailure(child, `hph worker ${stage} on :${p}`)
   const url = `http://127.0.0.1:${p}`
-  await eventually(async () => {
-    if (!alive(child)) throw new Error(`hph worker ${stage} exited:\n${child.output()}`)
-    return (await fetch(`${url}/readyz`).catch(() => undefined))?.status === 200
-  }, 60_000, `hph worker ${stage} to be ready`)
+  await eventually(
+    async () => {
+      if (!alive(child)) throw new Error(`hph worker ${stage} exited:\n${child.output()}`)
+      return (await fetch(`${url}/readyz`).catch(() => undefined))?.status === 200
+    },
+    60_000,
+    `hph worker ${stage} to be ready`,
+  )
   return { stage, child, port: p, ...(stage === 'api' ? { url } : {}) }
 }
 
@@ -83,7 +95,10 @@ async function postUntilAccepted(apis: () => Instance[], userId: string, batch: 
   const api = list[attempt % list.length]
   try {
     const res = await fetch(`${api?.url}/v1/users/${userId}/samples`, {
-      method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(batch), signal: AbortSignal.timeout(20_000),
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify(batch),
+      signal: AbortSignal.timeout(20_000),
     })
     await res.body?.cancel()
     if (res.status === 202 || res.status === 200) return
@@ -125,10 +140,13 @@ describe('a three-node JetStream cluster, two instances of every stage', () => {
         if (i === chaosAt) {
           chaos = (async () => {
             const victims = WORKER_STAGES.map((stage) => instances.findIndex((x) => x.stage === stage))
-            await Promise.all([cluster.nodes[1]!.stop('SIGKILL'), ...victims.map(async (v) => {
-              instances[v]!.child.child.kill('SIGKILL')
-              await instances[v]!.child.exit
-            })])
+            await Promise.all([
+              cluster.nodes[1]!.stop('SIGKILL'),
+              ...victims.map(async (v) => {
+                instances[v]!.child.child.kill('SIGKILL')
+                await instances[v]!.child.exit
+              }),
+            ])
             await new Promise((r) => setTimeout(r, 3000))
             await cluster.nodes[1]!.start()
             await Promise.all(victims.map(async (v) => (instances[v] = await startInstance(instances[v]!.stage, instances[v]!.port))))
@@ -143,7 +161,9 @@ describe('a three-node JetStream cluster, two instances of every stage', () => {
     await chaos
     const posted = Date.now()
     await waitForIdle(env.nats, env.config.HPH_PREFIX, { timeoutMs: 300_000, settleMs: 1000 })
-    console.info(`cluster test: ${expected.length} samples in ${postings.length} batches posted in ${(posted - t0) / 1000} s, every stage idle ${(Date.now() - posted) / 1000} s later`)
+    console.info(
+      `cluster test: ${expected.length} samples in ${postings.length} batches posted in ${(posted - t0) / 1000} s, every stage idle ${(Date.now() - posted) / 1000} s later`,
+    )
 
     // every sample once, nothing else
     const rows = (await sql<{ n: number; ids: number }>`select count(*)::int as n, count(distinct sample_id)::int as ids from samples`.execute(db)).rows[0]!

@@ -15,11 +15,29 @@ import { testEnv, type TestEnv } from '../helpers/env.ts'
 const ADMIN = 'dash-admin-token'
 const ANA = 'dash-ana-token'
 const OUT = join('test-output', 'dashboard')
-const CHROMIUM_ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync']
+const CHROMIUM_ARGS = [
+  '--headless',
+  '--no-sandbox',
+  '--disable-gpu',
+  '--disable-quic',
+  '--no-first-run',
+  '--disable-background-networking',
+  '--disable-component-update',
+  '--disable-sync',
+]
 
 /** What the page's functions reach in the browser (this project compiles without the DOM library). */
 interface InPage {
-  Chart: { getChart(id: string): { data: { datasets: Array<{ label: string; backgroundColor: unknown; fill?: unknown; type?: string; pointStyle?: unknown }> }; getDatasetMeta(i: number): { data: unknown[] } } | undefined }
+  Chart: {
+    getChart(
+      id: string,
+    ):
+      | {
+          data: { datasets: Array<{ label: string; backgroundColor: unknown; fill?: unknown; type?: string; pointStyle?: unknown }> }
+          getDatasetMeta(i: number): { data: unknown[] }
+        }
+      | undefined
+  }
   sessionStorage: { getItem(key: string): string | null }
   location: { hash: string }
   document: { getElementById(id: string): { dataset: Record<string, string | undefined>; textContent: string | null } | null }
@@ -81,20 +99,27 @@ describe('the dashboard', () => {
     expect(await unknown.json()).toMatchObject({ error: 'not_found' })
   })
 
-  it('draws a user\'s last 90 days: a bar per readiness day coloured by label, a point per HRV night with its bands, stacked stages per night', async () => {
+  it("draws a user's last 90 days: a bar per readiness day coloured by label, a point per HRV night with its bands, stacked stages per night", async () => {
     const { page, requests, errors } = await tab('/#/user/ana')
     await signIn(page, ANA)
     await page.waitForFunction(() => (globalThis as unknown as InPage).Chart.getChart('sleep-chart') !== undefined)
 
     // the window: the 90 days ending with ana's latest day of data
-    const latest = (await sql<{ day: string }>`select greatest((select max(day) from sleep_daily where user_id = 'ana'), (select max(day) from hrv_daily where user_id = 'ana'),
-      (select max(day) from readiness_daily where user_id = 'ana'))::date::text as day`.execute(p.db)).rows[0]!.day
+    const latest = (
+      await sql<{ day: string }>`select greatest((select max(day) from sleep_daily where user_id = 'ana'), (select max(day) from hrv_daily where user_id = 'ana'),
+      (select max(day) from readiness_daily where user_id = 'ana'))::date::text as day`.execute(p.db)
+    ).rows[0]!.day
     const inWindow = sql`day between ${latest}::date - 89 and ${latest}::date`
     const readinessDays = await count(sql<{ n: number }>`select count(*)::int as n from readiness_daily where user_id = 'ana' and ${inWindow}`)
     // a point per day with an HRV row of that day's own metric (its baseline_history row says which)
-    const hrvNights = await count(sql<{ n: number }>`select count(*)::int as n from hrv_daily h join baseline_history b using (user_id, day) where h.user_id = 'ana' and h.metric = b.hrv_metric and ${inWindow}`)
+    const hrvNights = await count(
+      sql<{
+        n: number
+      }>`select count(*)::int as n from hrv_daily h join baseline_history b using (user_id, day) where h.user_id = 'ana' and h.metric = b.hrv_metric and ${inWindow}`,
+    )
     const sleepNights = await count(sql<{ n: number }>`select count(*)::int as n from sleep_daily where user_id = 'ana' and ${inWindow}`)
-    const labels = (await sql<{ label: string; n: number }>`select label, count(*)::int as n from readiness_daily where user_id = 'ana' and ${inWindow} group by 1`.execute(p.db)).rows
+    const labels = (await sql<{ label: string; n: number }>`select label, count(*)::int as n from readiness_daily where user_id = 'ana' and ${inWindow} group by 1`.execute(p.db))
+      .rows
     expect(readinessDays).toBeGreaterThan(60)
 
     const drawn = await page.evaluate(() => {
@@ -115,8 +140,10 @@ describe('the dashboard', () => {
     for (const d of drawn.hrv) expect(d.elements, d.label).toBe(hrvNights)
     expect(drawn.hrv.map((d) => d.fill)).toEqual([undefined, undefined, undefined, 'end', '-1']) // the good band above its threshold, the medium band down to its own
     // where ana's metric changes (her ring's RMSSD takes over from the watch's SDNN once it has a week): marked
-    const points = (await sql<{ day: string; metric: string }>`select h.day::text as day, h.metric from hrv_daily h join baseline_history b using (user_id, day)
-      where h.user_id = 'ana' and h.metric = b.hrv_metric and ${inWindow} order by h.day`.execute(p.db)).rows
+    const points = (
+      await sql<{ day: string; metric: string }>`select h.day::text as day, h.metric from hrv_daily h join baseline_history b using (user_id, day)
+      where h.user_id = 'ana' and h.metric = b.hrv_metric and ${inWindow} order by h.day`.execute(p.db)
+    ).rows
     const switches = points.filter((r, i) => i > 0 && r.metric !== points[i - 1]!.metric).map((r) => `${r.day}:${r.metric}`)
     expect(switches.length).toBeGreaterThan(0)
     expect(await page.evaluate(() => (globalThis as unknown as InPage).document.getElementById('hrv-metric')!.dataset.changes)).toBe(switches.join(' '))
@@ -130,7 +157,10 @@ describe('the dashboard', () => {
 
     // asked without a token first (401), then with the one typed in
     const trends = requests.filter((r) => r.url.includes('/v1/users/ana/trends'))
-    expect(trends.map((r) => [r.status, r.authorization])).toEqual([[401, undefined], [200, `Bearer ${ANA}`]])
+    expect(trends.map((r) => [r.status, r.authorization])).toEqual([
+      [401, undefined],
+      [200, `Bearer ${ANA}`],
+    ])
     expect(await page.evaluate(() => (globalThis as unknown as InPage).sessionStorage.getItem('hph.token'))).toBe(ANA)
     expect(errors).toEqual([])
     await page.screenshot({ path: join(OUT, 'user-ana.png'), fullPage: true })
@@ -143,21 +173,25 @@ describe('the dashboard', () => {
     await page.locator('#cpt-heatmap td').first().waitFor()
     const cells = await page.$$eval('#cpt-heatmap td', (tds) => tds.map((td) => ({ title: td.getAttribute('title'), score: Number(td.getAttribute('data-score')) })))
     const cpt = (await sql<{ cpt_probabilities: CptProbabilities }>`select cpt_probabilities from user_cpt_tables where user_id = 'ana'`.execute(p.db)).rows[0]!.cpt_probabilities
-    const expected = ['good', 'medium', 'poor'].flatMap((sleep) => ['good', 'medium', 'poor'].map((hrv) => {
-      const [h, m] = cpt.table[`${sleep}|${hrv}`] as number[]
-      return { title: `sleep ${sleep}, HRV ${hrv}`, score: Math.floor(100 * (h! + 0.5 * m!) + 0.5) }
-    }))
+    const expected = ['good', 'medium', 'poor'].flatMap((sleep) =>
+      ['good', 'medium', 'poor'].map((hrv) => {
+        const [h, m] = cpt.table[`${sleep}|${hrv}`] as number[]
+        return { title: `sleep ${sleep}, HRV ${hrv}`, score: Math.floor(100 * (h! + 0.5 * m!) + 0.5) }
+      }),
+    )
     expect(cells).toEqual(expected)
     expect(errors).toEqual([])
     await page.screenshot({ path: join(OUT, 'cpt-ana.png'), fullPage: true })
     await page.context().close()
   })
 
-  it('keeps a user token to its own user: another user\'s page and the operator page are refused', async () => {
+  it("keeps a user token to its own user: another user's page and the operator page are refused", async () => {
     const { page } = await tab('/#/user/ben')
     await signIn(page, ANA)
     await expect.poll(() => page.textContent('#message')).toContain('this token may not access that user')
-    await page.evaluate(() => { (globalThis as unknown as InPage).location.hash = '#/ops' })
+    await page.evaluate(() => {
+      ;(globalThis as unknown as InPage).location.hash = '#/ops'
+    })
     await expect.poll(() => page.textContent('#message')).toContain('only an admin token')
     await page.context().close()
   })
@@ -182,7 +216,11 @@ describe('the dashboard', () => {
     expect(dlq).toBe(1) // the demo's batch with a rejected sample
     expect(await page.textContent('#ops-dlq')).toBe(String(dlq))
     const samples = (await env.nats.jsm.streams.info(streamName(env.config.HPH_PREFIX, 'SAMPLES'))).state.messages
-    const row = await page.$$eval('#ops-streams tr', (trs, name) => [...trs].find((tr) => tr.querySelector('td')?.textContent === name)?.querySelectorAll('td')[1]?.textContent, streamName(env.config.HPH_PREFIX, 'SAMPLES'))
+    const row = await page.$$eval(
+      '#ops-streams tr',
+      (trs, name) => [...trs].find((tr) => tr.querySelector('td')?.textContent === name)?.querySelectorAll('td')[1]?.textContent,
+      streamName(env.config.HPH_PREFIX, 'SAMPLES'),
+    )
     expect(row).toBe(String(samples))
     const lines = await page.evaluate(() => (globalThis as unknown as InPage).Chart.getChart('throughput-chart')?.data.datasets.length)
     expect(lines).toBe(STAGES.length)
@@ -202,7 +240,8 @@ describe('the dashboard', () => {
     expect(s.consumers.map((c) => c.stage)).toEqual(STAGES)
     expect((await fetch(`${p.url}/v1/users`, { headers: { authorization: `Bearer ${ANA}` } })).status).toBe(403)
     expect(await (await fetch(`${p.url}/v1/users`, { headers: { authorization: `Bearer ${ADMIN}` } })).json()).toEqual([
-      { userId: 'ana', asOfDay: expect.any(String) }, { userId: 'ben', asOfDay: expect.any(String) },
+      { userId: 'ana', asOfDay: expect.any(String) },
+      { userId: 'ben', asOfDay: expect.any(String) },
     ])
     const bad = await fetch(`${p.url}/v1/users/ana/trends?days=0`, { headers: { authorization: `Bearer ${ADMIN}` } })
     expect(bad.status).toBe(400)

@@ -23,7 +23,10 @@ beforeAll(async () => {
   env = await testEnv()
   dir = mkdtempSync(join(tmpdir(), 'hph-dist-'))
   // the build, into a folder of its own (a developer's dist/ is left alone)
-  execFileSync(process.execPath, [join(ROOT, 'node_modules/typescript/bin/tsc'), '-p', join(ROOT, 'tsconfig.build.json'), '--outDir', join(dir, 'dist')], { cwd: ROOT, stdio: 'inherit' })
+  execFileSync(process.execPath, [join(ROOT, 'node_modules/typescript/bin/tsc'), '-p', join(ROOT, 'tsconfig.build.json'), '--outDir', join(dir, 'dist')], {
+    cwd: ROOT,
+    stdio: 'inherit',
+  })
   cpSync(join(ROOT, 'api/dashboard'), join(dir, 'dist/api/dashboard'), { recursive: true })
   copyFileSync(join(ROOT, 'package.json'), join(dir, 'package.json'))
   // every installed package but tsx (and its esbuild): what `npm ci --omit=dev` leaves has neither
@@ -41,21 +44,37 @@ afterAll(async () => {
 
 describe('the built program (dist/)', () => {
   it('cannot resolve tsx where it runs', () => {
-    const r = spawnSync(process.execPath, ['--input-type=module', '-e', "await import('tsx/esm/api')"], { cwd: join(dir, 'dist'), encoding: 'utf8', env: { ...process.env, NODE_OPTIONS: '' } })
+    const r = spawnSync(process.execPath, ['--input-type=module', '-e', "await import('tsx/esm/api')"], {
+      cwd: join(dir, 'dist'),
+      encoding: 'utf8',
+      env: { ...process.env, NODE_OPTIONS: '' },
+    })
     expect(r.status).not.toBe(0)
     expect(r.stderr).toMatch(/ERR_MODULE_NOT_FOUND|Cannot find package 'tsx'/)
   })
 
   it('starts the pipeline with node alone, imports an export on its parse thread, serves the dashboard and the OpenAPI document', async () => {
     // from the build's folder, with no NODE_OPTIONS that could bring a loader in
-    const up = spawnHph(['up'], { DATABASE_URL: env.config.DATABASE_URL, HPH_PREFIX: env.config.HPH_PREFIX, PORT: '0', HOST: '127.0.0.1', LOG_LEVEL: 'info', NODE_OPTIONS: '' }, children, { entry: ['dist/cli/hph.js'], cwd: dir })
+    const up = spawnHph(
+      ['up'],
+      { DATABASE_URL: env.config.DATABASE_URL, HPH_PREFIX: env.config.HPH_PREFIX, PORT: '0', HOST: '127.0.0.1', LOG_LEVEL: 'info', NODE_OPTIONS: '' },
+      children,
+      { entry: ['dist/cli/hph.js'], cwd: dir },
+    )
     showOnFailure(up, 'node dist/cli/hph.js up')
     let url = ''
-    await eventually(async () => {
-      const line = up.output().split('\n').find((l) => l.includes('"pipeline up"'))
-      if (line) url = (JSON.parse(line) as { url: string }).url
-      return Boolean(line) || up.child.exitCode !== null
-    }, 90_000, 'the pipeline up')
+    await eventually(
+      async () => {
+        const line = up
+          .output()
+          .split('\n')
+          .find((l) => l.includes('"pipeline up"'))
+        if (line) url = (JSON.parse(line) as { url: string }).url
+        return Boolean(line) || up.child.exitCode !== null
+      },
+      90_000,
+      'the pipeline up',
+    )
     expect(url, up.output()).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/)
     expect(up.output()).not.toMatch(/tsx/)
 
@@ -65,7 +84,11 @@ describe('the built program (dist/)', () => {
     expect(((await posted.json()) as { records: number }).records).toBeGreaterThan(0)
     const { db, pool } = createDb(env.config, { max: 1 })
     try {
-      await eventually(async () => Number((await sql<{ n: string }>`select count(*)::text as n from samples where user_id = 'ana'`.execute(db)).rows[0]?.n) > 0, 60_000, 'the imported samples written')
+      await eventually(
+        async () => Number((await sql<{ n: string }>`select count(*)::text as n from samples where user_id = 'ana'`.execute(db)).rows[0]?.n) > 0,
+        60_000,
+        'the imported samples written',
+      )
     } finally {
       await closeDb(db, pool)
     }

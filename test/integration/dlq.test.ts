@@ -22,8 +22,11 @@ const hph = (args: string[]) => runHph(args, { DATABASE_URL: env.config.DATABASE
 
 const rows = async (p: Pipeline) => (await sql<{ n: number }>`select count(*)::int as n from samples`.execute(p.db)).rows[0]?.n ?? 0
 const sample = (minute: number) => ({
-  type: 'HKQuantityTypeIdentifierHeartRateVariabilitySDNN', value: 40 + minute, unit: 'ms',
-  startDate: `2026-03-01T02:${String(minute).padStart(2, '0')}:00-08:00`, endDate: `2026-03-01T02:${String(minute).padStart(2, '0')}:30-08:00`,
+  type: 'HKQuantityTypeIdentifierHeartRateVariabilitySDNN',
+  value: 40 + minute,
+  unit: 'ms',
+  startDate: `2026-03-01T02:${String(minute).padStart(2, '0')}:00-08:00`,
+  endDate: `2026-03-01T02:${String(minute).padStart(2, '0')}:30-08:00`,
 })
 
 describe('hph dlq', () => {
@@ -33,7 +36,9 @@ describe('hph dlq', () => {
     running.push(api)
     const broken = await startPipeline({ ...env.config, HPH_MAX_SAMPLES: 2 }, env.log, { stages: ['normalize', 'samples-writer'], api: false, prepare: false })
     const res = await fetch(`${api.url}/v1/users/ida/samples`, {
-      method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ batchId: 'ida-1', samples: [1, 2, 3, 4, 5].map(sample) }),
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ batchId: 'ida-1', samples: [1, 2, 3, 4, 5].map(sample) }),
     })
     expect(res.status).toBe(202)
     await waitForIdle(env.nats, env.config.HPH_PREFIX, { timeoutMs: 30_000 })
@@ -45,7 +50,11 @@ describe('hph dlq', () => {
     const entries = JSON.parse(list.out) as Array<Omit<DlqEntry, 'letter'>>
     expect(entries).toHaveLength(1)
     expect(entries[0]).toMatchObject({
-      stage: 'normalize', kind: 'poison', subject: `${env.config.HPH_PREFIX}.ingest.v1.healthkit.ida`, originalStream: streamName(env.config.HPH_PREFIX, 'INGEST'), originalSeq: 1,
+      stage: 'normalize',
+      kind: 'poison',
+      subject: `${env.config.HPH_PREFIX}.ingest.v1.healthkit.ida`,
+      originalStream: streamName(env.config.HPH_PREFIX, 'INGEST'),
+      originalSeq: 1,
     })
     expect(entries[0]?.reason).toContain('samples must have 1..2 entries')
     expect((await hph(['dlq', 'list', '--stage', 'samples-writer', '--json'])).out.trim()).toBe('[]')
@@ -65,7 +74,11 @@ describe('hph dlq', () => {
     // once: redriving again finds nothing, and the same batch posted again adds no row
     expect((await hph(['dlq', 'redrive'])).out).toContain('0 dead letter(s) redriven')
     expect((await hph(['dlq', 'redrive', '--id', '1'])).code).toBe(1)
-    await fetch(`${api.url}/v1/users/ida/samples`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ batchId: 'ida-1', samples: [1, 2, 3, 4, 5].map(sample) }) })
+    await fetch(`${api.url}/v1/users/ida/samples`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ batchId: 'ida-1', samples: [1, 2, 3, 4, 5].map(sample) }),
+    })
     await waitForIdle(env.nats, env.config.HPH_PREFIX, { timeoutMs: 30_000 })
     expect(await rows(fixed)).toBe(5)
   })

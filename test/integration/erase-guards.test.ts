@@ -58,7 +58,7 @@ async function eraseEvents(userId: string): Promise<Array<Record<string, unknown
 }
 
 describe('erase beside a rebuild', () => {
-  it('waits for a rebuild in flight (holding its lock), refuses the user\'s writes meanwhile, and leaves nothing of the user once both are done', async () => {
+  it("waits for a rebuild in flight (holding its lock), refuses the user's writes meanwhile, and leaves nothing of the user once both are done", async () => {
     const victim = `victim-${randomBytes(4).toString('hex')}`
     const keeper = `keeper-${randomBytes(4).toString('hex')}`
     await load(victim, 1)
@@ -74,7 +74,13 @@ describe('erase beside a rebuild', () => {
     const pausedAt = new Promise<void>((r) => (paused = r))
     let first = true
     const rebuild = rebuildProjection({
-      nats: env.nats, db: p.db, pool: p.pool, prefix: env.config.HPH_PREFIX, schema: env.config.HPH_DB_SCHEMA, log: env.log, projection: 'samples',
+      nats: env.nats,
+      db: p.db,
+      pool: p.pool,
+      prefix: env.config.HPH_PREFIX,
+      schema: env.config.HPH_DB_SCHEMA,
+      log: env.log,
+      projection: 'samples',
       onProgress: async () => {
         if (!first) return
         first = false
@@ -90,7 +96,11 @@ describe('erase beside a rebuild', () => {
       return { status: res.status, body: (await res.json()) as { complete: boolean } }
     })
     // while it waits for the rebuild, the user's writes are refused
-    await eventually(async () => (await postSamples(victim, demoBatches({ userId: victim, nights: 1, firstNight: '2026-03-01', seed: 3, batchSize: 10 })[0])).status === 409, 10_000, 'a 409 for the victim')
+    await eventually(
+      async () => (await postSamples(victim, demoBatches({ userId: victim, nights: 1, firstNight: '2026-03-01', seed: 3, batchSize: 10 })[0])).status === 409,
+      10_000,
+      'a 409 for the victim',
+    )
     const refused = await postSamples(victim, demoBatches({ userId: victim, nights: 1, firstNight: '2026-03-01', seed: 3, batchSize: 10 })[0])
     expect(refused.status).toBe(409)
     expect(((await refused.json()) as { error: string }).error).toBe('erasure_in_progress')

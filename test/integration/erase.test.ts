@@ -40,7 +40,11 @@ function batchesOf(userId: string, seed: number) {
 }
 
 async function post(userId: string, body: unknown, token = ADMIN) {
-  const res = await fetch(`${p.url}/v1/users/${userId}/samples`, { method: 'POST', headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' }, body: JSON.stringify(body) })
+  const res = await fetch(`${p.url}/v1/users/${userId}/samples`, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+    body: JSON.stringify(body),
+  })
   expect(res.status).toBe(202)
   return (await res.json()) as { accepted: number; rejected: unknown[] }
 }
@@ -87,17 +91,28 @@ describe('user export and erase', () => {
       for (const s of b.samples) posted.add(s.uuid)
     }
     // a rejected sample: its dead letter names the user too
-    await post(victim, { batchId: 'with-a-bad-one', samples: [{ type: 'HKQuantityTypeIdentifierHeartRateVariabilitySDNN', value: 9000, unit: 'ms', startDate: '2026-02-03T02:00:00Z', endDate: '2026-02-03T02:01:00Z' }] })
+    await post(victim, {
+      batchId: 'with-a-bad-one',
+      samples: [{ type: 'HKQuantityTypeIdentifierHeartRateVariabilitySDNN', value: 9000, unit: 'ms', startDate: '2026-02-03T02:00:00Z', endDate: '2026-02-03T02:01:00Z' }],
+    })
     for (const b of batchesOf(keeper, 2)) await post(keeper, b)
     // another user tries the victim's data (denied, audited under the victim), the victim writes once itself
     expect((await fetch(`${p.url}/v1/users/${victim}/export`, { headers: { authorization: `Bearer ${KEEPER_KEY}`, 'x-request-id': 'keeper-tries' } })).status).toBe(403)
-    await post(victim, { batchId: 'own-write', samples: [{ type: 'HKQuantityTypeIdentifierHeartRateVariabilitySDNN', value: 40, unit: 'ms', startDate: '2026-02-04T02:00:00Z', endDate: '2026-02-04T02:01:00Z' }] }, VICTIM_KEY)
+    await post(
+      victim,
+      {
+        batchId: 'own-write',
+        samples: [{ type: 'HKQuantityTypeIdentifierHeartRateVariabilitySDNN', value: 40, unit: 'ms', startDate: '2026-02-04T02:00:00Z', endDate: '2026-02-04T02:01:00Z' }],
+      },
+      VICTIM_KEY,
+    )
     const auditOf = async () => {
       const out: Array<Record<string, unknown>> = []
-      for await (const m of userMessages(env.nats, streamName(env.config.HPH_PREFIX, 'AUDIT'), subjects.ofUserIn(env.config.HPH_PREFIX, 'AUDIT', victim), { withData: true })) out.push((decodeJson(m.data) as { data: Record<string, unknown> }).data)
+      for await (const m of userMessages(env.nats, streamName(env.config.HPH_PREFIX, 'AUDIT'), subjects.ofUserIn(env.config.HPH_PREFIX, 'AUDIT', victim), { withData: true }))
+        out.push((decodeJson(m.data) as { data: Record<string, unknown> }).data)
       return out
     }
-    await eventually(async () => (await auditOf()).some((a) => a.action === 'denied' && a.actor === 'key#3'), 15_000, 'the keeper\'s denied event')
+    await eventually(async () => (await auditOf()).some((a) => a.action === 'denied' && a.actor === 'key#3'), 15_000, "the keeper's denied event")
     await waitForIdle(p.nats, env.config.HPH_PREFIX, { timeoutMs: 120_000 })
 
     const before = await rowsHolding(victim)
@@ -107,13 +122,30 @@ describe('user export and erase', () => {
     const res = await fetch(`${p.url}/v1/users/${victim}/export`, { headers: { authorization: `Bearer ${VICTIM_KEY}` } })
     expect(res.status).toBe(200)
     expect(res.headers.get('content-type')).toContain('application/x-ndjson')
-    const lines = (await res.text()).trimEnd().split('\n').map((l) => JSON.parse(l) as { kind: string; stream?: string; table?: string; row?: Record<string, unknown>; event?: { data?: { payload?: { samples?: Array<{ uuid: string }> } } }; rows?: Record<string, number> })
+    const lines = (await res.text())
+      .trimEnd()
+      .split('\n')
+      .map(
+        (l) =>
+          JSON.parse(l) as {
+            kind: string
+            stream?: string
+            table?: string
+            row?: Record<string, unknown>
+            event?: { data?: { payload?: { samples?: Array<{ uuid: string }> } } }
+            rows?: Record<string, number>
+          },
+      )
     expect(lines[0]).toMatchObject({ kind: 'export', format: 'hph.export.v1', userId: victim })
     const end = lines.at(-1)!
     expect(end.kind).toBe('end')
     const exportedSamples = new Set(lines.filter((l) => l.kind === 'row' && l.table === 'samples').map((l) => l.row?.sample_id as string))
     for (const id of posted) expect(exportedSamples.has(id), id).toBe(true)
-    const rawUuids = new Set(lines.filter((l) => l.kind === 'message' && l.stream === streamName(env.config.HPH_PREFIX, 'INGEST')).flatMap((l) => l.event?.data?.payload?.samples?.map((s) => s.uuid) ?? []))
+    const rawUuids = new Set(
+      lines
+        .filter((l) => l.kind === 'message' && l.stream === streamName(env.config.HPH_PREFIX, 'INGEST'))
+        .flatMap((l) => l.event?.data?.payload?.samples?.map((s) => s.uuid) ?? []),
+    )
     for (const id of posted) expect(rawUuids.has(id), id).toBe(true)
     // every insight table, table by table, with the counts the database holds
     for (const t of ['hrv_daily', 'sleep_daily', 'readiness_daily', 'baseline_history', 'user_baselines', 'user_cpt_tables', 'samples']) {
@@ -124,7 +156,9 @@ describe('user export and erase', () => {
     // nobody else's rows
     expect(lines.some((l) => JSON.stringify(l).includes(keeper))).toBe(false)
     // nor another principal: the audit trail says what was done to the user's data, not by which admin or other user, from where
-    const audits = lines.filter((l) => l.kind === 'message' && l.stream === streamName(env.config.HPH_PREFIX, 'AUDIT')).map((l) => (l.event as { data: Record<string, unknown> }).data)
+    const audits = lines
+      .filter((l) => l.kind === 'message' && l.stream === streamName(env.config.HPH_PREFIX, 'AUDIT'))
+      .map((l) => (l.event as { data: Record<string, unknown> }).data)
     expect(audits.length).toBeGreaterThan(victimBatches.length)
     for (const a of audits.filter((x) => x.actor !== 'key#2')) {
       expect(a.ip).toBeUndefined()
@@ -137,7 +171,8 @@ describe('user export and erase', () => {
     for (const other of ['key#1', 'key#3', 'keeper-tries']) expect(text).not.toContain(other)
     // read in small pages (keyset pagination), the same rows in the same order
     const paged = []
-    for await (const l of exportUser({ nats: p.nats, db: p.db, prefix: env.config.HPH_PREFIX, schema: env.config.HPH_DB_SCHEMA, pageSize: 7 }, victim)) if (l.kind === 'row') paged.push(JSON.parse(JSON.stringify(l)))
+    for await (const l of exportUser({ nats: p.nats, db: p.db, prefix: env.config.HPH_PREFIX, schema: env.config.HPH_DB_SCHEMA, pageSize: 7 }, victim))
+      if (l.kind === 'row') paged.push(JSON.parse(JSON.stringify(l)))
     expect(paged).toEqual(lines.filter((l) => l.kind === 'row'))
   })
 
@@ -191,7 +226,7 @@ describe('user export and erase', () => {
     expect(await rowsHolding(keeper)).toEqual(keeperBefore.rows)
   })
 
-  it('leaves nothing when the erase starts while every stage still has the user\'s batches in hand', async () => {
+  it("leaves nothing when the erase starts while every stage still has the user's batches in hand", async () => {
     const racer = `racer-${randomBytes(5).toString('hex')}`
     const bystander = `bystander-${randomBytes(5).toString('hex')}`
     const batches = demoBatches({ userId: racer, nights: 30, firstNight: '2026-03-01', seed: 9, batchSize: 200 })
@@ -200,7 +235,10 @@ describe('user export and erase', () => {
     const answers = await Promise.all([...batches.map((b) => post(racer, b)), ...theirs.map((b) => post(bystander, b))])
     const bystanderAccepted = answers.slice(batches.length).reduce((a, r) => a + r.accepted, 0)
     // no waiting: normalize, the writers and the engine are busy with them while the erase runs
-    const report = await eraseUser({ nats: p.nats, db: p.db, prefix: env.config.HPH_PREFIX, schema: env.config.HPH_DB_SCHEMA, log: env.log, userRefSecret: env.config.HPH_USER_REF_SECRET! }, racer)
+    const report = await eraseUser(
+      { nats: p.nats, db: p.db, prefix: env.config.HPH_PREFIX, schema: env.config.HPH_DB_SCHEMA, log: env.log, userRefSecret: env.config.HPH_USER_REF_SECRET! },
+      racer,
+    )
     expect(report.complete).toBe(true)
     await waitForIdle(p.nats, env.config.HPH_PREFIX, { timeoutMs: 60_000 })
     await new Promise((r) => setTimeout(r, 500))
@@ -216,7 +254,10 @@ describe('user export and erase', () => {
     const r = await hph(['user', 'export', keeper, '--out', file])
     expect(r.code, r.out).toBe(0)
     const { readFile, rm } = await import('node:fs/promises')
-    const lines = (await readFile(file, 'utf8')).trimEnd().split('\n').map((l) => JSON.parse(l) as { kind: string; table?: string })
+    const lines = (await readFile(file, 'utf8'))
+      .trimEnd()
+      .split('\n')
+      .map((l) => JSON.parse(l) as { kind: string; table?: string })
     await rm(file)
     expect(lines.filter((l) => l.kind === 'row' && l.table === 'samples').length).toBe(keeperBefore.rows.samples)
   })
@@ -231,11 +272,18 @@ describe('user export and erase', () => {
     try {
       const lines = []
       for await (const l of exportUser({ nats: env.nats, db, prefix: env.config.HPH_PREFIX, schema: env.config.HPH_DB_SCHEMA }, offline)) lines.push(l)
-      expect(lines.filter((l) => l.kind === 'message').map((l) => (l as { stream: string }).stream).sort()).toEqual(
-        [streamName(env.config.HPH_PREFIX, 'CHANGES'), streamName(env.config.HPH_PREFIX, 'INGEST')].sort(),
-      )
+      expect(
+        lines
+          .filter((l) => l.kind === 'message')
+          .map((l) => (l as { stream: string }).stream)
+          .sort(),
+      ).toEqual([streamName(env.config.HPH_PREFIX, 'CHANGES'), streamName(env.config.HPH_PREFIX, 'INGEST')].sort())
       const t0 = Date.now()
-      const report = await eraseUser({ nats: env.nats, db, prefix: env.config.HPH_PREFIX, schema: env.config.HPH_DB_SCHEMA, log: env.log, userRefSecret: env.config.HPH_USER_REF_SECRET! }, offline, { settleTimeoutMs: 60_000 })
+      const report = await eraseUser(
+        { nats: env.nats, db, prefix: env.config.HPH_PREFIX, schema: env.config.HPH_DB_SCHEMA, log: env.log, userRefSecret: env.config.HPH_USER_REF_SECRET! },
+        offline,
+        { settleTimeoutMs: 60_000 },
+      )
       expect(report).toMatchObject({ complete: true })
       expect(report.purged[streamName(env.config.HPH_PREFIX, 'INGEST')]).toBe(1)
       expect(report.purged[streamName(env.config.HPH_PREFIX, 'CHANGES')]).toBe(1)

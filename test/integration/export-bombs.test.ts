@@ -67,15 +67,30 @@ const children: Child[] = []
 beforeAll(async () => {
   env = await testEnv()
   const port = await freePort()
-  up = spawnHph(['up'], {
-    NATS_URL: env.config.NATS_URL, DATABASE_URL: env.config.DATABASE_URL, HPH_PREFIX: env.config.HPH_PREFIX,
-    HOST: '127.0.0.1', PORT: String(port), HPH_API_KEYS: `${ADMIN}:admin`,
-  }, children)
+  up = spawnHph(
+    ['up'],
+    {
+      NATS_URL: env.config.NATS_URL,
+      DATABASE_URL: env.config.DATABASE_URL,
+      HPH_PREFIX: env.config.HPH_PREFIX,
+      HOST: '127.0.0.1',
+      PORT: String(port),
+      HPH_API_KEYS: `${ADMIN}:admin`,
+    },
+    children,
+  )
   url = `http://127.0.0.1:${port}`
-  await eventually(async () => {
-    if (!alive(up)) throw new Error(`hph up exited:\n${up.output()}`)
-    return fetch(`${url}/readyz`).then((r) => r.ok, () => false)
-  }, 90_000, 'hph up to be ready')
+  await eventually(
+    async () => {
+      if (!alive(up)) throw new Error(`hph up exited:\n${up.output()}`)
+      return fetch(`${url}/readyz`).then(
+        (r) => r.ok,
+        () => false,
+      )
+    },
+    90_000,
+    'hph up to be ready',
+  )
 })
 afterAll(async () => {
   await killAll(children)
@@ -84,7 +99,9 @@ afterAll(async () => {
 
 async function upload(body: Buffer): Promise<{ status: number; body: { error: string; message: string } }> {
   const res = await fetch(`${url}/v1/users/bomb/healthkit-export`, {
-    method: 'POST', headers: { 'content-type': 'application/zip', authorization: `Bearer ${ADMIN}` }, body,
+    method: 'POST',
+    headers: { 'content-type': 'application/zip', authorization: `Bearer ${ADMIN}` },
+    body,
   })
   return { status: res.status, body: (await res.json()) as { error: string; message: string } }
 }

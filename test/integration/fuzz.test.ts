@@ -30,7 +30,10 @@ const userIdArb = fc.oneof(
 )
 const contentTypeArb = fc.oneof(
   { weight: 8, arbitrary: fc.constant('application/json') },
-  { weight: 1, arbitrary: fc.constantFrom('application/json; charset=utf-8', 'text/plain', 'application/xml', 'application/x-www-form-urlencoded', 'application/json; charset=utf-16', '') },
+  {
+    weight: 1,
+    arbitrary: fc.constantFrom('application/json; charset=utf-8', 'text/plain', 'application/xml', 'application/x-www-form-urlencoded', 'application/json; charset=utf-16', ''),
+  },
 )
 
 interface ErrorBody {
@@ -69,10 +72,14 @@ describe('the API under adversarial requests', () => {
 
   it('leaves the normalizer alive and caught up: everything stored was handled, nothing was poison', async () => {
     const stream = streamName(env.config.HPH_PREFIX, CONSUMERS.normalize.stream)
-    await eventually(async () => {
-      const c = await env.nats.jsm.consumers.info(stream, CONSUMERS.normalize.durable)
-      return c.num_pending === 0 && c.num_ack_pending === 0
-    }, 120_000, 'normalize to catch up')
+    await eventually(
+      async () => {
+        const c = await env.nats.jsm.consumers.info(stream, CONSUMERS.normalize.durable)
+        return c.num_pending === 0 && c.num_ack_pending === 0
+      },
+      120_000,
+      'normalize to catch up',
+    )
     const letters = await listDlq(env.nats, env.config.HPH_PREFIX, 'normalize')
     expect(letters.filter((l) => l.kind === 'poison').map((l) => l.reason)).toEqual([])
     expect((await fetch(`${p.url}/healthz`)).status).toBe(200)

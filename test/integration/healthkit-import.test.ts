@@ -84,14 +84,20 @@ describe('hph import healthkit', () => {
     expect(await settledRows('cli-ana', DISTINCT)).toBe(DISTINCT)
 
     // spot checks against the file: the first HRV record and the first iPhone in-bed sample
-    const hrv = (await sql<{ value: number; utc_offset_min: number; start: string; device: string }>`
+    const hrv = (
+      await sql<{ value: number; utc_offset_min: number; start: string; device: string }>`
       select value, utc_offset_min, to_char(start_ts at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS') as start, device
-      from samples where user_id = 'cli-ana' and metric = 'hrv_sdnn' order by start_ts limit 1`.execute(p.db)).rows[0]
+      from samples where user_id = 'cli-ana' and metric = 'hrv_sdnn' order by start_ts limit 1`.execute(p.db)
+    ).rows[0]
     expect(hrv).toMatchObject({ value: 38.9, utc_offset_min: -480, start: '2026-03-01T08:00:00' })
     expect(hrv!.device).toContain('hardware:Watch6,2')
-    const stages = (await sql<{ stage: string; n: number }>`
-      select stage, count(*)::int as n from samples where user_id = 'cli-ana' and metric = 'sleep_stage' group by stage order by stage`.execute(p.db)).rows
-    const fileStages = exportSamples(XML.toString('utf8')).filter((s) => s.sample.stage).reduce<Record<string, number>>((m, s) => ({ ...m, [s.sample.stage!]: (m[s.sample.stage!] ?? 0) + 1 }), {})
+    const stages = (
+      await sql<{ stage: string; n: number }>`
+      select stage, count(*)::int as n from samples where user_id = 'cli-ana' and metric = 'sleep_stage' group by stage order by stage`.execute(p.db)
+    ).rows
+    const fileStages = exportSamples(XML.toString('utf8'))
+      .filter((s) => s.sample.stage)
+      .reduce<Record<string, number>>((m, s) => ({ ...m, [s.sample.stage!]: (m[s.sample.stage!] ?? 0) + 1 }), {})
     expect(Object.fromEntries(stages.map((s) => [s.stage, s.n]))).toEqual(fileStages)
   })
 
@@ -120,7 +126,9 @@ describe('hph import healthkit', () => {
     expect(r.stderr).toMatch(new RegExp(`ends at byte ${cut} \\(line \\d+, column \\d+\\).*truncated.*${whole} whole batches \\(${whole * BATCH} records\\) before it were stored`))
     expect(JSON.parse(r.stdout)).toMatchObject({ error: 'export_malformed', batches: whole, records: whole * BATCH })
     expect(await ingestMessages()).toBe(before + whole)
-    const firstRecords = exportSamples(XML.toString('utf8')).slice(0, whole * BATCH).map(keyOf)
+    const firstRecords = exportSamples(XML.toString('utf8'))
+      .slice(0, whole * BATCH)
+      .map(keyOf)
     expect(await settledRows('cli-trunc', new Set(firstRecords).size)).toBe(new Set(firstRecords).size)
   })
 
@@ -194,7 +202,10 @@ describe('POST /v1/users/:userId/healthkit-export', () => {
         },
       })
       const response = fetch(`${p.url}/v1/users/held-${i}/healthkit-export`, {
-        method: 'POST', headers: { 'content-type': 'application/xml', authorization: `Bearer ${ADMIN}` }, body, duplex: 'half',
+        method: 'POST',
+        headers: { 'content-type': 'application/xml', authorization: `Bearer ${ADMIN}` },
+        body,
+        duplex: 'half',
       } as RequestInit)
       return { release, response }
     })

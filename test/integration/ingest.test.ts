@@ -38,11 +38,15 @@ interface Answer extends IngestResult {
 const json = async (r: Response | Promise<Response>) => (await (await r).json()) as Answer
 
 const hrv = (uuid: string | undefined, value: number, start = '2026-03-01T02:14:00-08:00', end = '2026-03-01T02:15:00-08:00') => ({
-  ...(uuid ? { uuid } : {}), type: 'HKQuantityTypeIdentifierHeartRateVariabilitySDNN', value, unit: 'ms', startDate: start, endDate: end,
+  ...(uuid ? { uuid } : {}),
+  type: 'HKQuantityTypeIdentifierHeartRateVariabilitySDNN',
+  value,
+  unit: 'ms',
+  startDate: start,
+  endDate: end,
 })
 
-const rowsOf = async (userId: string) =>
-  (await sql<{ n: number }>`select count(*)::int as n from samples where user_id = ${userId}`.execute(p.db)).rows[0]?.n ?? 0
+const rowsOf = async (userId: string) => (await sql<{ n: number }>`select count(*)::int as n from samples where user_id = ${userId}`.execute(p.db)).rows[0]?.n ?? 0
 
 const ingestMessages = async () => (await env.nats.jsm.streams.info(streamName(env.config.HPH_PREFIX, 'INGEST'))).state.messages
 
@@ -55,8 +59,10 @@ describe('POST /v1/users/:userId/samples', () => {
     expect(body.seq).toBeGreaterThan(0)
     expect(body.eventId).toMatch(/^[0-9a-f-]{36}$/)
     await eventually(async () => (await rowsOf('ana')) === 2, 30_000, 'two rows for ana')
-    const row = (await sql<{ sample_id: string; source_name: string; value: number; utc_offset_min: number }>`
-      select sample_id, source_name, value, utc_offset_min from samples where external_id is not null and user_id = 'ana'`.execute(p.db)).rows[0]
+    const row = (
+      await sql<{ sample_id: string; source_name: string; value: number; utc_offset_min: number }>`
+      select sample_id, source_name, value, utc_offset_min from samples where external_id is not null and user_id = 'ana'`.execute(p.db)
+    ).rows[0]
     expect(row).toEqual({ sample_id: '3a1f2b4c-0000-4000-8000-000000000001', source_name: 'Apple Watch', value: 48.2, utc_offset_min: -480 })
   })
 
@@ -151,6 +157,9 @@ describe('probes', () => {
     expect(await (await fetch(`${p.url}/healthz`)).json()).toEqual({ status: 'ok' })
     const ready = await fetch(`${p.url}/readyz`)
     expect(ready.status).toBe(200)
-    expect(await ready.json()).toEqual({ ready: true, checks: { nats: 'ok', postgres: 'ok', normalize: 'ok', 'samples-writer': 'ok', 'insights-engine': 'ok', 'insights-writer': 'ok' } })
+    expect(await ready.json()).toEqual({
+      ready: true,
+      checks: { nats: 'ok', postgres: 'ok', normalize: 'ok', 'samples-writer': 'ok', 'insights-engine': 'ok', 'insights-writer': 'ok' },
+    })
   })
 })

@@ -15,9 +15,7 @@ import { InsightEvent } from '../../streams/upcast.ts'
 import { userMessages } from '../../privacy/messages.ts'
 import { consumerConfig, CONSUMERS } from '../../streams/topology.ts'
 import { testEnv, type TestEnv } from '../helpers/env.ts'
-import {
-  changedRows, INSIGHT_TABLE_NAMES, referenceInsights, snapshotDifferences, snapshotInsights, snapshotTombstones, type Snapshot,
-} from '../helpers/insights.ts'
+import { changedRows, INSIGHT_TABLE_NAMES, referenceInsights, snapshotDifferences, snapshotInsights, snapshotTombstones, type Snapshot } from '../helpers/insights.ts'
 
 // docs/architecture.md §9.3, §9.4 and docs/insights.md §6, end to end: HTTP → … → the insight tables.
 
@@ -73,7 +71,14 @@ async function startStack(opts: { engines?: number; spans?: EngineSpan[] } = {})
   const stages: PipelineStage[] = engines === 1 ? ['normalize', 'samples-writer', 'insights-engine'] : ['normalize', 'samples-writer']
   const p = await startPipeline(env.config, env.log, { stages, api: true, prepare: true })
   const consumerOpts = (nats: Nats, batchSize: number) => ({
-    nats, prefix: env.config.HPH_PREFIX, log: env.log, batchSize, pullMaxBytes: env.config.HPH_PULL_MAX_BYTES, maxDeliver: env.config.HPH_MAX_DELIVER, shutdownTimeoutMs: env.config.HPH_SHUTDOWN_TIMEOUT_MS, ackWaitS: env.config.HPH_ACK_WAIT_S,
+    nats,
+    prefix: env.config.HPH_PREFIX,
+    log: env.log,
+    batchSize,
+    pullMaxBytes: env.config.HPH_PULL_MAX_BYTES,
+    maxDeliver: env.config.HPH_MAX_DELIVER,
+    shutdownTimeoutMs: env.config.HPH_SHUTDOWN_TIMEOUT_MS,
+    ackWaitS: env.config.HPH_ACK_WAIT_S,
   })
 
   // the extra engines: each with its own pg pool and NATS connection, like separate processes, on the one durable
@@ -192,7 +197,7 @@ function reshuffledWaves(users: readonly DemoUser[], seed: number): Posting[][] 
     let n = 0
     const cut = (list: readonly DemoSample[]): Posting[] => {
       const out: Posting[] = []
-      for (let i = 0; i < list.length; ) {
+      for (let i = 0; i < list.length;) {
         const size = 15 + Math.floor(rnd() * 140)
         out.push({ userId: u.userId, batch: { batchId: `re-${u.userId}-${n++}`, source, samples: list.slice(i, i + size) } })
         i += size
@@ -220,7 +225,8 @@ function ringFirst(u: DemoUser): Posting[] {
   const samples = original.flatMap((b) => b.samples)
   const ordered = [...samples.filter((s) => s.sourceName === 'Oura Ring'), ...samples.filter((s) => s.sourceName !== 'Oura Ring')]
   const out: Posting[] = []
-  for (let i = 0; i < ordered.length; i += 100) out.push({ userId: u.userId, batch: { batchId: `ring-first-${u.userId}-${i}`, source: original[0]!.source, samples: ordered.slice(i, i + 100) } })
+  for (let i = 0; i < ordered.length; i += 100)
+    out.push({ userId: u.userId, batch: { batchId: `ring-first-${u.userId}-${i}`, source: original[0]!.source, samples: ordered.slice(i, i + 100) } })
   return out
 }
 
@@ -249,7 +255,11 @@ afterAll(async () => {
 
 describe('insights end to end', () => {
   it('gives the same rows in every insight table whatever the order, batching and duplicates of the samples, and they equal the pure computation', async () => {
-    for (const u of USERS) await postAll(A, batchesOf(u).map((batch) => ({ userId: u.userId, batch })))
+    for (const u of USERS)
+      await postAll(
+        A,
+        batchesOf(u).map((batch) => ({ userId: u.userId, batch })),
+      )
     await settle(A)
 
     const waves = reshuffledWaves(USERS, 7)
@@ -305,7 +315,10 @@ describe('insights end to end', () => {
     const daily = new Set(touched.flatMap((d) => [addDays(d, -1), d, addDays(d, 1)]))
     const derivedFrom = addDays(touched[0]!, -1)
     const derivedTo = addDays(touched[touched.length - 1]!, 61)
-    const lastDay = history.map((s) => s.endDate.slice(0, 10)).sort().at(-1)!
+    const lastDay = history
+      .map((s) => s.endDate.slice(0, 10))
+      .sort()
+      .at(-1)!
     expect(derivedTo >= lastDay).toBe(true) // the history ends inside the derived range (user_baselines must follow)...
     expect(addDays(touched[0]!, -2) > FIRST_NIGHT).toBe(true) // ...and has days before it
 
@@ -349,8 +362,15 @@ describe('insights end to end', () => {
   it('keeps the current baseline and CPT whole when a sample that touches no night arrives weeks after the last one', async () => {
     // a resting heart rate makes no insight row, but it changes the user's data: the engine recomputes the current
     // baseline, which needs the 60 days before the latest night, however far the new sample is from them
-    const restingHr = (day: string): DemoBatch => ({ batchId: `rhr-${day}`, source: batchesOf(users[0]!)[0]!.source, samples: [{ type: 'HKQuantityTypeIdentifierRestingHeartRate', value: 55, unit: 'count/min', startDate: `${day}T09:00:00-08:00`, endDate: `${day}T09:00:00-08:00` }] })
-    const users: DemoUser[] = [{ userId: 'eve', nights: 100, seed: 5, offsetMin: -480, ring: false }, { userId: 'fay', nights: 30, seed: 6, offsetMin: -480, ring: false }]
+    const restingHr = (day: string): DemoBatch => ({
+      batchId: `rhr-${day}`,
+      source: batchesOf(users[0]!)[0]!.source,
+      samples: [{ type: 'HKQuantityTypeIdentifierRestingHeartRate', value: 55, unit: 'count/min', startDate: `${day}T09:00:00-08:00`, endDate: `${day}T09:00:00-08:00` }],
+    })
+    const users: DemoUser[] = [
+      { userId: 'eve', nights: 100, seed: 5, offsetMin: -480, ring: false },
+      { userId: 'fay', nights: 30, seed: 6, offsetMin: -480, ring: false },
+    ]
     for (const u of users) for (const batch of batchesOf(u)) await post(A, { userId: u.userId, batch })
     await settle(A)
     const before = await snapshotInsights(A.p.db, { versions: false })
@@ -423,7 +443,9 @@ describe('insights end to end', () => {
     expect(hrv.status).toBe(200)
     const hrvRows = rows.hrv_daily.filter(inRange)
     expect(hrvRows.length).toBeGreaterThan(20)
-    expect(hrv.body).toEqual(hrvRows.map((r) => ({ day: r.day, metric: r.metric, valueMs: r.value_ms, lnValue: r.ln_value, n: r.n, minMs: r.min_ms, maxMs: r.max_ms, basis: r.basis })))
+    expect(hrv.body).toEqual(
+      hrvRows.map((r) => ({ day: r.day, metric: r.metric, valueMs: r.value_ms, lnValue: r.ln_value, n: r.n, minMs: r.min_ms, maxMs: r.max_ms, basis: r.basis })),
+    )
 
     const sleep = await get(`/v1/users/ana/sleep/daily?from=${from}&to=${to}`)
     expect(sleep.status).toBe(200)
@@ -432,9 +454,21 @@ describe('insights end to end', () => {
     expect([sleepRows[0]?.day, sleepRows.at(-1)?.day]).toEqual([from, to])
     expect(sleep.body).toEqual(
       sleepRows.map((r) => ({
-        day: r.day, totalSleepMin: r.total_sleep_min, inBedMin: r.in_bed_min, deepMin: r.deep_min, remMin: r.rem_min, coreMin: r.core_min,
-        asleepUnspecifiedMin: r.asleep_unspecified_min, awakeMin: r.awake_min, napMin: r.nap_min, efficiency: r.efficiency,
-        episodeStart: r.episode_start, episodeEnd: r.episode_end, sleepOnset: r.sleep_onset, wakeTime: r.wake_time, valid: r.valid,
+        day: r.day,
+        totalSleepMin: r.total_sleep_min,
+        inBedMin: r.in_bed_min,
+        deepMin: r.deep_min,
+        remMin: r.rem_min,
+        coreMin: r.core_min,
+        asleepUnspecifiedMin: r.asleep_unspecified_min,
+        awakeMin: r.awake_min,
+        napMin: r.nap_min,
+        efficiency: r.efficiency,
+        episodeStart: r.episode_start,
+        episodeEnd: r.episode_end,
+        sleepOnset: r.sleep_onset,
+        wakeTime: r.wake_time,
+        valid: r.valid,
       })),
     )
 
@@ -443,7 +477,16 @@ describe('insights end to end', () => {
     const readinessRows = rows.readiness_daily.filter(inRange)
     expect(readinessRows.length).toBeGreaterThan(20)
     expect(readiness.body).toEqual(
-      readinessRows.map((r) => ({ day: r.day, score: r.score, label: r.label, pHigh: r.p_high, pMedium: r.p_medium, pLow: r.p_low, sleepState: r.sleep_state, hrvState: r.hrv_state })),
+      readinessRows.map((r) => ({
+        day: r.day,
+        score: r.score,
+        label: r.label,
+        pHigh: r.p_high,
+        pMedium: r.p_medium,
+        pLow: r.p_low,
+        sleepState: r.sleep_state,
+        hrvState: r.hrv_state,
+      })),
     )
 
     // docs/api.md §5: "the user_baselines row" and "the user_cpt_tables row", as stored (column names of docs/tables.md §3)
@@ -474,7 +517,9 @@ describe('insights end to end', () => {
       for (const q of badRanges) {
         const res = await get(`/v1/users/ana/${endpoint}?${q}`)
         expect({ q, status: res.status, body: res.body }).toEqual({
-          q, status: 400, body: { error: 'invalid_range', message: expect.any(String), details: expect.arrayContaining([{ path: expect.any(String), problem: expect.any(String) }]) },
+          q,
+          status: 400,
+          body: { error: 'invalid_range', message: expect.any(String), details: expect.arrayContaining([{ path: expect.any(String), problem: expect.any(String) }]) },
         })
       }
     }

@@ -25,7 +25,8 @@ let other: Key
 async function listen(): Promise<void> {
   server = createServer((_req, res) => {
     fetches++
-    void (async () => res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ keys: [{ ...(await exportJWK(key.publicKey)), kid: 'k1', alg: 'RS256', use: 'sig' }] })))()
+    void (async () =>
+      res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ keys: [{ ...(await exportJWK(key.publicKey)), kid: 'k1', alg: 'RS256', use: 'sig' }] })))()
   })
   await new Promise<void>((resolve) => server.listen(port, '127.0.0.1', resolve))
   up = true
@@ -47,8 +48,12 @@ beforeAll(async () => {
   await listen()
   port = (server.address() as AddressInfo).port
   env = await testEnv({
-    HPH_JWT_ISSUER: ISSUER, HPH_JWT_AUDIENCE: AUDIENCE, HPH_JWKS_URL: `http://127.0.0.1:${port}/jwks.json`,
-    HPH_JWKS_MAX_AGE_S: '1', HPH_JWKS_COOLDOWN_S: '1', HPH_JWKS_TIMEOUT_MS: '1000',
+    HPH_JWT_ISSUER: ISSUER,
+    HPH_JWT_AUDIENCE: AUDIENCE,
+    HPH_JWKS_URL: `http://127.0.0.1:${port}/jwks.json`,
+    HPH_JWKS_MAX_AGE_S: '1',
+    HPH_JWKS_COOLDOWN_S: '1',
+    HPH_JWKS_TIMEOUT_MS: '1000',
   })
   p = await startPipeline(env.config, env.log, { stages: [], api: true, prepare: true })
 })

@@ -150,7 +150,10 @@ describe('GET /metrics', () => {
     expect(await (await fetch(`${worker.url}/healthz`)).json()).toEqual({ status: 'ok' })
     const ready = await fetch(`${worker.url}/readyz`)
     expect(ready.status).toBe(200)
-    expect(await ready.json()).toEqual({ ready: true, checks: { nats: 'ok', postgres: 'ok', normalize: 'ok', 'samples-writer': 'ok', 'insights-engine': 'ok', 'insights-writer': 'ok' } })
+    expect(await ready.json()).toEqual({
+      ready: true,
+      checks: { nats: 'ok', postgres: 'ok', normalize: 'ok', 'samples-writer': 'ok', 'insights-engine': 'ok', 'insights-writer': 'ok' },
+    })
     expect((await post(worker.url, 'noa', hrvBatch('noa-0', 1))).status).toBe(404)
 
     await waitForIdle(env.nats, env.config.HPH_PREFIX, { timeoutMs: 60_000 })

@@ -41,7 +41,11 @@ beforeAll(async () => {
   ;({ db, pool } = createDb(env.config, { max: 2 }))
   await prepare(env.config, env.log, env.nats, db)
   app = await buildApi({
-    config: env.config, log: env.log, nats: env.nats, db, probes: [],
+    config: env.config,
+    log: env.log,
+    nats: env.nats,
+    db,
+    probes: [],
     metrics: createMetrics({ readJetStream: async () => ({ consumers: [], dlq: null, complete: true }), stages: [] }),
     onRoute: (r) => {
       for (const method of [r.method].flat()) routes.push({ method, url: r.url, hidden: Boolean((r.schema as { hide?: boolean } | undefined)?.hide) })
@@ -70,7 +74,7 @@ describe('GET /openapi.json', () => {
     expect(r.valid).toBe(true)
   })
 
-  it('holds every route the server registers (but the /docs page\'s own files, which it marks hidden)', () => {
+  it("holds every route the server registers (but the /docs page's own files, which it marks hidden)", () => {
     const hidden = routes.filter((r) => r.hidden)
     expect(hidden.length).toBeGreaterThan(0)
     for (const r of hidden) expect(r.url).toMatch(/^\/docs(\/|$)/)
@@ -100,13 +104,34 @@ describe('GET /openapi.json', () => {
       for (const s of ['400', '401', '403', '429']) expect(o!.responses[s]?.content?.['application/json']?.schema, `${path} ${s}`).toEqual({ $ref: '#/components/schemas/Error' })
     }
     for (const path of ['/v1/users/{userId}/hrv/daily', '/v1/users/{userId}/sleep/daily', '/v1/users/{userId}/readiness']) {
-      expect(op('GET', path)!.parameters!.filter((p) => p.in === 'query').map((p) => [p.name, p.required])).toEqual([['from', true], ['to', true]])
+      expect(
+        op('GET', path)!
+          .parameters!.filter((p) => p.in === 'query')
+          .map((p) => [p.name, p.required]),
+      ).toEqual([
+        ['from', true],
+        ['to', true],
+      ])
     }
     for (const path of ['/v1/users/{userId}/baseline', '/v1/users/{userId}/cpt']) expect(op('GET', path)!.responses['404']).toBeDefined()
     const items = (path: string) => (op('GET', path)!.responses['200']!.content!['application/json']!.schema as { items: { properties: object } }).items.properties
     expect(Object.keys(items('/v1/users/{userId}/hrv/daily'))).toEqual(['day', 'metric', 'valueMs', 'lnValue', 'n', 'minMs', 'maxMs', 'basis'])
     expect(Object.keys(items('/v1/users/{userId}/sleep/daily'))).toEqual([
-      'day', 'totalSleepMin', 'inBedMin', 'deepMin', 'remMin', 'coreMin', 'asleepUnspecifiedMin', 'awakeMin', 'napMin', 'efficiency', 'episodeStart', 'episodeEnd', 'sleepOnset', 'wakeTime', 'valid',
+      'day',
+      'totalSleepMin',
+      'inBedMin',
+      'deepMin',
+      'remMin',
+      'coreMin',
+      'asleepUnspecifiedMin',
+      'awakeMin',
+      'napMin',
+      'efficiency',
+      'episodeStart',
+      'episodeEnd',
+      'sleepOnset',
+      'wakeTime',
+      'valid',
     ])
     expect(Object.keys(items('/v1/users/{userId}/readiness'))).toEqual(['day', 'score', 'label', 'pHigh', 'pMedium', 'pLow', 'sleepState', 'hrvState'])
     const samplesBody = op('POST', '/v1/users/{userId}/samples')!.requestBody!.content['application/json'] as { schema: { properties: object; required: string[] } }
@@ -139,7 +164,13 @@ describe('GET /openapi.json', () => {
       expect(check(body) ? [] : check.errors, `${method} ${path} ${status}`).toEqual([])
     }
     const ana = { authorization: `Bearer ${ANA}` }
-    const batch = { batchId: 'openapi-1', samples: [{ type: 'HKQuantityTypeIdentifierHeartRateVariabilitySDNN', value: 48.2, unit: 'ms', startDate: '2026-03-01T02:14:00-08:00', endDate: '2026-03-01T02:15:00-08:00' }, { type: 'HKQuantityTypeIdentifierHeartRateVariabilitySDNN', value: 9000, unit: 'ms', startDate: '2026-03-01T02:16:00-08:00', endDate: '2026-03-01T02:17:00-08:00' }] }
+    const batch = {
+      batchId: 'openapi-1',
+      samples: [
+        { type: 'HKQuantityTypeIdentifierHeartRateVariabilitySDNN', value: 48.2, unit: 'ms', startDate: '2026-03-01T02:14:00-08:00', endDate: '2026-03-01T02:15:00-08:00' },
+        { type: 'HKQuantityTypeIdentifierHeartRateVariabilitySDNN', value: 9000, unit: 'ms', startDate: '2026-03-01T02:16:00-08:00', endDate: '2026-03-01T02:17:00-08:00' },
+      ],
+    }
     const posted = await app.inject({ method: 'POST', url: '/v1/users/ana/samples', headers: ana, payload: batch })
     expect(posted.statusCode).toBe(202)
     fits('POST', '/v1/users/{userId}/samples', 202, posted.json())
@@ -167,7 +198,12 @@ describe('GET /openapi.json', () => {
     fits('GET', '/v1/users', 200, users.json())
     const status = await app.inject({ method: 'GET', url: '/v1/ops/status', headers: { authorization: `Bearer ${ADMIN}` } })
     fits('GET', '/v1/ops/status', 200, status.json())
-    const exported = await app.inject({ method: 'POST', url: '/v1/users/ana/healthkit-export', headers: { ...ana, 'content-type': 'application/xml' }, payload: readFileSync('test/fixtures/healthkit-export-small.xml') })
+    const exported = await app.inject({
+      method: 'POST',
+      url: '/v1/users/ana/healthkit-export',
+      headers: { ...ana, 'content-type': 'application/xml' },
+      payload: readFileSync('test/fixtures/healthkit-export-small.xml'),
+    })
     expect(exported.statusCode, exported.body).toBe(202)
     fits('POST', '/v1/users/{userId}/healthkit-export', 202, exported.json())
     const erased = await app.inject({ method: 'DELETE', url: '/v1/users/zed', headers: { authorization: `Bearer ${ADMIN}` } })

@@ -25,7 +25,8 @@ let p: Pipeline
 beforeAll(async () => {
   env = await testEnv()
   p = await startPipeline(env.config, env.log, { stages: STAGES, api: true, prepare: true })
-  for (const [i, userId] of ['ana', 'ben', 'cyd'].entries()) await post(userId, demoBatches({ userId, nights: 30, firstNight: '2026-01-01', seed: i + 1, ring: i === 0, batchSize: 200 }))
+  for (const [i, userId] of ['ana', 'ben', 'cyd'].entries())
+    await post(userId, demoBatches({ userId, nights: 30, firstNight: '2026-01-01', seed: i + 1, ring: i === 0, batchSize: 200 }))
   await waitForIdle(env.nats, env.config.HPH_PREFIX, { timeoutMs: 120_000 })
 })
 afterAll(async () => {
@@ -41,8 +42,10 @@ async function post(userId: string, batches: DemoBatch[]): Promise<void> {
 }
 
 const samplesRows = async () =>
-  (await sql<Record<string, unknown>>`select sample_id, user_id, metric, start_ts, end_ts, utc_offset_min, value, stage, source_name, source_bundle,
-      device, external_id, ingest_id, stream_seq from samples order by sample_id, start_ts`.execute(p.db)).rows
+  (
+    await sql<Record<string, unknown>>`select sample_id, user_id, metric, start_ts, end_ts, utc_offset_min, value, stage, source_name, source_bundle,
+      device, external_id, ingest_id, stream_seq from samples order by sample_id, start_ts`.execute(p.db)
+  ).rows
 
 /** The samples HPH_SAMPLES holds, counted inside its events. */
 async function samplesInStream(): Promise<number> {
@@ -54,7 +57,14 @@ async function samplesInStream(): Promise<number> {
 }
 
 const rebuildOpts = (projection: RebuildOptions['projection'], extra: Partial<RebuildOptions> = {}): RebuildOptions => ({
-  nats: env.nats, db: p.db, pool: p.pool, prefix: env.config.HPH_PREFIX, schema: env.config.HPH_DB_SCHEMA, log: env.log, projection, ...extra,
+  nats: env.nats,
+  db: p.db,
+  pool: p.pool,
+  prefix: env.config.HPH_PREFIX,
+  schema: env.config.HPH_DB_SCHEMA,
+  log: env.log,
+  projection,
+  ...extra,
 })
 
 interface ReaderLog {
@@ -106,7 +116,9 @@ function readers(tables: readonly string[], floor: Record<string, number>, n = 3
 }
 
 const counts = async (tables: readonly string[]) =>
-  Object.fromEntries(await Promise.all(tables.map(async (t) => [t, Number((await sql<{ n: string }>`select count(*) as n from ${sql.table(t)}`.execute(p.db)).rows[0]?.n)] as const)))
+  Object.fromEntries(
+    await Promise.all(tables.map(async (t) => [t, Number((await sql<{ n: string }>`select count(*) as n from ${sql.table(t)}`.execute(p.db)).rows[0]?.n)] as const)),
+  )
 
 describe('hph rebuild samples', () => {
   it('rebuilds samples from HPH_SAMPLES while the live pipeline writes and readers read; the swap loses no row', async () => {
@@ -182,7 +194,10 @@ describe('hph rebuild samples', () => {
     expect(grant.rows[0]?.ok).toBe(true)
     const perUser = await sql<{ user_id: string; n: number }>`select * from v_samples_per_user order by 1`.execute(p.db)
     expect(perUser.rows.find((r) => r.user_id === 'dee')?.n).toBe(after.filter((r) => r.user_id === 'dee').length)
-    const view = await sql<{ ok: boolean; comment: string }>`select has_table_privilege(${env.config.HPH_ANALYST_ROLE}, ${`${env.config.HPH_DB_SCHEMA}.v_samples_per_user`}, 'select') as ok,
+    const view = await sql<{
+      ok: boolean
+      comment: string
+    }>`select has_table_privilege(${env.config.HPH_ANALYST_ROLE}, ${`${env.config.HPH_DB_SCHEMA}.v_samples_per_user`}, 'select') as ok,
       obj_description(${`${env.config.HPH_DB_SCHEMA}.v_samples_per_user`}::regclass, 'pg_class') as comment`.execute(p.db)
     expect(view.rows[0]).toEqual({ ok: true, comment: 'samples per user' })
 
@@ -212,7 +227,7 @@ describe('hph rebuild samples', () => {
 })
 
 describe('a pull of a samples rebuild', () => {
-  it('of v2 and v1 events alike writes every sample with its event\'s sequence; an event that breaks the schema is skipped, the rest written', async () => {
+  it("of v2 and v1 events alike writes every sample with its event's sequence; an event that breaks the schema is skipped, the rest written", async () => {
     const samples = canonicalSamples(2, 3, '2026-04-01')
     // half of the samples as the batch events of today, the other half as the one-sample events of before
     const events = [...sampleEvents(env.config.HPH_PREFIX, samples.slice(0, 50)), ...legacySampleEvents(env.config.HPH_PREFIX, samples.slice(50))]
@@ -224,8 +239,12 @@ describe('a pull of a samples rebuild', () => {
     } finally {
       client.release()
     }
-    const rowsOf = async () => (await p.pool.query<{ sample_id: string; value: number | null; stage: string | null; start_ts: Date; ingest_id: string; stream_seq: string }>(
-      `select sample_id, value, stage, start_ts, ingest_id, stream_seq from ${table} order by sample_id, start_ts`)).rows
+    const rowsOf = async () =>
+      (
+        await p.pool.query<{ sample_id: string; value: number | null; stage: string | null; start_ts: Date; ingest_id: string; stream_seq: string }>(
+          `select sample_id, value, stage, start_ts, ingest_id, stream_seq from ${table} order by sample_id, start_ts`,
+        )
+      ).rows
     const deps = { db: p.db, pool: p.pool, prefix: env.config.HPH_PREFIX, schema: env.config.HPH_DB_SCHEMA }
     try {
       // April has no partition yet: the writer creates it
@@ -238,7 +257,13 @@ describe('a pull of a samples rebuild', () => {
       const byId = new Map(samples.map((x) => [x.id, x.sample]))
       for (const r of rows) {
         const x = byId.get(r.sample_id)!
-        expect([r.value, r.stage, r.start_ts.toISOString(), r.ingest_id, Number(r.stream_seq)]).toEqual([x.value ?? null, x.stage ?? null, x.start, x.ingestId, seqOf.get(r.sample_id)])
+        expect([r.value, r.stage, r.start_ts.toISOString(), r.ingest_id, Number(r.stream_seq)]).toEqual([
+          x.value ?? null,
+          x.stage ?? null,
+          x.start,
+          x.ingestId,
+          seqOf.get(r.sample_id),
+        ])
       }
 
       // each rule of the schema: the event that breaks it is skipped (it reached the DLQ when first delivered)
@@ -282,13 +307,18 @@ describe('hph rebuild insights', () => {
     const watch = readers([...INSIGHT_PROJECTION_TABLES, 'v_today'], { ...floor, v_today: today.length }, 2)
     // a second rebuild of the same projection while the first runs is refused, and does not disturb it
     let second: Promise<unknown> | undefined
-    const result = await rebuildProjection(rebuildOpts('insights', {
-      batchSize: 250,
-      onProgress: async () => {
-        second ??= rebuildProjection(rebuildOpts('insights')).then(() => 'ran', (err: Error) => err.message)
-        await second
-      },
-    })).finally(() => watch.stop())
+    const result = await rebuildProjection(
+      rebuildOpts('insights', {
+        batchSize: 250,
+        onProgress: async () => {
+          second ??= rebuildProjection(rebuildOpts('insights')).then(
+            () => 'ran',
+            (err: Error) => err.message,
+          )
+          await second
+        },
+      }),
+    ).finally(() => watch.stop())
     expect(await second).toBe('another rebuild of insights, or an erase, is running on this database')
     const seen = await watch.stop()
     expect((await sql`select * from v_today order by user_id, day`.execute(p.db)).rows).toEqual(today)

@@ -26,8 +26,13 @@ async function requestLogLevels(requestLogs: 'info' | 'debug' | undefined, level
   })
   const { db, pool } = createDb(env.config, { max: 1 })
   const app = await buildApi({
-    config: env.config, log: pino({ level }, sink), nats: env.nats, db, probes: [],
-    metrics: createMetrics({ readJetStream: async () => ({ consumers: [], dlq: null, complete: true }), stages: [] }), ...(requestLogs ? { requestLogs } : {}),
+    config: env.config,
+    log: pino({ level }, sink),
+    nats: env.nats,
+    db,
+    probes: [],
+    metrics: createMetrics({ readJetStream: async () => ({ consumers: [], dlq: null, complete: true }), stages: [] }),
+    ...(requestLogs ? { requestLogs } : {}),
   })
   try {
     expect((await app.inject({ method: 'GET', url: '/healthz' })).statusCode).toBe(200)
@@ -40,11 +45,17 @@ async function requestLogLevels(requestLogs: 'info' | 'debug' | undefined, level
 
 describe('request logs', () => {
   it('are at info by default', async () => {
-    expect((await requestLogLevels(undefined, 'info')).map((l) => [l.msg, l.level])).toEqual([['incoming request', 30], ['request completed', 30]])
+    expect((await requestLogLevels(undefined, 'info')).map((l) => [l.msg, l.level])).toEqual([
+      ['incoming request', 30],
+      ['request completed', 30],
+    ])
   })
 
   it('are at debug for a terminal: gone at LOG_LEVEL=info, there at debug', async () => {
     expect(await requestLogLevels('debug', 'info')).toEqual([])
-    expect((await requestLogLevels('debug', 'debug')).map((l) => [l.msg, l.level])).toEqual([['incoming request', 20], ['request completed', 20]])
+    expect((await requestLogLevels('debug', 'debug')).map((l) => [l.msg, l.level])).toEqual([
+      ['incoming request', 20],
+      ['request completed', 20],
+    ])
   })
 })

@@ -66,11 +66,16 @@ function recordAcks(nats: Nats, stream: string, durable: string) {
   }
 }
 
-const committedSeqs = async (db: Kysely<Database>) =>
-  new Set((await sql<{ s: number }>`select stream_seq as s from samples`.execute(db)).rows.map((r) => Number(r.s)))
+const committedSeqs = async (db: Kysely<Database>) => new Set((await sql<{ s: number }>`select stream_seq as s from samples`.execute(db)).rows.map((r) => Number(r.s)))
 
 const sampleCounts = async (db: Kysely<Database>) =>
-  (await sql<{ n: number; ids: number; seqs: number }>`select count(*)::int as n, count(distinct sample_id)::int as ids, count(distinct stream_seq)::int as seqs from samples`.execute(db)).rows[0]!
+  (
+    await sql<{
+      n: number
+      ids: number
+      seqs: number
+    }>`select count(*)::int as n, count(distinct sample_id)::int as ids, count(distinct stream_seq)::int as seqs from samples`.execute(db)
+  ).rows[0]!
 
 // ── graceful shutdown ──
 
@@ -122,7 +127,12 @@ async function shutdownScene(): Promise<ShutdownScene> {
     await env.cleanup()
   })
   return {
-    env, db, acks, lock, total: samples.length, messages,
+    env,
+    db,
+    acks,
+    lock,
+    total: samples.length,
+    messages,
     worker(extra = {}) {
       // pulls of one or two events: several in hand at once, the rest still in the stream or given back at a stop
       const c = hph(['worker', 'samples-writer'], { DATABASE_URL: workerUrl.toString(), HPH_PREFIX: prefix, PORT: '0', HPH_PULL_MAX_BYTES: String(256 * 1024), ...extra })
@@ -259,16 +269,20 @@ describe('outages', () => {
     const port = await freePort()
     const proxied = new URL(throughProxy(env.config.DATABASE_URL, pgProxy))
     proxied.searchParams.set('application_name', UP_APP)
-    const up = hph(['up'], {
-      NATS_URL: nats.url,
-      DATABASE_URL: proxied.toString(),
-      HPH_PREFIX: env.config.HPH_PREFIX,
-      HOST: '127.0.0.1',
-      PORT: String(port),
-      // deliveries lost with a connection come back after ack_wait: short, so the test stays short
-      HPH_ACK_WAIT_S: '5',
-      HPH_SHUTDOWN_TIMEOUT_MS: '10000',
-    }, stackChildren)
+    const up = hph(
+      ['up'],
+      {
+        NATS_URL: nats.url,
+        DATABASE_URL: proxied.toString(),
+        HPH_PREFIX: env.config.HPH_PREFIX,
+        HOST: '127.0.0.1',
+        PORT: String(port),
+        // deliveries lost with a connection come back after ack_wait: short, so the test stays short
+        HPH_ACK_WAIT_S: '5',
+        HPH_SHUTDOWN_TIMEOUT_MS: '10000',
+      },
+      stackChildren,
+    )
     const url = `http://127.0.0.1:${port}`
     const readyz = async () => {
       try {
@@ -298,14 +312,20 @@ describe('outages', () => {
 
   /** Users of their own per test, ≈ 25 samples a batch, more batches than the test will send. */
   const postings = (tag: string) =>
-    [0, 1, 2, 3, 4].flatMap((u) => demoBatches({ userId: `${tag}${u}`, nights: 120, firstNight: '2026-05-01', seed: u + 7, batchSize: 25 }).map((batch) => ({ userId: `${tag}${u}`, batch })))
+    [0, 1, 2, 3, 4].flatMap((u) =>
+      demoBatches({ userId: `${tag}${u}`, nights: 120, firstNight: '2026-05-01', seed: u + 7, batchSize: 25 }).map((batch) => ({ userId: `${tag}${u}`, batch })),
+    )
 
   /** Every accepted batch's samples are in `samples` exactly once, and nothing else of these users is. */
   async function expectEveryAcceptedSampleOnce(s: Stack, users: string, accepted: ReadonlyMap<string, { eventId: string; accepted: number }>) {
-    const rows = (await sql<{ ingest_id: string; n: number; ids: number }>`select ingest_id, count(*)::int as n, count(distinct sample_id)::int as ids
-      from samples where user_id like ${`${users}%`} group by ingest_id`.execute(s.db)).rows
+    const rows = (
+      await sql<{ ingest_id: string; n: number; ids: number }>`select ingest_id, count(*)::int as n, count(distinct sample_id)::int as ids
+      from samples where user_id like ${`${users}%`} group by ingest_id`.execute(s.db)
+    ).rows
     const byIngest = new Map(rows.map((r) => [r.ingest_id, r]))
-    const missing = [...accepted].filter(([, a]) => byIngest.get(a.eventId)?.n !== a.accepted).map(([batchId, a]) => `${batchId}: ${byIngest.get(a.eventId)?.n ?? 0} of ${a.accepted}`)
+    const missing = [...accepted]
+      .filter(([, a]) => byIngest.get(a.eventId)?.n !== a.accepted)
+      .map(([batchId, a]) => `${batchId}: ${byIngest.get(a.eventId)?.n ?? 0} of ${a.accepted}`)
     expect(missing).toEqual([])
     expect(rows.every((r) => r.n === r.ids)).toBe(true)
     const ingests = new Set([...accepted.values()].map((a) => a.eventId))
@@ -326,8 +346,10 @@ describe('outages', () => {
     await lock.query('begin')
     await lock.query(`lock table "${s.env.config.HPH_DB_SCHEMA}".samples in share mode`)
     const blockedInserts = async () =>
-      (await sql<{ n: number }>`select count(*)::int as n from pg_stat_activity
-        where application_name = ${UP_APP} and wait_event_type = 'Lock' and query ilike 'insert into%samples%'`.execute(s.db)).rows[0]!.n
+      (
+        await sql<{ n: number }>`select count(*)::int as n from pg_stat_activity
+        where application_name = ${UP_APP} and wait_event_type = 'Lock' and query ilike 'insert into%samples%'`.execute(s.db)
+      ).rows[0]!.n
     await eventually(async () => (await blockedInserts()) > 0, 30_000, 'a pull blocked in its transaction')
     const cutAt = Date.now()
     s.pg.cut()
@@ -352,35 +374,38 @@ describe('outages', () => {
     await expectEveryAcceptedSampleOnce(s, 'pg', poster.accepted)
   })
 
-  it.each(['SIGTERM', 'SIGKILL'] as const)(`NATS away for ${OUTAGE_MS / 1000} s (%s, restarted on its store): posts answer 503 (no hang, no 500), readyz 503 then 200, every 202 written once`, async (signal) => {
-    const s = stack!
-    showOnFailure(s.up, 'hph up')
-    const tag = `nats${signal === 'SIGKILL' ? 'k' : 't'}`
-    const poster = startPoster(s.url, postings(tag))
-    await eventually(async () => poster.accepted.size >= 5, 30_000, 'the first batches accepted')
+  it.each(['SIGTERM', 'SIGKILL'] as const)(
+    `NATS away for ${OUTAGE_MS / 1000} s (%s, restarted on its store): posts answer 503 (no hang, no 500), readyz 503 then 200, every 202 written once`,
+    async (signal) => {
+      const s = stack!
+      showOnFailure(s.up, 'hph up')
+      const tag = `nats${signal === 'SIGKILL' ? 'k' : 't'}`
+      const poster = startPoster(s.url, postings(tag))
+      await eventually(async () => poster.accepted.size >= 5, 30_000, 'the first batches accepted')
 
-    const stopAt = Date.now()
-    await s.nats.stop(signal)
-    await eventually(async () => (await s.readyz()).status === 503, 10_000, 'readyz to turn 503')
-    expect((await s.readyz()).checks).toMatchObject({ postgres: 'ok', nats: expect.not.stringMatching(/^ok$/) })
-    await new Promise((r) => setTimeout(r, stopAt + OUTAGE_MS - Date.now()))
-    await s.nats.start()
+      const stopAt = Date.now()
+      await s.nats.stop(signal)
+      await eventually(async () => (await s.readyz()).status === 503, 10_000, 'readyz to turn 503')
+      expect((await s.readyz()).checks).toMatchObject({ postgres: 'ok', nats: expect.not.stringMatching(/^ok$/) })
+      await new Promise((r) => setTimeout(r, stopAt + OUTAGE_MS - Date.now()))
+      await s.nats.start()
 
-    await eventually(async () => (await s.readyz()).status === 200, 30_000, 'readyz to be 200 again')
-    const afterRestore = poster.accepted.size
-    await eventually(async () => poster.accepted.size >= afterRestore + 5, 30_000, 'batches accepted after the outage')
-    await poster.stop()
-    await waitForIdle(s.env.nats, s.env.config.HPH_PREFIX, { timeoutMs: 90_000 })
+      await eventually(async () => (await s.readyz()).status === 200, 30_000, 'readyz to be 200 again')
+      const afterRestore = poster.accepted.size
+      await eventually(async () => poster.accepted.size >= afterRestore + 5, 30_000, 'batches accepted after the outage')
+      await poster.stop()
+      await waitForIdle(s.env.nats, s.env.config.HPH_PREFIX, { timeoutMs: 90_000 })
 
-    expect(alive(s.up)).toBe(true)
-    // every post was answered; while NATS was away with a 503 and the error body of docs/api.md §1
-    expect(poster.attempts.filter((a) => a.status === 0)).toEqual([])
-    const refused = poster.attempts.filter((a) => a.status !== 200 && a.status !== 202)
-    expect(refused.length).toBeGreaterThan(0)
-    for (const a of refused) expect(a).toMatchObject({ status: 503, body: { error: 'unavailable', message: expect.any(String), details: [] } })
-    expect(refused.every((a) => a.at >= stopAt - 1_000)).toBe(true)
-    await expectEveryAcceptedSampleOnce(s, tag, poster.accepted)
-  })
+      expect(alive(s.up)).toBe(true)
+      // every post was answered; while NATS was away with a 503 and the error body of docs/api.md §1
+      expect(poster.attempts.filter((a) => a.status === 0)).toEqual([])
+      const refused = poster.attempts.filter((a) => a.status !== 200 && a.status !== 202)
+      expect(refused.length).toBeGreaterThan(0)
+      for (const a of refused) expect(a).toMatchObject({ status: 503, body: { error: 'unavailable', message: expect.any(String), details: [] } })
+      expect(refused.every((a) => a.at >= stopAt - 1_000)).toBe(true)
+      await expectEveryAcceptedSampleOnce(s, tag, poster.accepted)
+    },
+  )
 
   it(`PostgreSQL hung for ${OUTAGE_MS / 1000} s (a proxy that stops moving bytes): reads 503 fast, readyz within 5 s naming it, ingest 202, every row lands after`, async () => {
     const s = stack!
@@ -412,8 +437,10 @@ describe('outages', () => {
     const acceptedDuring = [...poster.accepted.values()].filter((a) => a.at > hungAt).length
     s.pg.restore()
     const worst = (xs: Array<{ ms: number }>) => Math.max(...xs.map((x) => x.ms))
-    console.log(`PostgreSQL hung: ${reads.length} reads, worst ${worst(reads)} ms (statuses ${[...new Set(reads.map((r) => r.status))].join(',')}); ` +
-      `${probes.length} readyz, worst ${worst(probes)} ms; ${acceptedDuring} batches accepted meanwhile`)
+    console.log(
+      `PostgreSQL hung: ${reads.length} reads, worst ${worst(reads)} ms (statuses ${[...new Set(reads.map((r) => r.status))].join(',')}); ` +
+        `${probes.length} readyz, worst ${worst(probes)} ms; ${acceptedDuring} batches accepted meanwhile`,
+    )
 
     // every read answered within 10 s, and once the pool's connections were stuck, with a 503 (never a 500)
     expect(worst(reads)).toBeLessThan(10_000)

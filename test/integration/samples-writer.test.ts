@@ -37,7 +37,15 @@ afterAll(async () => {
 async function startWriter(onBatch?: (s: BatchStats) => void, wrap?: (h: BatchHandler<SampleBatch>) => BatchHandler<SampleBatch>, pullMaxBytes = 8 * 1024 * 1024) {
   const h = samplesWriter({ db, pool, nats: env.nats, prefix: env.config.HPH_PREFIX, schema: env.config.HPH_DB_SCHEMA })
   const c = await startConsumer(wrap ? wrap(h) : h, {
-    nats: env.nats, prefix: env.config.HPH_PREFIX, log: env.log, batchSize: 1000, pullMaxBytes, maxDeliver: 3, shutdownTimeoutMs: 10_000, ackWaitS: env.config.HPH_ACK_WAIT_S, ...(onBatch ? { onBatch } : {}),
+    nats: env.nats,
+    prefix: env.config.HPH_PREFIX,
+    log: env.log,
+    batchSize: 1000,
+    pullMaxBytes,
+    maxDeliver: 3,
+    shutdownTimeoutMs: 10_000,
+    ackWaitS: env.config.HPH_ACK_WAIT_S,
+    ...(onBatch ? { onBatch } : {}),
   })
   running.push(c)
   return c
@@ -62,7 +70,10 @@ describe('samples-writer', () => {
     await fillSamples(env.nats, env.config.HPH_PREFIX, samples)
     const batches: BatchStats[] = []
     const transactions: number[] = []
-    await startWriter((s) => batches.push(s), (h) => ({ ...h, handle: (b) => (transactions.push(b.length), h.handle(b)) }))
+    await startWriter(
+      (s) => batches.push(s),
+      (h) => ({ ...h, handle: (b) => (transactions.push(b.length), h.handle(b)) }),
+    )
     await eventually(settled, 60_000, 'the writer to drain HPH_SAMPLES')
     expect(await counts()).toEqual({ n: samples.length, ids: samples.length })
     expect(batches.reduce((n, b) => n + b.items, 0)).toBe(samples.length)
@@ -144,7 +155,10 @@ describe('samples-writer', () => {
     const samples = canonicalSamples(1, 5, '2026-04-01')
     const good = sampleEvents(prefix, samples)
     const first = good[0]!.event.data as SampleBatch
-    const bad = { subject: good[0]!.subject, event: { ...good[0]!.event, id: 'bad-1', data: { ...first, samples: [{ ...first.samples[0]!, utcOffsetMinutes: 5000 }, ...first.samples.slice(1)] } } }
+    const bad = {
+      subject: good[0]!.subject,
+      event: { ...good[0]!.event, id: 'bad-1', data: { ...first, samples: [{ ...first.samples[0]!, utcOffsetMinutes: 5000 }, ...first.samples.slice(1)] } },
+    }
     await env.nats.js.publish(subjects.sample(prefix, 'hrv_sdnn', 'u0'), new TextEncoder().encode('{not json'))
     await publishAll(env.nats.js, [bad, ...good])
     await startWriter()

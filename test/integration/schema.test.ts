@@ -13,16 +13,36 @@ const F = 'double precision'
 // data_count is ours (docs/tables.md §1: columns may be added): the tie-break of equal data versions
 const insight = { data_version: 'bigint', data_count: 'bigint', updated_at: TS }
 const baseline = {
-  hrv_metric: 'text', hrv_baseline_sdnn: F, hrv_ln_mean: F, hrv_ln_sd: F, hrv_days: 'integer',
-  sleep_baseline_hours: F, sleep_sd_hours: F, sleep_days: 'integer', baseline_source: 'text', data_quality_score: F,
+  hrv_metric: 'text',
+  hrv_baseline_sdnn: F,
+  hrv_ln_mean: F,
+  hrv_ln_sd: F,
+  hrv_days: 'integer',
+  sleep_baseline_hours: F,
+  sleep_sd_hours: F,
+  sleep_days: 'integer',
+  baseline_source: 'text',
+  data_quality_score: F,
 }
 const CONTRACT: Record<string, { key: string[]; columns: Record<string, string> }> = {
   samples: {
     key: ['sample_id', 'start_ts'],
     columns: {
-      sample_id: 'uuid', user_id: 'text', metric: 'text', start_ts: TS, end_ts: TS, utc_offset_min: 'smallint', value: F,
-      stage: 'text', source_name: 'text', source_bundle: 'text', device: 'text', external_id: 'text', ingest_id: 'text',
-      stream_seq: 'bigint', inserted_at: TS,
+      sample_id: 'uuid',
+      user_id: 'text',
+      metric: 'text',
+      start_ts: TS,
+      end_ts: TS,
+      utc_offset_min: 'smallint',
+      value: F,
+      stage: 'text',
+      source_name: 'text',
+      source_bundle: 'text',
+      device: 'text',
+      external_id: 'text',
+      ingest_id: 'text',
+      stream_seq: 'bigint',
+      inserted_at: TS,
     },
   },
   hrv_daily: {
@@ -32,8 +52,23 @@ const CONTRACT: Record<string, { key: string[]; columns: Record<string, string> 
   sleep_daily: {
     key: ['user_id', 'day'],
     columns: {
-      user_id: 'text', day: 'date', total_sleep_min: F, in_bed_min: F, deep_min: F, rem_min: F, core_min: F, asleep_unspecified_min: F,
-      awake_min: F, nap_min: F, efficiency: F, episode_start: TS, episode_end: TS, sleep_onset: TS, wake_time: TS, valid: 'boolean', ...insight,
+      user_id: 'text',
+      day: 'date',
+      total_sleep_min: F,
+      in_bed_min: F,
+      deep_min: F,
+      rem_min: F,
+      core_min: F,
+      asleep_unspecified_min: F,
+      awake_min: F,
+      nap_min: F,
+      efficiency: F,
+      episode_start: TS,
+      episode_end: TS,
+      sleep_onset: TS,
+      wake_time: TS,
+      valid: 'boolean',
+      ...insight,
     },
   },
   baseline_history: { key: ['user_id', 'day'], columns: { user_id: 'text', day: 'date', ...baseline, ...insight } },
@@ -44,8 +79,15 @@ const CONTRACT: Record<string, { key: string[]; columns: Record<string, string> 
   user_cpt_tables: {
     key: ['user_id'],
     columns: {
-      user_id: 'text', as_of_day: 'date', sleep_good_threshold: F, sleep_medium_threshold: F, hrv_good_threshold: F, hrv_medium_threshold: F,
-      cpt_probabilities: 'jsonb', created_at: TS, ...insight,
+      user_id: 'text',
+      as_of_day: 'date',
+      sleep_good_threshold: F,
+      sleep_medium_threshold: F,
+      hrv_good_threshold: F,
+      hrv_medium_threshold: F,
+      cpt_probabilities: 'jsonb',
+      created_at: TS,
+      ...insight,
     },
   },
   readiness_daily: {
@@ -78,8 +120,20 @@ const partitionsOfSamples = async () =>
 
 function sampleRow(start: string) {
   return {
-    sample_id: randomUUID(), user_id: 'u1', metric: 'hrv_sdnn', start_ts: start, end_ts: start, utc_offset_min: 60, value: 42.5,
-    stage: null, source_name: 'Watch', source_bundle: null, device: null, external_id: null, ingest_id: 'i1', stream_seq: 7,
+    sample_id: randomUUID(),
+    user_id: 'u1',
+    metric: 'hrv_sdnn',
+    start_ts: start,
+    end_ts: start,
+    utc_offset_min: 60,
+    value: 42.5,
+    stage: null,
+    source_name: 'Watch',
+    source_bundle: null,
+    device: null,
+    external_id: null,
+    ingest_id: 'i1',
+    stream_seq: 7,
   }
 }
 
@@ -102,7 +156,10 @@ async function deniedToAnalyst(statement: (trx: Kysely<Database>) => Promise<unk
       await sql`set local role ${sql.id(database.config.HPH_ANALYST_ROLE)}`.execute(trx)
       await statement(trx)
     })
-    .then(() => undefined, (e: unknown) => e)
+    .then(
+      () => undefined,
+      (e: unknown) => e,
+    )
   expect(pgCode(err), String(err)).toBe('42501')
 }
 
@@ -129,7 +186,10 @@ describe('schema migrations', () => {
     for (const [table, spec] of Object.entries(CONTRACT)) {
       const actual = Object.fromEntries(cols.rows.filter((r) => r.table === table).map((r) => [r.column, r.type]))
       expect(actual, table).toEqual(spec.columns)
-      expect(keys.rows.filter((r) => r.table === table).map((r) => r.column), table).toEqual(spec.key)
+      expect(
+        keys.rows.filter((r) => r.table === table).map((r) => r.column),
+        table,
+      ).toEqual(spec.key)
     }
   })
 
@@ -139,7 +199,8 @@ describe('schema migrations', () => {
   })
 
   it('reads bigint as a number and date as YYYY-MM-DD', async () => {
-    await db.insertInto('hrv_daily')
+    await db
+      .insertInto('hrv_daily')
       .values({ user_id: 'u1', day: '2026-01-02', metric: 'sdnn', value_ms: 50, ln_value: Math.log(50), n: 3, min_ms: 40, max_ms: 60, basis: 'sleep', data_version: 12 })
       .execute()
     const row = await db.selectFrom('hrv_daily').selectAll().executeTakeFirstOrThrow()

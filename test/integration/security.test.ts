@@ -104,7 +104,12 @@ describe('JWT mode', () => {
     const [h, payload] = valid.split('.')
     const forged = Buffer.from(JSON.stringify({ ...JSON.parse(Buffer.from(payload as string, 'base64url').toString()), sub: 'bo' })).toString('base64url')
     const tampered = `${h}.${forged}.${valid.split('.')[2]}`
-    const hs = await new SignJWT({ sub: 'ana' }).setProtectedHeader({ alg: 'HS256', kid: 'rsa-1' }).setIssuer(ISSUER).setAudience(AUDIENCE).setExpirationTime('5m').sign(new TextEncoder().encode('a-shared-secret-of-32-bytes-long!'))
+    const hs = await new SignJWT({ sub: 'ana' })
+      .setProtectedHeader({ alg: 'HS256', kid: 'rsa-1' })
+      .setIssuer(ISSUER)
+      .setAudience(AUDIENCE)
+      .setExpirationTime('5m')
+      .sign(new TextEncoder().encode('a-shared-secret-of-32-bytes-long!'))
     const cases: Record<string, string> = {
       expired: await sign({ sub: 'ana' }, { exp: Math.floor(Date.now() / 1000) - 3600 }),
       'wrong audience': await sign({ sub: 'ana' }, { aud: 'someone-else' }),
@@ -145,7 +150,7 @@ describe('JWT mode', () => {
 })
 
 describe('per-user authorisation and audit', () => {
-  it('answers 403 to a user token on someone else\'s data, and audits it without the token', async () => {
+  it("answers 403 to a user token on someone else's data, and audits it without the token", async () => {
     const token = await sign({ sub: 'ana' })
     const res = await get(hrvPath('bo'), token)
     expect(res.status).toBe(403)
@@ -161,12 +166,21 @@ describe('per-user authorisation and audit', () => {
   })
 
   it('answers 401 without a token on every user route (export and erase included) and audits it', async () => {
-    for (const [method, path] of [['GET', hrvPath('cy')], ['GET', '/v1/users/cy/export'], ['DELETE', '/v1/users/cy'], ['POST', '/v1/users/cy/samples']] as const) {
+    for (const [method, path] of [
+      ['GET', hrvPath('cy')],
+      ['GET', '/v1/users/cy/export'],
+      ['DELETE', '/v1/users/cy'],
+      ['POST', '/v1/users/cy/samples'],
+    ] as const) {
       const res = await fetch(`${p.url}${path}`, { method, ...(method === 'POST' ? { headers: { 'content-type': 'application/json' }, body: '{}' } : {}) })
       expect(res.status, `${method} ${path}`).toBe(401)
       expect(((await res.json()) as { error: string }).error).toBe('unauthorized')
     }
-    await eventually(async () => deniedCount((await auditEvents()).filter((e) => e.data.action === 'denied' && e.data.userId === 'cy' && e.data.actor === 'unauthenticated')) === 4, 10_000, 'four denied requests')
+    await eventually(
+      async () => deniedCount((await auditEvents()).filter((e) => e.data.action === 'denied' && e.data.userId === 'cy' && e.data.actor === 'unauthenticated')) === 4,
+      10_000,
+      'four denied requests',
+    )
   })
 
   it('audits a flood of denied requests as a few events per address and window, with their count', async () => {
@@ -184,7 +198,12 @@ describe('per-user authorisation and audit', () => {
   })
 
   it('guards a path the router decodes to a user route (/%761/users/…) exactly as the plain one: 401, 403, audited', async () => {
-    for (const [method, path] of [['GET', '/%761/users/dee/export'], ['DELETE', '/%761/users/dee'], ['GET', '/v%31/users/dee/hrv/daily?from=2026-03-01&to=2026-03-02'], ['POST', '/%76%31/users/dee/samples']] as const) {
+    for (const [method, path] of [
+      ['GET', '/%761/users/dee/export'],
+      ['DELETE', '/%761/users/dee'],
+      ['GET', '/v%31/users/dee/hrv/daily?from=2026-03-01&to=2026-03-02'],
+      ['POST', '/%76%31/users/dee/samples'],
+    ] as const) {
       const res = await fetch(`${p.url}${path}`, { method, ...(method === 'POST' ? { headers: { 'content-type': 'application/json' }, body: '{}' } : {}) })
       expect(res.status, `${method} ${path}`).toBe(401)
     }
@@ -203,9 +222,18 @@ describe('per-user authorisation and audit', () => {
     expect((await upload('eve', token)).status).toBe(202)
     const ofRoute = async () => (await auditEvents()).filter((e) => e.data.operation === 'POST /v1/users/:userId/healthkit-export')
     // the denied event is written when its aggregation window (HPH_AUDIT_DENIED_WINDOW_S) ends: wait for both
-    await eventually(async () => (await ofRoute()).some((e) => e.data.action === 'write') && (await ofRoute()).some((e) => e.data.action === 'denied'), 10_000, 'the upload\'s write and denied events')
+    await eventually(
+      async () => (await ofRoute()).some((e) => e.data.action === 'write') && (await ofRoute()).some((e) => e.data.action === 'denied'),
+      10_000,
+      "the upload's write and denied events",
+    )
     const events = await ofRoute()
-    expect(events.map((e) => [e.data.action, e.data.userId, e.data.status])).toEqual(expect.arrayContaining([['denied', 'bo', 403], ['write', 'eve', 202]]))
+    expect(events.map((e) => [e.data.action, e.data.userId, e.data.status])).toEqual(
+      expect.arrayContaining([
+        ['denied', 'bo', 403],
+        ['write', 'eve', 202],
+      ]),
+    )
   })
 
   it('lets only admin erase a user: a user token cannot even erase itself', async () => {
@@ -218,7 +246,9 @@ describe('per-user authorisation and audit', () => {
     const res = await fetch(`${p.url}/v1/users/dee/samples`, {
       method: 'POST',
       headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json', 'x-request-id': 'req-write-1' },
-      body: JSON.stringify({ samples: [{ type: 'HKQuantityTypeIdentifierHeartRateVariabilitySDNN', value: 73.123, unit: 'ms', startDate: '2026-03-01T02:14:00Z', endDate: '2026-03-01T02:15:00Z' }] }),
+      body: JSON.stringify({
+        samples: [{ type: 'HKQuantityTypeIdentifierHeartRateVariabilitySDNN', value: 73.123, unit: 'ms', startDate: '2026-03-01T02:14:00Z', endDate: '2026-03-01T02:15:00Z' }],
+      }),
     })
     expect(res.status).toBe(202)
     await eventually(async () => (await auditEvents()).some((e) => e.data.action === 'write' && e.data.userId === 'dee'), 10_000, 'the write event')
@@ -236,7 +266,9 @@ describe('per-user authorisation and audit', () => {
     const res = await fetch(`${p.url}/v1/users/gil/samples`, {
       method: 'POST',
       headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
-      body: JSON.stringify({ samples: [{ type: 'HKQuantityTypeIdentifierHeartRateVariabilitySDNN', value: 50, unit: 'ms', startDate: '2026-03-01T02:14:00Z', endDate: '2026-03-01T02:15:00Z' }] }),
+      body: JSON.stringify({
+        samples: [{ type: 'HKQuantityTypeIdentifierHeartRateVariabilitySDNN', value: 50, unit: 'ms', startDate: '2026-03-01T02:14:00Z', endDate: '2026-03-01T02:15:00Z' }],
+      }),
     })
     expect(res.status).toBe(202)
     await eventually(async () => (await auditEvents()).some((e) => e.data.action === 'write' && e.data.userId === 'gil'), 10_000, 'the reduced write event')
@@ -254,7 +286,10 @@ describe('per-user authorisation and audit', () => {
       const res = await fetch(`${p.url}/v1/users/fin/samples`, {
         method: 'POST',
         headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json', 'x-request-id': given },
-        body: JSON.stringify({ batchId: `long-id-${i}`, samples: [{ type: 'HKQuantityTypeIdentifierHeartRateVariabilitySDNN', value: 50, unit: 'ms', startDate: '2026-03-01T02:14:00Z', endDate: '2026-03-01T02:15:00Z' }] }),
+        body: JSON.stringify({
+          batchId: `long-id-${i}`,
+          samples: [{ type: 'HKQuantityTypeIdentifierHeartRateVariabilitySDNN', value: 50, unit: 'ms', startDate: '2026-03-01T02:14:00Z', endDate: '2026-03-01T02:15:00Z' }],
+        }),
       })
       expect(res.status).toBe(202)
     }
@@ -270,11 +305,23 @@ describe('limits', () => {
   async function api(overrides: Record<string, string>, log = env.log) {
     const config = loadConfig({ ...process.env, ...Object.fromEntries(Object.entries(env.config).map(([k, v]) => [k, Array.isArray(v) ? v.join(',') : String(v)])), ...overrides })
     const probes = [{ name: 'none', check: async () => undefined }]
-    return buildApi({ config, log, nats: p.nats, db: p.db, probes, metrics: createMetrics({ readJetStream: async () => ({ consumers: [], dlq: null, complete: true }), stages: [] }) })
+    return buildApi({
+      config,
+      log,
+      nats: p.nats,
+      db: p.db,
+      probes,
+      metrics: createMetrics({ readJetStream: async () => ({ consumers: [], dlq: null, complete: true }), stages: [] }),
+    })
   }
 
   it('takes the client address from X-Forwarded-For only when the proxy in front is trusted, by address, CIDR or hop count', async () => {
-    const cases = [['false', 'tp0', '127.0.0.1'], ['127.0.0.1', 'tp1', '203.0.113.7'], ['1', 'tp2', '203.0.113.7'], ['10.0.0.0/8', 'tp3', '127.0.0.1']] as const
+    const cases = [
+      ['false', 'tp0', '127.0.0.1'],
+      ['127.0.0.1', 'tp1', '203.0.113.7'],
+      ['1', 'tp2', '203.0.113.7'],
+      ['10.0.0.0/8', 'tp3', '127.0.0.1'],
+    ] as const
     for (const [setting, user] of cases) {
       const app = await api({ HPH_TRUST_PROXY: setting })
       const res = await app.inject({ method: 'GET', url: hrvPath(user), headers: { 'x-forwarded-for': '203.0.113.7' }, remoteAddress: '127.0.0.1' })
@@ -304,7 +351,8 @@ describe('limits', () => {
   it('limits one address before authentication, so guessing tokens is throttled too', async () => {
     const app = await api({ HPH_RATE_LIMIT_PER_IP: '2' })
     const statuses: number[] = []
-    for (let i = 0; i < 3; i++) statuses.push((await app.inject({ method: 'GET', url: hrvPath('bo'), headers: { authorization: `Bearer guess-${i}` }, remoteAddress: '127.0.0.99' })).statusCode)
+    for (let i = 0; i < 3; i++)
+      statuses.push((await app.inject({ method: 'GET', url: hrvPath('bo'), headers: { authorization: `Bearer guess-${i}` }, remoteAddress: '127.0.0.99' })).statusCode)
     expect(statuses).toEqual([401, 401, 429])
     // another address is not affected; probes are never limited
     expect((await app.inject({ method: 'GET', url: hrvPath('bo'), headers: { authorization: `Bearer ${ADMIN_KEY}` }, remoteAddress: '127.0.0.98' })).statusCode).toBe(200)
@@ -323,7 +371,7 @@ describe('limits', () => {
     expect(() => loadConfig({ ...bare, HPH_JWT_ISSUER: ISSUER })).toThrow(/HPH_JWKS_URL/)
   })
 
-  it('answers 503 auth_unavailable when the issuer\'s keys cannot be fetched, and logs no token at any level', async () => {
+  it("answers 503 auth_unavailable when the issuer's keys cannot be fetched, and logs no token at any level", async () => {
     let logged = ''
     const sink = new Writable({ write: (chunk: Buffer, _enc, done) => void ((logged += chunk.toString()), done()) })
     const log = pino({ level: 'trace', redact: { paths: ['req.headers.authorization', 'headers.authorization'], censor: '[redacted]' } }, sink)
@@ -333,7 +381,8 @@ describe('limits', () => {
     expect(res.statusCode).toBe(503)
     expect(res.json()).toMatchObject({ error: 'auth_unavailable' })
     expect(res.headers['retry-after']).toBeDefined()
-    for (const t of [token, 'wrong-static-key', ADMIN_KEY]) await app.inject({ method: 'POST', url: '/v1/users/bo/samples', headers: { authorization: `Bearer ${t}`, 'content-type': 'application/json' }, payload: '{"samples":[]}' })
+    for (const t of [token, 'wrong-static-key', ADMIN_KEY])
+      await app.inject({ method: 'POST', url: '/v1/users/bo/samples', headers: { authorization: `Bearer ${t}`, 'content-type': 'application/json' }, payload: '{"samples":[]}' })
     await app.close()
     expect(logged.length).toBeGreaterThan(0)
     for (const secret of [token, token.split('.')[2] as string, 'wrong-static-key', ADMIN_KEY]) expect(logged).not.toContain(secret)

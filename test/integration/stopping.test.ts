@@ -48,22 +48,39 @@ describe('a pipeline stopped and started again at once', () => {
     const { env, db } = await scene()
     const up = async () => {
       const port = await freePort()
-      const c = spawnHph(['up'], {
-        DATABASE_URL: env.config.DATABASE_URL, HPH_PREFIX: env.config.HPH_PREFIX, HOST: '127.0.0.1', PORT: String(port),
-        // long on purpose: a message stranded by a stop would land only after it, far past the bound below
-        HPH_ACK_WAIT_S: '60',
-        HPH_SHUTDOWN_TIMEOUT_MS: '15000',
-      }, children)
+      const c = spawnHph(
+        ['up'],
+        {
+          DATABASE_URL: env.config.DATABASE_URL,
+          HPH_PREFIX: env.config.HPH_PREFIX,
+          HOST: '127.0.0.1',
+          PORT: String(port),
+          // long on purpose: a message stranded by a stop would land only after it, far past the bound below
+          HPH_ACK_WAIT_S: '60',
+          HPH_SHUTDOWN_TIMEOUT_MS: '15000',
+        },
+        children,
+      )
       showOnFailure(c, `hph up on ${port}`)
       const url = `http://127.0.0.1:${port}`
-      await eventually(async () => (await fetch(`${url}/readyz`).then((r) => r.status, () => 0)) === 200, 60_000, 'hph up to be ready')
+      await eventually(
+        async () =>
+          (await fetch(`${url}/readyz`).then(
+            (r) => r.status,
+            () => 0,
+          )) === 200,
+        60_000,
+        'hph up to be ready',
+      )
       return { c, url }
     }
     let current = await up()
     const lags: number[] = []
     for (let round = 0; round < 3; round++) {
       const users = [0, 1, 2].map((u) => `r${round}u${u}`)
-      const batches = users.flatMap((userId, u) => demoBatches({ userId, nights: 60, firstNight: '2026-05-01', seed: round * 10 + u, batchSize: 40 }).map((batch) => ({ userId, batch })))
+      const batches = users.flatMap((userId, u) =>
+        demoBatches({ userId, nights: 60, firstNight: '2026-05-01', seed: round * 10 + u, batchSize: 40 }).map((batch) => ({ userId, batch })),
+      )
       const poster = startPoster(() => current.url, batches, { gapMs: 20 })
       await eventually(async () => poster.accepted.size >= 30, 60_000, 'batches accepted under load')
       // SIGTERM mid-stream (the stages hold pulled and half-written work), and a new pipeline at once
@@ -104,11 +121,15 @@ describe('a stage whose durable consumer is deleted under it', () => {
 
     await env.nats.jsm.consumers.delete(stream, 'samples-writer')
     const seen: Array<{ status: number; checks: Record<string, string> }> = []
-    await eventually(async () => {
-      const r = await readyz()
-      seen.push(r)
-      return r.status === 503
-    }, 30_000, 'readyz to turn 503')
+    await eventually(
+      async () => {
+        const r = await readyz()
+        seen.push(r)
+        return r.status === 503
+      },
+      30_000,
+      'readyz to turn 503',
+    )
     expect(seen.at(-1)).toMatchObject({ status: 503, checks: { nats: 'ok', postgres: 'ok', 'samples-writer': 'not pulling' } })
     expect(lines.some((l) => l.includes('"level":50') && l.includes('durable consumer is gone'))).toBe(true)
 
@@ -128,15 +149,34 @@ describe('shutdown', () => {
     const { env } = await scene()
     const port = await freePort()
     const deadlineMs = 6_000
-    const c = spawnHph(['up'], {
-      DATABASE_URL: env.config.DATABASE_URL, HPH_PREFIX: env.config.HPH_PREFIX, HOST: '127.0.0.1', PORT: String(port), HPH_SHUTDOWN_TIMEOUT_MS: String(deadlineMs),
-    }, children)
+    const c = spawnHph(
+      ['up'],
+      {
+        DATABASE_URL: env.config.DATABASE_URL,
+        HPH_PREFIX: env.config.HPH_PREFIX,
+        HOST: '127.0.0.1',
+        PORT: String(port),
+        HPH_SHUTDOWN_TIMEOUT_MS: String(deadlineMs),
+      },
+      children,
+    )
     showOnFailure(c, 'hph up')
     const url = `http://127.0.0.1:${port}`
-    await eventually(async () => (await fetch(`${url}/readyz`).then((r) => r.status, () => 0)) === 200, 60_000, 'hph up to be ready')
+    await eventually(
+      async () =>
+        (await fetch(`${url}/readyz`).then(
+          (r) => r.status,
+          () => 0,
+        )) === 200,
+      60_000,
+      'hph up to be ready',
+    )
     const waiting = async () => {
-      const infos = await Promise.all(['normalize', 'samples-writer', 'insights-engine', 'insights-writer'].map((d, i) =>
-        env.nats.jsm.consumers.info(streamName(env.config.HPH_PREFIX, (['INGEST', 'SAMPLES', 'CHANGES', 'INSIGHTS'] as const)[i]!), d)))
+      const infos = await Promise.all(
+        ['normalize', 'samples-writer', 'insights-engine', 'insights-writer'].map((d, i) =>
+          env.nats.jsm.consumers.info(streamName(env.config.HPH_PREFIX, (['INGEST', 'SAMPLES', 'CHANGES', 'INSIGHTS'] as const)[i]!), d),
+        ),
+      )
       return infos.reduce((n, i) => n + i.num_waiting, 0)
     }
     await eventually(async () => (await waiting()) >= 4, 15_000, 'every stage to have a pull waiting')
@@ -148,7 +188,9 @@ describe('shutdown', () => {
         push = (chunk) => controller.enqueue(new TextEncoder().encode(chunk))
       },
     })
-    const upload = fetch(`${url}/v1/users/slow/healthkit-export`, { method: 'POST', headers: { 'content-type': 'application/xml' }, body, duplex: 'half' } as RequestInit).catch((err: unknown) => err)
+    const upload = fetch(`${url}/v1/users/slow/healthkit-export`, { method: 'POST', headers: { 'content-type': 'application/xml' }, body, duplex: 'half' } as RequestInit).catch(
+      (err: unknown) => err,
+    )
     push?.('<?xml version="1.0" encoding="UTF-8"?>\n<HealthData locale="en_US">\n')
     await new Promise((r) => setTimeout(r, 1_000))
 

@@ -11,8 +11,13 @@ let env: TestEnv
 
 beforeAll(async () => {
   env = await testEnv({
-    HPH_INGEST_MAX_BYTES: String(3 * MIB), HPH_SAMPLES_MAX_BYTES: String(4 * MIB), HPH_CHANGES_MAX_BYTES: String(2 * MIB),
-    HPH_INSIGHTS_MAX_BYTES: String(5 * MIB), HPH_DLQ_MAX_BYTES: String(6 * MIB), HPH_AUDIT_MAX_BYTES: String(MIB), HPH_ERASING_MAX_BYTES: String(MIB),
+    HPH_INGEST_MAX_BYTES: String(3 * MIB),
+    HPH_SAMPLES_MAX_BYTES: String(4 * MIB),
+    HPH_CHANGES_MAX_BYTES: String(2 * MIB),
+    HPH_INSIGHTS_MAX_BYTES: String(5 * MIB),
+    HPH_DLQ_MAX_BYTES: String(6 * MIB),
+    HPH_AUDIT_MAX_BYTES: String(MIB),
+    HPH_ERASING_MAX_BYTES: String(MIB),
   })
   await applyTopology(env.nats.jsm, env.config)
 })

@@ -24,7 +24,12 @@ const DATA_TYPES: Record<SqlType, readonly string[]> = {
   jsonb: ['jsonb'],
 }
 
-interface Column { relation: string; column: string; dataType: string; nullable: boolean }
+interface Column {
+  relation: string
+  column: string
+  dataType: string
+  nullable: boolean
+}
 
 let database: TestDatabase
 let db: Kysely<Database>
@@ -34,12 +39,14 @@ beforeAll(async () => {
   database = await createTestDatabase()
   db = createDb(database.config, { max: 2 }).db
   await migrateToLatest(db, database.config)
-  columns = (await sql<Column>`
+  columns = (
+    await sql<Column>`
     select c.table_name as relation, c.column_name as column, c.data_type as "dataType", c.is_nullable = 'YES' as nullable
     from information_schema.columns c join pg_class k on k.relname = c.table_name
     join pg_namespace n on n.oid = k.relnamespace and n.nspname = c.table_schema
     where c.table_schema = ${database.config.HPH_DB_SCHEMA} and not k.relispartition and c.table_name not like 'kysely_migration%'
-    order by c.table_name, c.ordinal_position`.execute(db)).rows
+    order by c.table_name, c.ordinal_position`.execute(db)
+  ).rows
 })
 afterAll(async () => {
   await db?.destroy()
@@ -81,12 +88,21 @@ describe('each table is defined once, by its zod row', () => {
   it('an insight event carries every column of its table but the user, the versions and the write times', () => {
     const bookkeeping = ['user_id', 'data_version', 'data_count', 'updated_at', 'created_at', 'last_incremental_update', 'last_full_update']
     for (const t of Object.values(INSIGHT_TABLES)) {
-      expect(Object.keys(t.columns).sort(), t.table).toEqual(Object.keys(TableRows[t.table].shape).filter((c) => !bookkeeping.includes(c)).sort())
+      expect(Object.keys(t.columns).sort(), t.table).toEqual(
+        Object.keys(TableRows[t.table].shape)
+          .filter((c) => !bookkeeping.includes(c))
+          .sort(),
+      )
     }
   })
 
   it("export and erasure find exactly the tables whose zod row has a user's id", async () => {
     const found = (await userTables(db, database.config.HPH_DB_SCHEMA)).map((t) => t.table)
-    expect(found).toEqual(Object.entries(TableRows).filter(([, row]) => 'user_id' in row.shape).map(([table]) => table).sort())
+    expect(found).toEqual(
+      Object.entries(TableRows)
+        .filter(([, row]) => 'user_id' in row.shape)
+        .map(([table]) => table)
+        .sort(),
+    )
   })
 })

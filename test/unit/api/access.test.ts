@@ -87,7 +87,9 @@ describe('audit events', () => {
     const e = auditEvent('hph', { action: 'write', actor: 'key#1', actorKind: 'admin', userId: 'ana', operation: 'POST /v1/users/:userId/samples', outcome: 'ok', at }, SECRET)
     expect(e.subject).toBe('hph.audit.v1.write.ana')
     expect(e.subject.split('.').length).toBe(subjects.ofUser('hph', 'ana').split('.').length)
-    expect(auditEvent('hph', { action: 'denied', actor: 'unauthenticated', actorKind: 'none', operation: 'GET (no route)', outcome: 'denied', at }, SECRET).subject).toBe('hph.audit.v1.denied._')
+    expect(auditEvent('hph', { action: 'denied', actor: 'unauthenticated', actorKind: 'none', operation: 'GET (no route)', outcome: 'denied', at }, SECRET).subject).toBe(
+      'hph.audit.v1.denied._',
+    )
   })
 
   it('keeps an erase under a one-way reference to the user, never the id', () => {
@@ -106,7 +108,22 @@ describe('audit events', () => {
   })
 
   it('writes a record that fails its schema reduced, naming what was cut or left out', () => {
-    const e = auditEvent('hph', { action: 'write', actor: 'key#1', actorKind: 'admin', userId: 'ana', operation: 'POST /v1/users/:userId/samples', requestId: 'r'.repeat(300), ip: 'i'.repeat(150), outcome: 'ok', status: 1.5, at }, SECRET)
+    const e = auditEvent(
+      'hph',
+      {
+        action: 'write',
+        actor: 'key#1',
+        actorKind: 'admin',
+        userId: 'ana',
+        operation: 'POST /v1/users/:userId/samples',
+        requestId: 'r'.repeat(300),
+        ip: 'i'.repeat(150),
+        outcome: 'ok',
+        status: 1.5,
+        at,
+      },
+      SECRET,
+    )
     expect(e.reduced.sort()).toEqual(['ip', 'requestId', 'status'])
     expect(e.subject).toBe('hph.audit.v1.write.ana')
     expect(e.record).toMatchObject({ action: 'write', actor: 'key#1', userId: 'ana', outcome: 'ok', requestId: 'r'.repeat(200), ip: 'i'.repeat(100) })
@@ -122,7 +139,17 @@ describe('audit events', () => {
   it('aggregates denied requests per address and window, with their count', () => {
     const d = new DeniedAggregator(60_000)
     const t0 = Date.UTC(2026, 0, 1, 12, 0, 0)
-    const denied = (ip: string, userId: string, ms: number) => ({ action: 'denied' as const, actor: 'unauthenticated', actorKind: 'none' as const, userId, operation: 'GET /v1/users/:userId/hrv/daily', ip, outcome: 'denied' as const, status: 401, at: new Date(ms).toISOString() })
+    const denied = (ip: string, userId: string, ms: number) => ({
+      action: 'denied' as const,
+      actor: 'unauthenticated',
+      actorKind: 'none' as const,
+      userId,
+      operation: 'GET /v1/users/:userId/hrv/daily',
+      ip,
+      outcome: 'denied' as const,
+      status: 401,
+      at: new Date(ms).toISOString(),
+    })
     for (let i = 0; i < 1000; i++) d.add(denied('10.0.0.1', 'ana', t0 + i * 10), t0 + i * 10)
     d.add(denied('10.0.0.2', 'ana', t0 + 5), t0 + 5)
     d.add(denied('10.0.0.2', 'bo', t0 + 6), t0 + 6)
@@ -130,7 +157,15 @@ describe('audit events', () => {
     const out = d.take(t0 + 60_000)
     expect(out).toHaveLength(3)
     expect(out.find((r) => r.ip === '10.0.0.1')).toMatchObject({ count: 1000, userId: 'ana', since: new Date(t0).toISOString(), at: new Date(t0 + 9990).toISOString() })
-    expect(out.filter((r) => r.ip === '10.0.0.2').map((r) => [r.userId, r.count]).sort()).toEqual([['ana', 1], ['bo', 1]])
+    expect(
+      out
+        .filter((r) => r.ip === '10.0.0.2')
+        .map((r) => [r.userId, r.count])
+        .sort(),
+    ).toEqual([
+      ['ana', 1],
+      ['bo', 1],
+    ])
     // an address trying many users: 16 of them keep their own event, the rest are one
     for (let i = 0; i < 5000; i++) d.add(denied('10.0.0.3', `u${i}`, t0 + 120_000), t0 + 120_000)
     const many = d.take(t0 + 180_000)

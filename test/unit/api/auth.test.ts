@@ -25,7 +25,10 @@ describe('static keys', () => {
 
 describe('error mapping', () => {
   it('maps validation to 400, fastify body errors to 413/415, dependencies away to 503, the rest to 500', () => {
-    expect(toHttp(new ValidationError('no', [{ path: 'samples', problem: 'missing' }]))).toEqual({ status: 400, body: { error: 'validation_failed', message: 'no', details: [{ path: 'samples', problem: 'missing' }] } })
+    expect(toHttp(new ValidationError('no', [{ path: 'samples', problem: 'missing' }]))).toEqual({
+      status: 400,
+      body: { error: 'validation_failed', message: 'no', details: [{ path: 'samples', problem: 'missing' }] },
+    })
     expect(toHttp(Object.assign(new Error('too large'), { code: 'FST_ERR_CTP_BODY_TOO_LARGE', statusCode: 413 })).status).toBe(413)
     expect(toHttp(Object.assign(new Error('bad type'), { code: 'FST_ERR_CTP_INVALID_MEDIA_TYPE', statusCode: 415 })).status).toBe(415)
     expect(toHttp(Object.assign(new Error('x'), { code: 'ECONNREFUSED' })).status).toBe(503)

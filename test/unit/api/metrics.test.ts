@@ -69,7 +69,9 @@ describe('the Grafana dashboard', () => {
     expect(drift(registry, exprs)).toEqual([])
     // the check itself finds drift
     expect(drift(registry, ['rate(hph_stage_messages_done_total[5m])', 'hph_consumer_lag_seconds{stage="x"}', 'hph_dlq_messages_bucket'])).toEqual([
-      'hph_stage_messages_done_total: not exported', 'hph_consumer_lag_seconds: no label stage', 'hph_dlq_messages_bucket: not exported',
+      'hph_stage_messages_done_total: not exported',
+      'hph_consumer_lag_seconds: no label stage',
+      'hph_dlq_messages_bucket: not exported',
     ])
   })
 
@@ -150,7 +152,8 @@ describe('the metrics registry', () => {
       defaultMetrics: false,
       timeoutMs: 200,
       // the first read hangs (NATS away); later ones answer at once
-      readJetStream: () => (++reads === 1 ? new Promise((resolve) => (answer = resolve)) : Promise.resolve({ consumers: [], dlq: { stream: 'X_DLQ', messages: 0 }, complete: true })),
+      readJetStream: () =>
+        ++reads === 1 ? new Promise((resolve) => (answer = resolve)) : Promise.resolve({ consumers: [], dlq: { stream: 'X_DLQ', messages: 0 }, complete: true }),
     })
     const t0 = performance.now()
     const text = await m.registry.metrics()

@@ -83,7 +83,10 @@ describe('export limits', () => {
     const zipped = zipSync({ 'apple_health_export/export.xml': Buffer.from(big) }, { level: 9 })
     expect(zipped.length).toBeLessThan(LIMITS.xmlBytes / 10)
     expectLimit((await readAll(zipped, LIMITS, 'zip')).error, 'HPH_EXPORT_MAX_XML_BYTES')
-    const beside = zipSync({ 'apple_health_export/export_cda.xml': new Uint8Array(2 * 1024 * 1024), 'apple_health_export/export.xml': Buffer.from(`${HEAD}<HealthData/>`) }, { level: 9 })
+    const beside = zipSync(
+      { 'apple_health_export/export_cda.xml': new Uint8Array(2 * 1024 * 1024), 'apple_health_export/export.xml': Buffer.from(`${HEAD}<HealthData/>`) },
+      { level: 9 },
+    )
     expectLimit((await readAll(beside, LIMITS, 'zip')).error, 'HPH_EXPORT_MAX_XML_BYTES')
   }, 60_000)
 })

@@ -45,7 +45,10 @@ const both = async (bytes: Uint8Array, format: ExportFormat, size: number, batch
 
 describe('readExportInThread', () => {
   it('gives the batches and counts readExport gives, for export.xml and export.zip', async () => {
-    for (const [bytes, format] of [[NIGHTS, 'xml'], [zipSync({ 'apple_health_export/export.xml': NIGHTS }), 'zip']] as const) {
+    for (const [bytes, format] of [
+      [NIGHTS, 'xml'],
+      [zipSync({ 'apple_health_export/export.xml': NIGHTS }), 'zip'],
+    ] as const) {
       const { inThread, inline } = await both(bytes, format, 7_000)
       expect(inThread.error).toBeUndefined()
       expect(inThread.batches.length).toBeGreaterThan(5)
@@ -95,7 +98,9 @@ describe('readExportInThread', () => {
       if (++taken === 2) break
     }
     expect(reader.counts.xmlBytes).toBeGreaterThan(0)
-    expect(reader.counts.records['HKCategoryTypeIdentifierSleepAnalysis']! + (reader.counts.records['HKQuantityTypeIdentifierHeartRateVariabilitySDNN'] ?? 0)).toBeGreaterThanOrEqual(100)
+    expect(
+      reader.counts.records['HKCategoryTypeIdentifierSleepAnalysis']! + (reader.counts.records['HKQuantityTypeIdentifierHeartRateVariabilitySDNN'] ?? 0),
+    ).toBeGreaterThanOrEqual(100)
     expect(reader.counts.otherElements).toMatchObject({ ExportDate: 1, Me: 1 })
   })
 
@@ -119,7 +124,11 @@ describe('readExportInThread', () => {
     warmParseThread()
     const { inThread, inline } = await both(NIGHTS, 'xml', 64 * 1024)
     expect(inThread.batches).toEqual(inline.batches)
-    const child = spawnSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', "import { warmParseThread } from './ingest/healthkit-export/reader-thread.ts'; warmParseThread(); console.log('warmed')"], { encoding: 'utf8', timeout: 20_000 })
+    const child = spawnSync(
+      process.execPath,
+      ['--import', 'tsx', '--input-type=module', '-e', "import { warmParseThread } from './ingest/healthkit-export/reader-thread.ts'; warmParseThread(); console.log('warmed')"],
+      { encoding: 'utf8', timeout: 20_000 },
+    )
     expect(child.status).toBe(0)
     expect(child.stdout).toBe('warmed\n')
   })

@@ -35,7 +35,11 @@ interface Read {
 }
 
 async function read(bytes: Uint8Array, opts: { format?: ExportFormat; batchSize?: number; sizes?: number[]; maxBatchChars?: number } = {}): Promise<Read> {
-  const r = readExport(pieces(bytes, opts.sizes), { format: opts.format ?? 'xml', batchSize: opts.batchSize ?? 1000, ...(opts.maxBatchChars ? { maxBatchChars: opts.maxBatchChars } : {}) })
+  const r = readExport(pieces(bytes, opts.sizes), {
+    format: opts.format ?? 'xml',
+    batchSize: opts.batchSize ?? 1000,
+    ...(opts.maxBatchChars ? { maxBatchChars: opts.maxBatchChars } : {}),
+  })
   const batches: ReadBatch[] = []
   try {
     for await (const b of r.batches) {
@@ -76,7 +80,12 @@ describe('the small real export (fixtures/README.md)', () => {
   it('gives the one canonical heart_rate sample: 72 /min at 2018-09-10 02:28:55 -0700 from the Apple Watch', async () => {
     const [s] = normalized((await read(SMALL)).batches)
     expect(s!.sample).toEqual({
-      userId: 'ana', metric: 'heart_rate', start: '2018-09-10T09:28:55.000Z', end: '2018-09-10T09:28:55.000Z', utcOffsetMinutes: -420, value: 72,
+      userId: 'ana',
+      metric: 'heart_rate',
+      start: '2018-09-10T09:28:55.000Z',
+      end: '2018-09-10T09:28:55.000Z',
+      utcOffsetMinutes: -420,
+      value: 72,
       source: { name: 'Apple Watch', device: '<<HKDevice: 0x282a45810>, name:Apple Watch, manufacturer:Apple, model:Watch, hardware:Watch2,4, software:4.3.1>' },
       ingestId: 'ing-0',
     })
@@ -99,20 +108,30 @@ describe('the 30-nights export (fixtures/README.md)', () => {
     const lines = r.batches.flatMap((b) => b.lines)
     expect(lines).toEqual([...lines].sort((a, b) => a - b))
     // the records as the file writes them, in its order (the test helper reads them with a regex)
-    expect(r.batches.flatMap((b) => b.samples)).toEqual(understoodRecords(NIGHTS.toString('utf8')).map((rec) => {
-      const { type, sourceName, sourceVersion, device, unit, creationDate, startDate, endDate, value } = rec
-      return Object.fromEntries(Object.entries({ type, sourceName, sourceVersion, device, unit, creationDate, startDate, endDate, value }).filter(([, v]) => v !== undefined))
-    }))
+    expect(r.batches.flatMap((b) => b.samples)).toEqual(
+      understoodRecords(NIGHTS.toString('utf8')).map((rec) => {
+        const { type, sourceName, sourceVersion, device, unit, creationDate, startDate, endDate, value } = rec
+        return Object.fromEntries(Object.entries({ type, sourceName, sourceVersion, device, unit, creationDate, startDate, endDate, value }).filter(([, v]) => v !== undefined))
+      }),
+    )
   })
 
   it('normalises to the canonical samples the insights worked example is built from (values, offsets, stages)', async () => {
     const got = normalized((await read(NIGHTS)).batches).map((s) => s.sample)
     const want = exportSamples(NIGHTS.toString('utf8'), 'ana')
     expect(got).toHaveLength(528)
-    expect(got.map(({ metric, start, end, utcOffsetMinutes, value, stage }) => ({ metric, start, end, utcOffsetMinutes, value, stage })))
-      .toEqual(want.map(({ sample: { metric, start, end, utcOffsetMinutes, value, stage } }) => ({ metric, start, end, utcOffsetMinutes, value, stage })))
+    expect(got.map(({ metric, start, end, utcOffsetMinutes, value, stage }) => ({ metric, start, end, utcOffsetMinutes, value, stage }))).toEqual(
+      want.map(({ sample: { metric, start, end, utcOffsetMinutes, value, stage } }) => ({ metric, start, end, utcOffsetMinutes, value, stage })),
+    )
     // spot checks, worked by hand from the file's first lines
-    expect(got[0]).toMatchObject({ metric: 'sleep_stage', stage: 'in_bed', start: '2026-03-01T07:10:00.000Z', end: '2026-03-01T16:19:00.000Z', utcOffsetMinutes: -480, source: { name: 'iPhone' } })
+    expect(got[0]).toMatchObject({
+      metric: 'sleep_stage',
+      stage: 'in_bed',
+      start: '2026-03-01T07:10:00.000Z',
+      end: '2026-03-01T16:19:00.000Z',
+      utcOffsetMinutes: -480,
+      source: { name: 'iPhone' },
+    })
     expect(got[1]).toMatchObject({ metric: 'sleep_stage', stage: 'core', start: '2026-03-01T07:50:00.000Z', end: '2026-03-01T08:14:00.000Z', utcOffsetMinutes: -480 })
     expect(got[2]).toMatchObject({ metric: 'hrv_sdnn', value: 38.9, start: '2026-03-01T08:00:00.000Z', end: '2026-03-01T08:01:00.000Z', utcOffsetMinutes: -480 })
     expect(got[2]!.source.device).toContain('hardware:Watch6,2')
@@ -154,7 +173,16 @@ describe("a batch's JSON text", () => {
     const [b] = r.batches
     const want = [
       { type: HR, sourceName: 'Ana\'s "Watch" \\ & <3', unit: 'count/min', startDate: '2026-03-01 00:00:00 -0800', endDate: '2026-03-01 00:00:00 -0800', value: '61' },
-      { type: HR, sourceName: 'tab\tnew\nline \u{1F493} Zoë', device: '<<HKDevice>>', unit: 'count/min', creationDate: '2026-03-01 00:00:01 -0800', startDate: '2026-03-01 00:00:01 -0800', endDate: '2026-03-01 00:00:01 -0800', value: '62' },
+      {
+        type: HR,
+        sourceName: 'tab\tnew\nline \u{1F493} Zoë',
+        device: '<<HKDevice>>',
+        unit: 'count/min',
+        creationDate: '2026-03-01 00:00:01 -0800',
+        startDate: '2026-03-01 00:00:01 -0800',
+        endDate: '2026-03-01 00:00:01 -0800',
+        value: '62',
+      },
       // the attributes in the order of RECORD_ATTRIBUTES, not the file's
       { type: SLEEP, sourceName: 'x', startDate: '2026-03-01 00:30:00 -0800', endDate: '2026-03-01 01:00:00 -0800', value: 'HKCategoryValueSleepAnalysisAsleepCore' },
     ]
@@ -202,7 +230,11 @@ describe('a malformed or truncated export', () => {
     const text = NIGHTS.toString('utf8')
     const lines = text.split('\n')
     const bad = 400 // a 1-based line number inside the records
-    lines.splice(bad - 1, 0, ' <Record type="HKQuantityTypeIdentifierHeartRate" sourceName="Zoë’s Watch" unit="count/min" value=61 startDate="2026-03-01 00:00:00 -0800" endDate="2026-03-01 00:00:00 -0800"/>')
+    lines.splice(
+      bad - 1,
+      0,
+      ' <Record type="HKQuantityTypeIdentifierHeartRate" sourceName="Zoë’s Watch" unit="count/min" value=61 startDate="2026-03-01 00:00:00 -0800" endDate="2026-03-01 00:00:00 -0800"/>',
+    )
     const broken = Buffer.from(lines.join('\n'))
     const r = await read(broken, { batchSize: 50, sizes: [777] })
     expect(r.error).toBeInstanceOf(ExportFormatError)
@@ -277,7 +309,11 @@ function streamedZip(entries: Array<[string, Uint8Array]>, deflate: boolean): Ui
 describe('export.zip', () => {
   const cda = Buffer.from('<?xml version="1.0"?>\n<ClinicalDocument>not the export</ClinicalDocument>\n'.repeat(2000))
   const route = Buffer.from('<gpx>route</gpx>\n'.repeat(100))
-  const entries: Array<[string, Uint8Array]> = [['apple_health_export/export_cda.xml', cda], ['apple_health_export/export.xml', NIGHTS], ['apple_health_export/workout-routes/route_1.gpx', route]]
+  const entries: Array<[string, Uint8Array]> = [
+    ['apple_health_export/export_cda.xml', cda],
+    ['apple_health_export/export.xml', NIGHTS],
+    ['apple_health_export/workout-routes/route_1.gpx', route],
+  ]
   const expected = read(NIGHTS, { batchSize: 100 })
 
   const cases: Array<[string, Uint8Array]> = [

@@ -18,7 +18,10 @@ const rules = (await import(pathToFileURL(join(ROOT, '.dependency-cruiser.mjs'))
 
 async function violations(baseDir: string, roots: string[]): Promise<string[]> {
   const { forbidden, options } = rules.default
-  const r = await cruise(roots.filter((p) => existsSync(join(baseDir, p))), { ...options, validate: true, ruleSet: { forbidden: forbidden ?? [] }, baseDir })
+  const r = await cruise(
+    roots.filter((p) => existsSync(join(baseDir, p))),
+    { ...options, validate: true, ruleSet: { forbidden: forbidden ?? [] }, baseDir },
+  )
   const result = r.output as ICruiseResult
   expect(result.summary.totalCruised, 'cruised nothing').toBeGreaterThan(0)
   return result.summary.violations.map((v) => `${v.rule.name}: ${v.from} → ${v.to}`)
@@ -56,12 +59,14 @@ describe('the import graph', () => {
     file('schema/a.ts', "import { b } from './b.ts'\nexport const a = () => b\n")
     file('schema/b.ts', "import { a } from './a.ts'\nexport const b = () => a\n")
     const found = await violations(scratch, ['cli', 'api', 'processors', 'projections', 'streams', 'schema'])
-    expect(found).toEqual(expect.arrayContaining([
-      'cli-not-api: cli/run.ts → api/server.ts',
-      'upward-from-api: api/server.ts → cli/show.ts',
-      'processor-not-projection: processors/stage.ts → projections/writer.ts',
-      'upward-from-streams: streams/reader.ts → processors/stage.ts',
-      'no-circular: schema/a.ts → schema/b.ts',
-    ]))
+    expect(found).toEqual(
+      expect.arrayContaining([
+        'cli-not-api: cli/run.ts → api/server.ts',
+        'upward-from-api: api/server.ts → cli/show.ts',
+        'processor-not-projection: processors/stage.ts → projections/writer.ts',
+        'upward-from-streams: streams/reader.ts → processors/stage.ts',
+        'no-circular: schema/a.ts → schema/b.ts',
+      ]),
+    )
   }, 60_000)
 })

@@ -29,15 +29,20 @@ interface Service {
 const manifests = (): Doc[] =>
   readdirSync(join(root, 'infra/k8s'))
     .filter((f) => f.endsWith('.yaml'))
-    .flatMap((f) => parseAllDocuments(read(`infra/k8s/${f}`)).map((d) => {
-      expect(d.errors, f).toEqual([])
-      return d.toJS() as Doc
-    }))
+    .flatMap((f) =>
+      parseAllDocuments(read(`infra/k8s/${f}`)).map((d) => {
+        expect(d.errors, f).toEqual([])
+        return d.toJS() as Doc
+      }),
+    )
 
 describe('the image', () => {
   const dockerfile = read('Dockerfile')
   /** the Dockerfile's stages, each with its FROM line and its instructions */
-  const stages = dockerfile.split(/^(?=FROM )/m).filter((s) => s.startsWith('FROM ')).map((text) => ({ from: /^FROM (\S+)/.exec(text)![1]!, name: /^FROM \S+ AS (\S+)/.exec(text)?.[1], text }))
+  const stages = dockerfile
+    .split(/^(?=FROM )/m)
+    .filter((s) => s.startsWith('FROM '))
+    .map((text) => ({ from: /^FROM (\S+)/.exec(text)![1]!, name: /^FROM \S+ AS (\S+)/.exec(text)?.[1], text }))
   const copies = (text: string) => [...text.matchAll(/^COPY (.+) \S+$/gm)].map((m) => m[1]!.split(' '))
   const final = stages.at(-1)!
 
@@ -66,9 +71,13 @@ describe('the image', () => {
 
   it('builds from every file the running program is made of (everything tracked but tests, benches, infra, docs and the tsx entries)', () => {
     const build = stages.find((s) => /^RUN npm run build$/m.test(s.text))!
-    const copied = copies(build.text).flat().filter((p) => !p.startsWith('--'))
+    const copied = copies(build.text)
+      .flat()
+      .filter((p) => !p.startsWith('--'))
     const tracked = execFileSync('git', ['ls-files'], { cwd: root, encoding: 'utf8' }).split('\n').filter(Boolean)
-    const runtime = tracked.filter((f) => /\.(ts|js|json|html|css)$/.test(f) && !/^(test|bench|infra|docs|bin|\.ci)\//.test(f) && !/^(eslint\.config\.js|vitest\.config\.ts|\.prettierrc\.json)$/.test(f))
+    const runtime = tracked.filter(
+      (f) => /\.(ts|js|json|html|css)$/.test(f) && !/^(test|bench|infra|docs|bin|\.ci)\//.test(f) && !/^(eslint\.config\.js|vitest\.config\.ts|\.prettierrc\.json)$/.test(f),
+    )
     const missing = runtime.filter((f) => !copied.some((c) => f === c || f.startsWith(`${c.replace(/\/$/, '')}/`)))
     expect(missing).toEqual([])
   })

@@ -33,14 +33,25 @@ describe('blend (docs/insights.md §3)', () => {
 
 describe('baselineAsOf (§3)', () => {
   it('reads days X−60 … X−1 only, never day X', () => {
-    const s = new Map([[addDays(X, -61), 1], [addDays(X, -60), 2], [addDays(X, -1), 3], [X, 4]])
+    const s = new Map([
+      [addDays(X, -61), 1],
+      [addDays(X, -60), 2],
+      [addDays(X, -1), 3],
+      [X, 4],
+    ])
     expect(windowValues(s, X, 60)).toEqual([2, 3])
   })
 
   it('reports a blended baseline from 7 valid nights and no HRV', () => {
     const hours = [6, 7, 8, 6, 7, 8, 7]
     // w = 7/14: mu_s = 7.25, sd_s = 0.783248… as in blend above
-    const b = baselineAsOf(X, series([], hours.map((h, i) => [addDays(X, -1 - i), h])))
+    const b = baselineAsOf(
+      X,
+      series(
+        [],
+        hours.map((h, i) => [addDays(X, -1 - i), h]),
+      ),
+    )
     // HRV: the prior (ln 45, 0.25); data quality (0 + 7) / 28 = 0.25
     expect(b).toMatchObject({ hrv_metric: 'sdnn', hrv_days: 0, sleep_days: 7, baseline_source: 'blended', data_quality_score: 0.25 })
     expect(b.hrv_baseline_sdnn).toBeCloseTo(45, 12)
@@ -52,13 +63,36 @@ describe('baselineAsOf (§3)', () => {
 
   it('is default with no data and personal with K days of each', () => {
     expect(baselineAsOf(X, series([], []))).toEqual({
-      hrv_metric: 'sdnn', hrv_baseline_sdnn: Math.exp(Math.log(45)), hrv_ln_mean: Math.log(45), hrv_ln_sd: 0.25, hrv_days: 0,
-      sleep_baseline_hours: 7.5, sleep_sd_hours: 0.75, sleep_days: 0, baseline_source: 'default', data_quality_score: 0,
+      hrv_metric: 'sdnn',
+      hrv_baseline_sdnn: Math.exp(Math.log(45)),
+      hrv_ln_mean: Math.log(45),
+      hrv_ln_sd: 0.25,
+      hrv_days: 0,
+      sleep_baseline_hours: 7.5,
+      sleep_sd_hours: 0.75,
+      sleep_days: 0,
+      baseline_source: 'default',
+      data_quality_score: 0,
     })
     const days = Array.from({ length: 20 }, (_, i) => addDays(X, -1 - i))
-    const b = baselineAsOf(X, series(days.map((d) => [d, Math.log(50)]), days.map((d) => [d, 7])), DEFAULT_CONFIG)
+    const b = baselineAsOf(
+      X,
+      series(
+        days.map((d) => [d, Math.log(50)]),
+        days.map((d) => [d, 7]),
+      ),
+      DEFAULT_CONFIG,
+    )
     // 20 days each: personal, data quality (14 + 14) / 28 = 1; sd of equal values is 0
-    expect(b).toMatchObject({ baseline_source: 'personal', data_quality_score: 1, hrv_days: 20, sleep_days: 20, hrv_ln_sd: expect.closeTo(0, 12), sleep_sd_hours: 0, sleep_baseline_hours: 7 })
+    expect(b).toMatchObject({
+      baseline_source: 'personal',
+      data_quality_score: 1,
+      hrv_days: 20,
+      sleep_days: 20,
+      hrv_ln_sd: expect.closeTo(0, 12),
+      sleep_sd_hours: 0,
+      sleep_baseline_hours: 7,
+    })
     expect(b.hrv_baseline_sdnn).toBeCloseTo(50, 12)
   })
 })

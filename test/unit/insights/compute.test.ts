@@ -102,29 +102,45 @@ describe('computeInsights is a function of the set of samples (docs/insights.md 
   const full = computeInsights(fixture)
 
   it('never changes with the order of the samples', () => {
-    fc.assert(fc.property(fc.integer(), (seed) => {
-      expect(computeInsights(shuffle(fixture, seed))).toEqual(full)
-    }), { numRuns: 25 })
+    fc.assert(
+      fc.property(fc.integer(), (seed) => {
+        expect(computeInsights(shuffle(fixture, seed))).toEqual(full)
+      }),
+      { numRuns: 25 },
+    )
   }, 60_000)
 
   it('never changes when samples arrive more than once', () => {
-    fc.assert(fc.property(fc.array(fc.nat(fixture.length - 1), { minLength: 1, maxLength: 200 }), fc.integer(), (again, seed) => {
-      expect(computeInsights(shuffle([...fixture, ...again.map((i) => fixture[i]!)], seed))).toEqual(full)
-    }), { numRuns: 25 })
+    fc.assert(
+      fc.property(fc.array(fc.nat(fixture.length - 1), { minLength: 1, maxLength: 200 }), fc.integer(), (again, seed) => {
+        expect(computeInsights(shuffle([...fixture, ...again.map((i) => fixture[i]!)], seed))).toEqual(full)
+      }),
+      { numRuns: 25 },
+    )
   }, 60_000)
 
   it('holds for arbitrary overlapping samples, offsets and both metrics too', () => {
     const minute = (m: number) => new Date(Date.parse('2026-03-01T00:00:00Z') + m * 60_000).toISOString()
     const offset = fc.constantFrom(-480, -420, 0, 60, 540)
-    const sleep = fc.record({ s: fc.constantFrom(...STAGES), at: fc.integer({ min: 0, max: 5 * 1440 }), dur: fc.integer({ min: 0, max: 600 }), offset })
+    const sleep = fc
+      .record({ s: fc.constantFrom(...STAGES), at: fc.integer({ min: 0, max: 5 * 1440 }), dur: fc.integer({ min: 0, max: 600 }), offset })
       .map(({ s, at, dur, offset }): Sample => stage(s, minute(at), minute(at + dur), offset))
-    const reading = fc.record({ metric: fc.constantFrom('hrv_sdnn' as const, 'hrv_rmssd' as const), at: fc.integer({ min: 0, max: 5 * 1440 }), value: fc.double({ min: 5, max: 200, noNaN: true }), offset })
+    const reading = fc
+      .record({
+        metric: fc.constantFrom('hrv_sdnn' as const, 'hrv_rmssd' as const),
+        at: fc.integer({ min: 0, max: 5 * 1440 }),
+        value: fc.double({ min: 5, max: 200, noNaN: true }),
+        offset,
+      })
       .map(({ metric, at, value, offset }) => hrv(value, minute(at), offset, metric))
-    fc.assert(fc.property(fc.array(fc.oneof(sleep, reading), { maxLength: 60 }), fc.array(fc.nat(59), { maxLength: 10 }), fc.integer(), (samples, again, seed) => {
-      const all = identified(samples)
-      const twice = [...all, ...again.filter((i) => i < all.length).map((i) => all[i]!)]
-      expect(computeInsights(shuffle(twice, seed))).toEqual(computeInsights(all))
-    }), { numRuns: 200 })
+    fc.assert(
+      fc.property(fc.array(fc.oneof(sleep, reading), { maxLength: 60 }), fc.array(fc.nat(59), { maxLength: 10 }), fc.integer(), (samples, again, seed) => {
+        const all = identified(samples)
+        const twice = [...all, ...again.filter((i) => i < all.length).map((i) => all[i]!)]
+        expect(computeInsights(shuffle(twice, seed))).toEqual(computeInsights(all))
+      }),
+      { numRuns: 200 },
+    )
   }, 60_000)
 })
 
@@ -134,44 +150,50 @@ describe('recomputing part of the days (docs/insights.md §6)', () => {
   const day = (n: number) => addDays(first, n)
 
   it('gives the same rows for the days asked as computing everything', () => {
-    fc.assert(fc.property(fc.nat(125), fc.nat(125), (a, b) => {
-      const days = { from: day(Math.min(a, b)), to: day(Math.max(a, b)) }
-      const part = computeInsights(history, { days })
-      const inside = <R extends { day: string }>(rows: readonly R[]) => rows.filter((r) => r.day >= days.from && r.day <= days.to)
-      expect(part).toEqual({
-        ...full,
-        sleepDaily: inside(full.sleepDaily),
-        hrvDaily: inside(full.hrvDaily),
-        baselineHistory: inside(full.baselineHistory),
-        readiness: inside(full.readiness),
-      })
-    }), { numRuns: 30 })
+    fc.assert(
+      fc.property(fc.nat(125), fc.nat(125), (a, b) => {
+        const days = { from: day(Math.min(a, b)), to: day(Math.max(a, b)) }
+        const part = computeInsights(history, { days })
+        const inside = <R extends { day: string }>(rows: readonly R[]) => rows.filter((r) => r.day >= days.from && r.day <= days.to)
+        expect(part).toEqual({
+          ...full,
+          sleepDaily: inside(full.sleepDaily),
+          hrvDaily: inside(full.hrvDaily),
+          baselineHistory: inside(full.baselineHistory),
+          readiness: inside(full.readiness),
+        })
+      }),
+      { numRuns: 30 },
+    )
   }, 60_000)
 
   it('leaves every row outside the touched range as it was, and the range can be computed from the samples of the 63 days before it', () => {
-    fc.assert(fc.property(fc.uniqueArray(fc.nat(history.length - 1), { minLength: 1, maxLength: 15 }), (added) => {
-      const isAdded = new Set(added)
-      const before = computeInsights(history.filter((_, i) => !isAdded.has(i)))
-      const range = affectedRange(added.flatMap((i) => touchedDays(history[i]!.sample)))
-      const outsideDaily = (d: string) => !range.daily.has(d)
-      const outsideDerived = (d: string) => d < range.derivedFrom || d > range.derivedTo
-      const keep = <R extends { day: string }>(rows: readonly R[], outside: (d: string) => boolean) => rows.filter((r) => outside(r.day))
-      expect(keep(full.sleepDaily, outsideDaily)).toEqual(keep(before.sleepDaily, outsideDaily))
-      expect(keep(full.hrvDaily, outsideDaily)).toEqual(keep(before.hrvDaily, outsideDaily))
-      expect(keep(full.baselineHistory, outsideDerived)).toEqual(keep(before.baselineHistory, outsideDerived))
-      expect(keep(full.readiness, outsideDerived)).toEqual(keep(before.readiness, outsideDerived))
+    fc.assert(
+      fc.property(fc.uniqueArray(fc.nat(history.length - 1), { minLength: 1, maxLength: 15 }), (added) => {
+        const isAdded = new Set(added)
+        const before = computeInsights(history.filter((_, i) => !isAdded.has(i)))
+        const range = affectedRange(added.flatMap((i) => touchedDays(history[i]!.sample)))
+        const outsideDaily = (d: string) => !range.daily.has(d)
+        const outsideDerived = (d: string) => d < range.derivedFrom || d > range.derivedTo
+        const keep = <R extends { day: string }>(rows: readonly R[], outside: (d: string) => boolean) => rows.filter((r) => outside(r.day))
+        expect(keep(full.sleepDaily, outsideDaily)).toEqual(keep(before.sleepDaily, outsideDaily))
+        expect(keep(full.hrvDaily, outsideDaily)).toEqual(keep(before.hrvDaily, outsideDaily))
+        expect(keep(full.baselineHistory, outsideDerived)).toEqual(keep(before.baselineHistory, outsideDerived))
+        expect(keep(full.readiness, outsideDerived)).toEqual(keep(before.readiness, outsideDerived))
 
-      // what the engine does: load the samples starting on or after first touched day − 63, compute the range
-      const since = `${addDays(range.first, -63)}T00:00:00Z`
-      const loaded = history.filter((s) => Date.parse(s.sample.start) >= Date.parse(since))
-      const part = computeInsights(loaded, { days: { from: range.derivedFrom, to: range.derivedTo } })
-      const within = <R extends { day: string }>(rows: readonly R[]) => rows.filter((r) => r.day >= range.derivedFrom && r.day <= range.derivedTo)
-      expect(part.sleepDaily).toEqual(within(full.sleepDaily))
-      expect(part.hrvDaily).toEqual(within(full.hrvDaily))
-      expect(part.baselineHistory).toEqual(within(full.baselineHistory))
-      expect(part.readiness).toEqual(within(full.readiness))
-      expect([part.userBaseline, part.userCpt]).toEqual([full.userBaseline, full.userCpt])
-    }), { numRuns: 40 })
+        // what the engine does: load the samples starting on or after first touched day − 63, compute the range
+        const since = `${addDays(range.first, -63)}T00:00:00Z`
+        const loaded = history.filter((s) => Date.parse(s.sample.start) >= Date.parse(since))
+        const part = computeInsights(loaded, { days: { from: range.derivedFrom, to: range.derivedTo } })
+        const within = <R extends { day: string }>(rows: readonly R[]) => rows.filter((r) => r.day >= range.derivedFrom && r.day <= range.derivedTo)
+        expect(part.sleepDaily).toEqual(within(full.sleepDaily))
+        expect(part.hrvDaily).toEqual(within(full.hrvDaily))
+        expect(part.baselineHistory).toEqual(within(full.baselineHistory))
+        expect(part.readiness).toEqual(within(full.readiness))
+        expect([part.userBaseline, part.userCpt]).toEqual([full.userBaseline, full.userCpt])
+      }),
+      { numRuns: 40 },
+    )
   }, 60_000)
 
   it('reaches back to D−1: a sample after midnight can move the night of D−1 to D', () => {

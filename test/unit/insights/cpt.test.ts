@@ -4,8 +4,17 @@ import { cptOf, cptRow, personalTable, stateOf, thresholds } from '../../../proc
 import { DEFAULT_CONFIG } from '../../../processors/insights/defaults.ts'
 
 const baseline = (over: Partial<Baseline> = {}): Baseline => ({
-  hrv_metric: 'sdnn', hrv_baseline_sdnn: 50, hrv_ln_mean: Math.log(50), hrv_ln_sd: 0.2, hrv_days: 14,
-  sleep_baseline_hours: 7, sleep_sd_hours: 1, sleep_days: 7, baseline_source: 'blended', data_quality_score: 0.75, ...over,
+  hrv_metric: 'sdnn',
+  hrv_baseline_sdnn: 50,
+  hrv_ln_mean: Math.log(50),
+  hrv_ln_sd: 0.2,
+  hrv_days: 14,
+  sleep_baseline_hours: 7,
+  sleep_sd_hours: 1,
+  sleep_days: 7,
+  baseline_source: 'blended',
+  data_quality_score: 0.75,
+  ...over,
 })
 
 describe('thresholds (docs/insights.md §4)', () => {
@@ -47,9 +56,17 @@ describe('cptRow (§4)', () => {
     expect(row.as_of_day).toBe('2026-03-31')
     expect([row.sleep_good_threshold, row.sleep_medium_threshold]).toEqual([6.5, 5.5])
     expect(row.cpt_probabilities.states).toEqual(['high', 'medium', 'low'])
-    expect(Object.keys(row.cpt_probabilities.table).sort()).toEqual(
-      ['good|good', 'good|medium', 'good|poor', 'medium|good', 'medium|medium', 'medium|poor', 'poor|good', 'poor|medium', 'poor|poor'],
-    )
+    expect(Object.keys(row.cpt_probabilities.table).sort()).toEqual([
+      'good|good',
+      'good|medium',
+      'good|poor',
+      'medium|good',
+      'medium|medium',
+      'medium|poor',
+      'poor|good',
+      'poor|medium',
+      'poor|poor',
+    ])
     expect(row.cpt_probabilities.table['medium|poor']).toEqual([0.1, 0.4, 0.5])
   })
 })

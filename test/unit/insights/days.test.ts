@@ -15,7 +15,12 @@ describe('local dates as day numbers', () => {
   }, 60_000)
 
   it('add days across months, leap days and years', () => {
-    expect([addDays('2024-02-28', 1), addDays('2024-03-01', -1), addDays('2023-12-31', 1), addDays('2026-03-10', 61)]).toEqual(['2024-02-29', '2024-02-29', '2024-01-01', '2026-05-10'])
+    expect([addDays('2024-02-28', 1), addDays('2024-03-01', -1), addDays('2023-12-31', 1), addDays('2026-03-10', 61)]).toEqual([
+      '2024-02-29',
+      '2024-02-29',
+      '2024-01-01',
+      '2026-05-10',
+    ])
     fc.assert(fc.property(fc.integer({ min: -300_000, max: 2_000_000 }), fc.integer({ min: -1000, max: 1000 }), (n, k) => addDays(dayString(n), k) === viaDate(n + k)))
   })
 

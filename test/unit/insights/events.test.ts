@@ -12,14 +12,29 @@ const nights = ['01', '02', '03'].flatMap((d) => [stage('core', `2026-03-${d}T00
 const rows = computeInsights(identified(nights))
 
 function recomputation(days: string[], over: Partial<Recomputation> = {}): Recomputation {
-  return { userId: 'u', rows, range: affectedRange(days), dataVersion: 9, dataCount: 6, recompute: 'incremental', everyDay: false, metric: 'sdnn', storedMetric: 'sdnn', has: { sdnn: true, rmssd: true, sleep: true }, ...over }
+  return {
+    userId: 'u',
+    rows,
+    range: affectedRange(days),
+    dataVersion: 9,
+    dataCount: 6,
+    recompute: 'incremental',
+    everyDay: false,
+    metric: 'sdnn',
+    storedMetric: 'sdnn',
+    has: { sdnn: true, rmssd: true, sleep: true },
+    ...over,
+  }
 }
 const MAX = 256 * 1024
 /** every row of the events, with its event's subject and id */
 const published = (r: Recomputation, maxBytes = MAX) =>
   insightEvents('hph', r, maxBytes).flatMap((o) => (o.event.data as InsightBatch).rows.map((row: InsightEntry) => ({ subject: o.subject, id: o.event.id, ...row })))
 const keys = (r: Recomputation, kind: Insight['kind'], live: boolean) =>
-  published(r).filter((e) => e.kind === kind && (e.row !== null) === live).map((e) => e.key).sort()
+  published(r)
+    .filter((e) => e.kind === kind && (e.row !== null) === live)
+    .map((e) => e.key)
+    .sort()
 
 describe('the events of a recomputation', () => {
   it('publishes the daily rows of the touched days ±1 only, and tombstones the days of that range without a row', () => {
@@ -40,7 +55,14 @@ describe('the events of a recomputation', () => {
     const r = recomputation(['2026-03-03'])
     expect(keys(r, 'baseline_history', true)).toEqual(['2026-03-02', '2026-03-03'])
     expect(keys(r, 'readiness_daily', true)).toEqual(['2026-03-02', '2026-03-03'])
-    expect(published(r).filter((e) => e.kind === 'baseline' || e.kind === 'cpt').map((e) => [e.kind, e.key, e.row !== null])).toEqual([['baseline', '', true], ['cpt', '', true]])
+    expect(
+      published(r)
+        .filter((e) => e.kind === 'baseline' || e.kind === 'cpt')
+        .map((e) => [e.kind, e.key, e.row !== null]),
+    ).toEqual([
+      ['baseline', '', true],
+      ['cpt', '', true],
+    ])
     expect(published(r).find((e) => e.kind === 'baseline')?.subject).toBe('hph.insights.v2.baseline.u')
   })
 
@@ -53,7 +75,11 @@ describe('the events of a recomputation', () => {
 
   it('tombstones the current baseline and CPT of a user left without rows', () => {
     const r = recomputation(['2026-03-03'], { rows: computeInsights([]) })
-    expect(published(r).filter((e) => e.kind === 'baseline' || e.kind === 'cpt').map((e) => e.row)).toEqual([null, null])
+    expect(
+      published(r)
+        .filter((e) => e.kind === 'baseline' || e.kind === 'cpt')
+        .map((e) => e.row),
+    ).toEqual([null, null])
     expect(keys(r, 'readiness_daily', false)).toEqual(['2026-03-02', '2026-03-03', '2026-03-04'])
   })
 
@@ -62,7 +88,9 @@ describe('the events of a recomputation', () => {
     const events = insightEvents('hph', r, MAX)
     expect(events.map((e) => e.subject)).toEqual(['hph.insights.v2.daily.u', 'hph.insights.v2.baseline.u', 'hph.insights.v2.cpt.u'])
     for (const e of events) expect(InsightBatch.safeParse(e.event.data).success).toBe(true)
-    expect(events.flatMap((e) => (e.event.data as InsightBatch).rows)).toEqual(insightRows(r).sort((a, b) => ['daily', 'baseline', 'cpt'].indexOf(groupOf(a.kind)) - ['daily', 'baseline', 'cpt'].indexOf(groupOf(b.kind))))
+    expect(events.flatMap((e) => (e.event.data as InsightBatch).rows)).toEqual(
+      insightRows(r).sort((a, b) => ['daily', 'baseline', 'cpt'].indexOf(groupOf(a.kind)) - ['daily', 'baseline', 'cpt'].indexOf(groupOf(b.kind))),
+    )
     // a small limit cuts the daily rows into parts, each within it, none lost or doubled
     const small = insightEvents('hph', r, 3000)
     expect(small.length).toBeGreaterThan(events.length)

@@ -60,13 +60,16 @@ describe('the metric of a day (§2)', () => {
   it('depends only on the rows of the days X−60 … X', () => {
     const dayIn = fc.integer({ min: -200, max: 200 })
     const rows = fc.array(fc.record({ d: dayIn, metric: fc.constantFrom('sdnn' as const, 'rmssd' as const) }), { maxLength: 120 })
-    fc.assert(fc.property(rows, rows, fc.integer({ min: -100, max: 100 }), (a, b, x) => {
-      const day = addDays(X, x)
-      const inWindow = (r: { d: number }) => r.d >= x - 60 && r.d <= x
-      // a's rows inside the window with b's rows outside it: the same metric as a alone
-      const mixed = [...a.filter(inWindow), ...b.filter((r) => !inWindow(r))]
-      const of = (list: typeof a) => metricOfDays(list.map((r) => row(addDays(X, r.d), r.metric)))(day)
-      expect(of(mixed)).toBe(of(a))
-    }), { numRuns: 300 })
+    fc.assert(
+      fc.property(rows, rows, fc.integer({ min: -100, max: 100 }), (a, b, x) => {
+        const day = addDays(X, x)
+        const inWindow = (r: { d: number }) => r.d >= x - 60 && r.d <= x
+        // a's rows inside the window with b's rows outside it: the same metric as a alone
+        const mixed = [...a.filter(inWindow), ...b.filter((r) => !inWindow(r))]
+        const of = (list: typeof a) => metricOfDays(list.map((r) => row(addDays(X, r.d), r.metric)))(day)
+        expect(of(mixed)).toBe(of(a))
+      }),
+      { numRuns: 300 },
+    )
   })
 })

@@ -15,10 +15,7 @@ const sd = (x: readonly number[]) => {
 
 describe('a user switching from the watch (SDNN) to a ring (RMSSD)', () => {
   // days 0–29: SDNN 40 + (n % 5); days 30–49: RMSSD 60 + (n % 3) from the ring, nothing else
-  const samples = [
-    ...Array.from({ length: 30 }, (_, n) => hrv(40 + (n % 5), at(n))),
-    ...Array.from({ length: 20 }, (_, i) => hrv(60 + ((30 + i) % 3), at(30 + i), 0, 'hrv_rmssd')),
-  ]
+  const samples = [...Array.from({ length: 30 }, (_, n) => hrv(40 + (n % 5), at(n))), ...Array.from({ length: 20 }, (_, i) => hrv(60 + ((30 + i) % 3), at(30 + i), 0, 'hrv_rmssd'))]
   const r = computeInsights(identified(samples))
   const history = new Map(r.baselineHistory.map((b) => [b.day, b]))
 
@@ -46,7 +43,7 @@ describe('a user switching from the watch (SDNN) to a ring (RMSSD)', () => {
     expect(r.userBaseline).toMatchObject({ as_of_day: addDays(D0, 50), hrv_metric: 'rmssd', hrv_days: 20 })
   })
 
-  it('judges readiness of X on the value of X\'s metric: none from a ring day whose metric is still sdnn', () => {
+  it("judges readiness of X on the value of X's metric: none from a ring day whose metric is still sdnn", () => {
     const readiness = new Map(r.readiness.map((x) => [x.day, x]))
     // days 30–35 have only an rmssd row and their metric is sdnn: no HRV evidence, no sleep: no readiness
     for (let n = 30; n <= 35; n++) expect(readiness.has(addDays(D0, n))).toBe(false)

@@ -21,7 +21,12 @@ describe('flattenStages (docs/insights.md §1.1)', () => {
   it('lets any source win: an iPhone in_bed under Apple Watch stages only shows where the watch says nothing', () => {
     // in_bed 00:00–04:00 (iPhone), awake 01:00–01:10, asleep 01:10–02:00: in_bed 60 + awake 10 + asleep 50 + in_bed 120
     const segs = flattenStages([stage('in_bed', T('00:00'), T('04:00'), 0, 'iPhone'), stage('awake', T('01:00'), T('01:10')), stage('asleep', T('01:10'), T('02:00'))])
-    expect(segs.map((s) => [s.stage, (s.end - s.start) / 60_000])).toEqual([['in_bed', 60], ['awake', 10], ['asleep', 50], ['in_bed', 120]])
+    expect(segs.map((s) => [s.stage, (s.end - s.start) / 60_000])).toEqual([
+      ['in_bed', 60],
+      ['awake', 10],
+      ['asleep', 50],
+      ['in_bed', 120],
+    ])
   })
 
   it('leaves uncovered time out and ignores samples of no duration', () => {
@@ -39,7 +44,10 @@ describe('episodes (§1.2)', () => {
 
   it('splits at a gap of 61 minutes', () => {
     const eps = groupEpisodes(flattenStages([stage('core', T('00:00'), T('02:00')), stage('core', T('03:01'), T('05:00'))]))
-    expect(eps.map((e) => [e.start, e.end])).toEqual([[ms(T('00:00')), ms(T('02:00'))], [ms(T('03:01')), ms(T('05:00'))]])
+    expect(eps.map((e) => [e.start, e.end])).toEqual([
+      [ms(T('00:00')), ms(T('02:00'))],
+      [ms(T('03:01')), ms(T('05:00'))],
+    ])
   })
 
   it('takes the offset of the sample that ends last, the larger on a tie', () => {
@@ -72,10 +80,21 @@ describe('nights (§1.3–1.5)', () => {
     // asleep 120 + 60 + 45 + 30 = 255; in bed 30 + 120 + 60 + 45 + 15 + 30 + 30 = 330 (the 30-min gap is not counted)
     expect(night).toHaveLength(1)
     expect(night[0]?.row).toEqual({
-      day: '2026-03-01', total_sleep_min: 255, in_bed_min: 330, deep_min: 60, rem_min: 45, core_min: 120, asleep_unspecified_min: 30,
-      awake_min: 15, nap_min: 0, efficiency: 255 / 330,
-      episode_start: '2026-02-28T22:00:00+00:00', episode_end: '2026-03-01T04:00:00+00:00',
-      sleep_onset: '2026-02-28T22:30:00+00:00', wake_time: '2026-03-01T03:30:00+00:00', valid: true,
+      day: '2026-03-01',
+      total_sleep_min: 255,
+      in_bed_min: 330,
+      deep_min: 60,
+      rem_min: 45,
+      core_min: 120,
+      asleep_unspecified_min: 30,
+      awake_min: 15,
+      nap_min: 0,
+      efficiency: 255 / 330,
+      episode_start: '2026-02-28T22:00:00+00:00',
+      episode_end: '2026-03-01T04:00:00+00:00',
+      sleep_onset: '2026-02-28T22:30:00+00:00',
+      wake_time: '2026-03-01T03:30:00+00:00',
+      valid: true,
     })
   })
 

@@ -111,7 +111,7 @@ describe('rmssdOfSeries: hand-worked cases', () => {
     // a seeded rhythm with a true RMSSD of ~30 ms, its beats rounded to 10 ms: the corrected figure lands near
     // the exact one, the uncorrected one above it (rounding only adds variance)
     let seed = 7
-    const random = () => ((seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31)
+    const random = () => (seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31
     const rr = Array.from({ length: 4000 }, () => 950 + random() * 60 + (random() - 0.5) * 40)
     const exact = timesOf(rr)
     const rounded = exact.map((t) => Math.round(t / 10) * 10)
@@ -134,11 +134,18 @@ describe('the heartbeat series of heartbeat-series.json (fixtures/beats)', () =>
   const batch = parseBatchEnvelope(SERIES, { maxSamples: 1000 })
   const r = normalizeBatch(batch, { userId: 'ana', ingestId: 'i', now: new Date('2026-03-03T00:00:00Z') })
 
-  it('derives one hrv_rmssd sample a series, to 1e-9, from T_0 to T_n, in the series\' offset, with its uuid', () => {
+  it("derives one hrv_rmssd sample a series, to 1e-9, from T_0 to T_n, in the series' offset, with its uuid", () => {
     const [a, b] = r.samples
     const first = expected['heartbeat-series.json']['samples[0]']!
     close(a!.sample.value, first.rmssd_ms!)
-    expect(a!.sample).toMatchObject({ metric: 'hrv_rmssd', start: new Date(first.start!).toISOString(), end: new Date(first.end!).toISOString(), utcOffsetMinutes: -480, source: { name: 'Apple Watch' }, externalId: SERIES.samples[0]!.uuid })
+    expect(a!.sample).toMatchObject({
+      metric: 'hrv_rmssd',
+      start: new Date(first.start!).toISOString(),
+      end: new Date(first.end!).toISOString(),
+      utcOffsetMinutes: -480,
+      source: { name: 'Apple Watch' },
+      externalId: SERIES.samples[0]!.uuid,
+    })
     // beats 100 and 500 preceded by gaps: their intervals dropped, the rest as in the first
     close(b!.sample.value, expected['heartbeat-series.json']['samples[1]']!.rmssd_ms!)
     expect(new Set(r.samples.map((s) => s.id)).size).toBe(r.samples.length)
@@ -190,21 +197,28 @@ describe('properties', () => {
 
   it('the derived sample does not depend on batch boundaries, resends or arrival order', () => {
     const sample = (i: number, rr: number[]) => ({
-      uuid: `00000000-0000-4000-8000-${String(i).padStart(12, '0')}`, type: 'HKDataTypeIdentifierHeartbeatSeries', sourceName: 'Apple Watch',
-      startDate: `2026-03-0${1 + (i % 5)}T0${i % 10}:00:00.000-08:00`, endDate: `2026-03-0${1 + (i % 5)}T0${i % 10}:59:59.000-08:00`,
+      uuid: `00000000-0000-4000-8000-${String(i).padStart(12, '0')}`,
+      type: 'HKDataTypeIdentifierHeartbeatSeries',
+      sourceName: 'Apple Watch',
+      startDate: `2026-03-0${1 + (i % 5)}T0${i % 10}:00:00.000-08:00`,
+      endDate: `2026-03-0${1 + (i % 5)}T0${i % 10}:59:59.000-08:00`,
       beats: timesOf(rr).map((t) => ({ t: Math.round(t) / 1000 })),
     })
     fc.assert(
       fc.property(fc.array(rhythm, { minLength: 1, maxLength: 6 }), fc.integer({ min: 1, max: 6 }), fc.integer({ min: 0, max: 1000 }), (rhythms, cut, seed) => {
         const all = rhythms.map((rr, i) => sample(i, rr))
-        const derive = (samples: unknown[]) => normalizeBatch(parseBatchEnvelope({ samples }, { maxSamples: 100 }), { userId: 'u', ingestId: 'x', now: new Date('2026-04-01T00:00:00Z') }).samples
+        const derive = (samples: unknown[]) =>
+          normalizeBatch(parseBatchEnvelope({ samples }, { maxSamples: 100 }), { userId: 'u', ingestId: 'x', now: new Date('2026-04-01T00:00:00Z') }).samples
         const byId = (list: ReturnType<typeof derive>) => new Map(list.map((s) => [s.id, JSON.stringify({ ...s.sample, ingestId: '' })]))
         const whole = byId(derive(all))
         // cut into batches, with some samples resent and the batches in another order
         const batches: unknown[][] = []
         for (let i = 0; i < all.length; i += cut) batches.push(all.slice(i, i + cut))
         const resent = [...batches, all.slice(seed % all.length, (seed % all.length) + 2)]
-        const shuffled = resent.map((b, i) => ({ b, k: (i * 7919 + seed) % 101 })).sort((x, y) => x.k - y.k).map((x) => x.b)
+        const shuffled = resent
+          .map((b, i) => ({ b, k: (i * 7919 + seed) % 101 }))
+          .sort((x, y) => x.k - y.k)
+          .map((x) => x.b)
         const pieces = new Map<string, string>()
         for (const b of shuffled) for (const [id, s] of byId(derive(b))) pieces.set(id, s)
         expect(pieces).toEqual(whole)
@@ -227,14 +241,27 @@ describe('properties', () => {
 })
 
 describe('what healthkit-export-beats.xml yields (fixtures/beats)', () => {
-  const want = (JSON.parse(readFileSync(new URL('expected.json', dir), 'utf8')) as { 'healthkit-export-beats.xml': { records: number; sdnn_samples: number; derived_rmssd_samples: number; derived: { rmssd_ms: number; q_ms: number } } })['healthkit-export-beats.xml']
+  const want = (
+    JSON.parse(readFileSync(new URL('expected.json', dir), 'utf8')) as {
+      'healthkit-export-beats.xml': { records: number; sdnn_samples: number; derived_rmssd_samples: number; derived: { rmssd_ms: number; q_ms: number } }
+    }
+  )['healthkit-export-beats.xml']
   const xml = readFileSync(new URL('healthkit-export-beats.xml', dir))
 
   async function imported(bytes: Uint8Array) {
-    const reader = readExport((async function* () { yield bytes })(), { format: 'xml', batchSize: 1000 })
+    const reader = readExport(
+      (async function* () {
+        yield bytes
+      })(),
+      { format: 'xml', batchSize: 1000 },
+    )
     const samples: ExportSample[] = []
     for await (const b of reader.batches) samples.push(...(JSON.parse(b.json) as ExportSample[]))
-    return { counts: reader.counts, samples, r: normalizeBatch(parseBatchEnvelope({ samples }, { maxSamples: 1000 }), { userId: 'ana', ingestId: 'i', now: new Date('2026-03-05T18:00:00Z') }) }
+    return {
+      counts: reader.counts,
+      samples,
+      r: normalizeBatch(parseBatchEnvelope({ samples }, { maxSamples: 1000 }), { userId: 'ana', ingestId: 'i', now: new Date('2026-03-05T18:00:00Z') }),
+    }
   }
 
   it('keeps both SDNN samples and derives one RMSSD sample, to 1e-9, crossing midnight in 10 ms steps', async () => {
@@ -262,7 +289,10 @@ describe('what healthkit-export-beats.xml yields (fixtures/beats)', () => {
     const to24 = (t: string) => {
       const c = parseClockTime(t)!
       const h = Math.floor(c.ms / 3_600_000)
-      return `${String(h).padStart(2, '0')}${t.replace(/^\d{1,2}/, '').replace(/ [AP]M$/, '').replace('.', ',')}`
+      return `${String(h).padStart(2, '0')}${t
+        .replace(/^\d{1,2}/, '')
+        .replace(/ [AP]M$/, '')
+        .replace('.', ',')}`
     }
     const other = Buffer.from(xml.toString('utf8').replace(/time="([^"]+)"/g, (_, t: string) => `time="${to24(t)}"`))
     expect(other.toString('utf8')).toContain('time="00:00:01,83"')
@@ -297,7 +327,9 @@ describe('heartbeat series checks (POST /samples): each failure a rejection nami
   it('a value outside 1..500 ms', () => {
     // 12 × 1400 and 12 × 2000 alternating: M = 1700, both 300 from it (band 340), every difference ±600 → 600 ms
     const wide = timesOf(Array.from({ length: 24 }, (_, i) => (i % 2 ? 1400 : 2000)))
-    expect(problem({ ...base, endDate: '2026-03-02T01:01:00-08:00', beats: wide.map((t) => ({ t: t / 1000 })) })).toMatch(/^derived RMSSD 600(\.0+\d*)? ms out of range 1\.\.500 ms$/)
+    expect(problem({ ...base, endDate: '2026-03-02T01:01:00-08:00', beats: wide.map((t) => ({ t: t / 1000 })) })).toMatch(
+      /^derived RMSSD 600(\.0+\d*)? ms out of range 1\.\.500 ms$/,
+    )
     const flat = timesOf(Array.from({ length: 25 }, () => 1000))
     expect(problem({ ...base, beats: flat.map((t) => ({ t: t / 1000 })) })).toMatch(/^derived RMSSD 0 ms out of range 1\.\.500 ms$/)
   })

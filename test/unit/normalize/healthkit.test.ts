@@ -14,10 +14,14 @@ const SLEEP = 'HKCategoryTypeIdentifierSleepAnalysis'
 const now = new Date('2026-03-10T00:00:00Z')
 const ctx = { userId: 'ana', ingestId: 'ing-1', now }
 const run = (samples: unknown[], source?: BatchEnvelope['source']) => normalizeBatch({ samples, ...(source ? { source } : {}) }, ctx)
-const quantity = (type: string, value: unknown, unit: unknown, startDate: unknown = '2026-03-01T02:14:00-08:00', endDate: unknown = '2026-03-01T02:15:00-08:00') =>
-  ({ type, value, unit, startDate, endDate })
-const sleep = (value: unknown, startDate: unknown = '2026-03-01T01:00:00-08:00', endDate: unknown = '2026-03-01T01:30:00-08:00') =>
-  ({ type: SLEEP, value, startDate, endDate })
+const quantity = (type: string, value: unknown, unit: unknown, startDate: unknown = '2026-03-01T02:14:00-08:00', endDate: unknown = '2026-03-01T02:15:00-08:00') => ({
+  type,
+  value,
+  unit,
+  startDate,
+  endDate,
+})
+const sleep = (value: unknown, startDate: unknown = '2026-03-01T01:00:00-08:00', endDate: unknown = '2026-03-01T01:30:00-08:00') => ({ type: SLEEP, value, startDate, endDate })
 /** The only sample of a one-sample batch, failing loudly when it was not normalised. */
 const only = (raw: unknown) => {
   const r = run([raw])
@@ -34,8 +38,13 @@ describe('the example batch of docs/api.md §3', () => {
       samples: [
         { uuid: '3A1F…', type: SDNN, value: 48.2, unit: 'ms', startDate: '2026-03-01T02:14:00-08:00', endDate: '2026-03-01T02:15:00-08:00' },
         {
-          uuid: '9B2C…', type: SLEEP, value: 'HKCategoryValueSleepAnalysisAsleepDeep',
-          startDate: '2026-03-01T01:02:00-08:00', endDate: '2026-03-01T01:31:30-08:00', sourceName: 'iPhone', sourceBundleId: 'com.apple.health.1A2B',
+          uuid: '9B2C…',
+          type: SLEEP,
+          value: 'HKCategoryValueSleepAnalysisAsleepDeep',
+          startDate: '2026-03-01T01:02:00-08:00',
+          endDate: '2026-03-01T01:31:30-08:00',
+          sourceName: 'iPhone',
+          sourceBundleId: 'com.apple.health.1A2B',
         },
       ],
     }
@@ -45,15 +54,29 @@ describe('the example batch of docs/api.md §3', () => {
         {
           id: hashUuid('uuid', 'ana', '3A1F…'),
           sample: {
-            userId: 'ana', metric: 'hrv_sdnn', start: '2026-03-01T10:14:00.000Z', end: '2026-03-01T10:15:00.000Z', utcOffsetMinutes: -480, value: 48.2,
-            source: { name: 'Apple Watch', bundleId: 'com.apple.health.5C8D', device: 'Watch6,2' }, externalId: '3A1F…', ingestId: 'ing-1',
+            userId: 'ana',
+            metric: 'hrv_sdnn',
+            start: '2026-03-01T10:14:00.000Z',
+            end: '2026-03-01T10:15:00.000Z',
+            utcOffsetMinutes: -480,
+            value: 48.2,
+            source: { name: 'Apple Watch', bundleId: 'com.apple.health.5C8D', device: 'Watch6,2' },
+            externalId: '3A1F…',
+            ingestId: 'ing-1',
           },
         },
         {
           id: hashUuid('uuid', 'ana', '9B2C…'),
           sample: {
-            userId: 'ana', metric: 'sleep_stage', start: '2026-03-01T09:02:00.000Z', end: '2026-03-01T09:31:30.000Z', utcOffsetMinutes: -480, stage: 'deep',
-            source: { name: 'iPhone', bundleId: 'com.apple.health.1A2B' }, externalId: '9B2C…', ingestId: 'ing-1',
+            userId: 'ana',
+            metric: 'sleep_stage',
+            start: '2026-03-01T09:02:00.000Z',
+            end: '2026-03-01T09:31:30.000Z',
+            utcOffsetMinutes: -480,
+            stage: 'deep',
+            source: { name: 'iPhone', bundleId: 'com.apple.health.1A2B' },
+            externalId: '9B2C…',
+            ingestId: 'ing-1',
           },
         },
       ],
@@ -68,12 +91,28 @@ describe('the example batch of docs/api.md §3', () => {
 
   it('reads an export.xml record as the Health app writes it (strings for numbers, the export date form)', () => {
     const device = '<<HKDevice: 0x282a45810>, name:Apple Watch, manufacturer:Apple, model:Watch, hardware:Watch2,4, software:4.3.1>'
-    const s = only({ type: HR, sourceName: 'Apple Watch', sourceVersion: '4.3.1', device, unit: 'count/min', creationDate: '2018-09-10 02:47:35 -0700', startDate: '2018-09-10 02:28:55 -0700', endDate: '2018-09-10 02:28:55 -0700', value: '72' })
+    const s = only({
+      type: HR,
+      sourceName: 'Apple Watch',
+      sourceVersion: '4.3.1',
+      device,
+      unit: 'count/min',
+      creationDate: '2018-09-10 02:47:35 -0700',
+      startDate: '2018-09-10 02:28:55 -0700',
+      endDate: '2018-09-10 02:28:55 -0700',
+      value: '72',
+    })
     expect(s).toStrictEqual({
       id: hashUuid('ana', 'heart_rate', 'Apple Watch', '2018-09-10T09:28:55.000Z', '2018-09-10T09:28:55.000Z', '72'),
       sample: {
-        userId: 'ana', metric: 'heart_rate', start: '2018-09-10T09:28:55.000Z', end: '2018-09-10T09:28:55.000Z', utcOffsetMinutes: -420, value: 72,
-        source: { name: 'Apple Watch', device }, ingestId: 'ing-1',
+        userId: 'ana',
+        metric: 'heart_rate',
+        start: '2018-09-10T09:28:55.000Z',
+        end: '2018-09-10T09:28:55.000Z',
+        utcOffsetMinutes: -420,
+        value: 72,
+        source: { name: 'Apple Watch', device },
+        ingestId: 'ing-1',
       },
     })
   })
@@ -101,8 +140,18 @@ describe('types and units (docs/api.md §3)', () => {
   })
 
   it.each([
-    [0, 'in_bed'], [1, 'asleep'], [2, 'awake'], [3, 'core'], [4, 'deep'], [5, 'rem'],
-    ['0', 'in_bed'], ['1', 'asleep'], ['2', 'awake'], ['3', 'core'], ['4', 'deep'], ['5', 'rem'],
+    [0, 'in_bed'],
+    [1, 'asleep'],
+    [2, 'awake'],
+    [3, 'core'],
+    [4, 'deep'],
+    [5, 'rem'],
+    ['0', 'in_bed'],
+    ['1', 'asleep'],
+    ['2', 'awake'],
+    ['3', 'core'],
+    ['4', 'deep'],
+    ['5', 'rem'],
     ['HKCategoryValueSleepAnalysisInBed', 'in_bed'],
     ['HKCategoryValueSleepAnalysisAsleepUnspecified', 'asleep'],
     ['HKCategoryValueSleepAnalysisAsleep', 'asleep'],
@@ -122,14 +171,27 @@ describe('types and units (docs/api.md §3)', () => {
 
   it('counts every other type as ignored, per type, and neither normalises nor rejects it', () => {
     const r = run([
-      quantity('HKQuantityTypeIdentifierStepCount', 10, 'count'), quantity(SDNN, 48, 'ms'), quantity('HKQuantityTypeIdentifierStepCount', 'not even a number', 'count'),
-      { type: '__proto__' }, { type: 'constructor' }, { type: 'toString' }, { type: 'hrv_sdnn' }, { type: 'X'.repeat(200) },
+      quantity('HKQuantityTypeIdentifierStepCount', 10, 'count'),
+      quantity(SDNN, 48, 'ms'),
+      quantity('HKQuantityTypeIdentifierStepCount', 'not even a number', 'count'),
+      { type: '__proto__' },
+      { type: 'constructor' },
+      { type: 'toString' },
+      { type: 'hrv_sdnn' },
+      { type: 'X'.repeat(200) },
     ])
     expect(r.samples.map((s) => s.sample.metric)).toEqual(['hrv_sdnn'])
     expect(r.rejected).toEqual([])
     expect(r.ignored).toBe(7)
     expect(r.ignoredByType).toStrictEqual(
-      Object.fromEntries([['HKQuantityTypeIdentifierStepCount', 2], ['__proto__', 1], ['constructor', 1], ['toString', 1], ['hrv_sdnn', 1], [`${'X'.repeat(128)}…`, 1]]),
+      Object.fromEntries([
+        ['HKQuantityTypeIdentifierStepCount', 2],
+        ['__proto__', 1],
+        ['constructor', 1],
+        ['toString', 1],
+        ['hrv_sdnn', 1],
+        [`${'X'.repeat(128)}…`, 1],
+      ]),
     )
     expect(Object.getPrototypeOf(r.ignoredByType)).toBe(Object.prototype)
   })
@@ -211,10 +273,21 @@ describe('dates', () => {
     }
     const two = fc.integer({ min: 0, max: 99 }).map((n) => String(n).padStart(2, '0'))
     const exportDate = fc
-      .tuple(fc.integer({ min: 0, max: 9999 }).map((n) => String(n).padStart(4, '0')), two, two, two, two, two, fc.constantFrom('+', '-'), two, two)
+      .tuple(
+        fc.integer({ min: 0, max: 9999 }).map((n) => String(n).padStart(4, '0')),
+        two,
+        two,
+        two,
+        two,
+        two,
+        fc.constantFrom('+', '-'),
+        two,
+        two,
+      )
       .map(([y, mo, d, h, mi, s, sign, zh, zm]) => `${y}-${mo}-${d} ${h}:${mi}:${s} ${sign}${zh}${zm}`)
     // one character of it replaced, anywhere but the two spaces the ISO form does not have
-    const spoiled = fc.tuple(exportDate, fc.integer({ min: 0, max: 24 }), fc.constantFrom('0', '9', 'a', ' ', '-', '+', ':', 'Z', '\u0663', '\u0000', '/'))
+    const spoiled = fc
+      .tuple(exportDate, fc.integer({ min: 0, max: 24 }), fc.constantFrom('0', '9', 'a', ' ', '-', '+', ':', 'Z', '\u0663', '\u0000', '/'))
       .filter(([, at]) => at !== 10 && at !== 19)
       .map(([text, at, c]) => text.slice(0, at) + c + text.slice(at + 1))
     fc.assert(
@@ -242,7 +315,7 @@ describe('ids (docs/architecture.md §4)', () => {
     expect(s.sample.externalId).toBe('3A1F2B4C-0000-4000-8000-00000000000A')
   })
 
-  it("hashes a uuid that is not a UUID with the user, and keeps it as externalId", () => {
+  it('hashes a uuid that is not a UUID with the user, and keeps it as externalId', () => {
     const s = only({ ...hr, uuid: 'ABC-123' })
     expect(s.id).toBe(hashUuid('uuid', 'ana', 'ABC-123'))
     expect(s.sample.externalId).toBe('ABC-123')
@@ -384,8 +457,12 @@ describe('rejections, each with its reason', () => {
 
   it('accepts the edges of every range', () => {
     const r = run([
-      quantity(SDNN, 1, 'ms'), quantity(SDNN, 500, 'ms'), quantity(RMSSD, 0.001, 's'), quantity(RMSSD, '0.5', 's'),
-      quantity(HR, 20, 'count/min'), quantity(RESTING, 250, 'count/min'),
+      quantity(SDNN, 1, 'ms'),
+      quantity(SDNN, 500, 'ms'),
+      quantity(RMSSD, 0.001, 's'),
+      quantity(RMSSD, '0.5', 's'),
+      quantity(HR, 20, 'count/min'),
+      quantity(RESTING, 250, 'count/min'),
       quantity(HR, 60, 'count/min', '2026-03-10T00:10:00Z', '2026-03-10 01:10:00 +0100'),
       quantity(HR, 60, 'count/min', '1970-01-01T00:00:00Z', '1970-01-01T00:00:00Z'),
       sleep(4, '2026-03-01T01:00:00Z', '2026-03-02T01:00:00Z'),
@@ -424,7 +501,13 @@ describe('the batch envelope', () => {
     [{ samples: [1], source: 'Apple Watch' }, [{ path: 'source', problem: 'must be an object' }]],
     [{ samples: [1], source: { name: 1 } }, [{ path: 'source.name', problem: 'must be a string of 1..256 characters' }]],
     [{ samples: [1], source: { device: 'd'.repeat(1025) } }, [{ path: 'source.device', problem: 'must be a string of 1..1024 characters' }]],
-    [{ batchId: '', samples: [] }, [{ path: 'batchId', problem: 'must be a string of 1..128 characters' }, { path: 'samples', problem: 'must have 1..2 entries' }]],
+    [
+      { batchId: '', samples: [] },
+      [
+        { path: 'batchId', problem: 'must be a string of 1..128 characters' },
+        { path: 'samples', problem: 'must have 1..2 entries' },
+      ],
+    ],
   ])('refuses %j', (body, expected) => {
     expect(details(body)).toEqual(expected)
   })
@@ -459,7 +542,12 @@ const instant = fc.integer({ min: Date.UTC(1970, 0, 1) / 1000, max: now.getTime(
 const recentInstant = fc.integer({ min: Date.UTC(2000, 0, 1) / 1000, max: Date.UTC(2026, 2, 1) / 1000 }).map((s) => s * 1000)
 const offset = fc.integer({ min: -840, max: 840 })
 const form = fc.constantFrom('iso' as const, 'isoNoColon' as const, 'export' as const)
-const dateText = fc.oneof(fc.tuple(instant, offset, form).map(([ms, off, f]) => spell(ms, off, f)), fc.string(), fc.date({ noInvalidDate: true }).map((d) => d.toISOString()), fc.anything())
+const dateText = fc.oneof(
+  fc.tuple(instant, offset, form).map(([ms, off, f]) => spell(ms, off, f)),
+  fc.string(),
+  fc.date({ noInvalidDate: true }).map((d) => d.toISOString()),
+  fc.anything(),
+)
 
 /** Sample-shaped objects: mostly plausible fields, sometimes anything at all. */
 const sampleLike = fc.record(
@@ -479,7 +567,17 @@ const sampleLike = fc.record(
 
 /** Samples that pass every check (HealthKit uuids or none), with duplicates among them. */
 const validSample = fc
-  .tuple(fc.constantFrom(...UNDERSTOOD), recentInstant, fc.integer({ min: 0, max: 86_399 }), offset, form, fc.integer({ min: 0, max: 5 }), fc.double({ min: 20, max: 250, noNaN: true }), fc.option(fc.uuid()), fc.constantFrom(undefined, 'Apple Watch', 'Oura'))
+  .tuple(
+    fc.constantFrom(...UNDERSTOOD),
+    recentInstant,
+    fc.integer({ min: 0, max: 86_399 }),
+    offset,
+    form,
+    fc.integer({ min: 0, max: 5 }),
+    fc.double({ min: 20, max: 250, noNaN: true }),
+    fc.option(fc.uuid()),
+    fc.constantFrom(undefined, 'Apple Watch', 'Oura'),
+  )
   .map(([type, ms, seconds, off, f, code, value, uuid, sourceName]) => ({
     type,
     ...(type === SLEEP ? { value: code } : { value: type === SDNN || type === RMSSD ? String(value / 1000) : value, unit: type === SDNN || type === RMSSD ? 's' : 'count/min' }),
@@ -491,7 +589,11 @@ const validSample = fc
 
 /** A valid sample with one field replaced: reaches every check, not only the first. */
 const nearlyValid = fc
-  .tuple(validSample, fc.constantFrom('type', 'value', 'unit', 'startDate', 'endDate', 'uuid', 'sourceName', 'sourceBundleId', 'device'), fc.oneof(fc.anything(), fc.string(), dateText))
+  .tuple(
+    validSample,
+    fc.constantFrom('type', 'value', 'unit', 'startDate', 'endDate', 'uuid', 'sourceName', 'sourceBundleId', 'device'),
+    fc.oneof(fc.anything(), fc.string(), dateText),
+  )
   .map(([sample, key, value]) => ({ ...sample, [key]: value }))
 
 const pairs = (r: NormalizeResult) => r.samples.map((s) => JSON.stringify([s.id, s.sample])).sort()
@@ -502,7 +604,14 @@ describe('properties', () => {
       fc.jsonValue(),
       fc.anything(),
       fc.record({ samples: fc.array(fc.anything(), { minLength: 1 }), source: fc.anything() }, { requiredKeys: ['samples'] }),
-      fc.record({ batchId: fc.string(), source: fc.record({ name: fc.string(), device: fc.string() }, { requiredKeys: [] }), samples: fc.array(sampleLike, { minLength: 1, maxLength: 20 }) }, { requiredKeys: ['samples'] }),
+      fc.record(
+        {
+          batchId: fc.string(),
+          source: fc.record({ name: fc.string(), device: fc.string() }, { requiredKeys: [] }),
+          samples: fc.array(sampleLike, { minLength: 1, maxLength: 20 }),
+        },
+        { requiredKeys: ['samples'] },
+      ),
       fc.array(fc.oneof(validSample, nearlyValid, sampleLike), { minLength: 1, maxLength: 20 }).map((samples) => ({ samples })),
     )
     fc.assert(
@@ -547,7 +656,13 @@ describe('properties', () => {
     fc.assert(
       fc.property(fc.constantFrom(...UNDERSTOOD), recentInstant, offset, offset, form, form, (type, ms, offA, offB, formA, formB) => {
         const of = (off: number, f: 'iso' | 'isoNoColon' | 'export') =>
-          only({ type, value: type === SLEEP ? 2 : 60, unit: type === SLEEP ? undefined : type === SDNN || type === RMSSD ? 'ms' : 'count/min', startDate: spell(ms - 60_000, off, f), endDate: spell(ms, off, f) })
+          only({
+            type,
+            value: type === SLEEP ? 2 : 60,
+            unit: type === SLEEP ? undefined : type === SDNN || type === RMSSD ? 'ms' : 'count/min',
+            startDate: spell(ms - 60_000, off, f),
+            endDate: spell(ms, off, f),
+          })
         const [a, b] = [of(offA, formA), of(offB, formB)]
         expect(b.id).toBe(a.id)
         expect([b.sample.start, b.sample.end]).toEqual([a.sample.start, a.sample.end])

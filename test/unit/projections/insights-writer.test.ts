@@ -9,14 +9,25 @@ const row = (kind: Insight['kind'], userId: string, key: string, dataVersion: nu
 const event = (rows: Insight[], seq: number): Delivered<InsightBatch> => {
   const first = rows[0] as Insight
   const data: InsightBatch = { userId: first.userId, group: groupOf(first.kind), rows: rows.map(({ userId: _u, ...r }) => r as InsightEntry) }
-  return { event: { specversion: '1.0', id: `${seq}`, type: 'hph.insight.v2', source: 't', subject: first.userId, time: '', data }, data, subject: '', seq, deliveries: 1, traceparent: undefined }
+  return {
+    event: { specversion: '1.0', id: `${seq}`, type: 'hph.insight.v2', source: 't', subject: first.userId, time: '', data },
+    data,
+    subject: '',
+    seq,
+    deliveries: 1,
+    traceparent: undefined,
+  }
 }
 
 describe('latestPerRow', () => {
   it('keeps the newest of each row, and orders kinds and rows the same whatever the order of the pull (no deadlock between instances)', () => {
     const rows = [
-      row('readiness_daily', 'zoe', '2026-03-02', 5), row('hrv_daily', 'ana', '2026-03-02|sdnn', 5), row('readiness_daily', 'ana', '2026-03-01', 5),
-      row('readiness_daily', 'ana', '2026-03-01', 7), row('readiness_daily', 'ana', '2026-03-01', 6), row('hrv_daily', 'ana', '2026-03-01|sdnn', 5),
+      row('readiness_daily', 'zoe', '2026-03-02', 5),
+      row('hrv_daily', 'ana', '2026-03-02|sdnn', 5),
+      row('readiness_daily', 'ana', '2026-03-01', 5),
+      row('readiness_daily', 'ana', '2026-03-01', 7),
+      row('readiness_daily', 'ana', '2026-03-01', 6),
+      row('hrv_daily', 'ana', '2026-03-01|sdnn', 5),
     ]
     const shape = (m: Map<string, Insight[]>) => [...m].map(([kind, list]) => [kind, list.map((r) => `${r.userId} ${r.key} v${r.dataVersion}`)])
     const expected = [

@@ -5,7 +5,9 @@ import { bucketFunctionSql } from '../../../schema/timescale.ts'
 describe('bucketFunctionSql', () => {
   it('uses time_bucket from Monday 2000-01-03 when TimescaleDB is there', () => {
     const all = bucketFunctionSql({ schema: 'hph', role: 'hph_analyst', timescale: true }).join(';\n')
-    expect(all).toContain(`CREATE OR REPLACE FUNCTION "hph".bucket(width interval, ts timestamptz) RETURNS timestamptz LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$ select time_bucket(width, ts, timestamptz '2000-01-03 00:00:00+00') $$`)
+    expect(all).toContain(
+      `CREATE OR REPLACE FUNCTION "hph".bucket(width interval, ts timestamptz) RETURNS timestamptz LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$ select time_bucket(width, ts, timestamptz '2000-01-03 00:00:00+00') $$`,
+    )
     expect(all).toContain(`RETURNS date LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$ select time_bucket(width, day, date '2000-01-03') $$`)
     expect(all).not.toContain('date_bin')
   })
@@ -19,7 +21,9 @@ describe('bucketFunctionSql', () => {
 
   it('lets the analyst role execute both, in the configured schema', () => {
     for (const timescale of [true, false]) {
-      expect(bucketFunctionSql({ schema: 'x1', role: 'ro', timescale }).at(-1)).toBe('GRANT EXECUTE ON FUNCTION "x1".bucket(interval, timestamptz), "x1".bucket(interval, date) TO "ro"')
+      expect(bucketFunctionSql({ schema: 'x1', role: 'ro', timescale }).at(-1)).toBe(
+        'GRANT EXECUTE ON FUNCTION "x1".bucket(interval, timestamptz), "x1".bucket(interval, date) TO "ro"',
+      )
     }
   })
 

@@ -16,8 +16,10 @@ const now = new Date('2026-06-01T00:00:00Z')
 function normalized(n: number, opts: { pad?: number } = {}): NormalizedSample[] {
   const samples = Array.from({ length: n }, (_, i) => ({
     type: i % 3 === 0 ? 'HKQuantityTypeIdentifierHeartRateVariabilitySDNN' : 'HKQuantityTypeIdentifierHeartRate',
-    value: i % 3 === 0 ? 40 + (i % 50) : 50 + (i % 90), unit: i % 3 === 0 ? 'ms' : 'count/min',
-    startDate: new Date(Date.UTC(2026, 0, 1) + i * 60_000).toISOString(), endDate: new Date(Date.UTC(2026, 0, 1) + i * 60_000 + 1000).toISOString(),
+    value: i % 3 === 0 ? 40 + (i % 50) : 50 + (i % 90),
+    unit: i % 3 === 0 ? 'ms' : 'count/min',
+    startDate: new Date(Date.UTC(2026, 0, 1) + i * 60_000).toISOString(),
+    endDate: new Date(Date.UTC(2026, 0, 1) + i * 60_000 + 1000).toISOString(),
     ...(opts.pad ? { sourceName: 'x'.repeat(opts.pad) } : {}),
   }))
   return normalizeBatch(parseBatchEnvelope({ samples }, { maxSamples: 100_000 }), { userId: 'ana', ingestId: 'ing-1', now }).samples
@@ -61,12 +63,18 @@ describe('hph.sample.v2 events of a raw batch', () => {
     const events = sampleEventsOf('hph', raw, samples, 1024 * 1024)
     const shape = events.map((e) => [e.subject, (e.event.data as SampleBatch).samples.length])
     expect(shape).toEqual([
-      ['hph.samples.v2.hrv_sdnn.ana', 1000], ['hph.samples.v2.hrv_sdnn.ana', 100],
-      ['hph.samples.v2.heart_rate.ana', 1000], ['hph.samples.v2.heart_rate.ana', 1000], ['hph.samples.v2.heart_rate.ana', 200],
+      ['hph.samples.v2.hrv_sdnn.ana', 1000],
+      ['hph.samples.v2.hrv_sdnn.ana', 100],
+      ['hph.samples.v2.heart_rate.ana', 1000],
+      ['hph.samples.v2.heart_rate.ana', 1000],
+      ['hph.samples.v2.heart_rate.ana', 200],
     ])
     expect(events.map((e) => e.event.id)).toEqual([
-      hashHex('samples', 'ing-1', 'hrv_sdnn', 0), hashHex('samples', 'ing-1', 'hrv_sdnn', 1),
-      hashHex('samples', 'ing-1', 'heart_rate', 0), hashHex('samples', 'ing-1', 'heart_rate', 1), hashHex('samples', 'ing-1', 'heart_rate', 2),
+      hashHex('samples', 'ing-1', 'hrv_sdnn', 0),
+      hashHex('samples', 'ing-1', 'hrv_sdnn', 1),
+      hashHex('samples', 'ing-1', 'heart_rate', 0),
+      hashHex('samples', 'ing-1', 'heart_rate', 1),
+      hashHex('samples', 'ing-1', 'heart_rate', 2),
     ])
     // every sample once, each keeping its own id; the bytes are what encodeEnvelope writes, and valid
     expect(events.flatMap((e) => (e.event.data as SampleBatch).samples.map((s) => s.id)).sort()).toEqual(samples.map((s) => s.id).sort())
@@ -101,8 +109,21 @@ describe('hph.sample.v2 events of a raw batch', () => {
 
 describe('the upcasters', () => {
   const v1 = envelope({
-    id: '3a1f0e2a-2b1e-4d07-9a59-1b2f3c4d5e6f', type: SAMPLE_V1_TYPE, source: 'normalize', subject: 'ana', time: '2026-03-01T10:00:00.000Z',
-    data: { userId: 'ana', metric: 'hrv_sdnn', start: '2026-03-01T10:14:00.000Z', end: '2026-03-01T10:15:00.000Z', utcOffsetMinutes: -480, value: 48.2, source: { name: 'Apple Watch' }, ingestId: 'ing-9' },
+    id: '3a1f0e2a-2b1e-4d07-9a59-1b2f3c4d5e6f',
+    type: SAMPLE_V1_TYPE,
+    source: 'normalize',
+    subject: 'ana',
+    time: '2026-03-01T10:00:00.000Z',
+    data: {
+      userId: 'ana',
+      metric: 'hrv_sdnn',
+      start: '2026-03-01T10:14:00.000Z',
+      end: '2026-03-01T10:15:00.000Z',
+      utcOffsetMinutes: -480,
+      value: 48.2,
+      source: { name: 'Apple Watch' },
+      ingestId: 'ing-9',
+    },
   })
 
   it('reads an hph.sample.v1 event as the one-sample hph.sample.v2 event it stands for, the event id as the sample id', () => {
@@ -110,7 +131,9 @@ describe('the upcasters', () => {
     expect(r.success).toBe(true)
     expect(r.data?.type).toBe(SAMPLE_TYPE)
     expect(r.data?.data).toEqual({
-      userId: 'ana', metric: 'hrv_sdnn', ingestId: 'ing-9',
+      userId: 'ana',
+      metric: 'hrv_sdnn',
+      ingestId: 'ing-9',
       samples: [{ id: v1.id, start: '2026-03-01T10:14:00.000Z', end: '2026-03-01T10:15:00.000Z', utcOffsetMinutes: -480, value: 48.2, source: { name: 'Apple Watch' } }],
     })
     expect(upcastStored(v1)).toEqual(r.data)
@@ -120,13 +143,23 @@ describe('the upcasters', () => {
     const bad = SampleEvent.safeParse({ ...v1, data: { ...v1.data, utcOffsetMinutes: 5000 } })
     expect(bad.success).toBe(false)
     expect(JSON.stringify(bad.error?.issues)).toContain('utcOffsetMinutes')
-    const sleepWithValue = { ...v1, type: SAMPLE_TYPE, data: { userId: 'ana', metric: 'sleep_stage', ingestId: 'i', samples: [{ ...SampleEvent.parse(v1).data.samples[0], stage: 'deep' }] } }
+    const sleepWithValue = {
+      ...v1,
+      type: SAMPLE_TYPE,
+      data: { userId: 'ana', metric: 'sleep_stage', ingestId: 'i', samples: [{ ...SampleEvent.parse(v1).data.samples[0], stage: 'deep' }] },
+    }
     expect(SampleEvent.safeParse(sleepWithValue).success).toBe(false)
     expect(SampleEvent.safeParse({ ...v1, type: 'hph.sample.v7' }).success).toBe(false)
   })
 
   it('reads an hph.insight.v1 event as a one-row hph.insight.v2 event of its group', () => {
-    const e = envelope({ id: 'x', type: INSIGHT_V1_TYPE, source: 'insights-engine', subject: 'ana', data: { userId: 'ana', kind: 'readiness_daily', key: '2026-03-01', dataVersion: 7, dataCount: 3, row: null } })
+    const e = envelope({
+      id: 'x',
+      type: INSIGHT_V1_TYPE,
+      source: 'insights-engine',
+      subject: 'ana',
+      data: { userId: 'ana', kind: 'readiness_daily', key: '2026-03-01', dataVersion: 7, dataCount: 3, row: null },
+    })
     const r = InsightEvent.parse(e)
     expect(r.data).toEqual({ userId: 'ana', group: 'daily', rows: [{ kind: 'readiness_daily', key: '2026-03-01', dataVersion: 7, dataCount: 3, row: null }] })
     expect(InsightEvent.parse({ ...e, data: { ...e.data, kind: 'cpt', key: '' } }).data.group).toBe('cpt')
@@ -136,8 +169,25 @@ describe('the upcasters', () => {
 })
 
 describe('a raw batch larger than one message', () => {
-  const payload = { batchId: 'b-1', source: { name: 'Apple Watch' }, samples: Array.from({ length: 3000 }, (_, i) => ({ type: 'HKQuantityTypeIdentifierHeartRate', value: 60, unit: 'count/min', startDate: `2026-01-01T00:00:${String(i % 60).padStart(2, '0')}Z`, endDate: `2026-01-01T00:00:${String(i % 60).padStart(2, '0')}Z`, uuid: `u-${i}`.padEnd(200, '.') })) }
-  const event = envelope<RawBatch>({ id: 'ingest-1', type: INGEST_TYPE, source: 'api', subject: 'ana', data: { userId: 'ana', receivedAt: now.toISOString(), batchId: 'b-1', payload } })
+  const payload = {
+    batchId: 'b-1',
+    source: { name: 'Apple Watch' },
+    samples: Array.from({ length: 3000 }, (_, i) => ({
+      type: 'HKQuantityTypeIdentifierHeartRate',
+      value: 60,
+      unit: 'count/min',
+      startDate: `2026-01-01T00:00:${String(i % 60).padStart(2, '0')}Z`,
+      endDate: `2026-01-01T00:00:${String(i % 60).padStart(2, '0')}Z`,
+      uuid: `u-${i}`.padEnd(200, '.'),
+    })),
+  }
+  const event = envelope<RawBatch>({
+    id: 'ingest-1',
+    type: INGEST_TYPE,
+    source: 'api',
+    subject: 'ana',
+    data: { userId: 'ana', receivedAt: now.toISOString(), batchId: 'b-1', payload },
+  })
 
   it('is stored as parts of the same batch under the limit, every sample once and in order, with its place', () => {
     const limit = 100 * 1024
@@ -161,7 +211,12 @@ describe('a raw batch larger than one message', () => {
   })
 
   it('refuses a single sample larger than a message, naming it', () => {
-    const big = { samples: [{ type: 'x', value: 1 }, { type: 'x', note: 'y'.repeat(5000) }] }
+    const big = {
+      samples: [
+        { type: 'x', value: 1 },
+        { type: 'x', note: 'y'.repeat(5000) },
+      ],
+    }
     const e = { ...event, data: { ...event.data, payload: big } }
     expect(() => rawParts(e, big.samples, 4096)).toThrow(/samples\[1\] takes \d+ bytes/)
   })

@@ -4,8 +4,16 @@ import { encodeEnvelope, envelope } from '../../../streams/envelope.ts'
 import { DeadLetter, DLQ_TYPE } from '../../../streams/schemas.ts'
 
 const base = {
-  stage: 'samples-writer', kind: 'poison' as const, reason: 'event does not match its schema', details: [{ path: 'data.samples.0.value', problem: 'Too big' }],
-  originalStream: 'HPH_SAMPLES', originalSubject: 'hph.samples.v2.hrv_sdnn.ana', originalSeq: 42, deliveries: 1, firstSeen: '2026-03-01T00:00:00.000Z', headers: {},
+  stage: 'samples-writer',
+  kind: 'poison' as const,
+  reason: 'event does not match its schema',
+  details: [{ path: 'data.samples.0.value', problem: 'Too big' }],
+  originalStream: 'HPH_SAMPLES',
+  originalSubject: 'hph.samples.v2.hrv_sdnn.ana',
+  originalSeq: 42,
+  deliveries: 1,
+  firstSeen: '2026-03-01T00:00:00.000Z',
+  headers: {},
 }
 const e = { id: 'dlq-1', source: 'samples-writer', subject: 'ana' }
 const bytes = (l: DeadLetter) => encodeEnvelope(envelope({ ...e, type: DLQ_TYPE, data: l })).length

@@ -3,8 +3,7 @@ import { describe, expect, it } from 'vitest'
 import { encodeEnvelope, encodeEnvelopeWithField, encodeEnvelopeWithPayload, envelope, hashHexWithArray, jsonParts } from '../../../streams/envelope.ts'
 import { hashHex } from '../../../streams/ids.ts'
 
-const event = (data: Record<string, unknown>) =>
-  envelope({ id: 'e-1', type: 'hph.ingest.v1', source: 'cli', subject: 'ana', data, time: '2026-03-01T00:00:00.000Z' })
+const event = (data: Record<string, unknown>) => envelope({ id: 'e-1', type: 'hph.ingest.v1', source: 'cli', subject: 'ana', data, time: '2026-03-01T00:00:00.000Z' })
 
 describe('encodeEnvelopeWithPayload', () => {
   it("writes encodeEnvelope's bytes, the payload's JSON text in its place", () => {

@@ -27,7 +27,10 @@ function agrees(e: unknown): boolean {
 }
 
 const instant = fc.date({ min: new Date('0000-01-01T00:00:00Z'), max: new Date('9999-12-31T23:59:59.999Z'), noInvalidDate: true }).map((d) => d.toISOString())
-const source = fc.record({ name: fc.string({ minLength: 1, maxLength: 256 }), bundleId: fc.string({ maxLength: 256 }), device: fc.string({ maxLength: 1024 }) }, { requiredKeys: ['name'] })
+const source = fc.record(
+  { name: fc.string({ minLength: 1, maxLength: 256 }), bundleId: fc.string({ maxLength: 256 }), device: fc.string({ maxLength: 1024 }) },
+  { requiredKeys: ['name'] },
+)
 const facts = { id: fc.uuid(), start: instant, end: instant, utcOffsetMinutes: fc.integer({ min: -840, max: 840 }), source, externalId: fc.string({ maxLength: 256 }) }
 const required = ['id', 'start', 'end', 'utcOffsetMinutes', 'source'] as const
 const item = (sleep: boolean): fc.Arbitrary<object> =>
@@ -36,11 +39,22 @@ const item = (sleep: boolean): fc.Arbitrary<object> =>
     : fc.record({ ...facts, value: fc.double({ noNaN: true, noDefaultInfinity: true }) }, { requiredKeys: [...required, 'value'] })
 /** A generated event as the consumer has it: decoded from JSON (plain objects; each run its own copy to damage). */
 const event = fc.constantFrom(...METRICS).chain((metric) =>
-  fc.record({
-    specversion: fc.constant('1.0'), id: fc.string({ minLength: 1, maxLength: 200 }), type: fc.constant(SAMPLE_TYPE), source: fc.string({ minLength: 1 }),
-    subject: fc.string({ minLength: 1 }), time: instant,
-    data: fc.record({ userId: fc.stringMatching(/^[A-Za-z0-9_-]{1,64}$/), metric: fc.constant(metric), ingestId: fc.string({ minLength: 1 }), samples: fc.array(item(metric === 'sleep_stage'), { minLength: 1, maxLength: 5 }) }),
-  }).map((e) => JSON.parse(JSON.stringify(e)) as unknown),
+  fc
+    .record({
+      specversion: fc.constant('1.0'),
+      id: fc.string({ minLength: 1, maxLength: 200 }),
+      type: fc.constant(SAMPLE_TYPE),
+      source: fc.string({ minLength: 1 }),
+      subject: fc.string({ minLength: 1 }),
+      time: instant,
+      data: fc.record({
+        userId: fc.stringMatching(/^[A-Za-z0-9_-]{1,64}$/),
+        metric: fc.constant(metric),
+        ingestId: fc.string({ minLength: 1 }),
+        samples: fc.array(item(metric === 'sleep_stage'), { minLength: 1, maxLength: 5 }),
+      }),
+    })
+    .map((e) => JSON.parse(JSON.stringify(e)) as unknown),
 )
 
 /** Every place in a JSON value: [holder, key] pairs. */
@@ -61,22 +75,80 @@ function places(v: unknown, out: Array<[Record<string, unknown> | unknown[], str
 
 /** Values that break a field in some way: a wrong type, an edge of a bound, a date of another form. */
 const DAMAGE = [
-    undefined, null, '', 'x'.repeat(257), 'x'.repeat(1025), 841, -841, 1.5, Number.NaN, Number.POSITIVE_INFINITY, [], {},
-    '2026-02-29T00:00:00.000Z', '2024-02-29T00:00:00.000Z', '1900-02-29T00:00:00.000Z', '2000-02-29T00:00:00.000Z', '2026-04-31T00:00:00.000Z',
-    '2026-13-01T00:00:00.000Z', '2026-00-10T00:00:00.000Z', '2026-01-00T00:00:00.000Z', '2026-01-01T24:00:00.000Z', '2026-01-01T23:60:00.000Z',
-    '2026-01-01T23:59:60.000Z', '2026-01-01T00:00:00Z', '2026-01-01T00:00:00.000+00:00', '2026-01-01T00:00:00.0000Z', '2026-01-01 00:00:00.000Z',
-    '+02026-01-01T00:00:00.000Z', '2026-01-01T00:00:00.00aZ', '２０２６-01-01T00:00:00.000Z', 'F81D4FAE-7DEC-11D0-A765-00A0C91E6BF6', 'not-a-uuid',
-    'hph.sample.v1', '1.00', 'sleep_stage', 'heart_rate', 'deep', 'naps', 'x'.repeat(201), 'x'.repeat(65), 'a b', 840, -840, 0, '2026-01-01T00:00:00.000Zx', '2026-01-01T00:00:00.000Z0',
+  undefined,
+  null,
+  '',
+  'x'.repeat(257),
+  'x'.repeat(1025),
+  841,
+  -841,
+  1.5,
+  Number.NaN,
+  Number.POSITIVE_INFINITY,
+  [],
+  {},
+  '2026-02-29T00:00:00.000Z',
+  '2024-02-29T00:00:00.000Z',
+  '1900-02-29T00:00:00.000Z',
+  '2000-02-29T00:00:00.000Z',
+  '2026-04-31T00:00:00.000Z',
+  '2026-13-01T00:00:00.000Z',
+  '2026-00-10T00:00:00.000Z',
+  '2026-01-00T00:00:00.000Z',
+  '2026-01-01T24:00:00.000Z',
+  '2026-01-01T23:60:00.000Z',
+  '2026-01-01T23:59:60.000Z',
+  '2026-01-01T00:00:00Z',
+  '2026-01-01T00:00:00.000+00:00',
+  '2026-01-01T00:00:00.0000Z',
+  '2026-01-01 00:00:00.000Z',
+  '+02026-01-01T00:00:00.000Z',
+  '2026-01-01T00:00:00.00aZ',
+  '２０２６-01-01T00:00:00.000Z',
+  'F81D4FAE-7DEC-11D0-A765-00A0C91E6BF6',
+  'not-a-uuid',
+  'hph.sample.v1',
+  '1.00',
+  'sleep_stage',
+  'heart_rate',
+  'deep',
+  'naps',
+  'x'.repeat(201),
+  'x'.repeat(65),
+  'a b',
+  840,
+  -840,
+  0,
+  '2026-01-01T00:00:00.000Zx',
+  '2026-01-01T00:00:00.000Z0',
 ]
 const damage = fc.oneof(fc.anything(), fc.constantFrom(...DAMAGE))
 
 describe('isPlainSampleEvent', () => {
   it('takes the events normalize writes, which the schema returns unchanged', () => {
     const samples = [
-      { type: 'HKCategoryTypeIdentifierSleepAnalysis', value: 'HKCategoryValueSleepAnalysisAsleepCore', startDate: '2026-03-01T02:14:00-08:00', endDate: '2026-03-01T02:44:00-08:00', uuid: 'ext-1' },
-      { type: 'HKQuantityTypeIdentifierHeartRate', value: 61, unit: 'count/min', startDate: '2026-03-01T02:14:00+05:30', endDate: '2026-03-01T02:14:00+05:30', sourceName: 'Ring', device: 'Gen3' },
+      {
+        type: 'HKCategoryTypeIdentifierSleepAnalysis',
+        value: 'HKCategoryValueSleepAnalysisAsleepCore',
+        startDate: '2026-03-01T02:14:00-08:00',
+        endDate: '2026-03-01T02:44:00-08:00',
+        uuid: 'ext-1',
+      },
+      {
+        type: 'HKQuantityTypeIdentifierHeartRate',
+        value: 61,
+        unit: 'count/min',
+        startDate: '2026-03-01T02:14:00+05:30',
+        endDate: '2026-03-01T02:14:00+05:30',
+        sourceName: 'Ring',
+        device: 'Gen3',
+      },
     ]
-    const r = normalizeBatch(parseBatchEnvelope({ source: { name: 'Watch', bundleId: 'com.apple' }, samples }, { maxSamples: 10 }), { userId: 'ana', ingestId: 'ing-1', now: new Date('2026-06-01T00:00:00Z') })
+    const r = normalizeBatch(parseBatchEnvelope({ source: { name: 'Watch', bundleId: 'com.apple' }, samples }, { maxSamples: 10 }), {
+      userId: 'ana',
+      ingestId: 'ing-1',
+      now: new Date('2026-06-01T00:00:00Z'),
+    })
     const events = sampleEventsOf('p', { userId: 'ana', ingestId: 'ing-1', receivedAt: '2026-06-01T00:00:00.000Z' }, r.samples, 256 * 1024)
     expect(events).toHaveLength(2)
     for (const o of events) {
@@ -88,7 +160,10 @@ describe('isPlainSampleEvent', () => {
 
   it('takes generated events, and only what the schema accepts unchanged', () => {
     let taken = 0
-    fc.assert(fc.property(event, (e) => void (agrees(e) && taken++)), { numRuns: 500 })
+    fc.assert(
+      fc.property(event, (e) => void (agrees(e) && taken++)),
+      { numRuns: 500 },
+    )
     // the generator writes every form the fast check knows: it took them all
     expect(taken).toBe(500)
   }, 60_000)
@@ -116,8 +191,21 @@ describe('isPlainSampleEvent', () => {
   }, 60_000)
 
   it('never takes an event with any one field set to any of the edge values the schema refuses or changes', () => {
-    const base = { type: 'HKQuantityTypeIdentifierHeartRate', value: 61, unit: 'count/min', startDate: '2026-03-01T02:14:00Z', endDate: '2026-03-01T02:15:00Z', uuid: 'ext', sourceName: 'Ring', sourceBundleId: 'b', device: 'd' }
-    const r = normalizeBatch(parseBatchEnvelope({ samples: [base, { ...base, type: 'HKCategoryTypeIdentifierSleepAnalysis', value: 'HKCategoryValueSleepAnalysisAsleepREM' }] }, { maxSamples: 10 }), { userId: 'ana', ingestId: 'i', now: new Date('2026-06-01T00:00:00Z') })
+    const base = {
+      type: 'HKQuantityTypeIdentifierHeartRate',
+      value: 61,
+      unit: 'count/min',
+      startDate: '2026-03-01T02:14:00Z',
+      endDate: '2026-03-01T02:15:00Z',
+      uuid: 'ext',
+      sourceName: 'Ring',
+      sourceBundleId: 'b',
+      device: 'd',
+    }
+    const r = normalizeBatch(
+      parseBatchEnvelope({ samples: [base, { ...base, type: 'HKCategoryTypeIdentifierSleepAnalysis', value: 'HKCategoryValueSleepAnalysisAsleepREM' }] }, { maxSamples: 10 }),
+      { userId: 'ana', ingestId: 'i', now: new Date('2026-06-01T00:00:00Z') },
+    )
     const encoded = sampleEventsOf('p', { userId: 'ana', ingestId: 'i', receivedAt: '2026-06-01T00:00:00.000Z' }, r.samples, 256 * 1024).map((o) => o.encoded as Uint8Array)
     let left = 0
     for (const bytes of encoded) {
@@ -134,7 +222,15 @@ describe('isPlainSampleEvent', () => {
   })
 
   it('leaves everything else to the schema, whose errors still name the field', () => {
-    const r = SampleEvent.safeParse({ specversion: '1.0', id: 'e', type: SAMPLE_TYPE, source: 's', subject: 'ana', time: '2026-01-01T00:00:00.000Z', data: { userId: 'ana', metric: 'heart_rate', ingestId: 'i', samples: [{ id: 'x' }] } })
+    const r = SampleEvent.safeParse({
+      specversion: '1.0',
+      id: 'e',
+      type: SAMPLE_TYPE,
+      source: 's',
+      subject: 'ana',
+      time: '2026-01-01T00:00:00.000Z',
+      data: { userId: 'ana', metric: 'heart_rate', ingestId: 'i', samples: [{ id: 'x' }] },
+    })
     expect(r.success).toBe(false)
     expect(r.error?.issues.map((i) => i.path.join('.'))).toContain('data.samples.0.id')
   })
@@ -147,7 +243,21 @@ describe('isIsoInstant', () => {
 
   it('takes nothing the schema refuses, on strings of the same shape', () => {
     const shaped = fc
-      .tuple(...Array.from({ length: 24 }, (_, i) => (i === 4 || i === 7 ? fc.constantFrom('-', '0', '/') : i === 10 ? fc.constantFrom('T', ' ', 't') : i === 13 || i === 16 ? fc.constantFrom(':', '0') : i === 19 ? fc.constantFrom('.', ',') : i === 23 ? fc.constantFrom('Z', 'z', '0') : fc.constantFrom(...'0123456789a'))))
+      .tuple(
+        ...Array.from({ length: 24 }, (_, i) =>
+          i === 4 || i === 7
+            ? fc.constantFrom('-', '0', '/')
+            : i === 10
+              ? fc.constantFrom('T', ' ', 't')
+              : i === 13 || i === 16
+                ? fc.constantFrom(':', '0')
+                : i === 19
+                  ? fc.constantFrom('.', ',')
+                  : i === 23
+                    ? fc.constantFrom('Z', 'z', '0')
+                    : fc.constantFrom(...'0123456789a'),
+        ),
+      )
       .map((c) => c.join(''))
     let taken = 0
     fc.assert(
