@@ -18,7 +18,7 @@ export default tseslint.config(
     rules: {
       '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_', varsIgnorePattern: '^_', destructuredArrayIgnorePattern: '^_' }],
       'no-empty': ['error', { allowEmptyCatch: false }],
-      // config.ts is the only reader of the environment (STYLE.md)
+      // config.ts is the only reader of the environment (docs/architecture.md §10)
       'no-restricted-properties': ['error', { object: 'process', property: 'env', message: 'read configuration through config.ts' }],
     },
   },

@@ -125,6 +125,9 @@ export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
 export async function buildOpsServer(deps: Pick<ApiDeps, 'log' | 'probes' | 'metrics'> & { readyTimeoutMs?: number }): Promise<FastifyInstance> {
   const app = Fastify({ loggerInstance: deps.log.child({ stage: 'ops' }) as FastifyBaseLogger })
   installErrorHandling(app)
+  // the routes' schemas are zod, as on the api: fastify's own JSON-schema compilers cannot read them
+  app.setValidatorCompiler(validatorCompiler)
+  app.setSerializerCompiler(serializerCompiler)
   metricsRoutes(app, deps.metrics)
   opsRoutes(app, deps.probes, deps.readyTimeoutMs === undefined ? {} : { timeoutMs: deps.readyTimeoutMs })
   return app

@@ -14,7 +14,7 @@ import { streamName, subjects, safeToken, userOfSubject } from './subjects.ts'
 import { CONSUMERS, consumerConfig, type StageName } from './topology.ts'
 import { isTransient } from './transient.ts'
 
-// The one batched durable consumer loop (STYLE.md): pull ≤ batchSize, decode + validate,
+// The one batched durable consumer loop (docs/architecture.md §8): pull ≤ batchSize, decode + validate,
 // handle, (the handler commits), ack; nak with backoff on transient errors; poison to the DLQ.
 
 export interface Delivered<T> {
@@ -121,6 +121,17 @@ const UNANSWERED_GRACE_MS = 10_000
 const isNotFound = (err: unknown) =>
   err instanceof JetStreamApiError ? err.code === 404 || /not found/i.test(err.message) : err instanceof Error && /(consumer|stream) not found/i.test(err.message)
 
+/**
+ * Decodes and validates one message's bytes with a handler's schema: the event, or an error naming every problem.
+ * The one decode of a stage's events, live (below) and replayed (streams/replay.ts). Throws what decodeJson throws.
+ */
+export function decodeEvent<T>(schema: z.ZodType<Envelope<T>>, data: Uint8Array): Envelope<T> | HphError {
+  const parsed = schema.safeParse(decodeJson(data))
+  if (parsed.success) return parsed.data
+  const problems = parsed.error.issues.map((i) => ({ path: i.path.join('.'), problem: i.message }))
+  return new HphError('invalid_event', `event does not match its schema: ${problems.map((p) => `${p.path || '(root)'}: ${p.problem}`).join('; ')}`, problems)
+}
+
 export async function startConsumer<T>(handler: BatchHandler<T>, opts: ConsumerOptions): Promise<RunningConsumer> {
   const spec = CONSUMERS[handler.stage]
   const stream = streamName(opts.prefix, spec.stream)
@@ -182,15 +193,12 @@ export async function startConsumer<T>(handler: BatchHandler<T>, opts: ConsumerO
 
   function decode(m: JsMsg): Delivered<T> | Error {
     try {
-      const parsed = handler.schema.safeParse(decodeJson(m.data))
-      if (!parsed.success) {
-        const problems = parsed.error.issues.map((i) => ({ path: i.path.join('.'), problem: i.message }))
-        return new HphError('invalid_event', `event does not match its schema: ${problems.map((p) => `${p.path || '(root)'}: ${p.problem}`).join('; ')}`, problems)
-      }
+      const event = decodeEvent(handler.schema, m.data)
+      if (event instanceof Error) return event
       const info = m.info
       return {
-        event: parsed.data,
-        data: parsed.data.data,
+        event,
+        data: event.data,
         subject: m.subject,
         seq: info.streamSequence,
         deliveries: info.deliveryCount,

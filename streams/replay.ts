@@ -1,6 +1,6 @@
 import type { z } from 'zod'
-import type { BatchHandler, Delivered } from './consumer.ts'
-import { decodeJson, type Envelope } from './envelope.ts'
+import { decodeEvent, type BatchHandler, type Delivered } from './consumer.ts'
+import type { Envelope } from './envelope.ts'
 import type { RawMessage, StreamReader } from './reader.ts'
 
 // A stream read again through a stage's own handler (`hph rebuild`, `hph replay`): the handler decodes with
@@ -15,14 +15,14 @@ export function decodeBatch<T>(schema: z.ZodType<Envelope<T>>, msgs: readonly Ra
   const items: Delivered<T>[] = []
   let skipped = 0
   for (const m of msgs) {
-    let parsed: ReturnType<z.ZodType<Envelope<T>>['safeParse']> | undefined
+    let event: Envelope<T> | Error
     try {
-      parsed = schema.safeParse(decodeJson(m.data))
-    } catch {
-      parsed = undefined
+      event = decodeEvent(schema, m.data)
+    } catch (err) {
+      event = err instanceof Error ? err : new Error(String(err)) // not JSON
     }
-    if (parsed?.success) items.push({ event: parsed.data, data: parsed.data.data, subject: m.subject, seq: m.seq, deliveries: 1, traceparent: undefined })
-    else skipped++
+    if (event instanceof Error) skipped++
+    else items.push({ event, data: event.data, subject: m.subject, seq: m.seq, deliveries: 1, traceparent: undefined })
   }
   return { items, skipped }
 }

@@ -168,7 +168,7 @@ export function readExport(input: AsyncIterable<Uint8Array>, opts: ReadOptions):
         })
       rootSeen = true
     } else if (depth === 1) {
-      // DESIGN: only <Record> directly under <HealthData>; a Correlation's own Records are part of it
+      // by design: only <Record> directly under <HealthData>; a Correlation's own Records are part of it
       if (tag.name === 'Record') onRecord(tag.attributes)
       else otherElements.bump(tag.name)
     } else if (pending !== undefined && tag.name === BEAT_ELEMENT && beatTimes.length <= MAX_BEAT_LIST) beatTimes.push(tag.attributes.time ?? '')

@@ -29,9 +29,7 @@ const CHROMIUM_ARGS = [
 /** What the page's functions reach in the browser (this project compiles without the DOM library). */
 interface InPage {
   Chart: {
-    getChart(
-      id: string,
-    ):
+    getChart(id: string):
       | {
           data: { datasets: Array<{ label: string; backgroundColor: unknown; fill?: unknown; type?: string; pointStyle?: unknown }> }
           getDatasetMeta(i: number): { data: unknown[] }

@@ -54,7 +54,7 @@ const where = (h: Hit[]) => h.map((x) => `${x.file}:${x.line}: ${x.text}`)
 
 // the patterns are assembled from pieces, so this file does not name what it looks for
 const OUTSIDE = {
-  designCard: new RegExp(['DESIGN', '\\.md'].join('')),
+  designCard: new RegExp(['(DESIGN|STYLE)', '\\.md'].join('')),
   sharedFolder: new RegExp(['(\\.\\./|/work/)', 'shared\\b'].join('')),
   referenceSpec: new RegExp(['\\bspec/', '[\\w-]+\\.md'].join('')),
   issueWord: new RegExp(['\\bissues?', '\\s*#?\\d+'].join(''), 'i'),
