@@ -105,6 +105,7 @@ export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
     maxConcurrent: config.HPH_MAX_CONCURRENT_IMPORTS,
     limits: exportLimitsOf(config),
     parserHeapMb: config.HPH_EXPORT_PARSER_HEAP_MB,
+    erasing: { nats: deps.nats, prefix: config.HPH_PREFIX, userRefSecret: userRefSecret(config) },
   })
   const readDb = deps.readDb ?? deps.db
   readRoutes(app, { db: readDb })

@@ -5,6 +5,8 @@ import type { Nats } from '../../streams/connect.ts'
 import { importExport } from '../../ingest/healthkit-export/import.ts'
 import type { ExportLimits } from '../../ingest/healthkit-export/limits.ts'
 import type { ExportFormat } from '../../ingest/healthkit-export/reader.ts'
+import type { ErasingDeps } from '../../privacy/erasing.ts'
+import { refuseWhileErasing } from '../erasing.ts'
 import { HttpError } from '../errors.ts'
 import { traceparentOf } from '../../ingest/raw-batch.ts'
 import { errors, GUARDED_ERRORS, UserParams, v1 } from '../openapi.ts'
@@ -23,6 +25,8 @@ export interface HealthkitExportRouteDeps {
   /** the HPH_EXPORT_MAX_* limits and the parse thread's heap */
   limits: ExportLimits
   parserHeapMb: number
+  /** where erasures in progress are marked: an upload stops when its user's erase begins */
+  erasing?: ErasingDeps
 }
 
 const count = z.number().int()
@@ -120,6 +124,8 @@ export async function healthkitExportRoutes(app: FastifyInstance, deps: Healthki
             traceparent: traceparentOf(req.headers.traceparent),
             limits: deps.limits,
             parserHeapMb: deps.parserHeapMb,
+            // docs/operating.md §7: an erase that begins while the upload runs stops it before its next batch
+            ...(deps.erasing ? { beforeBatch: refuseWhileErasing(deps.erasing, userId) } : {}),
           },
           { userId, format, input: limited(req.body as Readable, deps.maxBytes) },
         )

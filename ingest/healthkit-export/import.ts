@@ -24,6 +24,8 @@ export interface ImportDeps {
   /** how far an export may inflate and nest (limits.ts), and the parse thread's heap */
   limits?: ExportLimits
   parserHeapMb?: number
+  /** before each batch is published; what it throws stops the import (an erase of the user began meanwhile) */
+  beforeBatch?: () => Promise<void>
 }
 
 export interface ImportProgress {
@@ -124,6 +126,7 @@ export async function importExport(
   const publish = async (batch: ExportBatch): Promise<void> => {
     const batchId = `${EXPORT_BATCH_PREFIX}${hashHex(batch.json)}`
     const samples = JSON.parse(batch.json) as ExportSample[]
+    await deps.beforeBatch?.()
     const r = await ingestRawBatch(deps.ingest, {
       userId: opts.userId,
       payload: { batchId, samples },

@@ -3,6 +3,7 @@ import { sql } from 'kysely'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { demoBatches } from '../../cli/demo-data.ts'
 import { STAGES, startPipeline, waitForIdle, type Pipeline } from '../../pipeline/start.ts'
+import { clearErasing, markErasing } from '../../privacy/erasing.ts'
 import { userMessages } from '../../privacy/messages.ts'
 import { rebuildProjection } from '../../projections/rebuild.ts'
 import { rebuildLockKey } from '../../schema/locks.ts'
@@ -151,5 +152,49 @@ describe('an erase that cannot finish', () => {
     expect(await samplesOf(user)).toBe(0)
     await eventually(async () => (await eraseEvents(user)).length === 2, 10_000, 'the second erase event')
     expect((await eraseEvents(user))[1]).toMatchObject({ outcome: 'ok', status: 200 })
+  })
+})
+
+describe('an upload running when an erase begins', () => {
+  it('stops before its next batch with 409 erasure_in_progress, saying what it had stored', async () => {
+    const user = `upl-${randomBytes(4).toString('hex')}`
+    const erasing = { nats: env.nats, prefix: env.config.HPH_PREFIX, userRefSecret: env.config.HPH_USER_REF_SECRET! }
+    const records = (from: number, n: number) =>
+      Array.from({ length: n }, (_, k) => {
+        const t = new Date(Date.UTC(2026, 1, 1) + (from + k) * 60_000).toISOString().replace('T', ' ').slice(0, 19)
+        return `<Record type="HKQuantityTypeIdentifierHeartRate" sourceName="Apple Watch" unit="count/min" creationDate="${t} +0000" startDate="${t} +0000" endDate="${t} +0000" value="${60 + (k % 30)}"/>\n`
+      }).join('')
+    const enc = new TextEncoder()
+    let send!: (text: string) => void
+    let end!: () => void
+    const body = new ReadableStream<Uint8Array>({
+      start(c) {
+        send = (text) => c.enqueue(enc.encode(text))
+        end = () => c.close()
+      },
+    })
+    const answer = fetch(`${p.url}/v1/users/${user}/healthkit-export`, {
+      method: 'POST',
+      headers: { ...auth, 'content-type': 'application/xml' },
+      body,
+      duplex: 'half',
+    } as RequestInit)
+    send(`<?xml version="1.0" encoding="UTF-8"?>\n<HealthData locale="en_US">\n<ExportDate value="2026-03-01 10:00:00 +0000"/>\n${records(0, 2500)}`)
+    await eventually(async () => (await samplesOf(user)) >= 2000, 60_000, 'the first two batches stored')
+    await markErasing(erasing, user, Date.now() + 60_000)
+    try {
+      send(records(2500, 3000))
+      send('</HealthData>\n')
+      end()
+      const res = await answer
+      expect(res.status).toBe(409)
+      const error = (await res.json()) as { error: string; message: string }
+      expect(error.error).toBe('erasure_in_progress')
+      expect(error.message).toMatch(/batch/)
+      await waitForIdle(p.nats, env.config.HPH_PREFIX, { timeoutMs: 60_000 })
+      expect(await samplesOf(user)).toBeLessThan(5500)
+    } finally {
+      await clearErasing(erasing, user)
+    }
   })
 })
