@@ -113,13 +113,14 @@ export const ConfigSchema = z
     HPH_STREAM_STORAGE: z.enum(['file', 'memory']).default('file'),
     HPH_INGEST_MAX_AGE_DAYS: z.coerce.number().min(0).default(3650),
     HPH_INGEST_DUPLICATE_WINDOW_S: positiveInt(86_400),
-    // docs/architecture.md §6: every stream is bounded in bytes (nats-server reserves them on its store)
-    HPH_INGEST_MAX_BYTES: streamBytes(10 * GIB),
-    HPH_SAMPLES_MAX_BYTES: streamBytes(10 * GIB),
-    HPH_CHANGES_MAX_BYTES: streamBytes(GIB),
-    HPH_INSIGHTS_MAX_BYTES: streamBytes(4 * GIB),
-    HPH_DLQ_MAX_BYTES: streamBytes(GIB),
-    HPH_AUDIT_MAX_BYTES: streamBytes(GIB),
+    // docs/architecture.md §6: every stream is bounded in bytes (nats-server reserves them on its store: ≈ 6 GiB in all
+    // by default, so a demo fits beside other pipelines; size them to the data in production)
+    HPH_INGEST_MAX_BYTES: streamBytes(2 * GIB),
+    HPH_SAMPLES_MAX_BYTES: streamBytes(2 * GIB),
+    HPH_CHANGES_MAX_BYTES: streamBytes(GIB / 4),
+    HPH_INSIGHTS_MAX_BYTES: streamBytes(GIB),
+    HPH_DLQ_MAX_BYTES: streamBytes(GIB / 4),
+    HPH_AUDIT_MAX_BYTES: streamBytes(GIB / 2),
     HPH_ERASING_MAX_BYTES: streamBytes(16 * 1024 * 1024),
     HPH_MAX_BODY_BYTES: positiveInt(5 * 1024 * 1024),
     HPH_MAX_SAMPLES: positiveInt(10_000),
