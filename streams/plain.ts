@@ -20,8 +20,8 @@ function keyCount(o: object): number {
 const text = (v: unknown, min: number, max: number): boolean => typeof v === 'string' && v.length >= min && v.length <= max
 const optionalText = (v: unknown, max: number): boolean => v === undefined || (typeof v === 'string' && v.length <= max)
 
-/** The value of the digits at `at`..`at + n` of `s`; -1 when one is not 0–9. */
-function digits(s: string, at: number, n: number): number {
+/** The value of the digits at `at`..`at + n` of `s`; -1 when one is not 0–9 (also normalize's date reader). */
+export function digits(s: string, at: number, n: number): number {
   let v = 0
   for (let i = at; i < at + n; i++) {
     const d = s.charCodeAt(i) - 48

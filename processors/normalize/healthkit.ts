@@ -1,6 +1,7 @@
 import { z } from 'zod'
 import { ValidationError } from '../../errors.ts'
 import { hashUuid, isUuid } from '../../streams/ids.ts'
+import { digits } from '../../streams/plain.ts'
 import type { Metric, Sample, SampleSource, SleepStage } from '../../streams/schemas.ts'
 import { civilDayNumber, daysInMonth } from '../insights/days.ts'
 import { placeExportBeats, rmssdOfSeries } from './beats.ts'
@@ -146,17 +147,6 @@ export interface ParsedDate {
   ms: number
   /** the offset written on the date */
   offsetMinutes: number
-}
-
-/** The number the `n` digits of `s` from `at` write; -1 when one of them is not a digit 0–9. */
-function digits(s: string, at: number, n: number): number {
-  let v = 0
-  for (let i = at; i < at + n; i++) {
-    const d = s.charCodeAt(i) - 48
-    if (!(d >= 0 && d <= 9)) return -1
-    v = v * 10 + d
-  }
-  return v
 }
 
 /**
