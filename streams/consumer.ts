@@ -115,8 +115,16 @@ export const backoffMs = (deliveries: number) => Math.min(BACKOFF_MAX_MS, BACKOF
 const PULL_FAILURES_NOT_READY = 3
 const PULL_BACKOFF_MAX_MS = 10_000
 const DEFAULT_PULL_EXPIRES_MS = 2_000
-/** a pull with nothing at all from the server this long past its expiry is dead there (a lost answer, a reconnect) */
-const UNANSWERED_GRACE_MS = 10_000
+/** the server's idle heartbeat on an open pull request (at most half its expiry): it sends one whenever it has had nothing else to send this long */
+const PULL_HEARTBEAT_MS = 1_000
+/** A pull request the server has sent nothing on (no message, no heartbeat, no answer) for two heartbeats and a second's grace is gone there. */
+const pullSilentMs = (heartbeatMs: number) => 2 * heartbeatMs + 1_000
+/**
+ * The server delivers nothing on a request past its expiry, but when a delivery and the expiry meet, nats-server 2.9
+ * ends the request without its expiry answer (the 408): a request past its expiry by this much, with nothing from the
+ * server for as long, is over.
+ */
+const PULL_EXPIRY_GRACE_MS = 1_000
 
 const isNotFound = (err: unknown) =>
   err instanceof JetStreamApiError ? err.code === 404 || /not found/i.test(err.message) : err instanceof Error && /(consumer|stream) not found/i.test(err.message)
@@ -141,6 +149,8 @@ export async function startConsumer<T>(handler: BatchHandler<T>, opts: ConsumerO
   // what a stop gives back is held back this long: long enough that this process's own pull, still open until it
   // expires, is not handed them again and again (each time a delivery more), short beside the ack wait
   const giveBackDelayMs = expiresMs
+  const heartbeatMs = Math.min(PULL_HEARTBEAT_MS, Math.floor(expiresMs / 2))
+  const silentMs = pullSilentMs(heartbeatMs)
   // a missing durable at start is a start-up error (hph streams apply / hph up declare it); later it is re-declared
   let consumer: Consumer | undefined = await opts.nats.js.consumers.get(stream, spec.durable)
 
@@ -366,24 +376,32 @@ export async function startConsumer<T>(handler: BatchHandler<T>, opts: ConsumerO
       }
       try {
         consumer ??= await opts.nats.js.consumers.get(stream, spec.durable)
-        const messages = await consumer.fetch({ max_messages: opts.batchSize, expires: expiresMs })
+        const messages = await consumer.fetch({ max_messages: opts.batchSize, expires: expiresMs, idle_heartbeat: heartbeatMs })
         // nats.js ends a fetch after two missed heartbeats by dropping its subscription while the server may still
         // deliver to it (a busy event loop misses them easily, and what is delivered then waits for the ack wait):
-        // its monitor is switched off, and a request that has surely expired on the server is ended here instead
+        // its monitor is switched off, and the watchdog below ends a request the server has gone silent on, only
+        // when it finds it silent twice in a row (after a blocked event loop, timers run before the socket is read)
         const internals = messages as unknown as { monitor?: { cancel(): void } | null }
         internals.monitor?.cancel()
         internals.monitor = null
         let lastSeen = Date.now()
-        let lapsed = false
+        const overAt = lastSeen + expiresMs + PULL_EXPIRY_GRACE_MS
+        let lapsed = false as false | 'silent' | 'expired'
         let strikes = 0
         const watchdog = setInterval(() => {
-          if (Date.now() - lastSeen < expiresMs + UNANSWERED_GRACE_MS) return void (strikes = 0)
+          const now = Date.now()
+          if (now - lastSeen < silentMs && (now < overAt || now - lastSeen < PULL_EXPIRY_GRACE_MS)) return void (strikes = 0)
           // twice in a row: after an event loop blocked that long, timers run before the socket is read
           if (++strikes < 2) return
-          lapsed = true
+          lapsed = now - lastSeen >= silentMs ? 'silent' : 'expired'
           void messages.close()
         }, 1_000)
         watchdog.unref()
+        // the server's heartbeats and answers (statuses) are signs of life too: a request blocked by max_ack_pending
+        // is still heartbeated; the iterator ends with the fetch
+        void (async () => {
+          for await (const _ of messages.status()) lastSeen = Date.now()
+        })()
         try {
           for await (const m of messages) {
             lastSeen = Date.now()
@@ -401,7 +419,9 @@ export async function startConsumer<T>(handler: BatchHandler<T>, opts: ConsumerO
         } finally {
           clearInterval(watchdog)
         }
-        if (lapsed) throw new HphError('pull_unanswered', `a pull request was not answered within ${expiresMs + UNANSWERED_GRACE_MS} ms`)
+        // past its expiry and answered by nothing: the server's race above, a request like any other (no failure)
+        if (lapsed === 'expired') log.debug({ expiresMs }, 'a pull request ended at its expiry without the server saying so; pulling again')
+        if (lapsed === 'silent') throw new HphError('pull_unanswered', `the server sent nothing on a pull request for ${silentMs} ms (no message, heartbeat or answer)`)
         // the request was answered (filled, or expired on the server): the consumer is there and serving
         if (!health.pulling) log.info('pulling again')
         failures = 0
