@@ -27,8 +27,8 @@ export interface RawIngest {
   payload: unknown
   /** `payload` as JSON text, when the caller has it (an export batch): the event is written around it */
   payloadJson?: string | undefined
-  /** when there is no batchId: the hash of the body, the idempotency key then */
-  bodyHash: string
+  /** when there is no batchId: the hash of the body, the idempotency key then (asked for only then) */
+  bodyHash: () => string
   /** "now" of the date checks, stored in the event so that a replay gives the same samples */
   receivedAt: Date
   /** which component published it: `api`, `cli` */
@@ -68,7 +68,7 @@ export async function ingestRawBatch(deps: IngestDeps, input: RawIngest): Promis
   const { userId } = input
   const batch = parseBatchEnvelope(input.payload, { maxSamples: deps.maxSamples })
   // a batchId is scoped to its user, so two users' batch ids can never collide
-  const eventId = hashUuid('ingest', userId, batch.batchId ?? `body:${input.bodyHash}`)
+  const eventId = hashUuid('ingest', userId, batch.batchId ?? `body:${input.bodyHash()}`)
   // the answer's counts: every check, without building the samples (normalize does that)
   const counts = normalizeBatch(batch, { userId, ingestId: eventId, now: input.receivedAt }, { build: false })
   const data: RawBatch = { userId, receivedAt: input.receivedAt.toISOString(), payload: input.payload, ...(batch.batchId ? { batchId: batch.batchId } : {}) }

@@ -19,7 +19,8 @@ export interface SamplesRouteDeps {
 
 declare module 'fastify' {
   interface FastifyRequest {
-    rawBodyHash?: string
+    /** the hash of the body as received (computed when asked: only a batch without a batchId needs it) */
+    rawBodyHash?: () => string
     /** the JSON body as received: the raw event is written around it instead of stringifying the parsed body again */
     rawBody?: string
   }
@@ -44,7 +45,7 @@ export function checkUserId(userId: string): string {
 
 /** POST /v1/users/:userId/samples (docs/api.md §3). */
 export function samplesRoutes(app: FastifyInstance, deps: SamplesRouteDeps): void {
-  // keep the body's hash: without a batchId it is the idempotency key
+  // keep the body as received: without a batchId its hash is the idempotency key
   const parseJson = app.getDefaultJsonParser('error', 'error')
   // JSON only (415 for anything else); prototype-polluting keys are refused by the parser (400)
   app.removeAllContentTypeParsers()
@@ -54,7 +55,7 @@ export function samplesRoutes(app: FastifyInstance, deps: SamplesRouteDeps): voi
       done(null, undefined)
       return
     }
-    req.rawBodyHash = hashHex(body as string)
+    req.rawBodyHash = () => hashHex(body as string)
     // JSON.parse of it is the parsed body (the parser refuses the keys where they differ); a byte-order mark,
     // which the parser skips, is no JSON inside an event
     req.rawBody = (body as string).charCodeAt(0) === 0xfeff ? (body as string).slice(1) : (body as string)
@@ -92,7 +93,7 @@ export function samplesRoutes(app: FastifyInstance, deps: SamplesRouteDeps): voi
         userId,
         payload: req.body,
         payloadJson: req.rawBody,
-        bodyHash: req.rawBodyHash ?? '',
+        bodyHash: req.rawBodyHash ?? (() => ''),
         receivedAt: new Date(),
         source: 'api',
         traceparent: traceparentOf(req.headers.traceparent),

@@ -131,7 +131,7 @@ export async function importExport(
       userId: opts.userId,
       payload: { batchId, samples },
       payloadJson: `{"batchId":${JSON.stringify(batchId)},"samples":${batch.json}}`,
-      bodyHash: batchId,
+      bodyHash: () => batchId,
       receivedAt,
       source: deps.source,
       traceparent: deps.traceparent,

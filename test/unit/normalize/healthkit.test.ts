@@ -299,6 +299,62 @@ describe('dates', () => {
     )
   })
 
+  it('reads an ISO 8601 date exactly as the regular expression of its form does (the same instant, or the same refusal)', () => {
+    // the reference: the form as a regular expression, its numbers handed to Date.UTC
+    const ISO = /^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,9}))?(Z|[+-]\d{2}:?\d{2})$/
+    const reference = (text: string) => {
+      const m = ISO.exec(text)
+      if (!m) return 'startDate is not an ISO 8601 date with offset nor an export date'
+      const [year, month, day, hour, minute, second] = m.slice(1, 7).map(Number) as [number, number, number, number, number, number]
+      const zone = m[8]!
+      const zoneMinutes = zone === 'Z' ? 0 : Number(zone.slice(-2))
+      if (zoneMinutes > 59) return 'startDate is not a valid calendar date and time'
+      const offsetMinutes = zone === 'Z' ? 0 : (zone.startsWith('-') ? -1 : 1) * (Number(zone.slice(1, 3)) * 60 + zoneMinutes) || 0
+      if (Math.abs(offsetMinutes) > 14 * 60) return 'startDate has an offset beyond ±14:00'
+      const utc = new Date(Date.UTC(2000, month - 1, day, hour, minute, second))
+      utc.setUTCFullYear(year)
+      if (month < 1 || month > 12 || utc.getUTCDate() !== day || hour > 23 || minute > 59 || second > 59) return 'startDate is not a valid calendar date and time'
+      const millis = m[7] ? Number(m[7].slice(0, 3).padEnd(3, '0')) : 0
+      return { ms: utc.getTime() + millis - offsetMinutes * 60_000, offsetMinutes }
+    }
+    const outcome = (text: string) => {
+      try {
+        return parseDate(text, 'startDate')
+      } catch (err) {
+        return (err as Error).message
+      }
+    }
+    const two = fc.integer({ min: 0, max: 99 }).map((n) => String(n).padStart(2, '0'))
+    const iso = fc
+      .tuple(
+        fc.integer({ min: 0, max: 9999 }).map((n) => String(n).padStart(4, '0')),
+        two,
+        two,
+        two,
+        two,
+        two,
+        fc.option(fc.stringMatching(/^[0-9]{0,11}$/), { nil: undefined }),
+        fc.oneof(
+          fc.constant('Z'),
+          fc.tuple(fc.constantFrom('+', '-'), two, fc.constantFrom(':', ''), two).map((z) => z.join('')),
+        ),
+      )
+      .map(([y, mo, d, h, mi, s, fraction, zone]) => `${y}-${mo}-${d}T${h}:${mi}:${s}${fraction === undefined ? '' : `.${fraction}`}${zone}`)
+    // one character of it replaced, dropped or doubled, anywhere
+    const spoiled = fc
+      .tuple(iso, fc.nat(), fc.constantFrom('0', '9', 'a', ' ', '-', '+', ':', '.', 'T', 'Z', 'z', '\u0663', '\u0000', ''), fc.boolean())
+      .map(([text, n, c, insert]) => {
+        const at = n % (text.length + 1)
+        return text.slice(0, at) + c + text.slice(insert ? at : at + 1)
+      })
+    fc.assert(
+      fc.property(fc.oneof(iso, spoiled), (text) => {
+        expect(outcome(text)).toEqual(reference(text))
+      }),
+      { numRuns: 20_000 },
+    )
+  })
+
   it("keeps the startDate's offset as utcOffsetMinutes and stores both dates as UTC instants", () => {
     // an overnight sleep sample across a DST change: the end is written with another offset
     const { sample } = only(sleep(3, '2026-03-08 01:30:00 -0800', '2026-03-08T03:10:00-07:00'))
