@@ -23,6 +23,17 @@ export function refusing<T extends z.ZodType>(schema: T, code: string, message: 
   return schema
 }
 
+const fastChecks = new WeakMap<z.ZodType, (data: unknown) => boolean>()
+
+/**
+ * Lets input that `plain` recognises pass without the schema's parse (a hot route's body); `plain` must imply the
+ * schema accepts the input unchanged, and everything it does not recognise still goes to the schema.
+ */
+export function recognising<T extends z.ZodType>(schema: T, plain: (data: unknown) => boolean): T {
+  fastChecks.set(schema, plain)
+  return schema
+}
+
 /**
  * Validates a route's params, query and body with its zod schema; a failure is a 400 with every problem's path.
  * What passes is handed on as it came (a raw event keeps the body whole, unknown fields included).
@@ -30,6 +41,7 @@ export function refusing<T extends z.ZodType>(schema: T, code: string, message: 
 export const validatorCompiler: FastifySchemaCompiler<z.ZodType> =
   ({ schema, httpPart }) =>
   (data) => {
+    if (fastChecks.get(schema)?.(data)) return { value: data }
     const r = schema.safeParse(data)
     if (r.success) return { value: data }
     const details = r.error.issues.map((i) => ({ path: i.path.map(String).join('.') || `(${httpPart ?? 'request'})`, problem: i.message }))

@@ -8,16 +8,16 @@ import { METRICS, SAMPLE_TYPE, STAGES, type SampleBatch } from './schemas.ts'
 // is wrong. So a stream is still never trusted: `true` here implies the schema accepts the event unchanged
 // (test/unit/streams/plain.test.ts checks that against the schema on generated and mutated events).
 
-const isRecord = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v)
+export const isRecord = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v)
 
 /** Keys a `for…in` visits: an object's own keys, when nothing is enumerable on its prototype. */
-function keyCount(o: object): number {
+export function keyCount(o: object): number {
   let n = 0
   for (const _ in o) n++
   return n
 }
 
-const text = (v: unknown, min: number, max: number): boolean => typeof v === 'string' && v.length >= min && v.length <= max
+export const text = (v: unknown, min: number, max: number): boolean => typeof v === 'string' && v.length >= min && v.length <= max
 const optionalText = (v: unknown, max: number): boolean => v === undefined || (typeof v === 'string' && v.length <= max)
 
 /** The value of the digits at `at`..`at + n` of `s`; -1 when one is not 0–9 (also normalize's date reader). */

@@ -6,8 +6,8 @@ import { UserId } from '../../streams/schemas.ts'
 import { jsonDepth } from '../body.ts'
 import { HttpError } from '../errors.ts'
 import { ingestRawBatch, traceparentOf } from '../../ingest/raw-batch.ts'
-import { errors, GUARDED_ERRORS, refusing, UserParams, v1 } from '../openapi.ts'
-import { batchEnvelopeSchema } from '../../processors/normalize/healthkit.ts'
+import { errors, GUARDED_ERRORS, recognising, refusing, UserParams, v1 } from '../openapi.ts'
+import { batchEnvelopeSchema, isPlainBatchEnvelope } from '../../processors/normalize/healthkit.ts'
 
 export interface SamplesRouteDeps {
   nats: Nats
@@ -72,7 +72,7 @@ export function samplesRoutes(app: FastifyInstance, deps: SamplesRouteDeps): voi
       )
   })
 
-  const body = refusing(batchEnvelopeSchema(deps.maxSamples), 'validation_failed', 'the body is not a batch')
+  const body = recognising(refusing(batchEnvelopeSchema(deps.maxSamples), 'validation_failed', 'the body is not a batch'), (b) => isPlainBatchEnvelope(b, deps.maxSamples))
   const schema = {
     ...v1('samples'),
     summary: "post a batch of HealthKit samples for the user (stored whole; each sample's problems are listed in `rejected`)",

@@ -1,7 +1,15 @@
 import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
 import { ValidationError } from '../../../errors.ts'
-import { normalizeBatch, parseBatchEnvelope, parseDate, type BatchEnvelope, type NormalizeResult } from '../../../processors/normalize/healthkit.ts'
+import {
+  batchEnvelopeSchema,
+  isPlainBatchEnvelope,
+  normalizeBatch,
+  parseBatchEnvelope,
+  parseDate,
+  type BatchEnvelope,
+  type NormalizeResult,
+} from '../../../processors/normalize/healthkit.ts'
 import { hashUuid, isUuid } from '../../../streams/ids.ts'
 import { Sample } from '../../../streams/schemas.ts'
 
@@ -576,6 +584,35 @@ describe('the batch envelope', () => {
   it('takes a batch at its limits and drops unknown top-level keys', () => {
     const body = JSON.parse('{"__proto__": {"x": 1}, "extra": [[[]]], "batchId": "' + 'b'.repeat(128) + '", "source": {"name": "W", "extra": 1}, "samples": [1, 2]}') as unknown
     expect(parseBatchEnvelope(body, { maxSamples: 2 })).toStrictEqual({ batchId: 'b'.repeat(128), source: { name: 'W' }, samples: [1, 2] })
+  })
+
+  it('recognises a plain envelope only when the schema accepts it unchanged (generated and mutated bodies)', () => {
+    const schema = batchEnvelopeSchema(3)
+    const text = (max: number) => fc.oneof(fc.string({ minLength: 0, maxLength: 3 }), fc.string({ minLength: max - 1, maxLength: max + 1 }))
+    const value = fc.oneof(fc.constant(undefined), fc.constant(null), fc.integer(), fc.constant([]), fc.constant({}), text(8))
+    const source = fc.oneof(
+      fc.record({ name: text(256), bundleId: text(256), device: text(1024) }, { requiredKeys: [], noNullPrototype: true }),
+      fc.dictionary(fc.constantFrom('name', 'bundleId', 'device', 'extra'), value, { noNullPrototype: true }),
+      value,
+    )
+    const body = fc.oneof(
+      fc.record({ batchId: text(128), source, samples: fc.array(fc.anything(), { minLength: 0, maxLength: 4 }) }, { requiredKeys: [], noNullPrototype: true }),
+      fc.dictionary(fc.constantFrom('batchId', 'source', 'samples', 'extra', '__proto__'), fc.oneof(value, fc.array(fc.integer(), { maxLength: 4 })), { noNullPrototype: true }),
+      value,
+    )
+    let recognised = 0
+    fc.assert(
+      fc.property(body, (b) => {
+        if (!isPlainBatchEnvelope(b, 3)) return
+        recognised++
+        const r = schema.safeParse(b)
+        expect(r.success).toBe(true)
+        expect(r.data).toStrictEqual(b)
+      }),
+      { numRuns: 20_000 },
+    )
+    // the check is not vacuous: it recognises most of the well-formed bodies
+    expect(recognised).toBeGreaterThan(500)
   })
 })
 
