@@ -10,7 +10,7 @@ import { sql, type Kysely } from 'kysely'
 import type pg from 'pg'
 import { from as copyFrom } from 'pg-copy-streams'
 import { demoBatches } from '../cli/demo-data.ts'
-import { prepare, STAGES, startPipeline, waitForIdle, type Pipeline } from '../pipeline/start.ts'
+import { prepare, startPipeline, waitForIdle, type Pipeline } from '../pipeline/start.ts'
 import type { ImportResult } from '../ingest/healthkit-export/import.ts'
 import { readExport } from '../ingest/healthkit-export/reader.ts'
 import { normalizeBatch, parseBatchEnvelope, type NormalizedSample } from '../processors/normalize/healthkit.ts'
@@ -27,6 +27,7 @@ import type { SampleBatch } from '../streams/schemas.ts'
 import { testEnv, type TestEnv } from '../test/helpers/env.ts'
 import { legacySampleEvents } from '../test/helpers/samples.ts'
 import { writeExport } from '../test/helpers/export-generator.ts'
+import { freePort } from '../test/helpers/proxy.ts'
 import { cpuSecondsOf, machine, rate } from './machine.ts'
 
 // The figures of the batch events (docs/benchmarks.md): every throughput as a ratio to the bare 1000-row insert
@@ -174,11 +175,58 @@ async function cliImport(path: string, env: Record<string, string>): Promise<{ r
   return { result: JSON.parse(out) as ImportResult, cpuSeconds }
 }
 
+/** node flags of the `hph up` of (2): BENCH_UP_NODE_FLAGS, space-separated (none by default) */
+const UP_NODE_FLAGS = (process.env.BENCH_UP_NODE_FLAGS ?? '').split(' ').filter(Boolean)
+
+/** `hph up` (the built program) as its own process on a free port, once it answers /readyz. */
+async function startUp(config: TestEnv['config']): Promise<{ url: string; pid: number; stop: () => Promise<void> }> {
+  const port = await freePort()
+  const child = spawn(process.execPath, [...UP_NODE_FLAGS, 'bin/hph.js', 'up'], {
+    env: {
+      ...process.env,
+      DATABASE_URL: config.DATABASE_URL,
+      HPH_PREFIX: config.HPH_PREFIX,
+      PORT: String(port),
+      HOST: '127.0.0.1',
+      LOG_LEVEL: 'warn',
+      HPH_ACK_WAIT_S: '60',
+      HPH_RATE_LIMIT_PER_IP: '1000000000',
+      HPH_RATE_LIMIT_PER_TOKEN: '1000000000',
+    },
+    stdio: ['ignore', 'inherit', 'inherit'],
+  })
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()))
+  const url = `http://127.0.0.1:${port}`
+  await until(async () => {
+    if (child.exitCode !== null) throw new Error(`hph up exited ${child.exitCode}`)
+    return (await fetch(`${url}/readyz`).catch(() => undefined))?.status === 200
+  }, 60_000)
+  let stopped = false
+  return {
+    url,
+    pid: child.pid!,
+    async stop() {
+      if (stopped) return
+      stopped = true
+      child.kill('SIGTERM')
+      await exited
+    },
+  }
+}
+
+/** CPU seconds so far of the `hph up` process (all its threads), nats-server and PostgreSQL. */
+async function upCpu(pid: number): Promise<Cpu> {
+  const others = (await cpuSecondsOf(['postgres', 'nats-server'])) ?? {}
+  const f = (/^\d+ \(.*\) (.*)$/s.exec(await readFile(`/proc/${pid}/stat`, 'utf8'))?.[1] ?? '').split(' ')
+  return { node: (Number(f[11]) + Number(f[12])) / 100, nats: others['nats-server'] ?? NaN, postgres: others.postgres ?? NaN }
+}
+
 const benchEnv = () => testEnv({ LOG_LEVEL: 'warn', HPH_ACK_WAIT_S: '60', HPH_RATE_LIMIT_PER_IP: '1000000000', HPH_RATE_LIMIT_PER_TOKEN: '1000000000' })
 
 export async function batchesBench(): Promise<void> {
   const envs: TestEnv[] = []
   const pipelines: Pipeline[] = []
+  const stops: Array<() => Promise<void>> = []
   const dir = await mkdtemp(join(tmpdir(), 'hph-bench-batches-'))
   try {
     // ── the data: USERS × DAYS nights of demo data in HTTP batches of HTTP_BATCH, and the rows they give ──
@@ -274,20 +322,22 @@ export async function batchesBench(): Promise<void> {
     /** the bare insert again, on the ceilings' database (its rows are truncated before and after) */
     const ceilingNow = () => bareInsert(db, pool, schema, rows.slice(0, CEILING_ROWS), 1000, 'unnest')
 
-    // ── (2) HTTP → samples → every insight table, every stage in one process ──
+    // ── (2) HTTP → samples → every insight table: every stage in one `hph up`, its own process (as deployed), the
+    // client here; the CPU of that process read from /proc ──
     const env2 = await benchEnv()
     envs.push(env2)
-    const p = await startPipeline(env2.config, env2.log, { stages: STAGES, api: true, prepare: true })
-    pipelines.push(p)
+    const up = await startUp(env2.config)
+    stops.push(up.stop)
+    const p = createDb(env2.config, { max: 4 })
     const ceiling2 = await ceilingNow()
     let next = 0
-    const c0 = await cpuNow()
+    const c0 = await upCpu(up.pid)
     t = performance.now()
     await Promise.all(
       Array.from({ length: CONCURRENCY }, async () => {
         while (next < bodies.length) {
           const b = bodies[next++]!
-          const res = await fetch(`${p.url}/v1/users/${b.userId}/samples`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: b.body })
+          const res = await fetch(`${up.url}/v1/users/${b.userId}/samples`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: b.body })
           await res.arrayBuffer()
           if (res.status !== 202) throw new Error(`POST answered ${res.status}`)
         }
@@ -296,12 +346,12 @@ export async function batchesBench(): Promise<void> {
     const postedMs = performance.now() - t
     await until(async () => (await countRows(p.db)) >= N)
     const toRowsMs = performance.now() - t
-    const c1 = await cpuNow()
-    await waitForIdle(p.nats, env2.config.HPH_PREFIX, { timeoutMs: 1_800_000, settleMs: 50 })
+    const c1 = await upCpu(up.pid)
+    await waitForIdle(env2.nats, env2.config.HPH_PREFIX, { timeoutMs: 1_800_000, settleMs: 50 })
     const settledMs = performance.now() - t
-    const c2 = await cpuNow()
+    const c2 = await upCpu(up.pid)
     process.stdout.write(
-      `(2) HTTP, ${bodies.length} POSTs of ≤ ${HTTP_BATCH} samples, ${CONCURRENCY} at once, every stage in this process: all answered in ${(postedMs / 1000).toFixed(1)} s\n`,
+      `(2) HTTP, ${bodies.length} POSTs of ≤ ${HTTP_BATCH} samples, ${CONCURRENCY} at once, to \`hph up\` (every stage, its own process${UP_NODE_FLAGS.length ? `, node ${UP_NODE_FLAGS.join(' ')}` : ''}): all answered in ${(postedMs / 1000).toFixed(1)} s\n`,
     )
     process.stdout.write(
       `    → table samples: ${rate(N, toRowsMs)} = ${(((N / toRowsMs) * 1000) / ceiling2).toFixed(2)} of the bare insert measured just before (${fmt(ceiling2)}; goal ≥ 0.5); ${perSample(c0, c1, N)}\n`,
@@ -311,16 +361,17 @@ export async function batchesBench(): Promise<void> {
     )
     const streams = await Promise.all(
       (['INGEST', 'SAMPLES', 'CHANGES', 'INSIGHTS'] as const).map(
-        async (k) => `${k} ${(await p.nats.jsm.streams.info(`${env2.config.HPH_PREFIX.toUpperCase()}_${k}`)).state.messages.toLocaleString('en-US')}`,
+        async (k) => `${k} ${(await env2.nats.jsm.streams.info(`${env2.config.HPH_PREFIX.toUpperCase()}_${k}`)).state.messages.toLocaleString('en-US')}`,
       ),
     )
     process.stdout.write(`    messages: ${streams.join(', ')}\n`)
+    await up.stop()
 
     // ── (3) hph rebuild samples, from the stream (2) wrote ──
     const ceiling3 = await ceilingNow()
     const r0 = await cpuNow()
     const rb = await rebuildProjection({
-      nats: p.nats,
+      nats: env2.nats,
       db: p.db,
       pool: p.pool,
       prefix: env2.config.HPH_PREFIX,
@@ -332,7 +383,7 @@ export async function batchesBench(): Promise<void> {
     process.stdout.write(
       `(3) hph rebuild samples: ${rb.messages} messages, ${rate(N, rb.seconds * 1000)} samples = ${(N / rb.seconds / ceiling3).toFixed(2)} of the bare insert measured just before (${fmt(ceiling3)}; goal ≥ 0.8); swap held readers ${rb.swapPauseMs.toFixed(0)} ms; ${perSample(r0, r1, N)}\n`,
     )
-    await p.stop()
+    await p.db.destroy()
 
     // ── (3b) the same rebuild of a stream written before the batch events: one hph.sample.v1 event a sample ──
     const envV1 = await benchEnv()
@@ -383,6 +434,7 @@ export async function batchesBench(): Promise<void> {
     await db.destroy()
   } finally {
     for (const p of pipelines) await p.stop()
+    for (const stop of stops) await stop()
     for (const e of envs) await e.cleanup()
     await rm(dir, { recursive: true, force: true })
   }
