@@ -121,10 +121,13 @@ const PULL_HEARTBEAT_MS = 1_000
 const pullSilentMs = (heartbeatMs: number) => 2 * heartbeatMs + 1_000
 /**
  * The server delivers nothing on a request past its expiry, but when a delivery and the expiry meet, nats-server 2.9
- * ends the request without its expiry answer (the 408): a request past its expiry by this much, with nothing from the
- * server for as long, is over.
+ * ends the request without its expiry answer (the 408): a request a second past its expiry (counted from when it
+ * was made) with nothing from the server for a heartbeat and a half is over. The half: a request that reached the
+ * server late (behind large publishes on the connection) still has its heartbeats, and they must not fall between
+ * the checks.
  */
 const PULL_EXPIRY_GRACE_MS = 1_000
+const pullQuietMs = (heartbeatMs: number) => 1.5 * heartbeatMs
 
 const isNotFound = (err: unknown) =>
   err instanceof JetStreamApiError ? err.code === 404 || /not found/i.test(err.message) : err instanceof Error && /(consumer|stream) not found/i.test(err.message)
@@ -151,6 +154,7 @@ export async function startConsumer<T>(handler: BatchHandler<T>, opts: ConsumerO
   const giveBackDelayMs = expiresMs
   const heartbeatMs = Math.min(PULL_HEARTBEAT_MS, Math.floor(expiresMs / 2))
   const silentMs = pullSilentMs(heartbeatMs)
+  const quietMs = pullQuietMs(heartbeatMs)
   // a missing durable at start is a start-up error (hph streams apply / hph up declare it); later it is re-declared
   let consumer: Consumer | undefined = await opts.nats.js.consumers.get(stream, spec.durable)
 
@@ -390,7 +394,7 @@ export async function startConsumer<T>(handler: BatchHandler<T>, opts: ConsumerO
         let strikes = 0
         const watchdog = setInterval(() => {
           const now = Date.now()
-          if (now - lastSeen < silentMs && (now < overAt || now - lastSeen < PULL_EXPIRY_GRACE_MS)) return void (strikes = 0)
+          if (now - lastSeen < silentMs && (now < overAt || now - lastSeen < quietMs)) return void (strikes = 0)
           // twice in a row: after an event loop blocked that long, timers run before the socket is read
           if (++strikes < 2) return
           lapsed = now - lastSeen >= silentMs ? 'silent' : 'expired'
