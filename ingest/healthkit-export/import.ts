@@ -1,6 +1,6 @@
 import { HphError } from '../../errors.ts'
 import { ingestRawBatch, type IngestDeps } from '../../ingest/raw-batch.ts'
-import { hashHex } from '../../streams/ids.ts'
+import { arrayPieces, hashHexOfPieces } from '../../streams/envelope.ts'
 import type { ExportLimits } from './limits.ts'
 import type { ExportBatch, ExportCounts, ExportFormat, ExportSample } from './reader.ts'
 import { readExportInThread } from './reader-thread.ts'
@@ -124,13 +124,15 @@ export async function importExport(
   const inFlight = new Set<Promise<void>>()
 
   const publish = async (batch: ExportBatch): Promise<void> => {
-    const batchId = `${EXPORT_BATCH_PREFIX}${hashHex(batch.json)}`
-    const samples = JSON.parse(batch.json) as ExportSample[]
+    // the batch's text in pieces, never joined (streams/envelope.ts: JsonPieces): its id hashes it, its event holds it
+    const text = { pieces: arrayPieces(batch) }
+    const batchId = `${EXPORT_BATCH_PREFIX}${hashHexOfPieces(text)}`
+    const samples = batch.texts.map((t) => JSON.parse(t) as ExportSample)
     await deps.beforeBatch?.()
     const r = await ingestRawBatch(deps.ingest, {
       userId: opts.userId,
       payload: { batchId, samples },
-      payloadJson: `{"batchId":${JSON.stringify(batchId)},"samples":${batch.json}}`,
+      payloadJson: { pieces: [`{"batchId":${JSON.stringify(batchId)},"samples":`, ...text.pieces, '}'] },
       bodyHash: batchId,
       receivedAt,
       source: deps.source,

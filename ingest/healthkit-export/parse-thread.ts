@@ -56,7 +56,7 @@ async function run(): Promise<void> {
   const reader = readExport(input(), start.opts)
   try {
     for await (const b of reader.batches) {
-      post({ kind: 'batch', counts: reader.counts, ...b })
+      post({ kind: 'batch', counts: reader.counts, index: b.index, texts: b.texts, lines: b.lines })
       // no more parsing while BATCHES_AHEAD wait on the other side: what waits is bounded however fast JetStream is
       // (one input chunk's worth of export.xml is held whole, as readExport holds it)
       unclaimed++

@@ -1,7 +1,7 @@
 import { Worker } from 'node:worker_threads'
 import { ExportFormatError, type ErrorPosition } from './errors.ts'
 import { ExportLimitError } from './limits.ts'
-import type { ExportBatch, ExportCounts, ReadOptions } from './reader.ts'
+import { exportBatch, type ExportBatch, type ExportCounts, type ReadOptions } from './reader.ts'
 
 // readExport (reader.ts) on a worker thread. The XML parse is the import's slowest step and it runs alone on
 // one core: on its own thread it overlaps the main thread's work on the batches before (their checks, their
@@ -22,8 +22,8 @@ export type ToParser =
 export type FromParser =
   /** a chunk was taken by the parser */
   | { kind: 'took' }
-  /** with the counts as they stand, so that an import stopped early still says what it read */
-  | ({ kind: 'batch'; counts: ExportCounts } & ExportBatch)
+  /** a batch (reader.ts: exportBatch) with the counts as they stand, so that an import stopped early still says what it read */
+  | { kind: 'batch'; counts: ExportCounts; index: number; texts: string[]; lines: number[] }
   | { kind: 'done'; counts: ExportCounts }
   /** `inputFailed`: the error is the input's own (the `fail` message), not one of the parse */
   | {
@@ -171,7 +171,7 @@ export function readExportInThread(input: AsyncIterable<Uint8Array>, opts: ReadO
         Object.assign(counts, m.counts, { bytesRead: Math.max(counts.bytesRead, m.counts.bytesRead) })
         if (m.kind === 'batch') {
           worker.postMessage({ kind: 'took' } satisfies ToParser)
-          yield { index: m.index, json: m.json, size: m.size, lines: m.lines }
+          yield exportBatch(m.index, m.texts, m.lines)
           continue
         }
         if (m.kind === 'done') return

@@ -2,6 +2,7 @@ import { StringDecoder } from 'node:string_decoder'
 import { SaxesParser } from 'saxes'
 import { ExportFormatError } from './errors.ts'
 import { checkParser, DEFAULT_EXPORT_LIMITS, watchText, ExportLimitError, overLimit, PARSE_SLICE_CHARS, type ExportLimits } from './limits.ts'
+import type { JsonArrayText } from '../../streams/envelope.ts'
 import { exportXmlOfZip } from './unzip.ts'
 
 // docs/api.md §4: the <Record> elements of the understood types, read
@@ -40,15 +41,33 @@ export const MIN_BEAT_LIST = 3
 /** a longer list is no heartbeat series (normalize's bound): it is not held, however long the file makes it */
 const MAX_BEAT_LIST = 10_000
 
-export interface ExportBatch {
+export interface ExportBatch extends JsonArrayText {
   /** 0, 1, 2… in file order */
   index: number
-  /** the samples (ExportSample[]) as JSON text: what the batch id hashes and what the raw event carries */
-  json: string
+  /** the JSON text of each sample (ExportSample), in order */
+  texts: string[]
+  /**
+   * the samples (ExportSample[]) as JSON text: what the batch id hashes and what the raw event carries; joined
+   * when asked (the import never joins it: a text of a few hundred KB is a large object, streams/envelope.ts)
+   */
+  readonly json: string
   /** samples in it */
   size: number
   /** the line of each sample's <Record> in export.xml (for rejections) */
   lines: number[]
+}
+
+/** A batch of the samples' JSON texts (and the line of each). */
+export function exportBatch(index: number, texts: string[], lines: number[]): ExportBatch {
+  return {
+    index,
+    texts,
+    get json() {
+      return `[${texts.join(',')}]`
+    },
+    size: texts.length,
+    lines,
+  }
 }
 
 export interface ExportCounts {
@@ -147,7 +166,15 @@ export function readExport(input: AsyncIterable<Uint8Array>, opts: ReadOptions):
   let chars = 0
   let index = 0
   const cut = () => {
-    ready.push({ index: index++, json: JSON.stringify(samples), size: samples.length, lines })
+    // each sample's text apart (what JSON.stringify writes of the array is `[`, these joined by commas, `]`):
+    // the batch crosses to the main thread and into its event without ever being one large string
+    ready.push(
+      exportBatch(
+        index++,
+        samples.map((s) => JSON.stringify(s)),
+        lines,
+      ),
+    )
     samples = []
     lines = []
     chars = 0
