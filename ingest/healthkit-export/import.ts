@@ -3,7 +3,7 @@ import { ingestRawBatch, type IngestDeps } from '../../ingest/raw-batch.ts'
 import { arrayPieces, hashHexOfPieces } from '../../streams/envelope.ts'
 import type { ExportLimits } from './limits.ts'
 import type { ExportBatch, ExportCounts, ExportFormat, ExportSample } from './reader.ts'
-import { readExportInThread } from './reader-thread.ts'
+import { readExportInThread, type ExportInput } from './reader-thread.ts'
 
 // docs/api.md §4: the reader's batches through the raw-event path of
 // POST /samples (ingest/raw-batch.ts), a bounded number of publishes in flight. Used by the HTTP endpoint and
@@ -91,7 +91,7 @@ export class ImportError extends HphError {
 /** Reads the export and publishes every batch; resolves once all of them are in HPH_INGEST. */
 export async function importExport(
   deps: ImportDeps,
-  opts: { userId: string; format: ExportFormat; input: AsyncIterable<Uint8Array>; onProgress?: (p: ImportProgress) => void },
+  opts: { userId: string; format: ExportFormat; input: ExportInput; onProgress?: (p: ImportProgress) => void },
 ): Promise<ImportResult> {
   const t0 = performance.now()
   const receivedAt = new Date()
