@@ -161,21 +161,20 @@ export function readExport(input: AsyncIterable<Uint8Array>, opts: ReadOptions):
   const skippedRecords = tally(counts.skippedRecords)
   const otherElements = tally(counts.otherElements)
   const ready: ExportBatch[] = []
-  let samples: ExportSample[] = []
+  /**
+   * the JSON text of each sample of the batch being made, written as soon as the sample is whole: the attribute
+   * values the parser gives are slices of the text it was fed, and a sample object held until its batch is cut
+   * would keep that text alive through the collections of the young generation, each of which copies it
+   */
+  let texts: string[] = []
   let lines: number[] = []
   let chars = 0
   let index = 0
   const cut = () => {
     // each sample's text apart (what JSON.stringify writes of the array is `[`, these joined by commas, `]`):
     // the batch crosses to the main thread and into its event without ever being one large string
-    ready.push(
-      exportBatch(
-        index++,
-        samples.map((s) => JSON.stringify(s)),
-        lines,
-      ),
-    )
-    samples = []
+    ready.push(exportBatch(index++, texts, lines))
+    texts = []
     lines = []
     chars = 0
   }
@@ -219,11 +218,11 @@ export function readExport(input: AsyncIterable<Uint8Array>, opts: ReadOptions):
   let pending: { sample: ExportSample; size: number; line: number } | undefined
   let beatTimes: string[] = []
   const add = (sample: ExportSample, size: number, line: number) => {
-    if (samples.length > 0 && chars + size > maxChars) cut()
-    samples.push(sample)
+    if (texts.length > 0 && chars + size > maxChars) cut()
+    texts.push(JSON.stringify(sample))
     lines.push(line)
     chars += size
-    if (samples.length >= batchSize) cut()
+    if (texts.length >= batchSize) cut()
   }
   // the last type looked up, as tally's runs: the same type record after record
   let lastType: string | undefined
@@ -339,7 +338,7 @@ export function readExport(input: AsyncIterable<Uint8Array>, opts: ReadOptions):
     // the whole batches completed before a failure are given out first; the samples after the last one are not
     if (ready.length > 0) yield* ready.splice(0)
     if (failure !== undefined) throw failure
-    if (samples.length > 0) {
+    if (texts.length > 0) {
       cut()
       yield* ready.splice(0)
     }
