@@ -1,7 +1,7 @@
 import { StringDecoder } from 'node:string_decoder'
 import { SaxesParser } from 'saxes'
 import { ExportFormatError } from './errors.ts'
-import { checkParser, DEFAULT_EXPORT_LIMITS, watchText, ExportLimitError, overLimit, PARSE_SLICE_CHARS, type ExportLimits } from './limits.ts'
+import { checkParser, DEFAULT_EXPORT_LIMITS, watchText, ExportLimitError, overLimit, PARSE_SLICE_BYTES, PARSE_SLICE_CHARS, type ExportLimits } from './limits.ts'
 import type { JsonArrayText } from '../../streams/envelope.ts'
 import { exportXmlOfZip } from './unzip.ts'
 
@@ -281,12 +281,13 @@ export function readExport(input: AsyncIterable<Uint8Array>, opts: ReadOptions):
     return new ExportFormatError(`export.xml is malformed at ${where}: ${message}`, { byte, line: parser.line, column: parser.column, inZip: opts.format === 'zip' })
   }
 
-  /** Feeds one piece of text to the parser; records it completed are kept even when it fails further on. */
+  /** Feeds text to the parser, a slice at a time (what the decoder holds back till the end: at most 3 bytes' worth). */
   const feed = (whole: string): void => {
     // limits.ts: a slice at a time, so that nothing the parser gathers outgrows its limit by more than one
     if (whole.length <= PARSE_SLICE_CHARS) return feedSlice(whole)
     for (let at = 0; at < whole.length; at += PARSE_SLICE_CHARS) feedSlice(whole.slice(at, at + PARSE_SLICE_CHARS))
   }
+  /** Feeds one slice of text to the parser; records it completed are kept even when it fails further on. */
   const feedSlice = (text: string): void => {
     piece = text
     try {
@@ -311,15 +312,18 @@ export function readExport(input: AsyncIterable<Uint8Array>, opts: ReadOptions):
       for await (const chunk of xml) {
         counts.xmlBytes += chunk.length
         if (counts.xmlBytes > limits.xmlBytes) throw overLimit('xmlBytes', limits, `export.xml (${counts.xmlBytes}+ bytes)`)
-        const text = decoder.write(chunk)
-        if (text.includes(REPLACEMENT) && !Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength).includes(REPLACEMENT_UTF8)) {
+        // limits.ts: the chunk decoded a piece of PARSE_SLICE_BYTES at a time, each piece a slice for the parser (a
+        // slice cut from the decoded chunk instead is a sliced string, which the parser reads more slowly)
+        const texts: string[] = []
+        for (let at = 0; at < chunk.length; at += PARSE_SLICE_BYTES) texts.push(decoder.write(chunk.subarray(at, at + PARSE_SLICE_BYTES)))
+        if (texts.some((t) => t.includes(REPLACEMENT)) && !Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength).includes(REPLACEMENT_UTF8)) {
           throw new ExportFormatError(`export.xml is not UTF-8 within bytes ${bytesBefore}..${counts.xmlBytes}`, {
             byte: bytesBefore,
             line: parser.line,
             inZip: opts.format === 'zip',
           })
         }
-        feed(text)
+        for (const text of texts) feedSlice(text)
         if (ready.length > 0) yield* ready.splice(0)
       }
       feed(decoder.end())
