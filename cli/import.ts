@@ -1,4 +1,3 @@
-import { createReadStream } from 'node:fs'
 import { open, stat } from 'node:fs/promises'
 import { stderrBar } from './progress.ts'
 import { exportLimitsOf } from '../ingest/healthkit-export/limits.ts'
@@ -91,7 +90,6 @@ export async function runImport({ config, args, flags }: Pick<CommandContext, 'c
       return 1
     }
     const bar = progressBar(!json && !flags.quiet, size)
-    const input = createReadStream(file, { highWaterMark: READ_CHUNK })
     try {
       const r = await importExport(
         {
@@ -102,7 +100,8 @@ export async function runImport({ config, args, flags }: Pick<CommandContext, 'c
           limits: exportLimitsOf(config),
           parserHeapMb: config.HPH_EXPORT_PARSER_HEAP_MB,
         },
-        { userId: user.data, format: formatOf(head), input, onProgress: (p) => bar.update(p.bytesRead, p.records) },
+        // the parse thread reads the file itself (reader-thread.ts: ExportFile)
+        { userId: user.data, format: formatOf(head), input: { path: file, chunkBytes: READ_CHUNK }, onProgress: (p) => bar.update(p.bytesRead, p.records) },
       )
       bar.update(r.bytesRead, r.records)
       bar.stop()
@@ -115,8 +114,6 @@ export async function runImport({ config, args, flags }: Pick<CommandContext, 'c
       process.stderr.write(`hph import: ${err.message}\n`)
       if (json) process.stdout.write(`${JSON.stringify({ error: err.code, message: err.message, details: err.details, ...err.partial }, null, 2)}\n`)
       return 1
-    } finally {
-      input.destroy()
     }
   } finally {
     await nats.nc.close()

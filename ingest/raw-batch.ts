@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto'
 import type { JetStreamClient } from '@nats-io/jetstream'
 import type { NatsConnection } from '@nats-io/transport-node'
 import { HphError } from '../errors.ts'
-import { encodeEnvelope, encodeEnvelopeWithPayload, envelope, jsonParts, type Envelope } from '../streams/envelope.ts'
+import { encodeEnvelope, encodeEnvelopeWithPayload, envelope, jsonParts, type Envelope, type JsonPieces } from '../streams/envelope.ts'
 import { hashUuid } from '../streams/ids.ts'
 import { publishEvent } from '../streams/publish.ts'
 import { INGEST_TYPE, type RawBatch } from '../streams/schemas.ts'
@@ -25,8 +25,8 @@ export interface RawIngest {
   userId: string
   /** the batch as received: `{batchId?, source?, samples}` */
   payload: unknown
-  /** `payload` as JSON text, when the caller has it (an export batch): the event is written around it */
-  payloadJson?: string | undefined
+  /** `payload` as JSON text, when the caller has it (a request's body; an export batch's, in pieces): the event is written around it */
+  payloadJson?: string | JsonPieces | undefined
   /** when there is no batchId: the hash of the body, the idempotency key then (asked for only then) */
   bodyHash: () => string
   /** "now" of the date checks, stored in the event so that a replay gives the same samples */

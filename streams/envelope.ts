@@ -52,7 +52,7 @@ export interface JsonArrayText {
 }
 
 /** `[`, the texts with commas, `]`, in pieces of about 32K characters (each well below the large-object size). */
-function arrayPieces(a: JsonArrayText): string[] {
+export function arrayPieces(a: JsonArrayText): string[] {
   const pieces: string[] = []
   let run = '['
   a.texts.forEach((t, i) => {
@@ -69,24 +69,36 @@ function arrayPieces(a: JsonArrayText): string[] {
 /**
  * encodeEnvelope for an event whose `data[field]` the caller already holds as JSON text (an export batch's
  * samples, a sample event's samples), written in place instead of being stringified again. `fieldJson` must
- * be what JSON.stringify writes of that value (or the JSON of each item of that array); the bytes are then
- * encodeEnvelope's.
+ * be what JSON.stringify writes of that value, whole or in pieces (JsonPieces), or the JSON of each item of that
+ * array; the bytes are then encodeEnvelope's.
  */
-export function encodeEnvelopeWithField(e: Envelope<Record<string, unknown>>, field: string, fieldJson: string | JsonArrayText): Uint8Array {
+export function encodeEnvelopeWithField(e: Envelope<Record<string, unknown>>, field: string, fieldJson: string | JsonPieces | JsonArrayText): Uint8Array {
   const text = JSON.stringify({ ...e, data: { ...e.data, [field]: FIELD_MARK } })
   const at = text.indexOf(QUOTED_MARK)
+  const middle = typeof fieldJson === 'string' ? [fieldJson] : 'pieces' in fieldJson ? fieldJson.pieces : arrayPieces(fieldJson)
   // the mark anywhere else (a field holding it) and the splice could land there: stringify it all instead
-  if (at < 0 || text.includes(QUOTED_MARK, at + 1)) {
-    const json = typeof fieldJson === 'string' ? fieldJson : arrayPieces(fieldJson).join('')
-    return encodeEnvelope({ ...e, data: { ...e.data, [field]: JSON.parse(json) as unknown } })
-  }
-  const middle = typeof fieldJson === 'string' ? [fieldJson] : arrayPieces(fieldJson)
+  if (at < 0 || text.includes(QUOTED_MARK, at + 1)) return encodeEnvelope({ ...e, data: { ...e.data, [field]: JSON.parse(middle.join('')) as unknown } })
   return encodePieces([text.slice(0, at), ...middle, text.slice(at + QUOTED_MARK.length)])
 }
 
+/**
+ * JSON text in pieces, each below the large-object size, never joined: their concatenation is the text (a raw
+ * batch of an export, whose text is a few hundred KB: encodePieces says what joining it would cost).
+ */
+export interface JsonPieces {
+  pieces: readonly string[]
+}
+
 /** encodeEnvelopeWithField for a raw batch's `payload`. */
-export function encodeEnvelopeWithPayload(e: Envelope<Record<string, unknown>>, payloadJson: string): Uint8Array {
+export function encodeEnvelopeWithPayload(e: Envelope<Record<string, unknown>>, payloadJson: string | JsonPieces): Uint8Array {
   return encodeEnvelopeWithField(e, 'payload', payloadJson)
+}
+
+/** hashHex(text) (streams/ids.ts) of a text given in pieces, without joining them. */
+export function hashHexOfPieces(text: JsonPieces): string {
+  const h = createHash('sha256')
+  for (const piece of text.pieces) h.update(piece)
+  return h.update('\0').digest('hex')
 }
 
 /** hashHex(...parts, JSON of the array) (streams/ids.ts), without joining the array into one string. */

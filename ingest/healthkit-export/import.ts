@@ -1,9 +1,9 @@
 import { HphError } from '../../errors.ts'
 import { ingestRawBatch, type IngestDeps } from '../../ingest/raw-batch.ts'
-import { hashHex } from '../../streams/ids.ts'
+import { arrayPieces, hashHexOfPieces } from '../../streams/envelope.ts'
 import type { ExportLimits } from './limits.ts'
 import type { ExportBatch, ExportCounts, ExportFormat, ExportSample } from './reader.ts'
-import { readExportInThread } from './reader-thread.ts'
+import { readExportInThread, type ExportInput } from './reader-thread.ts'
 
 // docs/api.md §4: the reader's batches through the raw-event path of
 // POST /samples (ingest/raw-batch.ts), a bounded number of publishes in flight. Used by the HTTP endpoint and
@@ -91,7 +91,7 @@ export class ImportError extends HphError {
 /** Reads the export and publishes every batch; resolves once all of them are in HPH_INGEST. */
 export async function importExport(
   deps: ImportDeps,
-  opts: { userId: string; format: ExportFormat; input: AsyncIterable<Uint8Array>; onProgress?: (p: ImportProgress) => void },
+  opts: { userId: string; format: ExportFormat; input: ExportInput; onProgress?: (p: ImportProgress) => void },
 ): Promise<ImportResult> {
   const t0 = performance.now()
   const receivedAt = new Date()
@@ -124,13 +124,15 @@ export async function importExport(
   const inFlight = new Set<Promise<void>>()
 
   const publish = async (batch: ExportBatch): Promise<void> => {
-    const batchId = `${EXPORT_BATCH_PREFIX}${hashHex(batch.json)}`
-    const samples = JSON.parse(batch.json) as ExportSample[]
+    // the batch's text in pieces, never joined (streams/envelope.ts: JsonPieces): its id hashes it, its event holds it
+    const text = { pieces: arrayPieces(batch) }
+    const batchId = `${EXPORT_BATCH_PREFIX}${hashHexOfPieces(text)}`
+    const samples = batch.texts.map((t) => JSON.parse(t) as ExportSample)
     await deps.beforeBatch?.()
     const r = await ingestRawBatch(deps.ingest, {
       userId: opts.userId,
       payload: { batchId, samples },
-      payloadJson: `{"batchId":${JSON.stringify(batchId)},"samples":${batch.json}}`,
+      payloadJson: { pieces: [`{"batchId":${JSON.stringify(batchId)},"samples":`, ...text.pieces, '}'] },
       bodyHash: () => batchId,
       receivedAt,
       source: deps.source,

@@ -52,6 +52,11 @@ export function exportLimitsOf(
 export const MAX_ATTRIBUTES = 1024
 /** the parser is given at most this many characters at once: what a gathering may outgrow its limit by */
 export const PARSE_SLICE_CHARS = 64 * 1024
+/**
+ * bytes of export.xml decoded at once for one slice: UTF-8 gives at most a character a byte, and the decoder may
+ * add what it held back from the piece before (at most 3 bytes, 3 characters when they are not UTF-8)
+ */
+export const PARSE_SLICE_BYTES = PARSE_SLICE_CHARS - 3
 
 export const LIMIT_SETTINGS: Record<keyof ExportLimits, string> = {
   xmlBytes: 'HPH_EXPORT_MAX_XML_BYTES',

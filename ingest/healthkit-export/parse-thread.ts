@@ -1,11 +1,12 @@
+import { createReadStream } from 'node:fs'
 import { parentPort } from 'node:worker_threads'
 import { ExportFormatError } from './errors.ts'
 import { ExportLimitError } from './limits.ts'
 import { readExport } from './reader.ts'
-import type { FromParser, ToParser } from './reader-thread.ts'
+import type { ExportFile, FromParser, ToParser } from './reader-thread.ts'
 
-// The worker side of reader-thread.ts: the bytes the main thread sends go through readExport, and each batch
-// goes back as it is: the JSON text of its samples crosses threads as one copy.
+// The worker side of reader-thread.ts: the bytes the main thread sends (or the file it names, read here) go
+// through readExport, and each batch goes back as it is: the JSON text of its samples crosses threads as one copy.
 
 /** The input's own failure, as the main thread reports it. */
 class InputFailed extends Error {}
@@ -49,14 +50,23 @@ async function* input(): AsyncGenerator<Uint8Array> {
   }
 }
 
+/** A file's bytes, read here (reader-thread.ts: ExportFile); what fails reading it is the input's failure. */
+async function* fileInput(file: ExportFile): AsyncGenerator<Uint8Array> {
+  try {
+    for await (const chunk of createReadStream(file.path, { highWaterMark: file.chunkBytes }) as AsyncIterable<Buffer>) yield chunk
+  } catch (err) {
+    throw new InputFailed(err instanceof Error ? err.message : String(err))
+  }
+}
+
 /** Reads the export the `start` message names, handing each batch over; says how it ended. */
 async function run(): Promise<void> {
   const start = await next()
   if (start.kind !== 'start') throw new Error(`the parse thread got '${start.kind}' before 'start'`)
-  const reader = readExport(input(), start.opts)
+  const reader = readExport(start.file ? fileInput(start.file) : input(), start.opts)
   try {
     for await (const b of reader.batches) {
-      post({ kind: 'batch', counts: reader.counts, ...b })
+      post({ kind: 'batch', counts: reader.counts, index: b.index, texts: b.texts, lines: b.lines })
       // no more parsing while BATCHES_AHEAD wait on the other side: what waits is bounded however fast JetStream is
       // (one input chunk's worth of export.xml is held whole, as readExport holds it)
       unclaimed++

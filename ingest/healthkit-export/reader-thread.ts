@@ -1,17 +1,34 @@
 import { Worker } from 'node:worker_threads'
 import { ExportFormatError, type ErrorPosition } from './errors.ts'
 import { ExportLimitError } from './limits.ts'
-import type { ExportBatch, ExportCounts, ReadOptions } from './reader.ts'
+import { exportBatch, type ExportBatch, type ExportCounts, type ReadOptions } from './reader.ts'
 
 // readExport (reader.ts) on a worker thread. The XML parse is the import's slowest step and it runs alone on
 // one core: on its own thread it overlaps the main thread's work on the batches before (their checks, their
-// ids, publishing them). The main thread reads the input and hands it over at most CHUNKS_AHEAD chunks ahead
-// of the parser; the parser waits while 4 of its batches are not yet taken (parse-thread.ts), so memory stays
-// bounded whatever the size of the export and however slow JetStream is.
+// ids, publishing them). A file (the CLI's export) is read by the parse thread itself; a stream (an HTTP body)
+// is read by the main thread and handed over at most CHUNKS_AHEAD chunks ahead of the parser. The parser waits
+// while 4 of its batches are not yet taken (parse-thread.ts), so memory stays bounded whatever the size of the
+// export and however slow JetStream is.
+
+/**
+ * An export file, read by the parse thread itself: its bytes never wait for the main thread, whose event loop is
+ * busy with the batches before (handed over by the main thread, the parse waited for its input before nearly
+ * every chunk, a quarter of its time: docs/benchmarks.md §2).
+ */
+export interface ExportFile {
+  path: string
+  /** bytes a read */
+  chunkBytes: number
+}
+
+/** What an export is read from: a stream of its bytes, or a file */
+export type ExportInput = AsyncIterable<Uint8Array> | ExportFile
+
+const isStream = (input: ExportInput): input is AsyncIterable<Uint8Array> => Symbol.asyncIterator in input
 
 /** main thread → parser: `start` first, once */
 export type ToParser =
-  | { kind: 'start'; opts: ReadOptions }
+  | { kind: 'start'; opts: ReadOptions; file?: ExportFile | undefined }
   | { kind: 'chunk'; bytes: Uint8Array }
   | { kind: 'end' }
   | { kind: 'fail'; message: string }
@@ -22,10 +39,10 @@ export type ToParser =
 export type FromParser =
   /** a chunk was taken by the parser */
   | { kind: 'took' }
-  /** with the counts as they stand, so that an import stopped early still says what it read */
-  | ({ kind: 'batch'; counts: ExportCounts } & ExportBatch)
+  /** a batch (reader.ts: exportBatch) with the counts as they stand, so that an import stopped early still says what it read */
+  | { kind: 'batch'; counts: ExportCounts; index: number; texts: string[]; lines: number[] }
   | { kind: 'done'; counts: ExportCounts }
-  /** `inputFailed`: the error is the input's own (the `fail` message), not one of the parse */
+  /** `inputFailed`: the error is the input's own (the `fail` message, a file that cannot be read), not one of the parse */
   | {
       kind: 'failed'
       counts: ExportCounts
@@ -48,8 +65,11 @@ export const DEFAULT_PARSER_HEAP_MB = 256
 function parseWorker(heapMb: number): Worker {
   return new Worker(ENTRY, { resourceLimits: { maxOldGenerationSizeMb: heapMb, stackSizeMb: 4 } })
 }
-/** chunks sent ahead of the parser: enough that it never waits for the main thread */
-const CHUNKS_AHEAD = 4
+/**
+ * chunks sent ahead of the parser: enough that it seldom waits while the main thread works on a batch (with 4, the
+ * CLI's parse waited before nearly every chunk); 16 HTTP chunks are at most 1 MiB
+ */
+const CHUNKS_AHEAD = 16
 
 /** A parse thread started ahead (warmParseThread), and what went wrong with it before it was taken. */
 let spare: { worker: Worker; heapMb: number; failed?: Error } | undefined
@@ -93,13 +113,14 @@ function rebuild(error: Extract<FromParser, { kind: 'failed' }>['error']): Error
  * malformed or truncated file: ExportFormatError; an input that fails: its own error) are readExport's: the
  * whole batches before a failure are given out first.
  */
-export function readExportInThread(input: AsyncIterable<Uint8Array>, opts: ReadOptions & { parserHeapMb?: number }): ThreadReader {
+export function readExportInThread(input: ExportInput, opts: ReadOptions & { parserHeapMb?: number }): ThreadReader {
   const { parserHeapMb = DEFAULT_PARSER_HEAP_MB, ...readOpts } = opts
   const counts: ExportCounts = { bytesRead: 0, xmlBytes: 0, records: {}, skippedRecords: {}, otherElements: {} }
 
   async function* batches(): AsyncGenerator<ExportBatch, void, undefined> {
     const worker = takeThread(parserHeapMb)
-    worker.postMessage({ kind: 'start', opts: readOpts } satisfies ToParser)
+    const file = isStream(input) ? undefined : input
+    worker.postMessage({ kind: 'start', opts: readOpts, file } satisfies ToParser)
     const inbox: Array<Exclude<FromParser, { kind: 'took' }>> = []
     let crashed: Error | undefined
     let wake: (() => void) | undefined
@@ -140,8 +161,8 @@ export function readExportInThread(input: AsyncIterable<Uint8Array>, opts: ReadO
       signal()
     })
 
-    // the input, at most CHUNKS_AHEAD chunks ahead of the parser (runs beside the loop below)
-    void (async () => {
+    // a stream's bytes, at most CHUNKS_AHEAD chunks ahead of the parser (runs beside the loop below)
+    const pump = async (input: AsyncIterable<Uint8Array>) => {
       try {
         for await (const chunk of input) {
           while (!stopped && ahead >= CHUNKS_AHEAD) await new Promise<void>((resolve) => (pumpWake = resolve))
@@ -157,7 +178,8 @@ export function readExportInThread(input: AsyncIterable<Uint8Array>, opts: ReadO
         inputFailure = { error }
         if (!stopped) worker.postMessage({ kind: 'fail', message: error instanceof Error ? error.message : String(error) } satisfies ToParser)
       }
-    })()
+    }
+    if (isStream(input)) void pump(input)
 
     try {
       for (;;) {
@@ -171,13 +193,14 @@ export function readExportInThread(input: AsyncIterable<Uint8Array>, opts: ReadO
         Object.assign(counts, m.counts, { bytesRead: Math.max(counts.bytesRead, m.counts.bytesRead) })
         if (m.kind === 'batch') {
           worker.postMessage({ kind: 'took' } satisfies ToParser)
-          yield { index: m.index, json: m.json, size: m.size, lines: m.lines }
+          yield exportBatch(m.index, m.texts, m.lines)
           continue
         }
         if (m.kind === 'done') return
         // the input's own error (an HTTP body over its limit, a client gone) when the parse stopped at it; a
         // malformed file found before the input failed is told as such
-        throw m.inputFailed && inputFailure ? inputFailure.error : rebuild(m.error)
+        if (m.inputFailed) throw inputFailure ? inputFailure.error : new Error(m.error.message)
+        throw rebuild(m.error)
       }
     } finally {
       stopped = true

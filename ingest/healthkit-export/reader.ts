@@ -1,7 +1,8 @@
 import { StringDecoder } from 'node:string_decoder'
 import { SaxesParser } from 'saxes'
 import { ExportFormatError } from './errors.ts'
-import { checkParser, DEFAULT_EXPORT_LIMITS, watchText, ExportLimitError, overLimit, PARSE_SLICE_CHARS, type ExportLimits } from './limits.ts'
+import { checkParser, DEFAULT_EXPORT_LIMITS, watchText, ExportLimitError, overLimit, PARSE_SLICE_BYTES, PARSE_SLICE_CHARS, type ExportLimits } from './limits.ts'
+import type { JsonArrayText } from '../../streams/envelope.ts'
 import { exportXmlOfZip } from './unzip.ts'
 
 // docs/api.md §4: the <Record> elements of the understood types, read
@@ -40,15 +41,33 @@ export const MIN_BEAT_LIST = 3
 /** a longer list is no heartbeat series (normalize's bound): it is not held, however long the file makes it */
 const MAX_BEAT_LIST = 10_000
 
-export interface ExportBatch {
+export interface ExportBatch extends JsonArrayText {
   /** 0, 1, 2… in file order */
   index: number
-  /** the samples (ExportSample[]) as JSON text: what the batch id hashes and what the raw event carries */
-  json: string
+  /** the JSON text of each sample (ExportSample), in order */
+  texts: string[]
+  /**
+   * the samples (ExportSample[]) as JSON text: what the batch id hashes and what the raw event carries; joined
+   * when asked (the import never joins it: a text of a few hundred KB is a large object, streams/envelope.ts)
+   */
+  readonly json: string
   /** samples in it */
   size: number
   /** the line of each sample's <Record> in export.xml (for rejections) */
   lines: number[]
+}
+
+/** A batch of the samples' JSON texts (and the line of each). */
+export function exportBatch(index: number, texts: string[], lines: number[]): ExportBatch {
+  return {
+    index,
+    texts,
+    get json() {
+      return `[${texts.join(',')}]`
+    },
+    size: texts.length,
+    lines,
+  }
 }
 
 export interface ExportCounts {
@@ -142,13 +161,20 @@ export function readExport(input: AsyncIterable<Uint8Array>, opts: ReadOptions):
   const skippedRecords = tally(counts.skippedRecords)
   const otherElements = tally(counts.otherElements)
   const ready: ExportBatch[] = []
-  let samples: ExportSample[] = []
+  /**
+   * the JSON text of each sample of the batch being made, written as soon as the sample is whole: the attribute
+   * values the parser gives are slices of the text it was fed, and a sample object held until its batch is cut
+   * would keep that text alive through the collections of the young generation, each of which copies it
+   */
+  let texts: string[] = []
   let lines: number[] = []
   let chars = 0
   let index = 0
   const cut = () => {
-    ready.push({ index: index++, json: JSON.stringify(samples), size: samples.length, lines })
-    samples = []
+    // each sample's text apart (what JSON.stringify writes of the array is `[`, these joined by commas, `]`):
+    // the batch crosses to the main thread and into its event without ever being one large string
+    ready.push(exportBatch(index++, texts, lines))
+    texts = []
     lines = []
     chars = 0
   }
@@ -192,11 +218,11 @@ export function readExport(input: AsyncIterable<Uint8Array>, opts: ReadOptions):
   let pending: { sample: ExportSample; size: number; line: number } | undefined
   let beatTimes: string[] = []
   const add = (sample: ExportSample, size: number, line: number) => {
-    if (samples.length > 0 && chars + size > maxChars) cut()
-    samples.push(sample)
+    if (texts.length > 0 && chars + size > maxChars) cut()
+    texts.push(JSON.stringify(sample))
     lines.push(line)
     chars += size
-    if (samples.length >= batchSize) cut()
+    if (texts.length >= batchSize) cut()
   }
   // the last type looked up, as tally's runs: the same type record after record
   let lastType: string | undefined
@@ -255,12 +281,13 @@ export function readExport(input: AsyncIterable<Uint8Array>, opts: ReadOptions):
     return new ExportFormatError(`export.xml is malformed at ${where}: ${message}`, { byte, line: parser.line, column: parser.column, inZip: opts.format === 'zip' })
   }
 
-  /** Feeds one piece of text to the parser; records it completed are kept even when it fails further on. */
+  /** Feeds text to the parser, a slice at a time (what the decoder holds back till the end: at most 3 bytes' worth). */
   const feed = (whole: string): void => {
     // limits.ts: a slice at a time, so that nothing the parser gathers outgrows its limit by more than one
     if (whole.length <= PARSE_SLICE_CHARS) return feedSlice(whole)
     for (let at = 0; at < whole.length; at += PARSE_SLICE_CHARS) feedSlice(whole.slice(at, at + PARSE_SLICE_CHARS))
   }
+  /** Feeds one slice of text to the parser; records it completed are kept even when it fails further on. */
   const feedSlice = (text: string): void => {
     piece = text
     try {
@@ -285,15 +312,18 @@ export function readExport(input: AsyncIterable<Uint8Array>, opts: ReadOptions):
       for await (const chunk of xml) {
         counts.xmlBytes += chunk.length
         if (counts.xmlBytes > limits.xmlBytes) throw overLimit('xmlBytes', limits, `export.xml (${counts.xmlBytes}+ bytes)`)
-        const text = decoder.write(chunk)
-        if (text.includes(REPLACEMENT) && !Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength).includes(REPLACEMENT_UTF8)) {
+        // limits.ts: the chunk decoded a piece of PARSE_SLICE_BYTES at a time, each piece a slice for the parser (a
+        // slice cut from the decoded chunk instead is a sliced string, which the parser reads more slowly)
+        const texts: string[] = []
+        for (let at = 0; at < chunk.length; at += PARSE_SLICE_BYTES) texts.push(decoder.write(chunk.subarray(at, at + PARSE_SLICE_BYTES)))
+        if (texts.some((t) => t.includes(REPLACEMENT)) && !Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength).includes(REPLACEMENT_UTF8)) {
           throw new ExportFormatError(`export.xml is not UTF-8 within bytes ${bytesBefore}..${counts.xmlBytes}`, {
             byte: bytesBefore,
             line: parser.line,
             inZip: opts.format === 'zip',
           })
         }
-        feed(text)
+        for (const text of texts) feedSlice(text)
         if (ready.length > 0) yield* ready.splice(0)
       }
       feed(decoder.end())
@@ -312,7 +342,7 @@ export function readExport(input: AsyncIterable<Uint8Array>, opts: ReadOptions):
     // the whole batches completed before a failure are given out first; the samples after the last one are not
     if (ready.length > 0) yield* ready.splice(0)
     if (failure !== undefined) throw failure
-    if (samples.length > 0) {
+    if (texts.length > 0) {
       cut()
       yield* ready.splice(0)
     }

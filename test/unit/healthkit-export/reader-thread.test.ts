@@ -1,5 +1,6 @@
 import { spawnSync } from 'node:child_process'
 import { readFileSync } from 'node:fs'
+import { fileURLToPath } from 'node:url'
 import { zipSync } from 'fflate'
 import { describe, expect, it } from 'vitest'
 import { ExportFormatError } from '../../../ingest/healthkit-export/errors.ts'
@@ -118,6 +119,18 @@ describe('readExportInThread', () => {
     await reader.batches.return()
     await new Promise((r) => setTimeout(r, 100))
     expect(s.state.closed).toBe(true)
+  })
+
+  it('reads a file itself, giving the batches and counts readExport gives; a file it cannot read is the input failing', async () => {
+    const path = fileURLToPath(new URL('../../fixtures/healthkit-export-30-nights.xml', import.meta.url))
+    const inThread = await drain(readExportInThread({ path, chunkBytes: 7_000 }, { format: 'xml', batchSize: 50 }))
+    const inline = await drain(readExport(source(NIGHTS, 7_000).input, { format: 'xml', batchSize: 50 }))
+    expect(inThread.error).toBeUndefined()
+    expect(inThread.batches).toEqual(inline.batches)
+    expect(inThread.counts).toEqual(inline.counts)
+    const missing = await drain(readExportInThread({ path: `${path}.missing`, chunkBytes: 7_000 }, { format: 'xml', batchSize: 50 }))
+    expect(missing.batches).toEqual([])
+    expect((missing.error as Error).message).toMatch(/ENOENT/)
   })
 
   it('takes a thread warmed ahead, and a warmed thread never used keeps no process alive', async () => {

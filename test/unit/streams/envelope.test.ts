@@ -1,6 +1,6 @@
 import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
-import { encodeEnvelope, encodeEnvelopeWithField, encodeEnvelopeWithPayload, envelope, hashHexWithArray, jsonParts } from '../../../streams/envelope.ts'
+import { encodeEnvelope, encodeEnvelopeWithField, encodeEnvelopeWithPayload, envelope, hashHexOfPieces, hashHexWithArray, jsonParts } from '../../../streams/envelope.ts'
 import { hashHex } from '../../../streams/ids.ts'
 
 const event = (data: Record<string, unknown>) => envelope({ id: 'e-1', type: 'hph.ingest.v1', source: 'cli', subject: 'ana', data, time: '2026-03-01T00:00:00.000Z' })
@@ -11,6 +11,20 @@ describe('encodeEnvelopeWithPayload', () => {
       fc.property(fc.jsonValue(), fc.string(), (payload, userId) => {
         const e = event({ userId, receivedAt: '2026-03-01T00:00:00.000Z', payload, batchId: 'b' })
         expect(Buffer.from(encodeEnvelopeWithPayload(e, JSON.stringify(payload))).toString()).toBe(Buffer.from(encodeEnvelope(e)).toString())
+      }),
+      { numRuns: 300 },
+    )
+  })
+
+  it("writes the same bytes from the text in pieces (JsonPieces), whose hash is the whole text's", () => {
+    fc.assert(
+      fc.property(fc.jsonValue(), fc.array(fc.nat(), { maxLength: 4 }), (payload, cuts) => {
+        const e = event({ userId: 'ana', receivedAt: '2026-03-01T00:00:00.000Z', payload, batchId: 'b' })
+        const text = JSON.stringify(payload)
+        const at = [0, ...cuts.map((c) => c % (text.length + 1)).sort((a, b) => a - b), text.length]
+        const pieces = at.slice(1).map((end, i) => text.slice(at[i], end))
+        expect(Buffer.from(encodeEnvelopeWithPayload(e, { pieces })).toString()).toBe(Buffer.from(encodeEnvelope(e)).toString())
+        expect(hashHexOfPieces({ pieces })).toBe(hashHex(text))
       }),
       { numRuns: 300 },
     )
