@@ -402,10 +402,10 @@ export async function startConsumer<T>(handler: BatchHandler<T>, opts: ConsumerO
         }, 1_000)
         watchdog.unref()
         // the server's heartbeats and answers (statuses) are signs of life too: a request blocked by max_ack_pending
-        // is still heartbeated; the iterator ends with the fetch
+        // is still heartbeated; the iterator ends with the fetch (an error of the fetch is the message loop's to report)
         void (async () => {
           for await (const _ of messages.status()) lastSeen = Date.now()
-        })()
+        })().catch(() => undefined)
         try {
           for await (const m of messages) {
             lastSeen = Date.now()
