@@ -75,7 +75,9 @@ function handlerFor(stage: PipelineStage, p: Pick<Pipeline, 'config' | 'nats' | 
 
 /**
  * Resolves once every durable consumer has nothing pending and nothing unacknowledged, twice in a row
- * `settleMs` apart (a stage may publish to the next while it is being looked at).
+ * `settleMs` apart (a stage may publish to the next while it is being looked at), and has been delivered its
+ * stream's last message: in a cluster a consumer's leader can answer from a replica of the stream still
+ * catching up (a node just restarted), which counts nothing pending while the stream's leader holds more.
  */
 export async function waitForIdle(nats: Nats, prefix: string, opts: { timeoutMs?: number; settleMs?: number } = {}): Promise<void> {
   const deadline = Date.now() + (opts.timeoutMs ?? 300_000)
@@ -86,7 +88,12 @@ export async function waitForIdle(nats: Nats, prefix: string, opts: { timeoutMs?
     await new Promise((r) => setTimeout(r, opts.settleMs ?? 150))
     let infos
     try {
-      infos = await Promise.all(Object.values(CONSUMERS).map((c) => nats.jsm.consumers.info(streamName(prefix, c.stream), c.durable)))
+      infos = await Promise.all(
+        Object.values(CONSUMERS).map(async (c) => {
+          const [info, stream] = await Promise.all([nats.jsm.consumers.info(streamName(prefix, c.stream), c.durable), nats.jsm.streams.info(streamName(prefix, c.stream))])
+          return { ...info, behind: stream.state.last_seq - info.delivered.stream_seq }
+        }),
+      )
     } catch (err) {
       // a cluster electing a leader, a reconnect: not an answer, ask again
       if (!isTransient(err)) throw err
@@ -94,7 +101,9 @@ export async function waitForIdle(nats: Nats, prefix: string, opts: { timeoutMs?
       quiet = 0
       continue
     }
-    busy = infos.filter((i) => i.num_pending > 0 || i.num_ack_pending > 0).map((i) => `${i.name} pending ${i.num_pending}, ack-pending ${i.num_ack_pending}`)
+    busy = infos
+      .filter((i) => i.num_pending > 0 || i.num_ack_pending > 0 || i.behind > 0)
+      .map((i) => `${i.name} pending ${i.num_pending}, ack-pending ${i.num_ack_pending}, ${i.behind} behind the stream's last message`)
     quiet = busy.length === 0 ? quiet + 1 : 0
   }
 }
