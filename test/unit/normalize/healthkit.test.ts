@@ -206,6 +206,17 @@ describe('types and units (docs/api.md §3)', () => {
 })
 
 describe('dates', () => {
+  /** parseDate's answer: the date, or its refusal's message */
+  const outcome = (text: string) => {
+    try {
+      return parseDate(text, 'startDate')
+    } catch (err) {
+      return (err as Error).message
+    }
+  }
+  const two = fc.integer({ min: 0, max: 99 }).map((n) => String(n).padStart(2, '0'))
+  const fourDigits = fc.integer({ min: 0, max: 9999 }).map((n) => String(n).padStart(4, '0'))
+
   it.each([
     ['2026-03-01T02:14:00-08:00', '2026-03-01T10:14:00.000Z', -480],
     ['2026-03-01T02:14:00+05:30', '2026-02-28T20:44:00.000Z', 330],
@@ -272,26 +283,8 @@ describe('dates', () => {
   })
 
   it('reads an export date as it reads the same characters written as ISO 8601 (the same instant, or the same refusal)', () => {
-    const outcome = (text: string) => {
-      try {
-        return parseDate(text, 'startDate')
-      } catch (err) {
-        return (err as Error).message
-      }
-    }
-    const two = fc.integer({ min: 0, max: 99 }).map((n) => String(n).padStart(2, '0'))
     const exportDate = fc
-      .tuple(
-        fc.integer({ min: 0, max: 9999 }).map((n) => String(n).padStart(4, '0')),
-        two,
-        two,
-        two,
-        two,
-        two,
-        fc.constantFrom('+', '-'),
-        two,
-        two,
-      )
+      .tuple(fourDigits, two, two, two, two, two, fc.constantFrom('+', '-'), two, two)
       .map(([y, mo, d, h, mi, s, sign, zh, zm]) => `${y}-${mo}-${d} ${h}:${mi}:${s} ${sign}${zh}${zm}`)
     // one character of it replaced, anywhere but the two spaces the ISO form does not have
     const spoiled = fc
@@ -325,17 +318,9 @@ describe('dates', () => {
       const millis = m[7] ? Number(m[7].slice(0, 3).padEnd(3, '0')) : 0
       return { ms: utc.getTime() + millis - offsetMinutes * 60_000, offsetMinutes }
     }
-    const outcome = (text: string) => {
-      try {
-        return parseDate(text, 'startDate')
-      } catch (err) {
-        return (err as Error).message
-      }
-    }
-    const two = fc.integer({ min: 0, max: 99 }).map((n) => String(n).padStart(2, '0'))
     const iso = fc
       .tuple(
-        fc.integer({ min: 0, max: 9999 }).map((n) => String(n).padStart(4, '0')),
+        fourDigits,
         two,
         two,
         two,
