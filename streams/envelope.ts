@@ -51,6 +51,9 @@ export interface JsonArrayText {
   texts: readonly string[]
 }
 
+/** `[`, the texts with commas, `]`: the array's JSON as one string (a large object past 128 KiB: see arrayPieces). */
+export const arrayJson = (texts: readonly string[]): string => `[${texts.join(',')}]`
+
 /** `[`, the texts with commas, `]`, in pieces of about 32K characters (each well below the large-object size). */
 export function arrayPieces(a: JsonArrayText): string[] {
   const pieces: string[] = []
@@ -132,7 +135,7 @@ export function jsonParts<I>(items: readonly I[], maxItems: number, maxBytes: nu
       texts: texts_,
       bytes,
       get json() {
-        return `[${texts_.join(',')}]`
+        return arrayJson(texts_)
       },
     })
     run = []

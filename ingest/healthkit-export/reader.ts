@@ -1,8 +1,8 @@
 import { StringDecoder } from 'node:string_decoder'
 import { SaxesParser } from 'saxes'
 import { ExportFormatError } from './errors.ts'
-import { checkParser, DEFAULT_EXPORT_LIMITS, watchText, ExportLimitError, overLimit, PARSE_SLICE_BYTES, PARSE_SLICE_CHARS, type ExportLimits } from './limits.ts'
-import type { JsonArrayText } from '../../streams/envelope.ts'
+import { checkParser, DEFAULT_EXPORT_LIMITS, watchText, ExportLimitError, overLimit, PARSE_SLICE_BYTES, type ExportLimits } from './limits.ts'
+import { arrayJson, type JsonArrayText } from '../../streams/envelope.ts'
 import { exportXmlOfZip } from './unzip.ts'
 
 // docs/api.md §4: the <Record> elements of the understood types, read
@@ -63,7 +63,7 @@ export function exportBatch(index: number, texts: string[], lines: number[]): Ex
     index,
     texts,
     get json() {
-      return `[${texts.join(',')}]`
+      return arrayJson(texts)
     },
     size: texts.length,
     lines,
@@ -281,12 +281,6 @@ export function readExport(input: AsyncIterable<Uint8Array>, opts: ReadOptions):
     return new ExportFormatError(`export.xml is malformed at ${where}: ${message}`, { byte, line: parser.line, column: parser.column, inZip: opts.format === 'zip' })
   }
 
-  /** Feeds text to the parser, a slice at a time (what the decoder holds back till the end: at most 3 bytes' worth). */
-  const feed = (whole: string): void => {
-    // limits.ts: a slice at a time, so that nothing the parser gathers outgrows its limit by more than one
-    if (whole.length <= PARSE_SLICE_CHARS) return feedSlice(whole)
-    for (let at = 0; at < whole.length; at += PARSE_SLICE_CHARS) feedSlice(whole.slice(at, at + PARSE_SLICE_CHARS))
-  }
   /** Feeds one slice of text to the parser; records it completed are kept even when it fails further on. */
   const feedSlice = (text: string): void => {
     piece = text
@@ -326,7 +320,8 @@ export function readExport(input: AsyncIterable<Uint8Array>, opts: ReadOptions):
         for (const text of texts) feedSlice(text)
         if (ready.length > 0) yield* ready.splice(0)
       }
-      feed(decoder.end())
+      // what the decoder held back: at most 3 bytes' worth, well within a slice
+      feedSlice(decoder.end())
       try {
         parser.close()
       } catch (err) {
