@@ -31,7 +31,7 @@ import { freePort } from '../test/helpers/proxy.ts'
 import type { Nats } from '../streams/connect.ts'
 import { streamName } from '../streams/subjects.ts'
 import { CONSUMERS } from '../streams/topology.ts'
-import { cpuSecondsOf, machine, rate } from './machine.ts'
+import { busyShare, cpuSecondsOf, machine, machineTicks, rate } from './machine.ts'
 
 // The figures of the batch events (docs/benchmarks.md): every throughput as a ratio to the bare 1000-row insert
 // of the same rows measured in the same run (this machine is shared and its speed drifts), and the CPU each
@@ -45,6 +45,9 @@ const EXPORT_MB = Number(process.env.BENCH_BATCH_EXPORT_MB ?? 100)
 /** rows a transaction in the second comparison of unnest and COPY: what a samples-writer pull holds */
 const PULL_ROWS = 30_000
 const MB = 1024 * 1024
+/** BENCH_BATCH_FIGURES: which figures to measure, e.g. `2,4` (default all; (3) needs (2)'s stream) */
+const FIGURES = new Set((process.env.BENCH_BATCH_FIGURES ?? '1,2,3,3b,4').split(',').map((f) => f.trim()))
+const wanted = (figure: string) => FIGURES.has(figure) || (figure === '2' && FIGURES.has('3'))
 
 interface Cpu {
   node: number
@@ -167,6 +170,17 @@ async function until(probe: () => Promise<boolean>, ms = 1_800_000): Promise<voi
   }
 }
 
+/** A generated export of EXPORT_MB and its bare parse (the export reader, no messaging), printed as a ceiling. */
+async function bareParse(path: string): Promise<{ path: string; bytes: number; parsed: number; parseMs: number }> {
+  const gen = await writeExport(path, { targetBytes: EXPORT_MB * MB })
+  const t = performance.now()
+  let parsed = 0
+  for await (const batch of readExport(createReadStream(path, { highWaterMark: 120 * 1024 }), { format: 'xml', batchSize: 1000 }).batches) parsed += batch.size
+  const parseMs = performance.now() - t
+  process.stdout.write(`ceiling — bare parse of a generated ${(gen.bytes / MB).toFixed(0)} MB export.xml (the export reader, no messaging): ${rate(parsed, parseMs)} samples\n`)
+  return { path, bytes: gen.bytes, parsed, parseMs }
+}
+
 /** `hph import healthkit` as its own process; its CPU read from /proc while it runs (it is gone once it exits). */
 async function cliImport(path: string, env: Record<string, string>): Promise<{ result: ImportResult; cpuSeconds: number }> {
   const child = spawn(process.execPath, ['bin/hph.js', 'import', 'healthkit', path, '--user', 'bench', '--json'], {
@@ -287,166 +301,176 @@ export async function batchesBench(): Promise<void> {
     )
 
     // the export: its bare parse, beside the bare insert
-    const exportPath = join(dir, 'export.xml')
-    const gen = await writeExport(exportPath, { targetBytes: EXPORT_MB * MB })
-    let t = performance.now()
-    let parsed = 0
-    for await (const batch of readExport(createReadStream(exportPath, { highWaterMark: 120 * 1024 }), { format: 'xml', batchSize: 1000 }).batches) parsed += batch.size
-    const parseMs = performance.now() - t
-    process.stdout.write(`ceiling — bare parse of a generated ${(gen.bytes / MB).toFixed(0)} MB export.xml (the export reader, no messaging): ${rate(parsed, parseMs)} samples\n`)
+    const exported = wanted('4') ? await bareParse(join(dir, 'export.xml')) : undefined
+    let t = 0
 
     // ── (1) samples-writer alone on a pre-filled HPH_SAMPLES of v2 events ──
-    const byBatch = new Map<string, NormalizedSample[]>()
-    for (const s of samples) byBatch.set(s.sample.ingestId, [...(byBatch.get(s.sample.ingestId) ?? []), s])
-    const events: Outgoing[] = [...byBatch.values()].flatMap((list) =>
-      sampleEventsOf(
-        env.config.HPH_PREFIX,
-        { userId: list[0]!.sample.userId, ingestId: list[0]!.sample.ingestId, receivedAt: now.toISOString() },
-        list,
-        env.config.HPH_EVENT_MAX_BYTES,
-      ),
-    )
-    for (let i = 0; i < events.length; i += 2000) await publishAll(env.nats.js, events.slice(i, i + 2000), 100)
-    const ceiling1 = await bareInsert(db, pool, schema, rows.slice(0, CEILING_ROWS), 1000, 'unnest')
-    let written = 0
-    let pulls = 0
-    const writer = samplesWriter({ db, pool, nats: env.nats, prefix: env.config.HPH_PREFIX, schema })
-    const cpu0 = await cpuNow()
-    t = performance.now()
-    const c = await startConsumer(writer, {
-      nats: env.nats,
-      prefix: env.config.HPH_PREFIX,
-      log: env.log,
-      batchSize: env.config.HPH_BATCH_SIZE,
-      pullMaxBytes: env.config.HPH_PULL_MAX_BYTES,
-      maxDeliver: 5,
-      shutdownTimeoutMs: 10_000,
-      ackWaitS: env.config.HPH_ACK_WAIT_S,
-      onBatch: (s) => {
-        written += s.items
-        pulls++
-      },
-    })
-    await until(async () => written >= N)
-    const writerMs = performance.now() - t
-    const cpu1 = await cpuNow()
-    await c.stop()
-    process.stdout.write(
-      `(1) samples-writer alone, ${events.length} v2 events pre-filled: ${rate(N, writerMs)} samples in ${pulls} pulls (${Math.round(N / pulls)} samples a pull) = ${(((N / writerMs) * 1000) / ceiling1).toFixed(2)} of the bare insert measured just before (${fmt(ceiling1)}; goal ≥ 0.8); ${perSample(cpu0, cpu1, N)}\n`,
-    )
-    if ((await countRows(db)) !== N) throw new Error(`samples-writer wrote ${await countRows(db)} rows of ${N}`)
     /** the bare insert again, on the ceilings' database (its rows are truncated before and after) */
     const ceilingNow = () => bareInsert(db, pool, schema, rows.slice(0, CEILING_ROWS), 1000, 'unnest')
+    if (wanted('1')) {
+      const byBatch = new Map<string, NormalizedSample[]>()
+      for (const s of samples) byBatch.set(s.sample.ingestId, [...(byBatch.get(s.sample.ingestId) ?? []), s])
+      const events: Outgoing[] = [...byBatch.values()].flatMap((list) =>
+        sampleEventsOf(
+          env.config.HPH_PREFIX,
+          { userId: list[0]!.sample.userId, ingestId: list[0]!.sample.ingestId, receivedAt: now.toISOString() },
+          list,
+          env.config.HPH_EVENT_MAX_BYTES,
+        ),
+      )
+      for (let i = 0; i < events.length; i += 2000) await publishAll(env.nats.js, events.slice(i, i + 2000), 100)
+      const ceiling1 = await bareInsert(db, pool, schema, rows.slice(0, CEILING_ROWS), 1000, 'unnest')
+      let written = 0
+      let pulls = 0
+      const writer = samplesWriter({ db, pool, nats: env.nats, prefix: env.config.HPH_PREFIX, schema })
+      const cpu0 = await cpuNow()
+      t = performance.now()
+      const c = await startConsumer(writer, {
+        nats: env.nats,
+        prefix: env.config.HPH_PREFIX,
+        log: env.log,
+        batchSize: env.config.HPH_BATCH_SIZE,
+        pullMaxBytes: env.config.HPH_PULL_MAX_BYTES,
+        maxDeliver: 5,
+        shutdownTimeoutMs: 10_000,
+        ackWaitS: env.config.HPH_ACK_WAIT_S,
+        onBatch: (s) => {
+          written += s.items
+          pulls++
+        },
+      })
+      await until(async () => written >= N)
+      const writerMs = performance.now() - t
+      const cpu1 = await cpuNow()
+      await c.stop()
+      process.stdout.write(
+        `(1) samples-writer alone, ${events.length} v2 events pre-filled: ${rate(N, writerMs)} samples in ${pulls} pulls (${Math.round(N / pulls)} samples a pull) = ${(((N / writerMs) * 1000) / ceiling1).toFixed(2)} of the bare insert measured just before (${fmt(ceiling1)}; goal ≥ 0.8); ${perSample(cpu0, cpu1, N)}\n`,
+      )
+      if ((await countRows(db)) !== N) throw new Error(`samples-writer wrote ${await countRows(db)} rows of ${N}`)
+    }
 
-    // ── (2) HTTP → samples → every insight table: every stage in one `hph up`, its own process (as deployed), the
-    // client here; the CPU of that process read from /proc ──
-    const env2 = await benchEnv()
-    envs.push(env2)
-    const up = await startUp(env2.config)
-    stops.push(up.stop)
-    const p = createDb(env2.config, { max: 4 })
-    const ceiling2 = await ceilingNow()
-    let next = 0
-    const c0 = await upCpu(up.pid)
-    t = performance.now()
-    await Promise.all(
-      Array.from({ length: CONCURRENCY }, async () => {
-        while (next < bodies.length) {
-          const b = bodies[next++]!
-          const res = await fetch(`${up.url}/v1/users/${b.userId}/samples`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: b.body })
-          await res.arrayBuffer()
-          if (res.status !== 202) throw new Error(`POST answered ${res.status}`)
-        }
-      }),
-    )
-    const postedMs = performance.now() - t
-    await until(() => rowsAtLeast(env2.nats, env2.config.HPH_PREFIX, p.db, N))
-    const toRowsMs = performance.now() - t
-    const c1 = await upCpu(up.pid)
-    await waitForIdle(env2.nats, env2.config.HPH_PREFIX, { timeoutMs: 1_800_000, settleMs: 50 })
-    const settledMs = performance.now() - t
-    const c2 = await upCpu(up.pid)
-    process.stdout.write(
-      `(2) HTTP, ${bodies.length} POSTs of ≤ ${HTTP_BATCH} samples, ${CONCURRENCY} at once, to \`hph up\` (every stage, its own process${UP_NODE_FLAGS.length ? `, node ${UP_NODE_FLAGS.join(' ')}` : ''}): all answered in ${(postedMs / 1000).toFixed(1)} s\n`,
-    )
-    process.stdout.write(
-      `    → table samples: ${rate(N, toRowsMs)} = ${(((N / toRowsMs) * 1000) / ceiling2).toFixed(2)} of the bare insert measured just before (${fmt(ceiling2)}; goal ≥ 0.5); ${perSample(c0, c1, N)}\n`,
-    )
-    process.stdout.write(
-      `    → every insight table settled: ${rate(N, settledMs)} = ${(((N / settledMs) * 1000) / ceiling2).toFixed(2)} of it (goal ≥ 0.35); ${perSample(c0, c2, N)}\n`,
-    )
-    const streams = await Promise.all(
-      (['INGEST', 'SAMPLES', 'CHANGES', 'INSIGHTS'] as const).map(
-        async (k) => `${k} ${(await env2.nats.jsm.streams.info(`${env2.config.HPH_PREFIX.toUpperCase()}_${k}`)).state.messages.toLocaleString('en-US')}`,
-      ),
-    )
-    process.stdout.write(`    messages: ${streams.join(', ')}\n`)
-    await up.stop()
+    if (wanted('2')) {
+      // ── (2) HTTP → samples → every insight table: every stage in one `hph up`, its own process (as deployed), the
+      // client here; the CPU of that process read from /proc ──
+      const env2 = await benchEnv()
+      envs.push(env2)
+      const up = await startUp(env2.config)
+      stops.push(up.stop)
+      const p = createDb(env2.config, { max: 4 })
+      const ceiling2 = await ceilingNow()
+      let next = 0
+      const c0 = await upCpu(up.pid)
+      const m0 = await machineTicks()
+      const client0 = process.cpuUsage()
+      t = performance.now()
+      await Promise.all(
+        Array.from({ length: CONCURRENCY }, async () => {
+          while (next < bodies.length) {
+            const b = bodies[next++]!
+            const res = await fetch(`${up.url}/v1/users/${b.userId}/samples`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: b.body })
+            await res.arrayBuffer()
+            if (res.status !== 202) throw new Error(`POST answered ${res.status}`)
+          }
+        }),
+      )
+      const postedMs = performance.now() - t
+      await until(() => rowsAtLeast(env2.nats, env2.config.HPH_PREFIX, p.db, N))
+      const toRowsMs = performance.now() - t
+      const c1 = await upCpu(up.pid)
+      const m1 = await machineTicks()
+      const client = process.cpuUsage(client0)
+      await waitForIdle(env2.nats, env2.config.HPH_PREFIX, { timeoutMs: 1_800_000, settleMs: 50 })
+      const settledMs = performance.now() - t
+      const c2 = await upCpu(up.pid)
+      process.stdout.write(
+        `(2) HTTP, ${bodies.length} POSTs of ≤ ${HTTP_BATCH} samples, ${CONCURRENCY} at once, to \`hph up\` (every stage, its own process${UP_NODE_FLAGS.length ? `, node ${UP_NODE_FLAGS.join(' ')}` : ''}): all answered in ${(postedMs / 1000).toFixed(1)} s; until the last row the machine was ${busyShare(m0, m1)} busy (of all its cores) and the HTTP client (this process) spent ${((client.user + client.system) / N).toFixed(1)} µs CPU per sample\n`,
+      )
+      process.stdout.write(
+        `    → table samples: ${rate(N, toRowsMs)} = ${(((N / toRowsMs) * 1000) / ceiling2).toFixed(2)} of the bare insert measured just before (${fmt(ceiling2)}; goal ≥ 0.5); ${perSample(c0, c1, N)}\n`,
+      )
+      process.stdout.write(
+        `    → every insight table settled: ${rate(N, settledMs)} = ${(((N / settledMs) * 1000) / ceiling2).toFixed(2)} of it (goal ≥ 0.35); ${perSample(c0, c2, N)}\n`,
+      )
+      const streams = await Promise.all(
+        (['INGEST', 'SAMPLES', 'CHANGES', 'INSIGHTS'] as const).map(
+          async (k) => `${k} ${(await env2.nats.jsm.streams.info(`${env2.config.HPH_PREFIX.toUpperCase()}_${k}`)).state.messages.toLocaleString('en-US')}`,
+        ),
+      )
+      process.stdout.write(`    messages: ${streams.join(', ')}\n`)
+      await up.stop()
 
-    // ── (3) hph rebuild samples, from the stream (2) wrote ──
-    const ceiling3 = await ceilingNow()
-    const r0 = await cpuNow()
-    const rb = await rebuildProjection({
-      nats: env2.nats,
-      db: p.db,
-      pool: p.pool,
-      prefix: env2.config.HPH_PREFIX,
-      schema: env2.config.HPH_DB_SCHEMA,
-      log: env2.log,
-      projection: 'samples',
-    })
-    const r1 = await cpuNow()
-    process.stdout.write(
-      `(3) hph rebuild samples: ${rb.messages} messages, ${rate(N, rb.seconds * 1000)} samples = ${(N / rb.seconds / ceiling3).toFixed(2)} of the bare insert measured just before (${fmt(ceiling3)}; goal ≥ 0.8); swap held readers ${rb.swapPauseMs.toFixed(0)} ms; ${perSample(r0, r1, N)}\n`,
-    )
-    await p.db.destroy()
+      // ── (3) hph rebuild samples, from the stream (2) wrote ──
+      if (FIGURES.has('3')) {
+        const ceiling3 = await ceilingNow()
+        const r0 = await cpuNow()
+        const rb = await rebuildProjection({
+          nats: env2.nats,
+          db: p.db,
+          pool: p.pool,
+          prefix: env2.config.HPH_PREFIX,
+          schema: env2.config.HPH_DB_SCHEMA,
+          log: env2.log,
+          projection: 'samples',
+        })
+        const r1 = await cpuNow()
+        process.stdout.write(
+          `(3) hph rebuild samples: ${rb.messages} messages, ${rate(N, rb.seconds * 1000)} samples = ${(N / rb.seconds / ceiling3).toFixed(2)} of the bare insert measured just before (${fmt(ceiling3)}; goal ≥ 0.8); swap held readers ${rb.swapPauseMs.toFixed(0)} ms; ${perSample(r0, r1, N)}\n`,
+        )
+      }
+      await p.db.destroy()
+    }
 
-    // ── (3b) the same rebuild of a stream written before the batch events: one hph.sample.v1 event a sample ──
-    const envV1 = await benchEnv()
-    envs.push(envV1)
-    const v1 = createDb(envV1.config, { max: 8 })
-    await prepare(envV1.config, envV1.log, envV1.nats, v1.db)
-    const legacy = legacySampleEvents(envV1.config.HPH_PREFIX, samples)
-    // 500 awaiting at once: on a loaded machine a window of thousands of one-sample publishes ran past the publish timeout
-    for (let i = 0; i < legacy.length; i += 20_000) await publishAll(envV1.nats.js, legacy.slice(i, i + 20_000), 500)
-    const ceiling3b = await ceilingNow()
-    const v0 = await cpuNow()
-    const rbV1 = await rebuildProjection({
-      nats: envV1.nats,
-      db: v1.db,
-      pool: v1.pool,
-      prefix: envV1.config.HPH_PREFIX,
-      schema: envV1.config.HPH_DB_SCHEMA,
-      log: envV1.log,
-      projection: 'samples',
-    })
-    const v1End = await cpuNow()
-    process.stdout.write(
-      `(3b) hph rebuild samples of the same samples as ${rbV1.messages} hph.sample.v1 events (the stream of before): ${rate(N, rbV1.seconds * 1000)} samples = ${(N / rbV1.seconds / ceiling3b).toFixed(2)} of the bare insert measured just before (${fmt(ceiling3b)}); ${perSample(v0, v1End, N)}\n`,
-    )
-    await v1.db.destroy()
+    if (wanted('3b')) {
+      // ── (3b) the same rebuild of a stream written before the batch events: one hph.sample.v1 event a sample ──
+      const envV1 = await benchEnv()
+      envs.push(envV1)
+      const v1 = createDb(envV1.config, { max: 8 })
+      await prepare(envV1.config, envV1.log, envV1.nats, v1.db)
+      const legacy = legacySampleEvents(envV1.config.HPH_PREFIX, samples)
+      // 500 awaiting at once: on a loaded machine a window of thousands of one-sample publishes ran past the publish timeout
+      for (let i = 0; i < legacy.length; i += 20_000) await publishAll(envV1.nats.js, legacy.slice(i, i + 20_000), 500)
+      const ceiling3b = await ceilingNow()
+      const v0 = await cpuNow()
+      const rbV1 = await rebuildProjection({
+        nats: envV1.nats,
+        db: v1.db,
+        pool: v1.pool,
+        prefix: envV1.config.HPH_PREFIX,
+        schema: envV1.config.HPH_DB_SCHEMA,
+        log: envV1.log,
+        projection: 'samples',
+      })
+      const v1End = await cpuNow()
+      process.stdout.write(
+        `(3b) hph rebuild samples of the same samples as ${rbV1.messages} hph.sample.v1 events (the stream of before): ${rate(N, rbV1.seconds * 1000)} samples = ${(N / rbV1.seconds / ceiling3b).toFixed(2)} of the bare insert measured just before (${fmt(ceiling3b)}); ${perSample(v0, v1End, N)}\n`,
+      )
+      await v1.db.destroy()
+    }
 
-    // ── (4) export import → samples rows: `hph import healthkit` in its own process (as an operator runs it)
-    // beside a running pipeline of normalize and the samples-writer (this process) ──
-    const env3 = await benchEnv()
-    envs.push(env3)
-    const p3 = await startPipeline(env3.config, env3.log, { stages: ['normalize', 'samples-writer'], api: false, prepare: true })
-    pipelines.push(p3)
-    const ceiling4 = await ceilingNow()
-    const i0 = await cpuNow()
-    t = performance.now()
-    const cli = await cliImport(exportPath, { DATABASE_URL: env3.config.DATABASE_URL, HPH_PREFIX: env3.config.HPH_PREFIX, LOG_LEVEL: 'warn' })
-    const importedMs = performance.now() - t
-    await until(() => rowsAtLeast(env3.nats, env3.config.HPH_PREFIX, p3.db, cli.result.accepted))
-    const landedMs = performance.now() - t
-    const i1 = await cpuNow()
-    const n4 = cli.result.accepted
-    process.stdout.write(
-      `(4) hph import healthkit, a generated ${(gen.bytes / MB).toFixed(0)} MB export (${n4.toLocaleString('en-US')} samples; into HPH_INGEST in ${(importedMs / 1000).toFixed(1)} s, start-up included) → table samples: ` +
-        `${rate(n4, landedMs)} = ${(((n4 / landedMs) * 1000) / ceiling4).toFixed(2)} of the bare insert measured just before (${fmt(ceiling4)}; goal ≥ 0.5), ${(n4 / landedMs / (parsed / parseMs)).toFixed(2)} of the bare parse; ` +
-        `${perSample(i0, i1, n4)} (node: the pipeline), the import's process ${((cli.cpuSeconds / n4) * 1e6).toFixed(1)}\n`,
-    )
-    await p3.stop()
+    if (exported) {
+      const { parsed, parseMs } = exported
+      // ── (4) export import → samples rows: `hph import healthkit` in its own process (as an operator runs it)
+      // beside a running pipeline of normalize and the samples-writer (this process) ──
+      const env3 = await benchEnv()
+      envs.push(env3)
+      const p3 = await startPipeline(env3.config, env3.log, { stages: ['normalize', 'samples-writer'], api: false, prepare: true })
+      pipelines.push(p3)
+      const ceiling4 = await ceilingNow()
+      const i0 = await cpuNow()
+      t = performance.now()
+      const cli = await cliImport(exported.path, { DATABASE_URL: env3.config.DATABASE_URL, HPH_PREFIX: env3.config.HPH_PREFIX, LOG_LEVEL: 'warn' })
+      const importedMs = performance.now() - t
+      await until(() => rowsAtLeast(env3.nats, env3.config.HPH_PREFIX, p3.db, cli.result.accepted))
+      const landedMs = performance.now() - t
+      const i1 = await cpuNow()
+      const n4 = cli.result.accepted
+      process.stdout.write(
+        `(4) hph import healthkit, a generated ${(exported.bytes / MB).toFixed(0)} MB export (${n4.toLocaleString('en-US')} samples; into HPH_INGEST in ${(importedMs / 1000).toFixed(1)} s, start-up included) → table samples: ` +
+          `${rate(n4, landedMs)} = ${(((n4 / landedMs) * 1000) / ceiling4).toFixed(2)} of the bare insert measured just before (${fmt(ceiling4)}; goal ≥ 0.5), ${(n4 / landedMs / (parsed / parseMs)).toFixed(2)} of the bare parse; ` +
+          `${perSample(i0, i1, n4)} (node: the pipeline), the import's process ${((cli.cpuSeconds / n4) * 1e6).toFixed(1)}\n`,
+      )
+      await p3.stop()
+    }
     await db.destroy()
   } finally {
     for (const p of pipelines) await p.stop()

@@ -39,3 +39,18 @@ export async function cpuSecondsOf(names: readonly string[]): Promise<Record<str
     throw err
   }
 }
+
+/** The machine's CPU time so far, busy and in all, in clock ticks summed over its cores (Linux /proc/stat; undefined elsewhere). */
+export async function machineTicks(): Promise<{ busy: number; total: number } | undefined> {
+  const line = (await readFile('/proc/stat', 'utf8').catch(() => '')).split('\n')[0] ?? ''
+  if (!line.startsWith('cpu ')) return undefined
+  // user nice system idle iowait irq softirq steal …: idle and iowait are the time no process could use
+  const f = line.trim().split(/\s+/).slice(1, 9).map(Number)
+  const total = f.reduce((a, b) => a + b, 0)
+  return { busy: total - (f[3] ?? 0) - (f[4] ?? 0), total }
+}
+
+/** How busy the machine was between two readings, as a share of all its cores. */
+export function busyShare(a: { busy: number; total: number } | undefined, b: { busy: number; total: number } | undefined): string {
+  return a && b && b.total > a.total ? `${(((b.busy - a.busy) / (b.total - a.total)) * 100).toFixed(0)} %` : 'unknown'
+}
