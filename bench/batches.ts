@@ -208,10 +208,16 @@ async function cliImport(path: string, env: Record<string, string>): Promise<{ r
 /** node flags of the `hph up` of (2): BENCH_UP_NODE_FLAGS, space-separated (none by default) */
 const UP_NODE_FLAGS = (process.env.BENCH_UP_NODE_FLAGS ?? '').split(' ').filter(Boolean)
 
+/** The node flags bin/hph.js's first line runs it with (`#!/usr/bin/env -S node --flag …`): (2) runs `hph up` as a user's shell would. */
+async function shebangFlags(): Promise<string[]> {
+  const first = (await readFile('bin/hph.js', 'utf8')).split('\n')[0] ?? ''
+  return first.split(' ').filter((f) => f.startsWith('--'))
+}
+
 /** `hph up` (the built program) as its own process on a free port, once it answers /readyz. */
-async function startUp(config: TestEnv['config']): Promise<{ url: string; pid: number; stop: () => Promise<void> }> {
+async function startUp(config: TestEnv['config'], nodeFlags: readonly string[]): Promise<{ url: string; pid: number; stop: () => Promise<void> }> {
   const port = await freePort()
-  const child = spawn(process.execPath, [...UP_NODE_FLAGS, 'bin/hph.js', 'up'], {
+  const child = spawn(process.execPath, [...nodeFlags, 'bin/hph.js', 'up'], {
     env: {
       ...process.env,
       DATABASE_URL: config.DATABASE_URL,
@@ -354,7 +360,8 @@ export async function batchesBench(): Promise<void> {
       // client here; the CPU of that process read from /proc ──
       const env2 = await benchEnv()
       envs.push(env2)
-      const up = await startUp(env2.config)
+      const upFlags = [...(await shebangFlags()), ...UP_NODE_FLAGS]
+      const up = await startUp(env2.config, upFlags)
       stops.push(up.stop)
       const p = createDb(env2.config, { max: 4 })
       const ceiling2 = await ceilingNow()
@@ -383,7 +390,7 @@ export async function batchesBench(): Promise<void> {
       const settledMs = performance.now() - t
       const c2 = await upCpu(up.pid)
       process.stdout.write(
-        `(2) HTTP, ${bodies.length} POSTs of ≤ ${HTTP_BATCH} samples, ${CONCURRENCY} at once, to \`hph up\` (every stage, its own process${UP_NODE_FLAGS.length ? `, node ${UP_NODE_FLAGS.join(' ')}` : ''}): all answered in ${(postedMs / 1000).toFixed(1)} s; until the last row the machine was ${busyShare(m0, m1)} busy (of all its cores) and the HTTP client (this process) spent ${((client.user + client.system) / N).toFixed(1)} µs CPU per sample\n`,
+        `(2) HTTP, ${bodies.length} POSTs of ≤ ${HTTP_BATCH} samples, ${CONCURRENCY} at once, to \`hph up\` (every stage, its own process${upFlags.length ? `, node ${upFlags.join(' ')}` : ''}): all answered in ${(postedMs / 1000).toFixed(1)} s; until the last row the machine was ${busyShare(m0, m1)} busy (of all its cores) and the HTTP client (this process) spent ${((client.user + client.system) / N).toFixed(1)} µs CPU per sample\n`,
       )
       process.stdout.write(
         `    → table samples: ${rate(N, toRowsMs)} = ${(((N / toRowsMs) * 1000) / ceiling2).toFixed(2)} of the bare insert measured just before (${fmt(ceiling2)}; goal ≥ 0.5); ${perSample(c0, c1, N)}\n`,
