@@ -182,8 +182,8 @@ async function bareParse(path: string): Promise<{ path: string; bytes: number; p
 }
 
 /** `hph import healthkit` as its own process; its CPU read from /proc while it runs (it is gone once it exits). */
-async function cliImport(path: string, env: Record<string, string>): Promise<{ result: ImportResult; cpuSeconds: number }> {
-  const child = spawn(process.execPath, ['bin/hph.js', 'import', 'healthkit', path, '--user', 'bench', '--json'], {
+async function cliImport(path: string, env: Record<string, string>, nodeFlags: readonly string[]): Promise<{ result: ImportResult; cpuSeconds: number }> {
+  const child = spawn(process.execPath, [...nodeFlags, 'bin/hph.js', 'import', 'healthkit', path, '--user', 'bench', '--json'], {
     env: { ...process.env, ...env },
     stdio: ['ignore', 'pipe', 'inherit'],
   })
@@ -205,7 +205,7 @@ async function cliImport(path: string, env: Record<string, string>): Promise<{ r
   return { result: JSON.parse(out) as ImportResult, cpuSeconds }
 }
 
-/** node flags of the `hph up` of (2): BENCH_UP_NODE_FLAGS, space-separated (none by default) */
+/** node flags of the `hph up` of (2) and the `hph import` of (4), after bin/hph.js's own: BENCH_UP_NODE_FLAGS, space-separated (none by default) */
 const UP_NODE_FLAGS = (process.env.BENCH_UP_NODE_FLAGS ?? '').split(' ').filter(Boolean)
 
 /** The node flags bin/hph.js's first line runs it with (`#!/usr/bin/env -S node --flag …`): (2) runs `hph up` as a user's shell would. */
@@ -465,7 +465,10 @@ export async function batchesBench(): Promise<void> {
       const ceiling4 = await ceilingNow()
       const i0 = await cpuNow()
       t = performance.now()
-      const cli = await cliImport(exported.path, { DATABASE_URL: env3.config.DATABASE_URL, HPH_PREFIX: env3.config.HPH_PREFIX, LOG_LEVEL: 'warn' })
+      const cli = await cliImport(exported.path, { DATABASE_URL: env3.config.DATABASE_URL, HPH_PREFIX: env3.config.HPH_PREFIX, LOG_LEVEL: 'warn' }, [
+        ...(await shebangFlags()),
+        ...UP_NODE_FLAGS,
+      ])
       const importedMs = performance.now() - t
       await until(() => rowsAtLeast(env3.nats, env3.config.HPH_PREFIX, p3.db, cli.result.accepted))
       const landedMs = performance.now() - t
