@@ -2,10 +2,10 @@ import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
 import { rawParts } from '../../../ingest/raw-batch.ts'
 import { normalizeBatch, parseBatchEnvelope, type NormalizedSample } from '../../../processors/normalize/healthkit.ts'
-import { sampleEventsOf } from '../../../processors/normalize/stage.ts'
+import { sampleEventsOf, sampleItemOf } from '../../../processors/normalize/stage.ts'
 import { decodeJson, encodeEnvelope, envelope, jsonParts } from '../../../streams/envelope.ts'
 import { hashHex } from '../../../streams/ids.ts'
-import { INGEST_TYPE, INSIGHT_V1_TYPE, SAMPLE_TYPE, SAMPLE_V1_TYPE, SampleBatch, type RawBatch } from '../../../streams/schemas.ts'
+import { INGEST_TYPE, INSIGHT_V1_TYPE, METRICS, SAMPLE_TYPE, SAMPLE_V1_TYPE, SampleBatch, SleepStage, type RawBatch, type Sample } from '../../../streams/schemas.ts'
 import { eventByteLimit, HEADROOM_BYTES } from '../../../streams/sizing.ts'
 import { InsightEvent, SampleEvent, upcastStored } from '../../../streams/upcast.ts'
 
@@ -58,6 +58,39 @@ describe('jsonParts', () => {
 })
 
 describe('hph.sample.v2 events of a raw batch', () => {
+  it("writes each sample as the rest of its fields after the event's, byte for byte (sampleItemOf)", () => {
+    // what sampleItemOf replaced: the sample without the event's fields, by a rest spread
+    const spread = (id: string, sample: Sample) => {
+      const { userId: _u, metric: _m, ingestId: _i, ...rest } = sample
+      return { id, ...rest }
+    }
+    const instant = fc.date({ min: new Date('1970-01-01T00:00:00Z'), max: new Date('9999-12-31T23:59:59.999Z'), noInvalidDate: true }).map((d) => d.toISOString())
+    const source = fc.record({ name: fc.string({ minLength: 1 }), bundleId: fc.string(), device: fc.string() }, { requiredKeys: ['name'] })
+    // the fields in the order normalizeSample writes them (value or stage; externalId last, when there is one)
+    const sample = fc
+      .record({
+        userId: fc.string(),
+        metric: fc.constantFrom(...METRICS),
+        start: instant,
+        end: instant,
+        utcOffsetMinutes: fc.integer({ min: -840, max: 840 }),
+        reading: fc.oneof(fc.record({ value: fc.double({ noNaN: true, noDefaultInfinity: true }) }), fc.record({ stage: fc.constantFrom(...SleepStage.options) })),
+        source,
+        ingestId: fc.string(),
+        externalId: fc.option(fc.string(), { nil: undefined }),
+      })
+      .map(({ reading, source, ingestId, externalId, ...head }) => ({ ...head, ...reading, source, ingestId, ...(externalId === undefined ? {} : { externalId }) }) as Sample)
+    fc.assert(
+      fc.property(fc.uuid(), sample, (id, s) => {
+        expect(JSON.stringify(sampleItemOf(id, s))).toBe(JSON.stringify(spread(id, s)))
+      }),
+      { numRuns: 2000 },
+    )
+    // and the samples normalize really builds, of every kind it builds (quantities, sleep, a derived RMSSD)
+    const built = [...normalized(30), ...normalized(3, { pad: 10 })]
+    for (const { id, sample: s } of built) expect(JSON.stringify(sampleItemOf(id, s))).toBe(JSON.stringify(spread(id, s)))
+  })
+
   it('holds one metric each, at most 1000 samples, with ids from (ingest id, metric, part)', () => {
     const samples = normalized(3300) // 1100 HRV, 2200 heart rate
     const events = sampleEventsOf('hph', raw, samples, 1024 * 1024)
