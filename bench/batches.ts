@@ -1,5 +1,6 @@
 import { spawn } from 'node:child_process'
 import { createReadStream } from 'node:fs'
+import http from 'node:http'
 import { mkdtemp, readFile, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -170,6 +171,23 @@ async function until(probe: () => Promise<boolean>, ms = 1_800_000): Promise<voi
   }
 }
 
+/**
+ * POSTs a JSON body already encoded, on a kept-alive connection of `agent`; resolves with the status once the answer
+ * is read. node:http with a Buffer, not fetch with a string: the client shares the machine with what it measures,
+ * and fetch took more of it (the text encoded again for every request, undici's streams).
+ */
+function post(agent: http.Agent, url: string, body: Buffer): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const req = http.request(url, { method: 'POST', agent, headers: { 'content-type': 'application/json', 'content-length': body.length } }, (res) => {
+      res.resume()
+      res.on('end', () => resolve(res.statusCode ?? 0))
+      res.on('error', reject)
+    })
+    req.on('error', reject)
+    req.end(body)
+  })
+}
+
 /** A generated export of EXPORT_MB and its bare parse (the export reader, no messaging), printed as a ceiling. */
 async function bareParse(path: string): Promise<{ path: string; bytes: number; parsed: number; parseMs: number }> {
   const gen = await writeExport(path, { targetBytes: EXPORT_MB * MB })
@@ -270,9 +288,9 @@ export async function batchesBench(): Promise<void> {
     const perUser = Array.from({ length: USERS }, (_, u) =>
       demoBatches({ userId: `b${u}`, nights: DAYS, firstNight, seed: u + 1, batchSize: HTTP_BATCH }).map((b) => ({ userId: `b${u}`, b })),
     )
-    const bodies: Array<{ userId: string; body: string; n: number }> = []
+    const bodies: Array<{ userId: string; body: Buffer; n: number }> = []
     for (let i = 0; i < Math.max(...perUser.map((x) => x.length)); i++)
-      for (const list of perUser) if (list[i]) bodies.push({ userId: list[i]!.userId, body: JSON.stringify(list[i]!.b), n: list[i]!.b.samples.length })
+      for (const list of perUser) if (list[i]) bodies.push({ userId: list[i]!.userId, body: Buffer.from(JSON.stringify(list[i]!.b)), n: list[i]!.b.samples.length })
     const now = new Date()
     const samples = perUser
       .flat()
@@ -366,6 +384,7 @@ export async function batchesBench(): Promise<void> {
       const p = createDb(env2.config, { max: 4 })
       const ceiling2 = await ceilingNow()
       let next = 0
+      const agent = new http.Agent({ keepAlive: true, maxSockets: CONCURRENCY })
       const c0 = await upCpu(up.pid)
       const m0 = await machineTicks()
       const client0 = process.cpuUsage()
@@ -374,9 +393,8 @@ export async function batchesBench(): Promise<void> {
         Array.from({ length: CONCURRENCY }, async () => {
           while (next < bodies.length) {
             const b = bodies[next++]!
-            const res = await fetch(`${up.url}/v1/users/${b.userId}/samples`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: b.body })
-            await res.arrayBuffer()
-            if (res.status !== 202) throw new Error(`POST answered ${res.status}`)
+            const status = await post(agent, `${up.url}/v1/users/${b.userId}/samples`, b.body)
+            if (status !== 202) throw new Error(`POST answered ${status}`)
           }
         }),
       )
@@ -404,6 +422,7 @@ export async function batchesBench(): Promise<void> {
         ),
       )
       process.stdout.write(`    messages: ${streams.join(', ')}\n`)
+      agent.destroy()
       await up.stop()
 
       // ── (3) hph rebuild samples, from the stream (2) wrote ──
