@@ -407,6 +407,7 @@ export async function batchesBench(): Promise<void> {
       await waitForIdle(env2.nats, env2.config.HPH_PREFIX, { timeoutMs: 1_800_000, settleMs: 50 })
       const settledMs = performance.now() - t
       const c2 = await upCpu(up.pid)
+      const m2 = await machineTicks()
       process.stdout.write(
         `(2) HTTP, ${bodies.length} POSTs of ≤ ${HTTP_BATCH} samples, ${CONCURRENCY} at once, to \`hph up\` (every stage, its own process${upFlags.length ? `, node ${upFlags.join(' ')}` : ''}): all answered in ${(postedMs / 1000).toFixed(1)} s; until the last row the machine was ${busyShare(m0, m1)} busy (of all its cores) and the HTTP client (this process) spent ${((client.user + client.system) / N).toFixed(1)} µs CPU per sample\n`,
       )
@@ -414,7 +415,7 @@ export async function batchesBench(): Promise<void> {
         `    → table samples: ${rate(N, toRowsMs)} = ${(((N / toRowsMs) * 1000) / ceiling2).toFixed(2)} of the bare insert measured just before (${fmt(ceiling2)}; goal ≥ 0.5); ${perSample(c0, c1, N)}\n`,
       )
       process.stdout.write(
-        `    → every insight table settled: ${rate(N, settledMs)} = ${(((N / settledMs) * 1000) / ceiling2).toFixed(2)} of it (goal ≥ 0.35); ${perSample(c0, c2, N)}\n`,
+        `    → every insight table settled: ${rate(N, settledMs)} = ${(((N / settledMs) * 1000) / ceiling2).toFixed(2)} of it (goal ≥ 0.35); ${perSample(c0, c2, N)}; from the last row on, the machine was ${busyShare(m1, m2)} busy\n`,
       )
       const streams = await Promise.all(
         (['INGEST', 'SAMPLES', 'CHANGES', 'INSIGHTS'] as const).map(

@@ -57,6 +57,39 @@ describe('the normalizer under adversarial bodies', () => {
     expect(accepted).toBeGreaterThan(200)
   })
 
+  it('measures JSON depth as a look at every character does (property)', () => {
+    // the plain reading jsonDepth's string skipping replaced: a backslash in a string skips the next character
+    const reference = (text: string, limit = Number.POSITIVE_INFINITY): number => {
+      let depth = 0
+      let max = 0
+      let inString = false
+      for (let i = 0; i < text.length; i++) {
+        const c = text.charCodeAt(i)
+        if (inString) {
+          if (c === 0x5c) i++
+          else if (c === 0x22) inString = false
+        } else if (c === 0x22) inString = true
+        else if (c === 0x5b || c === 0x7b) {
+          if (++depth > max) {
+            max = depth
+            if (max > limit) return max
+          }
+        } else if (c === 0x5d || c === 0x7d) depth--
+      }
+      return max
+    }
+    // texts of the characters that matter (quotes, backslashes, brackets) among others, valid JSON or not
+    const tricky = fc.array(fc.constantFrom('"', '\\', '[', ']', '{', '}', 'a', ':', ','), { maxLength: 60 }).map((cs) => cs.join(''))
+    const texts = fc.oneof(tricky, fc.json(), bodyText)
+    fc.assert(
+      fc.property(texts, fc.integer({ min: 0, max: 8 }), (text, limit) => {
+        expect(jsonDepth(text)).toBe(reference(text))
+        expect(jsonDepth(text, limit)).toBe(reference(text, limit))
+      }),
+      { numRuns: 20_000 },
+    )
+  })
+
   it('measures JSON depth outside strings only', () => {
     expect(jsonDepth('{"a":[1,{"b":"[[[["}]}')).toBe(3)
     expect(jsonDepth('"{{{{"')).toBe(0)
