@@ -149,20 +149,25 @@ export function sleepDailyRow(day: string, main: Episode, napMs: number, config:
  */
 export function nightsOf(episodes: readonly Episode[], config: InsightConfig = DEFAULT_CONFIG): Night[] {
   const byDate = new Map<string, Episode[]>()
+  // each episode's asleep time summed once, not at every comparison
+  const asleep = new Map<Episode, number>()
   for (const e of episodes) {
     const day = nightDate(e)
-    byDate.set(day, [...(byDate.get(day) ?? []), e])
+    const list = byDate.get(day)
+    if (list) list.push(e)
+    else byDate.set(day, [e])
+    asleep.set(e, asleepTime(e))
   }
   const out: Night[] = []
   for (const [day, list] of byDate) {
     let main = list[0]!
     for (const e of list) {
-      const a = asleepTime(e)
-      const m = asleepTime(main)
+      const a = asleep.get(e)!
+      const m = asleep.get(main)!
       if (a > m || (a === m && e.end > main.end)) main = e
     }
-    if (asleepTime(main) === 0) continue
-    const napMs = list.filter((e) => e !== main).reduce((sum, e) => sum + asleepTime(e), 0)
+    if (asleep.get(main) === 0) continue
+    const napMs = list.filter((e) => e !== main).reduce((sum, e) => sum + asleep.get(e)!, 0)
     out.push({ day, main, row: sleepDailyRow(day, main, napMs, config) })
   }
   return out.sort((a, b) => (a.day < b.day ? -1 : a.day > b.day ? 1 : 0))
