@@ -1,3 +1,5 @@
+import { digits as checkedDigits } from '../../streams/plain.ts'
+
 // Local dates ('YYYY-MM-DD') and instants (epoch ms) of the insight modules; no clock anywhere.
 
 const MINUTE_MS = 60_000
@@ -65,8 +67,45 @@ export function daysBetween(from: string, to: string): string[] {
   return out
 }
 
+/**
+ * Epoch ms of a sample's instant, exactly as `Date.parse` gives it. The samples hold one form,
+ * `YYYY-MM-DDTHH:MM:SS.mmmZ` (what toISOString writes, and what the load query formats), read here digit by
+ * digit: a recompute parses every instant of a user's history, and `Date.parse` was a quarter of the insights'
+ * time. Anything else — another shape, or a date or time out of its plain range (Feb 30, 24:00, which
+ * `Date.parse` reads its own way) — is left to `Date.parse`.
+ */
+export function instantMs(s: string): number {
+  if (s.length !== 24 || s.charCodeAt(4) !== 45 || s.charCodeAt(7) !== 45 || s.charCodeAt(10) !== 84 || s.charCodeAt(13) !== 58) return Date.parse(s)
+  if (s.charCodeAt(16) !== 58 || s.charCodeAt(19) !== 46 || s.charCodeAt(23) !== 90) return Date.parse(s)
+  const year = checkedDigits(s, 0, 4)
+  const month = checkedDigits(s, 5, 2)
+  const day = checkedDigits(s, 8, 2)
+  const hour = checkedDigits(s, 11, 2)
+  const minute = checkedDigits(s, 14, 2)
+  const second = checkedDigits(s, 17, 2)
+  const millis = checkedDigits(s, 20, 3)
+  if ((year | day | hour | minute | second | millis) < 0 || !(month >= 1 && month <= 12) || day < 1 || day > daysInMonth(year, month) || hour > 23 || minute > 59 || second > 59) {
+    return Date.parse(s)
+  }
+  return civilDayNumber(year, month, day) * DAY_MS + ((hour * 60 + minute) * 60 + second) * 1000 + millis
+}
+
+const three = (n: number) => (n < 10 ? `00${n}` : n < 100 ? `0${n}` : String(n))
+
+/** The first and last millisecond of years 0–9999, the instants `isoUtc` writes without a Date. */
+const FIRST_MS = civilDayNumber(0, 1, 1) * DAY_MS
+const LAST_MS = civilDayNumber(10_000, 1, 1) * DAY_MS - 1
+
 /** An instant as the rows write it: ISO UTC with `+00:00`, seconds always, fractions only when present (Python's isoformat). */
 export function isoUtc(ms: number): string {
+  // four per night; a whole millisecond of years 0–9999 is written from the day number without a Date
+  if (Number.isInteger(ms) && ms >= FIRST_MS && ms <= LAST_MS) {
+    const day = Math.floor(ms / DAY_MS)
+    const t = ms - day * DAY_MS
+    const frac = t % 1000
+    const s = (t - frac) / 1000
+    return `${dayString(day)}T${two(Math.floor(s / 3600))}:${two(Math.floor(s / 60) % 60)}:${two(s % 60)}${frac === 0 ? '' : `.${three(frac)}000`}+00:00`
+  }
   const iso = new Date(ms).toISOString()
   const frac = iso.slice(20, 23)
   return `${iso.slice(0, 19)}${frac === '000' ? '' : `.${frac}000`}+00:00`

@@ -1,5 +1,5 @@
 import type { InsightRow, Sample, SampleFacts } from '../../streams/schemas.ts'
-import { dayNumber, localDate } from './days.ts'
+import { dayNumber, instantMs, localDate } from './days.ts'
 import { DEFAULT_CONFIG, type HrvMetric, type InsightConfig } from './defaults.ts'
 
 // docs/insights.md §2: one hrv_daily row per (day, metric), from the night's main episode or else the day.
@@ -26,7 +26,7 @@ function readingsOf(samples: readonly SampleFacts[], metric: HrvMetric): Reading
   const out: Reading[] = []
   for (const s of samples) {
     if (s.metric !== HRV_SOURCES[metric] || s.value === undefined) continue
-    const start = Date.parse(s.start)
+    const start = instantMs(s.start)
     out.push({ start, day: localDate(start, s.utcOffsetMinutes), value: s.value })
   }
   return out.sort((a, b) => a.start - b.start || a.value - b.value)

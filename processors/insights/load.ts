@@ -20,21 +20,25 @@ export interface UserSamples {
   hasEarlier: boolean
 }
 
-interface Row {
-  sample_id: string | null
-  metric: SampleFacts['metric'] | null
-  start_iso: string | null
-  end_iso: string | null
-  utc_offset_min: number | null
-  value: number | null
-  stage: SampleFacts['stage'] | null
+/** A sample row: sample_id, metric, start_iso, end_iso, utc_offset_min, value, stage; the facts row has a null id and its facts in place of the start. */
+type Row = [
+  id: string | null,
+  metric: SampleFacts['metric'] | null,
+  startIso: string,
+  endIso: string,
+  utcOffsetMin: number,
+  value: number | null,
+  stage: SampleFacts['stage'] | null,
+]
+
+interface Facts {
   max_seq: number | null
   n: number
   has_sdnn: boolean | null
   has_rmssd: boolean | null
   has_sleep: boolean | null
-  stored_metric: string | null
   has_earlier: boolean | null
+  stored_metric: string | null
 }
 
 // the instants as the canonical samples write them (toISOString), formatted by the server: no Date per row here
@@ -47,7 +51,9 @@ export const CURRENT_WINDOW_DAYS = 66
  * One statement per user, so one snapshot: the samples the insights read (HRV and sleep) starting at or
  * after `since` — or earlier, when the user's latest HRV or sleep sample is so far from the touched days
  * that the current baseline's window would not be loaded (a late heart-rate sample touches no night) —
- * and the user-wide facts in one pass over the user's rows (index samples(user_id, start_ts)).
+ * and the user-wide facts in one pass over the user's rows (index samples(user_id, start_ts)). The facts
+ * come once, as JSON in a row of their own (null id), not beside every sample: the client parses every
+ * column of every row, and seven more a row were a quarter of that.
  */
 export function loadSql(schema: string): string {
   return `with a as (
@@ -56,31 +62,42 @@ export function loadSql(schema: string): string {
         max(start_ts) filter (where metric in ('hrv_sdnn', 'hrv_rmssd', 'sleep_stage')) as last_ts
       from "${schema}".samples where user_id = $1),
     b as (select a.*, least($2::timestamptz, a.last_ts - interval '${CURRENT_WINDOW_DAYS} days') as since from a)
-    select s.sample_id, s.metric, ${iso('s.start_ts')} as start_iso, ${iso('s.end_ts')} as end_iso, s.utc_offset_min, s.value, s.stage, b.max_seq, b.n, b.has_sdnn, b.has_rmssd, b.has_sleep, coalesce(b.first_ts < b.since, false) as has_earlier,
-      (select hrv_metric from "${schema}".insight_users where user_id = $1) as stored_metric
-    from b left join "${schema}".samples s on s.user_id = $1 and s.start_ts >= b.since and s.metric in ('hrv_sdnn', 'hrv_rmssd', 'sleep_stage')`
+    select null as sample_id, null as metric,
+      json_build_object('max_seq', b.max_seq, 'n', b.n, 'has_sdnn', b.has_sdnn, 'has_rmssd', b.has_rmssd, 'has_sleep', b.has_sleep,
+        'has_earlier', coalesce(b.first_ts < b.since, false),
+        'stored_metric', (select hrv_metric from "${schema}".insight_users where user_id = $1))::text as start_iso,
+      null as end_iso, null as utc_offset_min, null as value, null as stage
+    from b
+    union all
+    select s.sample_id, s.metric, ${iso('s.start_ts')}, ${iso('s.end_ts')}, s.utc_offset_min, s.value, s.stage
+    from b join "${schema}".samples s on s.user_id = $1 and s.start_ts >= b.since and s.metric in ('hrv_sdnn', 'hrv_rmssd', 'sleep_stage')`
 }
 
 export async function loadUserSamples(pool: pg.Pool, schema: string, userId: string, since: Date): Promise<UserSamples> {
-  const { rows } = await pool.query<Row>({ name: `hph_load_user_${schema}`, text: loadSql(schema), values: [userId, since] })
-  const first = rows[0]
+  // rows as arrays: no object with named properties a row
+  const { rows } = await pool.query<Row>({ name: `hph_load_user_${schema}`, text: loadSql(schema), values: [userId, since], rowMode: 'array' })
+  let facts: Facts | undefined
   const samples: IdentifiedSample[] = []
   for (const r of rows) {
-    if (r.sample_id === null) continue
-    const sample: SampleFacts = { metric: r.metric as SampleFacts['metric'], start: r.start_iso as string, end: r.end_iso as string, utcOffsetMinutes: r.utc_offset_min as number }
-    if (r.value !== null) sample.value = r.value
-    if (r.stage !== null) sample.stage = r.stage
-    samples.push({ id: r.sample_id, sample })
+    const id = r[0]
+    if (id === null) {
+      facts = JSON.parse(r[2]) as Facts
+      continue
+    }
+    const sample: SampleFacts = { metric: r[1]!, start: r[2], end: r[3], utcOffsetMinutes: r[4] }
+    if (r[5] !== null) sample.value = r[5]
+    if (r[6] !== null) sample.stage = r[6]
+    samples.push({ id, sample })
   }
   return {
     samples,
-    maxSeq: first?.max_seq ?? 0,
-    count: first?.n ?? 0,
-    hasSdnn: first?.has_sdnn ?? false,
-    hasRmssd: first?.has_rmssd ?? false,
-    hasSleep: first?.has_sleep ?? false,
-    storedMetric: first?.stored_metric ?? undefined,
-    hasEarlier: first?.has_earlier ?? false,
+    maxSeq: facts?.max_seq ?? 0,
+    count: facts?.n ?? 0,
+    hasSdnn: facts?.has_sdnn ?? false,
+    hasRmssd: facts?.has_rmssd ?? false,
+    hasSleep: facts?.has_sleep ?? false,
+    storedMetric: facts?.stored_metric ?? undefined,
+    hasEarlier: facts?.has_earlier ?? false,
   }
 }
 

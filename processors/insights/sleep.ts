@@ -1,5 +1,5 @@
 import type { InsightRow, SampleFacts, SleepStage } from '../../streams/schemas.ts'
-import { isoUtc, localDate, minutes } from './days.ts'
+import { instantMs, isoUtc, localDate, minutes } from './days.ts'
 import { ASLEEP, DEFAULT_CONFIG, type InsightConfig } from './defaults.ts'
 
 // docs/insights.md §1: stage samples → flattened segments → episodes → one night a local date.
@@ -42,8 +42,8 @@ function stageIntervals(samples: readonly SampleFacts[]): Interval[] {
   const out: Interval[] = []
   for (const s of samples) {
     if (s.metric !== 'sleep_stage' || s.stage === undefined) continue
-    const start = Date.parse(s.start)
-    const end = Date.parse(s.end)
+    const start = instantMs(s.start)
+    const end = instantMs(s.end)
     if (end > start) out.push({ start, end, stage: s.stage, utcOffsetMinutes: s.utcOffsetMinutes })
   }
   return out
@@ -54,9 +54,13 @@ function stageIntervals(samples: readonly SampleFacts[]): Interval[] {
  * covering it, whatever the source. Adjacent pieces of one stage come back as one segment.
  */
 export function flattenStages(samples: readonly SampleFacts[], rank: InsightConfig['stageRank'] = DEFAULT_CONFIG.stageRank): Segment[] {
+  return flattenIntervals(stageIntervals(samples), rank)
+}
+
+function flattenIntervals(intervals: readonly Interval[], rank: InsightConfig['stageRank']): Segment[] {
   const stages = (Object.keys(rank) as SleepStage[]).sort((a, b) => rank[b] - rank[a])
   const events: Array<{ t: number; stage: SleepStage; delta: 1 | -1 }> = []
-  for (const i of stageIntervals(samples)) events.push({ t: i.start, stage: i.stage, delta: 1 }, { t: i.end, stage: i.stage, delta: -1 })
+  for (const i of intervals) events.push({ t: i.start, stage: i.stage, delta: 1 }, { t: i.end, stage: i.stage, delta: -1 })
   events.sort((a, b) => a.t - b.t)
   const covering = new Map<SleepStage, number>(stages.map((s) => [s, 0]))
   const out: Segment[] = []
@@ -90,9 +94,10 @@ export function groupEpisodes(segments: readonly Segment[], gapMin: number = DEF
 /** §1.1–1.2: the user's sleep episodes in time order, each with its offset. */
 export function sleepEpisodes(samples: readonly SampleFacts[], config: InsightConfig = DEFAULT_CONFIG): Episode[] {
   // a sample covers contiguous time, so it lies inside one episode; the one ending last ends at the episode's end
+  const intervals = stageIntervals(samples)
   const offsetAtEnd = new Map<number, number>()
-  for (const i of stageIntervals(samples)) offsetAtEnd.set(i.end, Math.max(offsetAtEnd.get(i.end) ?? -Infinity, i.utcOffsetMinutes))
-  return groupEpisodes(flattenStages(samples, config.stageRank), config.episodeGapMin).map((e) => ({ ...e, utcOffsetMinutes: offsetAtEnd.get(e.end)! }))
+  for (const i of intervals) offsetAtEnd.set(i.end, Math.max(offsetAtEnd.get(i.end) ?? -Infinity, i.utcOffsetMinutes))
+  return groupEpisodes(flattenIntervals(intervals, config.stageRank), config.episodeGapMin).map((e) => ({ ...e, utcOffsetMinutes: offsetAtEnd.get(e.end)! }))
 }
 
 /** §1.3: an episode belongs to the local date of its end, in its offset. */
@@ -144,20 +149,25 @@ export function sleepDailyRow(day: string, main: Episode, napMs: number, config:
  */
 export function nightsOf(episodes: readonly Episode[], config: InsightConfig = DEFAULT_CONFIG): Night[] {
   const byDate = new Map<string, Episode[]>()
+  // each episode's asleep time summed once, not at every comparison
+  const asleep = new Map<Episode, number>()
   for (const e of episodes) {
     const day = nightDate(e)
-    byDate.set(day, [...(byDate.get(day) ?? []), e])
+    const list = byDate.get(day)
+    if (list) list.push(e)
+    else byDate.set(day, [e])
+    asleep.set(e, asleepTime(e))
   }
   const out: Night[] = []
   for (const [day, list] of byDate) {
     let main = list[0]!
     for (const e of list) {
-      const a = asleepTime(e)
-      const m = asleepTime(main)
+      const a = asleep.get(e)!
+      const m = asleep.get(main)!
       if (a > m || (a === m && e.end > main.end)) main = e
     }
-    if (asleepTime(main) === 0) continue
-    const napMs = list.filter((e) => e !== main).reduce((sum, e) => sum + asleepTime(e), 0)
+    if (asleep.get(main) === 0) continue
+    const napMs = list.filter((e) => e !== main).reduce((sum, e) => sum + asleep.get(e)!, 0)
     out.push({ day, main, row: sleepDailyRow(day, main, napMs, config) })
   }
   return out.sort((a, b) => (a.day < b.day ? -1 : a.day > b.day ? 1 : 0))

@@ -1,5 +1,5 @@
 import type { SampleFacts } from '../../streams/schemas.ts'
-import { addDays, localDate } from './days.ts'
+import { addDays, instantMs, localDate } from './days.ts'
 import { DEFAULT_CONFIG } from './defaults.ts'
 
 // docs/insights.md §6: what a change touches.
@@ -8,8 +8,8 @@ export { addDays }
 
 /** §6: a sample touches the local dates of its start and end (in its own offset). */
 export function touchedDays(s: SampleFacts): string[] {
-  const start = localDate(Date.parse(s.start), s.utcOffsetMinutes)
-  const end = localDate(Date.parse(s.end), s.utcOffsetMinutes)
+  const start = localDate(instantMs(s.start), s.utcOffsetMinutes)
+  const end = localDate(instantMs(s.end), s.utcOffsetMinutes)
   return start === end ? [start] : [start, end]
 }
 

@@ -1,6 +1,6 @@
 import type pg from 'pg'
 import type { BatchHandler, Delivered } from '../../streams/consumer.ts'
-import { INSIGHT_KINDS, type Insight, type InsightBatch, type InsightKind } from '../../streams/schemas.ts'
+import { INSIGHT_KINDS, type Insight, type InsightBatch, type InsightEntry, type InsightKind } from '../../streams/schemas.ts'
 import { InsightEvent } from '../../streams/upcast.ts'
 import { streamName } from '../../streams/subjects.ts'
 import { inTransaction } from '../../schema/transaction.ts'
@@ -20,28 +20,64 @@ export function isNewer(a: Pick<Insight, 'dataVersion' | 'dataCount'>, b: Pick<I
   return a.dataVersion > b.dataVersion || (a.dataVersion === b.dataVersion && a.dataCount > b.dataCount)
 }
 
+/** A row of a pull's events with its event's user; the decoded entry itself, never a copy. */
+export interface PulledRow {
+  userId: string
+  entry: InsightEntry
+}
+
 /** The rows of a pull's events, in stream order, each with its user. */
-export function rowsOf(batch: readonly Delivered<InsightBatch>[]): Insight[] {
-  const rows: Insight[] = []
-  for (const d of batch) for (const r of d.data.rows) rows.push({ ...r, userId: d.data.userId } as Insight)
+export function rowsOf(batch: readonly Delivered<InsightBatch>[]): PulledRow[] {
+  const rows: PulledRow[] = []
+  for (const d of batch) for (const entry of d.data.rows) rows.push({ userId: d.data.userId, entry })
   return rows
 }
 
 /** Within one pull, only the newest of each row counts (equal versions: the later in the stream). */
-export function latestPerRow(entries: readonly Insight[]): Map<InsightKind, Insight[]> {
-  const latest = new Map<string, Insight>()
-  for (const r of entries) {
-    const id = `${r.kind}\0${r.userId}\0${r.key}`
-    const seen = latest.get(id)
-    if (!seen || !isNewer(seen, r)) latest.set(id, r)
+export function latestPerRow(rows: readonly PulledRow[]): Map<InsightKind, PulledRow[]> {
+  // kind → user → key → the newest: nested maps look up the strings the events hold, with no key to build a row
+  const latest = new Map<InsightKind, Map<string, Map<string, PulledRow>>>()
+  for (const r of rows) {
+    let users = latest.get(r.entry.kind)
+    if (!users) latest.set(r.entry.kind, (users = new Map()))
+    let keys = users.get(r.userId)
+    if (!keys) users.set(r.userId, (keys = new Map()))
+    const seen = keys.get(r.entry.key)
+    if (!seen || !isNewer(seen.entry, r.entry)) keys.set(r.entry.key, r)
   }
-  // one order of kinds and of rows in every pull, so instances writing at once take their row locks in the
-  // same order and never deadlock each other
-  const rows = [...latest.values()].sort((a, b) => (a.userId < b.userId ? -1 : a.userId > b.userId ? 1 : a.key < b.key ? -1 : a.key > b.key ? 1 : 0))
-  const byKind = new Map<InsightKind, Insight[]>(INSIGHT_KINDS.map((k) => [k, []]))
-  for (const i of rows) byKind.get(i.kind)?.push(i)
-  for (const [kind, list] of byKind) if (list.length === 0) byKind.delete(kind)
+  // one order of kinds and of rows in every pull (users, then keys, as strings), so instances writing at once
+  // take their row locks in the same order and never deadlock each other
+  const byKind = new Map<InsightKind, PulledRow[]>()
+  for (const kind of INSIGHT_KINDS) {
+    const users = latest.get(kind)
+    if (!users) continue
+    const list: PulledRow[] = []
+    for (const userId of [...users.keys()].sort()) {
+      const keys = users.get(userId)!
+      for (const key of [...keys.keys()].sort()) list.push(keys.get(key)!)
+    }
+    byKind.set(kind, list)
+  }
   return byKind
+}
+
+/**
+ * The live rows of one kind as the upsert's JSON parameter: each row's columns, then user_id, key,
+ * data_version, data_count and recompute — what `JSON.stringify` gives for `{ ...row, user_id, … }`, written
+ * without building that object (it cost more than the JSON itself). No row has a column of those five names:
+ * the upsert's record type lists them beside the columns.
+ */
+export function liveRowsJson(rows: readonly PulledRow[]): string {
+  let json = ''
+  for (const { userId, entry: e } of rows) {
+    if (e.row === null) continue
+    const columns = JSON.stringify(e.row)
+    json += json === '' ? '[' : ','
+    json += columns === '{}' ? '{' : `${columns.slice(0, -1)},`
+    json += `"user_id":${JSON.stringify(userId)},"key":${JSON.stringify(e.key)},"data_version":${JSON.stringify(e.dataVersion)},"data_count":${JSON.stringify(e.dataCount)}`
+    json += `,"recompute":${JSON.stringify(e.recompute ?? null)}}`
+  }
+  return json === '' ? json : `${json}]`
 }
 
 /**
@@ -113,22 +149,33 @@ export const INSIGHT_PROJECTION_TABLES = [...new Set(Object.values(INSIGHT_TABLE
  */
 export async function writeInsights(deps: InsightsWriterDeps, batch: readonly Delivered<InsightBatch>[], suffix = ''): Promise<void> {
   const byKind = latestPerRow(rowsOf(batch))
+  const { schema } = deps
   try {
     await inTransaction(deps.pool, async (client) => {
-      for (const [kind, events] of byKind) {
-        const live = events
-          .filter((e) => e.row !== null)
-          .map((e) => ({ ...e.row, user_id: e.userId, key: e.key, data_version: e.dataVersion, data_count: e.dataCount, recompute: e.recompute ?? null }))
-        const dead = events
-          .filter((e) => e.row === null)
-          .map((e) => ({ ...keyColumns(kind, e.key), user_id: e.userId, key: e.key, data_version: e.dataVersion, data_count: e.dataCount }))
-        if (dead.length) for (const text of tombstoneSql(deps.schema, kind, suffix)) await client.query(text, [JSON.stringify(dead)])
-        if (live.length) {
-          await client.query(upsertSql(deps.schema, kind, suffix), [JSON.stringify(live)])
-          await client.query(clearTombstonesSql(deps.schema, kind, suffix), [JSON.stringify(live)])
+      for (const [kind, rows] of byKind) {
+        // named statements: PostgreSQL plans each once a connection, not once a pull; one JSON text serves both of a pair
+        const dead = rows
+          .filter((r) => r.entry.row === null)
+          .map(({ userId, entry: e }) => ({ ...keyColumns(kind, e.key), user_id: userId, key: e.key, data_version: e.dataVersion, data_count: e.dataCount }))
+        if (dead.length) {
+          const json = JSON.stringify(dead)
+          const [remove, remember] = tombstoneSql(schema, kind, suffix) as [string, string]
+          await client.query({ name: `hph_tomb_delete_${kind}${suffix}_${schema}`, text: remove, values: [json] })
+          await client.query({ name: `hph_tomb_insert_${kind}${suffix}_${schema}`, text: remember, values: [json] })
+        }
+        const live = liveRowsJson(rows)
+        if (live !== '') {
+          await client.query({ name: `hph_upsert_${kind}${suffix}_${schema}`, text: upsertSql(schema, kind, suffix), values: [live] })
+          await client.query({ name: `hph_tomb_clear_${kind}${suffix}_${schema}`, text: clearTombstonesSql(schema, kind, suffix), values: [live] })
         }
       }
-      if (suffix === '') await client.query(checkpointSql(deps.schema), [streamName(deps.prefix, 'INSIGHTS'), Math.max(...batch.map((d) => d.seq))])
+      if (suffix === '') {
+        await client.query({
+          name: `hph_checkpoint_insights_${schema}`,
+          text: checkpointSql(schema),
+          values: [streamName(deps.prefix, 'INSIGHTS'), Math.max(...batch.map((d) => d.seq))],
+        })
+      }
     })
   } catch (err) {
     throw asSwapError(err)
