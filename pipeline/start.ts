@@ -9,8 +9,7 @@ import { buildApi, buildOpsServer } from '../api/server.ts'
 import { ProbeFailure, type Probe } from '../api/routes/ops.ts'
 import { normalizeStage } from '../processors/normalize/stage.ts'
 import { samplesWriter } from '../projections/samples/writer.ts'
-import { insightsEngine, USER_CONCURRENCY } from '../processors/insights/stage.ts'
-import { recomputeThread, type Recomputer } from '../processors/insights/recompute-thread.ts'
+import { insightsEngine } from '../processors/insights/stage.ts'
 import { insightsWriter } from '../projections/insights/writer.ts'
 import { closeDb, createDb, ensureDatabase, pgTimeouts, type Database } from '../schema/db.ts'
 import { migrateToLatest, migrationVersion } from '../schema/migrate.ts'
@@ -60,7 +59,7 @@ export async function prepare(config: Config, log: Logger, nats: Nats, db: Kysel
   log.info(topology, 'streams applied')
 }
 
-function handlerFor(stage: PipelineStage, p: Pick<Pipeline, 'config' | 'nats' | 'db' | 'pool'> & { recomputer: () => Recomputer }, log: Logger): BatchHandler<never> {
+function handlerFor(stage: PipelineStage, p: Pick<Pipeline, 'config' | 'nats' | 'db' | 'pool'>, log: Logger): BatchHandler<never> {
   const prefix = p.config.HPH_PREFIX
   switch (stage) {
     case 'normalize':
@@ -68,15 +67,7 @@ function handlerFor(stage: PipelineStage, p: Pick<Pipeline, 'config' | 'nats' | 
     case 'samples-writer':
       return samplesWriter({ db: p.db, pool: p.pool, nats: p.nats, prefix, schema: p.config.HPH_DB_SCHEMA }) as BatchHandler<never>
     case 'insights-engine':
-      return insightsEngine({
-        pool: p.pool,
-        nats: p.nats,
-        prefix,
-        schema: p.config.HPH_DB_SCHEMA,
-        eventMaxBytes: p.config.HPH_EVENT_MAX_BYTES,
-        log,
-        recompute: (userId, days) => p.recomputer().recompute(userId, days),
-      }) as BatchHandler<never>
+      return insightsEngine({ pool: p.pool, nats: p.nats, prefix, schema: p.config.HPH_DB_SCHEMA, eventMaxBytes: p.config.HPH_EVENT_MAX_BYTES, log }) as BatchHandler<never>
     case 'insights-writer':
       return insightsWriter({ pool: p.pool, prefix, schema: p.config.HPH_DB_SCHEMA }) as BatchHandler<never>
   }
@@ -187,12 +178,9 @@ export async function startPipeline(config: Config, log: Logger, opts: PipelineO
   }
   const api = opts.api ? server : undefined
 
-  // the insights-engine's reads and pure modules run on a thread of their own (processors/insights/recompute-thread.ts)
-  let recomputer: Recomputer | undefined
-  const recomputerOf = () => (recomputer ??= recomputeThread({ config, connections: USER_CONCURRENCY }, log))
   for (const stage of opts.stages) {
     consumers.push(
-      await startConsumer(handlerFor(stage, { config, nats, db, pool, recomputer: recomputerOf }, log), {
+      await startConsumer(handlerFor(stage, { config, nats, db, pool }, log), {
         nats,
         prefix: config.HPH_PREFIX,
         log,
@@ -245,7 +233,6 @@ export async function startPipeline(config: Config, log: Logger, opts: PipelineO
         }
         await stages
         clearTimeout(timer)
-        await recomputer?.close()
         if (!api) await server.close()
         await nats.nc.drain()
         await closeDb(db, pool)

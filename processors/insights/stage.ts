@@ -26,12 +26,7 @@ export interface InsightsEngineDeps {
   eventMaxBytes: number
   /** users recomputed at once within a pull (each holds one pooled connection while it loads) */
   userConcurrency?: number
-  /** how a user is recomputed: recomputeUser on this thread by default, or on a thread of its own (recompute-thread.ts) */
-  recompute?: (userId: string, days: readonly string[]) => Promise<Recomputation>
 }
-
-/** users the engine recomputes at once within a pull, by default */
-export const USER_CONCURRENCY = 4
 
 /**
  * How far before the first touched day samples are loaded: the 60-day window of the earliest derived
@@ -170,7 +165,6 @@ async function eachLimited<T>(items: readonly T[], limit: number, work: (item: T
  */
 export function insightsEngine(deps: InsightsEngineDeps): BatchHandler<DaysChanged> {
   const log = deps.log.child({ stage: 'insights-engine' })
-  const recompute = deps.recompute ?? ((userId: string, days: readonly string[]) => recomputeUser(deps, userId, days))
   return {
     stage: 'insights-engine',
     schema: ChangesEvent,
@@ -182,9 +176,9 @@ export function insightsEngine(deps: InsightsEngineDeps): BatchHandler<DaysChang
         for (const day of d.data.days) days.add(day)
       }
       const maxBytes = eventByteLimit(deps.nats.nc, deps.eventMaxBytes)
-      await eachLimited([...touched], deps.userConcurrency ?? USER_CONCURRENCY, async ([userId, days]) => {
+      await eachLimited([...touched], deps.userConcurrency ?? 4, async ([userId, days]) => {
         const t0 = performance.now()
-        const r = await recompute(userId, [...days])
+        const r = await recomputeUser(deps, userId, [...days])
         const events = insightEvents(deps.prefix, r, maxBytes)
         await publishAll(deps.nats.js, events)
         // only once the rows are out: a crash before this line republishes every day next time
