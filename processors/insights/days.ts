@@ -1,28 +1,13 @@
-import { digits as checkedDigits } from '../../streams/plain.ts'
+import { civilDayNumber, dayString, daysInMonth, instantMs, isoInstant } from '../../streams/instants.ts'
 
 // Local dates ('YYYY-MM-DD') and instants (epoch ms) of the insight modules; no clock anywhere.
 
 const MINUTE_MS = 60_000
 const DAY_MS = 86_400_000
 
-// Days are counted from 1970-01-01 with integer arithmetic (H. Hinnant's civil-date algorithms): the
-// insights handle a few hundred thousand day strings a second, and Date objects were most of that cost.
-
-/** The day number (days since 1970-01-01) of a proleptic Gregorian date; month 1–12 (no range checks). */
-export function civilDayNumber(year: number, month: number, day: number): number {
-  const y = month <= 2 ? year - 1 : year
-  const era = Math.floor(y / 400)
-  const yoe = y - era * 400
-  const doy = Math.floor((153 * (month + (month > 2 ? -3 : 9)) + 2) / 5) + day - 1
-  const doe = yoe * 365 + Math.floor(yoe / 4) - Math.floor(yoe / 100) + doy
-  return era * 146_097 + doe - 719_468
-}
-
-/** Days in a month of a proleptic Gregorian year; month 1–12. */
-export function daysInMonth(year: number, month: number): number {
-  if (month !== 2) return month === 4 || month === 6 || month === 9 || month === 11 ? 30 : 31
-  return (year % 4 === 0 && year % 100 !== 0) || year % 400 === 0 ? 29 : 28
-}
+// The calendar arithmetic and the canonical instants are streams/instants.ts's (normalize and the samples-writer
+// use them too); re-exported here for the insight modules.
+export { civilDayNumber, dayString, daysInMonth, instantMs }
 
 const digits = (s: string, from: number, n: number) => {
   let v = 0
@@ -33,22 +18,6 @@ const digits = (s: string, from: number, n: number) => {
 /** The day number (days since 1970-01-01) of 'YYYY-MM-DD'. */
 export function dayNumber(day: string): number {
   return civilDayNumber(digits(day, 0, 4), digits(day, 5, 2), digits(day, 8, 2))
-}
-
-const two = (n: number) => (n < 10 ? `0${n}` : String(n))
-
-/** 'YYYY-MM-DD' of a day number (years 0–9999). */
-export function dayString(n: number): string {
-  const z = n + 719_468
-  const era = Math.floor(z / 146_097)
-  const doe = z - era * 146_097
-  const yoe = Math.floor((doe - Math.floor(doe / 1460) + Math.floor(doe / 36_524) - Math.floor(doe / 146_096)) / 365)
-  const doy = doe - (365 * yoe + Math.floor(yoe / 4) - Math.floor(yoe / 100))
-  const mp = Math.floor((5 * doy + 2) / 153)
-  const d = doy - Math.floor((153 * mp + 2) / 5) + 1
-  const m = mp < 10 ? mp + 3 : mp - 9
-  const y = yoe + era * 400 + (m <= 2 ? 1 : 0)
-  return `${String(y).padStart(4, '0')}-${two(m)}-${two(d)}`
 }
 
 /** docs/insights.md §0: a local date is the date of the UTC instant plus the sample's own offset. */
@@ -67,46 +36,9 @@ export function daysBetween(from: string, to: string): string[] {
   return out
 }
 
-/**
- * Epoch ms of a sample's instant, exactly as `Date.parse` gives it. The samples hold one form,
- * `YYYY-MM-DDTHH:MM:SS.mmmZ` (what toISOString writes, and what the load query formats), read here digit by
- * digit: a recompute parses every instant of a user's history, and `Date.parse` was a quarter of the insights'
- * time. Anything else — another shape, or a date or time out of its plain range (Feb 30, 24:00, which
- * `Date.parse` reads its own way) — is left to `Date.parse`.
- */
-export function instantMs(s: string): number {
-  if (s.length !== 24 || s.charCodeAt(4) !== 45 || s.charCodeAt(7) !== 45 || s.charCodeAt(10) !== 84 || s.charCodeAt(13) !== 58) return Date.parse(s)
-  if (s.charCodeAt(16) !== 58 || s.charCodeAt(19) !== 46 || s.charCodeAt(23) !== 90) return Date.parse(s)
-  const year = checkedDigits(s, 0, 4)
-  const month = checkedDigits(s, 5, 2)
-  const day = checkedDigits(s, 8, 2)
-  const hour = checkedDigits(s, 11, 2)
-  const minute = checkedDigits(s, 14, 2)
-  const second = checkedDigits(s, 17, 2)
-  const millis = checkedDigits(s, 20, 3)
-  if ((year | day | hour | minute | second | millis) < 0 || !(month >= 1 && month <= 12) || day < 1 || day > daysInMonth(year, month) || hour > 23 || minute > 59 || second > 59) {
-    return Date.parse(s)
-  }
-  return civilDayNumber(year, month, day) * DAY_MS + ((hour * 60 + minute) * 60 + second) * 1000 + millis
-}
-
-const three = (n: number) => (n < 10 ? `00${n}` : n < 100 ? `0${n}` : String(n))
-
-/** The first and last millisecond of years 0–9999, the instants `isoUtc` writes without a Date. */
-const FIRST_MS = civilDayNumber(0, 1, 1) * DAY_MS
-const LAST_MS = civilDayNumber(10_000, 1, 1) * DAY_MS - 1
-
 /** An instant as the rows write it: ISO UTC with `+00:00`, seconds always, fractions only when present (Python's isoformat). */
 export function isoUtc(ms: number): string {
-  // four per night; a whole millisecond of years 0–9999 is written from the day number without a Date
-  if (Number.isInteger(ms) && ms >= FIRST_MS && ms <= LAST_MS) {
-    const day = Math.floor(ms / DAY_MS)
-    const t = ms - day * DAY_MS
-    const frac = t % 1000
-    const s = (t - frac) / 1000
-    return `${dayString(day)}T${two(Math.floor(s / 3600))}:${two(Math.floor(s / 60) % 60)}:${two(s % 60)}${frac === 0 ? '' : `.${three(frac)}000`}+00:00`
-  }
-  const iso = new Date(ms).toISOString()
+  const iso = isoInstant(ms)
   const frac = iso.slice(20, 23)
   return `${iso.slice(0, 19)}${frac === '000' ? '' : `.${frac}000`}+00:00`
 }

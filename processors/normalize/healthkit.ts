@@ -3,7 +3,7 @@ import { ValidationError } from '../../errors.ts'
 import { hashUuid, isUuid } from '../../streams/ids.ts'
 import { digits, isRecord, keyCount, text as isText } from '../../streams/plain.ts'
 import type { Metric, Sample, SampleSource, SleepStage } from '../../streams/schemas.ts'
-import { civilDayNumber, daysInMonth } from '../insights/days.ts'
+import { civilDayNumber, daysInMonth, isoInstant } from '../../streams/instants.ts'
 import { placeExportBeats, rmssdOfSeries } from './beats.ts'
 
 // docs/api.md §3: a HealthKit-shaped batch → canonical samples (docs/architecture.md §4).
@@ -417,14 +417,14 @@ function normalizeSample(raw: unknown, batch: BatchEnvelope, ctx: NormalizeConte
   if (!build) return { checked: true, derived: derived === undefined ? 0 : 1 }
   let extra: NormalizedSample | undefined
   if (derived !== undefined) {
-    const startIso = new Date(derived.startMs).toISOString()
+    const startIso = isoInstant(derived.startMs)
     // docs/insights.md §2a: the hash of (user, hrv_rmssd, beats, the series' uuid or its first beat)
     const id = hashUuid(ctx.userId, 'hrv_rmssd', 'beats', series && uuid !== undefined ? uuid : startIso)
     const sample: Sample = {
       userId: ctx.userId,
       metric: 'hrv_rmssd',
       start: startIso,
-      end: new Date(derived.endMs).toISOString(),
+      end: isoInstant(derived.endMs),
       utcOffsetMinutes: start.offsetMinutes,
       value: derived.value,
       source,
@@ -437,8 +437,8 @@ function normalizeSample(raw: unknown, batch: BatchEnvelope, ctx: NormalizeConte
     out.push(extra!)
     return { checked: true, derived: 1 }
   }
-  const startIso = new Date(start.ms).toISOString()
-  const endIso = new Date(end.ms).toISOString()
+  const startIso = isoInstant(start.ms)
+  const endIso = isoInstant(end.ms)
   // docs/architecture.md §4: HealthKit's uuid when there is one, else a hash of what makes the sample itself
   const id =
     uuid === undefined

@@ -16,6 +16,7 @@ import { pgCode, type Database } from '../../schema/db.ts'
 import type { Row } from '../../schema/rows.ts'
 import { inTransaction } from '../../schema/transaction.ts'
 import { asSwapError } from '../../schema/shadow.ts'
+import { dayString, instantMs } from '../../streams/instants.ts'
 
 export { SampleEvent }
 
@@ -31,12 +32,10 @@ const DAY_MS = 86_400_000
 
 /** The local day number (days since 1970-01-01) of a UTC instant seen at an offset: docs/insights.md §0. */
 export function localDayNumber(utcIso: string, offsetMinutes: number): number {
-  return Math.floor((Date.parse(utcIso) + offsetMinutes * 60_000) / DAY_MS)
+  return Math.floor((instantMs(utcIso) + offsetMinutes * 60_000) / DAY_MS)
 }
 
-export function dayString(dayNumber: number): string {
-  return new Date(dayNumber * DAY_MS).toISOString().slice(0, 10)
-}
+export { dayString }
 
 /** The local date (YYYY-MM-DD) of a UTC instant seen at an offset. */
 export function localDate(utcIso: string, offsetMinutes: number): string {

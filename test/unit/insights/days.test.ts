@@ -1,6 +1,7 @@
 import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
 import { addDays, dayNumber, dayString, instantMs, isoUtc, localDate } from '../../../processors/insights/days.ts'
+import { isoInstant } from '../../../streams/instants.ts'
 
 const viaDate = (n: number) => new Date(n * 86_400_000).toISOString().slice(0, 10)
 
@@ -81,6 +82,9 @@ const damaged = fc
   .tuple(canonical, fc.nat(24), fc.constantFrom(...'0123456789-:.TZtz +/'), fc.constantFrom('replace', 'insert', 'remove'))
   .map(([s, at, c, how]) => s.slice(0, at) + (how === 'remove' ? '' : c) + s.slice(how === 'insert' ? at : at + 1))
 
+const firstMs = Date.parse('0000-01-01T00:00:00.000Z')
+const lastMs = Date.parse('9999-12-31T23:59:59.999Z')
+
 describe('instants in epoch ms', () => {
   it('read exactly what Date.parse reads, NaN included, canonical or not', () => {
     let canonicalNumbers = 0
@@ -97,9 +101,7 @@ describe('instants in epoch ms', () => {
     expect([instantMs('1970-01-01T00:00:00.000Z'), instantMs('0000-01-01T00:00:00.000Z'), instantMs('2026-03-01T07:00:00Z')]).toEqual([0, -62_167_219_200_000, 1_772_348_400_000])
   }, 60_000)
 
-  it('are written by isoUtc as the Date-based writer wrote them, for every millisecond and beyond', () => {
-    const firstMs = Date.parse('0000-01-01T00:00:00.000Z')
-    const lastMs = Date.parse('9999-12-31T23:59:59.999Z')
+  it('are written by isoUtc as the Date-based writer wrote them, and by isoInstant as toISOString writes them, for every millisecond and beyond', () => {
     const ms = fc.oneof(
       fc.integer({ min: firstMs - 86_400_000, max: lastMs + 86_400_000 }),
       fc.integer({ min: -1000, max: 1000 }).map((d) => firstMs + d),
@@ -112,9 +114,12 @@ describe('instants in epoch ms', () => {
       fc.property(ms, (t) => {
         const written = outcome(() => isoUtc(t))
         if (written !== outcome(() => isoUtcViaDate(t))) expect([t, written]).toEqual([t, isoUtcViaDate(t)])
+        const iso = outcome(() => isoInstant(t))
+        if (iso !== outcome(() => new Date(t).toISOString())) expect([t, iso]).toEqual([t, outcome(() => new Date(t).toISOString())])
       }),
       { numRuns: 50_000 },
     )
     expect([isoUtc(0), isoUtc(1_772_348_400_123), isoUtc(lastMs)]).toEqual(['1970-01-01T00:00:00+00:00', '2026-03-01T07:00:00.123000+00:00', '9999-12-31T23:59:59.999000+00:00'])
+    expect([isoInstant(0), isoInstant(1_772_348_400_123), isoInstant(firstMs)]).toEqual(['1970-01-01T00:00:00.000Z', '2026-03-01T07:00:00.123Z', '0000-01-01T00:00:00.000Z'])
   }, 60_000)
 })
