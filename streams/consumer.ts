@@ -116,17 +116,20 @@ const PULL_FAILURES_NOT_READY = 3
 const PULL_BACKOFF_MAX_MS = 10_000
 const DEFAULT_PULL_EXPIRES_MS = 2_000
 /** the server's idle heartbeat on an open pull request (at most half its expiry): it sends one whenever it has had nothing else to send this long */
-const PULL_HEARTBEAT_MS = 1_000
-/** A pull request the server has sent nothing on (no message, no heartbeat, no answer) for two heartbeats and a second's grace is gone there. */
-const pullSilentMs = (heartbeatMs: number) => 2 * heartbeatMs + 1_000
+const PULL_HEARTBEAT_MS = 500
+/** A pull request the server has sent nothing on (no message, no heartbeat, no answer) this long is gone there. */
+const PULL_SILENT_MS = 3_000
 /**
  * The server delivers nothing on a request past its expiry, but when a delivery and the expiry meet, nats-server 2.9
- * ends the request without its expiry answer (the 408): a request a second past its expiry (counted from when it
- * was made) with nothing from the server for a heartbeat and a half is over. The half: a request that reached the
+ * ends the request without its expiry answer (the 408): a request half a second past its expiry (counted from when
+ * it was made) with nothing from the server for a heartbeat and a half is over. The half: a request that reached the
  * server late (behind large publishes on the connection) still has its heartbeats, and they must not fall between
- * the checks.
+ * the checks. Every pull the stage does not make meanwhile is a stall of the stage (about 3 s with a 1 s heartbeat
+ * checked every second, which cost the import's figure a third of its rate when it fell at its end).
  */
-const PULL_EXPIRY_GRACE_MS = 1_000
+const PULL_EXPIRY_GRACE_MS = 500
+/** how often the watchdog looks at an open request */
+const PULL_WATCH_MS = 250
 const pullQuietMs = (heartbeatMs: number) => 1.5 * heartbeatMs
 
 const isNotFound = (err: unknown) =>
@@ -153,7 +156,7 @@ export async function startConsumer<T>(handler: BatchHandler<T>, opts: ConsumerO
   // expires, is not handed them again and again (each time a delivery more), short beside the ack wait
   const giveBackDelayMs = expiresMs
   const heartbeatMs = Math.min(PULL_HEARTBEAT_MS, Math.floor(expiresMs / 2))
-  const silentMs = pullSilentMs(heartbeatMs)
+  const silentMs = PULL_SILENT_MS
   const quietMs = pullQuietMs(heartbeatMs)
   // a missing durable at start is a start-up error (hph streams apply / hph up declare it); later it is re-declared
   let consumer: Consumer | undefined = await opts.nats.js.consumers.get(stream, spec.durable)
@@ -399,7 +402,7 @@ export async function startConsumer<T>(handler: BatchHandler<T>, opts: ConsumerO
           if (++strikes < 2) return
           lapsed = now - lastSeen >= silentMs ? 'silent' : 'expired'
           void messages.close()
-        }, 1_000)
+        }, PULL_WATCH_MS)
         watchdog.unref()
         // the server's heartbeats and answers (statuses) are signs of life too: a request blocked by max_ack_pending
         // is still heartbeated; the iterator ends with the fetch (an error of the fetch is the message loop's to report)
