@@ -333,6 +333,26 @@ export async function batchesBench(): Promise<void> {
     const ceilingNow = () => bareInsert(db, pool, schema, rows.slice(0, CEILING_ROWS), 1000, 'unnest')
     /** a figure's ceiling: the mean of the bare insert just before it and just after it (one measure moved by a quarter from minute to minute) */
     const around = (before: number, after: number) => ({ rate: (before + after) / 2, text: `mean of ${fmt(before)} before and ${fmt(after)} after` })
+    /** `hph rebuild samples` of env's HPH_SAMPLES, its figure printed as `label` */
+    const rebuildFigure = async (label: string, e: TestEnv, into: { db: Kysely<Database>; pool: pg.Pool }, goal: string) => {
+      const before = await ceilingNow()
+      const cpu0 = await cpuNow()
+      const rb = await rebuildProjection({
+        nats: e.nats,
+        db: into.db,
+        pool: into.pool,
+        prefix: e.config.HPH_PREFIX,
+        schema: e.config.HPH_DB_SCHEMA,
+        log: e.log,
+        projection: 'samples',
+      })
+      const cpu1 = await cpuNow()
+      const ceiling = around(before, await ceilingNow())
+      process.stdout.write(
+        `${label}: ${rb.messages} messages, ${rate(N, rb.seconds * 1000)} samples = ${(N / rb.seconds / ceiling.rate).toFixed(2)} of the bare insert measured around it (${ceiling.text}${goal}); swap held readers ${rb.swapPauseMs.toFixed(0)} ms; ${perSample(cpu0, cpu1, N)}\n`,
+      )
+    }
+
     if (wanted('1')) {
       const byBatch = new Map<string, NormalizedSample[]>()
       for (const s of samples) byBatch.set(s.sample.ingestId, [...(byBatch.get(s.sample.ingestId) ?? []), s])
@@ -432,22 +452,7 @@ export async function batchesBench(): Promise<void> {
 
       // ── (3) hph rebuild samples, from the stream (2) wrote ──
       if (FIGURES.has('3')) {
-        const before3 = await ceilingNow()
-        const r0 = await cpuNow()
-        const rb = await rebuildProjection({
-          nats: env2.nats,
-          db: p.db,
-          pool: p.pool,
-          prefix: env2.config.HPH_PREFIX,
-          schema: env2.config.HPH_DB_SCHEMA,
-          log: env2.log,
-          projection: 'samples',
-        })
-        const r1 = await cpuNow()
-        const ceiling3 = around(before3, await ceilingNow())
-        process.stdout.write(
-          `(3) hph rebuild samples: ${rb.messages} messages, ${rate(N, rb.seconds * 1000)} samples = ${(N / rb.seconds / ceiling3.rate).toFixed(2)} of the bare insert measured around it (${ceiling3.text}; goal ≥ 0.8); swap held readers ${rb.swapPauseMs.toFixed(0)} ms; ${perSample(r0, r1, N)}\n`,
-        )
+        await rebuildFigure('(3) hph rebuild samples', env2, p, '; goal ≥ 0.8')
       }
       await p.db.destroy()
     }
@@ -461,22 +466,7 @@ export async function batchesBench(): Promise<void> {
       const legacy = legacySampleEvents(envV1.config.HPH_PREFIX, samples)
       // 500 awaiting at once: on a loaded machine a window of thousands of one-sample publishes ran past the publish timeout
       for (let i = 0; i < legacy.length; i += 20_000) await publishAll(envV1.nats.js, legacy.slice(i, i + 20_000), 500)
-      const before3b = await ceilingNow()
-      const v0 = await cpuNow()
-      const rbV1 = await rebuildProjection({
-        nats: envV1.nats,
-        db: v1.db,
-        pool: v1.pool,
-        prefix: envV1.config.HPH_PREFIX,
-        schema: envV1.config.HPH_DB_SCHEMA,
-        log: envV1.log,
-        projection: 'samples',
-      })
-      const v1End = await cpuNow()
-      const ceiling3b = around(before3b, await ceilingNow())
-      process.stdout.write(
-        `(3b) hph rebuild samples of the same samples as ${rbV1.messages} hph.sample.v1 events (the stream of before): ${rate(N, rbV1.seconds * 1000)} samples = ${(N / rbV1.seconds / ceiling3b.rate).toFixed(2)} of the bare insert measured around it (${ceiling3b.text}); ${perSample(v0, v1End, N)}\n`,
-      )
+      await rebuildFigure('(3b) hph rebuild samples of the same samples as hph.sample.v1 events (the stream of before)', envV1, v1, '')
       await v1.db.destroy()
     }
 

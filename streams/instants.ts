@@ -40,24 +40,32 @@ export function dayString(n: number): string {
   return `${String(y).padStart(4, '0')}-${two(m)}-${two(d)}`
 }
 
-/**
- * Epoch ms of a sample's instant, exactly as `Date.parse` gives it. The canonical form is read digit by digit;
- * anything else — another shape, or a date or time out of its plain range (Feb 30, 24:00, which `Date.parse`
- * reads its own way) — is left to `Date.parse`.
- */
-export function instantMs(s: string): number {
-  if (s.length !== 24 || s.charCodeAt(4) !== 45 || s.charCodeAt(7) !== 45 || s.charCodeAt(10) !== 84 || s.charCodeAt(13) !== 58) return Date.parse(s)
-  if (s.charCodeAt(16) !== 58 || s.charCodeAt(19) !== 46 || s.charCodeAt(23) !== 90) return Date.parse(s)
+export type DateAndTime = readonly [year: number, month: number, day: number, hour: number, minute: number, second: number]
+
+/** `YYYY-MM-DD?HH:MM:SS` at the start of `s` with `sep` as `?` (its six numbers, unchecked ranges), or undefined. */
+export function dateAndTime(s: string, sep: number): DateAndTime | undefined {
+  if (s.charCodeAt(4) !== 45 || s.charCodeAt(7) !== 45 || s.charCodeAt(10) !== sep || s.charCodeAt(13) !== 58 || s.charCodeAt(16) !== 58) return undefined
   const year = checkedDigits(s, 0, 4)
   const month = checkedDigits(s, 5, 2)
   const day = checkedDigits(s, 8, 2)
   const hour = checkedDigits(s, 11, 2)
   const minute = checkedDigits(s, 14, 2)
   const second = checkedDigits(s, 17, 2)
+  return (year | month | day | hour | minute | second) < 0 ? undefined : [year, month, day, hour, minute, second]
+}
+
+/**
+ * Epoch ms of a sample's instant, exactly as `Date.parse` gives it. The canonical form is read digit by digit;
+ * anything else — another shape, or a date or time out of its plain range (Feb 30, 24:00, which `Date.parse`
+ * reads its own way) — is left to `Date.parse`.
+ */
+export function instantMs(s: string): number {
+  if (s.length !== 24 || s.charCodeAt(19) !== 46 || s.charCodeAt(23) !== 90) return Date.parse(s)
+  const dt = dateAndTime(s, 84)
   const millis = checkedDigits(s, 20, 3)
-  if ((year | day | hour | minute | second | millis) < 0 || !(month >= 1 && month <= 12) || day < 1 || day > daysInMonth(year, month) || hour > 23 || minute > 59 || second > 59) {
-    return Date.parse(s)
-  }
+  if (!dt || millis < 0) return Date.parse(s)
+  const [year, month, day, hour, minute, second] = dt
+  if (!(month >= 1 && month <= 12) || day < 1 || day > daysInMonth(year, month) || hour > 23 || minute > 59 || second > 59) return Date.parse(s)
   return civilDayNumber(year, month, day) * DAY_MS + ((hour * 60 + minute) * 60 + second) * 1000 + millis
 }
 

@@ -3,7 +3,7 @@ import { ValidationError } from '../../errors.ts'
 import { hashUuid, isUuid } from '../../streams/ids.ts'
 import { digits, isRecord, keyCount, text as isText } from '../../streams/plain.ts'
 import type { Metric, Sample, SampleSource, SleepStage } from '../../streams/schemas.ts'
-import { civilDayNumber, daysInMonth, isoInstant } from '../../streams/instants.ts'
+import { civilDayNumber, dateAndTime, daysInMonth, isoInstant, type DateAndTime } from '../../streams/instants.ts'
 import { placeExportBeats, rmssdOfSeries } from './beats.ts'
 
 // docs/api.md §3: a HealthKit-shaped batch → canonical samples (docs/architecture.md §4).
@@ -186,20 +186,6 @@ export interface ParsedDate {
 }
 
 const isDigit = (c: number) => c >= 48 && c <= 57
-
-type DateAndTime = readonly [year: number, month: number, day: number, hour: number, minute: number, second: number]
-
-/** `YYYY-MM-DD?HH:MM:SS` at the start of `s` with `sep` as `?` (its six numbers), or undefined. */
-function dateAndTime(s: string, sep: number): DateAndTime | undefined {
-  if (s.charCodeAt(4) !== 45 || s.charCodeAt(7) !== 45 || s.charCodeAt(10) !== sep || s.charCodeAt(13) !== 58 || s.charCodeAt(16) !== 58) return undefined
-  const year = digits(s, 0, 4)
-  const month = digits(s, 5, 2)
-  const day = digits(s, 8, 2)
-  const hour = digits(s, 11, 2)
-  const minute = digits(s, 14, 2)
-  const second = digits(s, 17, 2)
-  return (year | month | day | hour | minute | second) < 0 ? undefined : [year, month, day, hour, minute, second]
-}
 
 /**
  * export.xml's `2026-03-01 02:14:00 -0800`, exactly `^\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2} [+-]\d{4}$`; undefined when
