@@ -32,7 +32,7 @@ import { freePort } from '../test/helpers/proxy.ts'
 import type { Nats } from '../streams/connect.ts'
 import { streamName } from '../streams/subjects.ts'
 import { CONSUMERS } from '../streams/topology.ts'
-import { busyShare, cpuSecondsOf, machine, machineTicks, rate } from './machine.ts'
+import { busyShare, cpuSecondsOf, cpuSecondsOfPid, machine, machineTicks, rate } from './machine.ts'
 
 // The figures of the batch events (docs/benchmarks.md): every throughput as a ratio to the bare 1000-row insert
 // of the same rows measured in the same run (this machine is shared and its speed drifts), and the CPU each
@@ -209,13 +209,8 @@ async function cliImport(path: string, env: Record<string, string>, nodeFlags: r
   let cpuSeconds = 0
   child.stdout.on('data', (d: Buffer) => (out += d.toString()))
   const watch = setInterval(() => {
-    readFile(`/proc/${child.pid}/stat`, 'utf8').then(
-      (stat) => {
-        const f = (/^\d+ \(.*\) (.*)$/s.exec(stat)?.[1] ?? '').split(' ')
-        cpuSeconds = Math.max(cpuSeconds, (Number(f[11]) + Number(f[12])) / 100)
-      },
-      () => undefined,
-    )
+    // NaN once it is gone: the largest reading stands
+    void cpuSecondsOfPid(child.pid!).then((s) => (cpuSeconds = Math.max(cpuSeconds, Number.isNaN(s) ? 0 : s)))
   }, 50)
   const code = await new Promise<number | null>((resolve) => child.on('exit', resolve))
   clearInterval(watch)
@@ -271,8 +266,7 @@ async function startUp(config: TestEnv['config'], nodeFlags: readonly string[]):
 /** CPU seconds so far of the `hph up` process (all its threads), nats-server and PostgreSQL. */
 async function upCpu(pid: number): Promise<Cpu> {
   const others = (await cpuSecondsOf(['postgres', 'nats-server'])) ?? {}
-  const f = (/^\d+ \(.*\) (.*)$/s.exec(await readFile(`/proc/${pid}/stat`, 'utf8'))?.[1] ?? '').split(' ')
-  return { node: (Number(f[11]) + Number(f[12])) / 100, nats: others['nats-server'] ?? NaN, postgres: others.postgres ?? NaN }
+  return { node: await cpuSecondsOfPid(pid), nats: others['nats-server'] ?? NaN, postgres: others.postgres ?? NaN }
 }
 
 const benchEnv = () => testEnv({ LOG_LEVEL: 'warn', HPH_ACK_WAIT_S: '60', HPH_RATE_LIMIT_PER_IP: '1000000000', HPH_RATE_LIMIT_PER_TOKEN: '1000000000' })

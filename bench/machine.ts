@@ -19,6 +19,14 @@ export function percentile(sorted: readonly number[], p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] ?? NaN
 }
 
+/** CPU seconds one process (all its threads) has used so far (Linux /proc); NaN when it is gone or elsewhere. */
+export async function cpuSecondsOfPid(pid: number): Promise<number> {
+  const stat = await readFile(`/proc/${pid}/stat`, 'utf8').catch(() => '')
+  // fields 14 and 15 of /proc/<pid>/stat (utime, stime), in clock ticks (100 a second on Linux)
+  const f = (/^\d+ \(.*\) (.*)$/s.exec(stat)?.[1] ?? '').split(' ')
+  return (Number(f[11]) + Number(f[12])) / 100
+}
+
 /** CPU seconds used so far by the processes of these names and the children they reaped (Linux /proc; undefined elsewhere). */
 export async function cpuSecondsOf(names: readonly string[]): Promise<Record<string, number> | undefined> {
   try {

@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto'
 import type { JetStreamClient } from '@nats-io/jetstream'
 import type { NatsConnection } from '@nats-io/transport-node'
 import { HphError } from '../errors.ts'
-import { encodeEnvelope, encodeEnvelopeWithPayload, envelope, jsonParts, type Envelope, type JsonPieces } from '../streams/envelope.ts'
+import { arrayPieces, encodeEnvelope, encodeEnvelopeWithPayload, envelope, jsonParts, type Envelope, type JsonPieces } from '../streams/envelope.ts'
 import { hashUuid } from '../streams/ids.ts'
 import { publishEvent } from '../streams/publish.ts'
 import { INGEST_TYPE, type RawBatch } from '../streams/schemas.ts'
@@ -118,7 +118,8 @@ export function rawParts(event: Envelope<RawBatch>, samples: readonly unknown[],
     offset += run.items.length
     const payload = { ...rest, samples: run.items }
     const e = envelope({ ...event, id: hashUuid(event.id, 'part', index, runs.length), data: { ...event.data, part, payload } })
-    const payloadJson = restJson === '{}' ? `{"samples":${run.json}}` : `${restJson.slice(0, -1)},"samples":${run.json}}`
-    return { event: e, encoded: encodeEnvelopeWithPayload(e, payloadJson) }
+    // the part's samples in pieces, never joined into one large string (streams/envelope.ts: JsonPieces)
+    const head = restJson === '{}' ? '{"samples":' : `${restJson.slice(0, -1)},"samples":`
+    return { event: e, encoded: encodeEnvelopeWithPayload(e, { pieces: [head, ...arrayPieces(run), '}'] }) }
   })
 }

@@ -156,7 +156,6 @@ export async function startConsumer<T>(handler: BatchHandler<T>, opts: ConsumerO
   // expires, is not handed them again and again (each time a delivery more), short beside the ack wait
   const giveBackDelayMs = expiresMs
   const heartbeatMs = Math.min(PULL_HEARTBEAT_MS, Math.floor(expiresMs / 2))
-  const silentMs = PULL_SILENT_MS
   const quietMs = pullQuietMs(heartbeatMs)
   // a missing durable at start is a start-up error (hph streams apply / hph up declare it); later it is re-declared
   let consumer: Consumer | undefined = await opts.nats.js.consumers.get(stream, spec.durable)
@@ -397,10 +396,10 @@ export async function startConsumer<T>(handler: BatchHandler<T>, opts: ConsumerO
         let strikes = 0
         const watchdog = setInterval(() => {
           const now = Date.now()
-          if (now - lastSeen < silentMs && (now < overAt || now - lastSeen < quietMs)) return void (strikes = 0)
+          if (now - lastSeen < PULL_SILENT_MS && (now < overAt || now - lastSeen < quietMs)) return void (strikes = 0)
           // twice in a row: after an event loop blocked that long, timers run before the socket is read
           if (++strikes < 2) return
-          lapsed = now - lastSeen >= silentMs ? 'silent' : 'expired'
+          lapsed = now - lastSeen >= PULL_SILENT_MS ? 'silent' : 'expired'
           void messages.close()
         }, PULL_WATCH_MS)
         watchdog.unref()
@@ -428,7 +427,7 @@ export async function startConsumer<T>(handler: BatchHandler<T>, opts: ConsumerO
         }
         // past its expiry and answered by nothing: the server's race above, a request like any other (no failure)
         if (lapsed === 'expired') log.debug({ expiresMs }, 'a pull request ended at its expiry without the server saying so; pulling again')
-        if (lapsed === 'silent') throw new HphError('pull_unanswered', `the server sent nothing on a pull request for ${silentMs} ms (no message, heartbeat or answer)`)
+        if (lapsed === 'silent') throw new HphError('pull_unanswered', `the server sent nothing on a pull request for ${PULL_SILENT_MS} ms (no message, heartbeat or answer)`)
         // the request was answered (filled, or expired on the server): the consumer is there and serving
         if (!health.pulling) log.info('pulling again')
         failures = 0

@@ -106,16 +106,12 @@ export function hashHexOfPieces(text: JsonPieces): string {
 
 /** hashHex(...parts, JSON of the array) (streams/ids.ts), without joining the array into one string. */
 export function hashHexWithArray(parts: ReadonlyArray<string | number>, a: JsonArrayText): string {
-  const h = createHash('sha256').update(`${parts.join('\0')}\0`)
-  for (const piece of arrayPieces(a)) h.update(piece)
-  return h.update('\0').digest('hex')
+  return hashHexOfPieces({ pieces: [`${parts.join('\0')}\0`, ...arrayPieces(a)] })
 }
 
-/** Items cut into parts by count and bytes, each item's JSON made once. */
+/** Items cut into parts by count and bytes, each item's JSON made once (`arrayJson(texts)` is `JSON.stringify(items)`). */
 export interface JsonPart<I> extends JsonArrayText {
   items: I[]
-  /** `JSON.stringify(items)`, joined when asked (encodeEnvelopeWithField and hashHexWithArray take the part itself) */
-  readonly json: string
   bytes: number
 }
 
@@ -129,15 +125,7 @@ export function jsonParts<I>(items: readonly I[], maxItems: number, maxBytes: nu
   let texts: string[] = []
   let bytes = 2
   const flush = () => {
-    const texts_ = texts
-    parts.push({
-      items: run,
-      texts: texts_,
-      bytes,
-      get json() {
-        return arrayJson(texts_)
-      },
-    })
+    parts.push({ items: run, texts, bytes })
     run = []
     texts = []
     bytes = 2

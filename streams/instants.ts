@@ -26,6 +26,11 @@ export function daysInMonth(year: number, month: number): number {
 const two = (n: number) => (n < 10 ? `0${n}` : String(n))
 const three = (n: number) => (n < 10 ? `00${n}` : n < 100 ? `0${n}` : String(n))
 
+/** docs/insights.md §0: the local day number of a UTC instant (epoch ms) seen at an offset. */
+export function localDay(ms: number, utcOffsetMinutes: number): number {
+  return Math.floor((ms + utcOffsetMinutes * 60_000) / DAY_MS)
+}
+
 /** 'YYYY-MM-DD' of a day number (years 0–9999). */
 export function dayString(n: number): string {
   const z = n + 719_468

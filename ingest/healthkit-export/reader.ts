@@ -2,7 +2,7 @@ import { StringDecoder } from 'node:string_decoder'
 import { SaxesParser } from 'saxes'
 import { ExportFormatError } from './errors.ts'
 import { checkParser, DEFAULT_EXPORT_LIMITS, watchText, ExportLimitError, overLimit, PARSE_SLICE_BYTES, type ExportLimits } from './limits.ts'
-import { arrayJson, type JsonArrayText } from '../../streams/envelope.ts'
+import type { JsonArrayText } from '../../streams/envelope.ts'
 import { exportXmlOfZip } from './unzip.ts'
 
 // docs/api.md §4: the <Record> elements of the understood types, read
@@ -44,13 +44,12 @@ const MAX_BEAT_LIST = 10_000
 export interface ExportBatch extends JsonArrayText {
   /** 0, 1, 2… in file order */
   index: number
-  /** the JSON text of each sample (ExportSample), in order */
-  texts: string[]
   /**
-   * the samples (ExportSample[]) as JSON text: what the batch id hashes and what the raw event carries; joined
-   * when asked (the import never joins it: a text of a few hundred KB is a large object, streams/envelope.ts)
+   * the JSON text of each sample (ExportSample), in order: `arrayJson(texts)` is the samples' JSON, what the batch id
+   * hashes and what the raw event carries (the import never joins it: a text of a few hundred KB is a large object,
+   * streams/envelope.ts)
    */
-  readonly json: string
+  texts: string[]
   /** samples in it */
   size: number
   /** the line of each sample's <Record> in export.xml (for rejections) */
@@ -59,15 +58,7 @@ export interface ExportBatch extends JsonArrayText {
 
 /** A batch of the samples' JSON texts (and the line of each). */
 export function exportBatch(index: number, texts: string[], lines: number[]): ExportBatch {
-  return {
-    index,
-    texts,
-    get json() {
-      return arrayJson(texts)
-    },
-    size: texts.length,
-    lines,
-  }
+  return { index, texts, size: texts.length, lines }
 }
 
 export interface ExportCounts {

@@ -1,9 +1,8 @@
-import { civilDayNumber, dayString, daysInMonth, instantMs, isoInstant } from '../../streams/instants.ts'
+import { civilDayNumber, dayString, daysInMonth, instantMs, isoInstant, localDay } from '../../streams/instants.ts'
 
 // Local dates ('YYYY-MM-DD') and instants (epoch ms) of the insight modules; no clock anywhere.
 
 const MINUTE_MS = 60_000
-const DAY_MS = 86_400_000
 
 // The calendar arithmetic and the canonical instants are streams/instants.ts's (normalize and the samples-writer
 // use them too); re-exported here for the insight modules.
@@ -22,7 +21,7 @@ export function dayNumber(day: string): number {
 
 /** docs/insights.md §0: a local date is the date of the UTC instant plus the sample's own offset. */
 export function localDate(ms: number, utcOffsetMinutes: number): string {
-  return dayString(Math.floor((ms + utcOffsetMinutes * MINUTE_MS) / DAY_MS))
+  return dayString(localDay(ms, utcOffsetMinutes))
 }
 
 export function addDays(day: string, n: number): string {

@@ -16,7 +16,7 @@ import { pgCode, type Database } from '../../schema/db.ts'
 import type { Row } from '../../schema/rows.ts'
 import { inTransaction } from '../../schema/transaction.ts'
 import { asSwapError } from '../../schema/shadow.ts'
-import { dayString, instantMs } from '../../streams/instants.ts'
+import { dayString, instantMs, localDay } from '../../streams/instants.ts'
 
 export { SampleEvent }
 
@@ -26,20 +26,6 @@ export interface SamplesWriterDeps {
   nats: Nats
   prefix: string
   schema: string
-}
-
-const DAY_MS = 86_400_000
-
-/** The local day number (days since 1970-01-01) of a UTC instant seen at an offset: docs/insights.md §0. */
-export function localDayNumber(utcIso: string, offsetMinutes: number): number {
-  return Math.floor((instantMs(utcIso) + offsetMinutes * 60_000) / DAY_MS)
-}
-
-export { dayString }
-
-/** The local date (YYYY-MM-DD) of a UTC instant seen at an offset. */
-export function localDate(utcIso: string, offsetMinutes: number): string {
-  return dayString(localDayNumber(utcIso, offsetMinutes))
 }
 
 /** The columns of `samples` a writer fills (all but the defaulted inserted_at), in the order of its COPY rows. */
@@ -116,7 +102,7 @@ export function changesOf(prefix: string, batch: readonly Delivered<SampleBatch>
     const b = d.data
     let u = byUser.get(b.userId)
     if (!u) byUser.set(b.userId, (u = { days: new Set(), minSeq: d.seq, maxSeq: d.seq, traceparent: d.traceparent }))
-    for (const s of b.samples) u.days.add(localDayNumber(s.start, s.utcOffsetMinutes)).add(localDayNumber(s.end, s.utcOffsetMinutes))
+    for (const s of b.samples) u.days.add(localDay(instantMs(s.start), s.utcOffsetMinutes)).add(localDay(instantMs(s.end), s.utcOffsetMinutes))
     u.minSeq = Math.min(u.minSeq, d.seq)
     u.maxSeq = Math.max(u.maxSeq, d.seq)
   }

@@ -1,3 +1,4 @@
+import { arrayJson } from '../../../streams/envelope.ts'
 import { createHash } from 'node:crypto'
 import { readFileSync } from 'node:fs'
 import fc from 'fast-check'
@@ -43,7 +44,7 @@ async function read(bytes: Uint8Array, opts: { format?: ExportFormat; batchSize?
   const batches: ReadBatch[] = []
   try {
     for await (const b of r.batches) {
-      const samples = JSON.parse(b.json) as ExportSample[]
+      const samples = JSON.parse(arrayJson(b.texts)) as ExportSample[]
       expect(b.size).toBe(samples.length)
       expect(b.lines).toHaveLength(samples.length)
       batches.push({ ...b, samples })
@@ -188,7 +189,7 @@ describe("a batch's JSON text", () => {
     ]
     expect(b!.samples).toEqual(want)
     // the text itself: what JSON.stringify writes of these objects, keys in this order
-    expect(b!.json).toBe(JSON.stringify(want))
+    expect(arrayJson(b!.texts)).toBe(JSON.stringify(want))
     expect(Object.keys(b!.samples[2]!)).toEqual(['type', 'sourceName', 'startDate', 'endDate', 'value'])
   })
 })
@@ -217,7 +218,7 @@ describe('the batches of the 30-nights export', () => {
     // digests of every batch's JSON, taken with the reader of 39c7837 (the import before the parse thread)
     const digest = async (opts: { batchSize: number; maxBatchChars?: number }) => {
       const h = createHash('sha256')
-      for (const b of (await read(NIGHTS, opts)).batches) h.update(b.json).update('\n')
+      for (const b of (await read(NIGHTS, opts)).batches) h.update(arrayJson(b.texts)).update('\n')
       return h.digest('hex')
     }
     expect(await digest({ batchSize: 100 })).toBe('7de7cbfc454688a975291f7140c7e0dd260ce822e61dc42337b27be5191373de')

@@ -1,3 +1,4 @@
+import { arrayJson } from '../../../streams/envelope.ts'
 import { readFileSync } from 'node:fs'
 import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
@@ -256,7 +257,7 @@ describe('what healthkit-export-beats.xml yields (fixtures/beats)', () => {
       { format: 'xml', batchSize: 1000 },
     )
     const samples: ExportSample[] = []
-    for await (const b of reader.batches) samples.push(...(JSON.parse(b.json) as ExportSample[]))
+    for await (const b of reader.batches) samples.push(...(JSON.parse(arrayJson(b.texts)) as ExportSample[]))
     return {
       counts: reader.counts,
       samples,

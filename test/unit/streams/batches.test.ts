@@ -3,7 +3,7 @@ import { describe, expect, it } from 'vitest'
 import { rawParts } from '../../../ingest/raw-batch.ts'
 import { normalizeBatch, parseBatchEnvelope, type NormalizedSample } from '../../../processors/normalize/healthkit.ts'
 import { sampleEventsOf, sampleItemOf } from '../../../processors/normalize/stage.ts'
-import { decodeJson, encodeEnvelope, envelope, jsonParts } from '../../../streams/envelope.ts'
+import { arrayJson, decodeJson, encodeEnvelope, envelope, jsonParts } from '../../../streams/envelope.ts'
 import { hashHex } from '../../../streams/ids.ts'
 import { INGEST_TYPE, INSIGHT_V1_TYPE, METRICS, SAMPLE_TYPE, SAMPLE_V1_TYPE, SampleBatch, SleepStage, type RawBatch, type Sample } from '../../../streams/schemas.ts'
 import { eventByteLimit, HEADROOM_BYTES } from '../../../streams/sizing.ts'
@@ -33,7 +33,7 @@ describe('jsonParts', () => {
     expect(jsonParts(items, 10, 2 + 3 * 7).map((p) => p.items)).toEqual([items])
     expect(jsonParts(items, 10, 2 + 3 * 7 - 1).map((p) => p.items)).toEqual([['aaaa', 'bbbb'], ['cccc']])
     expect(jsonParts(items, 2, 1000).map((p) => p.items)).toEqual([['aaaa', 'bbbb'], ['cccc']])
-    for (const p of jsonParts(items, 2, 1000)) expect(p.json).toBe(JSON.stringify(p.items))
+    for (const p of jsonParts(items, 2, 1000)) expect(arrayJson(p.texts)).toBe(JSON.stringify(p.items))
   })
 
   it('puts an item larger than the bound in a part of its own', () => {
@@ -49,8 +49,8 @@ describe('jsonParts', () => {
         expect(parts.flatMap((p) => p.items)).toEqual(items)
         for (const p of parts) {
           expect(p.items.length).toBeLessThanOrEqual(maxItems)
-          expect(Buffer.byteLength(p.json)).toBeLessThanOrEqual(Math.max(maxBytes, p.bytes))
-          if (p.items.length > 1) expect(Buffer.byteLength(p.json)).toBeLessThanOrEqual(maxBytes)
+          expect(Buffer.byteLength(arrayJson(p.texts))).toBeLessThanOrEqual(Math.max(maxBytes, p.bytes))
+          if (p.items.length > 1) expect(Buffer.byteLength(arrayJson(p.texts))).toBeLessThanOrEqual(maxBytes)
         }
       }),
     )

@@ -1,6 +1,6 @@
 import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
-import { encodeEnvelope, encodeEnvelopeWithField, encodeEnvelopeWithPayload, envelope, hashHexOfPieces, hashHexWithArray, jsonParts } from '../../../streams/envelope.ts'
+import { arrayJson, encodeEnvelope, encodeEnvelopeWithField, encodeEnvelopeWithPayload, envelope, hashHexOfPieces, hashHexWithArray, jsonParts } from '../../../streams/envelope.ts'
 import { hashHex } from '../../../streams/ids.ts'
 
 const event = (data: Record<string, unknown>) => envelope({ id: 'e-1', type: 'hph.ingest.v1', source: 'cli', subject: 'ana', data, time: '2026-03-01T00:00:00.000Z' })
@@ -50,8 +50,8 @@ describe('encodeEnvelopeWithField with the JSON of each item', () => {
         const [part] = jsonParts(items, 1000, Number.MAX_SAFE_INTEGER)
         if (!part) return
         expect(Buffer.from(encodeEnvelopeWithField(e, 'rows', part)).toString()).toBe(Buffer.from(encodeEnvelope(e)).toString())
-        expect(part.json).toBe(JSON.stringify(items))
-        expect(hashHexWithArray(['insights', '', 'ana', 'daily'], part)).toBe(hashHex('insights', '', 'ana', 'daily', part.json))
+        expect(arrayJson(part.texts)).toBe(JSON.stringify(items))
+        expect(hashHexWithArray(['insights', '', 'ana', 'daily'], part)).toBe(hashHex('insights', '', 'ana', 'daily', arrayJson(part.texts)))
       }),
       { numRuns: 200 },
     )
