@@ -55,9 +55,14 @@ export function stageSql(schema: string): string {
   return `create temp table if not exists ${STAGE_TABLE} (like "${schema}".samples including defaults) on commit delete rows`
 }
 
-/** From the staging table into `table`; duplicates (same id and start) are dropped, as in every pull since. */
+/**
+ * From the staging table into `table`; duplicates (same id and start) are dropped, as in every pull since. The rows go
+ * in key order: the pulls in flight at once (samplesWriter's concurrency) may hold the same samples (a redelivery),
+ * and two transactions that take the same keys in different orders deadlock (40P01), where in one order the
+ * second waits for the first.
+ */
 export function insertFromStageSql(schema: string, table = 'samples'): string {
-  return `insert into "${schema}".${table} (${COLUMN_LIST}) select ${COLUMN_LIST} from ${STAGE_TABLE} on conflict do nothing`
+  return `insert into "${schema}".${table} (${COLUMN_LIST}) select ${COLUMN_LIST} from ${STAGE_TABLE} order by sample_id, start_ts on conflict do nothing`
 }
 
 const NEEDS_ESCAPE = /[\\\t\n\r]/

@@ -2,14 +2,14 @@ import { spawn, type ChildProcess } from 'node:child_process'
 import { sql } from 'kysely'
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
 import { prepare } from '../../pipeline/start.ts'
-import { samplesWriter } from '../../projections/samples/writer.ts'
-import { createDb, type Database } from '../../schema/db.ts'
-import { startConsumer, type BatchHandler, type BatchStats, type RunningConsumer } from '../../streams/consumer.ts'
+import { samplesWriter, writeSamples } from '../../projections/samples/writer.ts'
+import { createDb, pgCode, type Database } from '../../schema/db.ts'
+import { startConsumer, type BatchHandler, type BatchStats, type Delivered, type RunningConsumer } from '../../streams/consumer.ts'
 import { decodeJson } from '../../streams/envelope.ts'
 import type { DeadLetter, SampleBatch } from '../../streams/schemas.ts'
 import { streamName, subjects } from '../../streams/subjects.ts'
 import { eventually, testEnv, type TestEnv } from '../helpers/env.ts'
-import { canonicalSamples, fillSamples, sampleEvents } from '../helpers/samples.ts'
+import { canonicalSamples, fillSamples, manySamples, sampleEvents } from '../helpers/samples.ts'
 import { publishAll } from '../../streams/publish.ts'
 import { eventByteLimit } from '../../streams/sizing.ts'
 import type { Kysely } from 'kysely'
@@ -243,5 +243,23 @@ describe('samples-writer', () => {
     expect(letter.details.at(-1)?.problem).toMatch(/more problems left out/)
     // the original stays where it is, for `hph dlq redrive`
     expect((await env.nats.jsm.streams.getMessage(streamName(prefix, 'SAMPLES'), { seq: ack!.seq }))!.data).toEqual(original!.data)
+  })
+
+  it('commits two pulls holding the same samples in opposite orders side by side, never in a deadlock', async () => {
+    // the writer keeps 3 pulls in flight: a redelivered event and the events after it can be in two of them at
+    // once, and two transactions taking the same keys in opposite orders deadlock (40P01) unless the inserts take them in one order
+    const samples = manySamples(3000)
+    const asPull = (events: ReturnType<typeof sampleEvents>): Delivered<SampleBatch>[] =>
+      events.map((o, i) => ({ event: o.event as Delivered<SampleBatch>['event'], data: o.event.data as SampleBatch, subject: o.subject, seq: i + 1, deliveries: 1, traceparent: undefined }))
+    const forward = asPull(sampleEvents(env.config.HPH_PREFIX, samples))
+    const backward = asPull(sampleEvents(env.config.HPH_PREFIX, [...samples].reverse()))
+    expect(backward[0]?.data.samples[0]?.id).toBe(samples.at(-1)?.id)
+    const deps = { db, pool, prefix: env.config.HPH_PREFIX, schema: env.config.HPH_DB_SCHEMA }
+    for (let round = 0; round < 4; round++) {
+      await resetTable()
+      const outcomes = await Promise.allSettled([writeSamples(deps, forward), writeSamples(deps, backward)])
+      expect(outcomes.flatMap((o) => (o.status === 'rejected' ? [pgCode((o.reason as { cause?: unknown }).cause ?? o.reason) ?? String(o.reason)] : []))).toEqual([])
+      expect(await counts()).toEqual({ n: samples.length, ids: samples.length })
+    }
   })
 })
