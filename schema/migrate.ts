@@ -6,6 +6,7 @@ import { initial } from './migrations/0001_initial.ts'
 import { insightTombstones } from './migrations/0002_insight_tombstones.ts'
 import { insightDataCount } from './migrations/0003_insight_data_count.ts'
 import { analystViews } from './migrations/0004_analyst_views.ts'
+import { hrvTrendPerMetric } from './migrations/0005_hrv_trend_per_metric.ts'
 
 type SchemaConfig = Pick<Config, 'HPH_DB_SCHEMA' | 'HPH_ANALYST_ROLE'>
 
@@ -17,6 +18,7 @@ export function migrations(config: SchemaConfig): Record<string, Migration> {
     '0002_insight_tombstones': insightTombstones(names),
     '0003_insight_data_count': insightDataCount(names),
     '0004_analyst_views': analystViews(names),
+    '0005_hrv_trend_per_metric': hrvTrendPerMetric(names),
   }
 }
 

@@ -47,16 +47,20 @@ export const ANALYST_VIEWS: readonly AnalystView[] = [
   {
     name: 'v_hrv_trend',
     comment: "Daily HRV of each user's metric, its 7-day rolling ln mean, and the baseline as of the day with its good and medium bands (docs/insights.md §3, §4).",
+    // the rolling mean over the metric's own rows of hrv_daily (a day of the other metric holds both when it has
+    // both); its partition is (user, metric), so the qual on user_id of a query still reaches hrv_daily's index
     query: (s) => `select h.user_id, h.day, h.metric as hrv_metric, h.value_ms, h.ln_value, h.n, h.basis,
-        avg(h.ln_value) over w as ln_mean_7d, count(*) over w as days_7d, exp(avg(h.ln_value) over w) as mean_7d_ms,
+        h.ln_mean_7d, h.days_7d, exp(h.ln_mean_7d) as mean_7d_ms,
         b.hrv_ln_mean as baseline_ln_mean, b.hrv_ln_sd as baseline_ln_sd, b.hrv_baseline_sdnn as baseline_ms,
         b.hrv_ln_mean - 0.5 * b.hrv_ln_sd as ln_good_threshold, b.hrv_ln_mean - 1.5 * b.hrv_ln_sd as ln_medium_threshold,
         exp(b.hrv_ln_mean - 0.5 * b.hrv_ln_sd) as good_threshold_ms, exp(b.hrv_ln_mean - 1.5 * b.hrv_ln_sd) as medium_threshold_ms,
         ${band('h.value_ms', 'exp(b.hrv_ln_mean - 0.5 * b.hrv_ln_sd)', 'exp(b.hrv_ln_mean - 1.5 * b.hrv_ln_sd)')} as state,
         b.hrv_days as baseline_days, b.baseline_source
-      from ${s}.hrv_daily h
-      join ${s}.baseline_history b on b.user_id = h.user_id and b.day = h.day and b.hrv_metric = h.metric
-      window w as (partition by h.user_id order by h.day range between interval '6 days' preceding and current row)`,
+      from (select d.user_id, d.day, d.metric, d.value_ms, d.ln_value, d.n, d.basis,
+          avg(d.ln_value) over w as ln_mean_7d, count(*) over w as days_7d
+        from ${s}.hrv_daily d
+        window w as (partition by d.user_id, d.metric order by d.day range between interval '6 days' preceding and current row)) h
+      join ${s}.baseline_history b on b.user_id = h.user_id and b.day = h.day and b.hrv_metric = h.metric`,
     columns: {
       user_id: 'the user',
       day: "the user's local date",
@@ -65,8 +69,8 @@ export const ANALYST_VIEWS: readonly AnalystView[] = [
       ln_value: 'ln(value_ms)',
       n: 'readings averaged',
       basis: 'sleep or day: which set the readings came from',
-      ln_mean_7d: "mean ln HRV of the user's days in the 7 calendar days ending with this one",
-      days_7d: 'how many days with HRV that 7-day mean has (1..7)',
+      ln_mean_7d: "mean ln HRV of this metric over the user's days with it in the 7 calendar days ending with this one (never mixed with the other metric)",
+      days_7d: 'how many days with HRV of this metric that 7-day mean has (1..7)',
       mean_7d_ms: 'exp(ln_mean_7d): the rolling mean in ms (a geometric mean)',
       baseline_ln_mean: 'mu_h: baseline ln HRV as of the day (days X-60 .. X-1)',
       baseline_ln_sd: 'sd_h: its standard deviation (ln units)',
@@ -127,12 +131,12 @@ export const ANALYST_VIEWS: readonly AnalystView[] = [
   },
 ]
 
-/** The statements creating the analysts' views with their comments and grants, in order. */
-export function analystViewsSql({ schema, role }: SchemaNames): string[] {
+/** The statements creating the analysts' views (all, or those named) with their comments and grants, in order. */
+export function analystViewsSql({ schema, role }: SchemaNames, only?: readonly string[]): string[] {
   const s = `"${identifier(schema)}"`
   const r = `"${identifier(role)}"`
   const quote = (text: string) => `'${text.replaceAll("'", "''")}'`
-  return ANALYST_VIEWS.flatMap((v) => [
+  return ANALYST_VIEWS.filter((v) => !only || only.includes(v.name)).flatMap((v) => [
     `CREATE OR REPLACE VIEW ${s}.${identifier(v.name)} AS ${v.query(s)}`,
     `COMMENT ON VIEW ${s}.${v.name} IS ${quote(v.comment)}`,
     ...Object.entries(v.columns).map(([column, text]) => `COMMENT ON COLUMN ${s}.${v.name}.${identifier(column)} IS ${quote(text)}`),

@@ -104,6 +104,20 @@ describe('docs/analysts.md', () => {
       for (const c of r.rows) expect(c.comment, `${v.name}.${c.column}`).toBe(v.columns[c.column])
     }
   })
+
+  it("takes v_hrv_trend's 7-day mean over the rows of the day's own metric, never across a change of metric", async () => {
+    // the demo's users change metric (sdnn, then rmssd once the ring has been there a week): days whose 7 calendar
+    // days hold rows of the other metric in the view are the ones a mean over the user's rows would mix
+    const mixed = await analyst.query<{ n: string }>(`select count(*) as n from hph.v_hrv_trend t where exists (select 1 from hph.v_hrv_trend u
+      where u.user_id = t.user_id and u.hrv_metric <> t.hrv_metric and u.day between t.day - 6 and t.day)`)
+    expect(Number(mixed.rows[0]?.n)).toBeGreaterThan(0)
+    const r = await analyst.query<{ rows: string; wrong: string }>(`select count(*) as rows,
+        count(*) filter (where abs(t.ln_mean_7d - x.m) > 1e-12 or t.days_7d <> x.n or abs(t.mean_7d_ms - exp(x.m)) > 1e-9) as wrong
+      from hph.v_hrv_trend t cross join lateral (select avg(d.ln_value) as m, count(*) as n from hph.hrv_daily d
+        where d.user_id = t.user_id and d.metric = t.hrv_metric and d.day between t.day - 6 and t.day) x`)
+    expect(Number(r.rows[0]?.rows)).toBeGreaterThan(90)
+    expect(Number(r.rows[0]?.wrong)).toBe(0)
+  })
 })
 
 describe('hph_analyst', () => {

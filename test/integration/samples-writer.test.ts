@@ -250,7 +250,14 @@ describe('samples-writer', () => {
     // once, and two transactions taking the same keys in opposite orders deadlock (40P01) unless the inserts take them in one order
     const samples = manySamples(3000)
     const asPull = (events: ReturnType<typeof sampleEvents>): Delivered<SampleBatch>[] =>
-      events.map((o, i) => ({ event: o.event as Delivered<SampleBatch>['event'], data: o.event.data as SampleBatch, subject: o.subject, seq: i + 1, deliveries: 1, traceparent: undefined }))
+      events.map((o, i) => ({
+        event: o.event as Delivered<SampleBatch>['event'],
+        data: o.event.data as SampleBatch,
+        subject: o.subject,
+        seq: i + 1,
+        deliveries: 1,
+        traceparent: undefined,
+      }))
     const forward = asPull(sampleEvents(env.config.HPH_PREFIX, samples))
     const backward = asPull(sampleEvents(env.config.HPH_PREFIX, [...samples].reverse()))
     expect(backward[0]?.data.samples[0]?.id).toBe(samples.at(-1)?.id)

@@ -1,11 +1,12 @@
 import { randomUUID } from 'node:crypto'
-import { sql, type Kysely } from 'kysely'
+import { Migrator, sql, type Kysely } from 'kysely'
 import type pg from 'pg'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { createDb, pgCode, type Database } from '../../schema/db.ts'
 import { migrateToLatest, migrations, migrationVersion } from '../../schema/migrate.ts'
 import { ensurePartitions, partitionName } from '../../schema/partitions.ts'
 import { createTestDatabase, type TestDatabase } from '../helpers/db.ts'
+import { ANALYST_VIEWS } from '../../schema/migrations/0004_analyst_views.ts'
 
 // docs/tables.md §2–§4, written out by hand: table → column → information_schema data_type, and the key
 const TS = 'timestamp with time zone'
@@ -173,6 +174,27 @@ describe('schema migrations', () => {
     expect(await migrationVersion(db, 'hph')).toBe(all.at(-1))
     const where = await sql<{ schema: string }>`select table_schema as schema from information_schema.tables where table_name = 'kysely_migration'`.execute(db)
     expect(where.rows).toEqual([{ schema: 'hph' }])
+  })
+
+  it("upgrades a database migrated before 0005: v_hrv_trend's definition and comments are replaced", async () => {
+    const older = await createTestDatabase()
+    const { db: odb } = createDb(older.config, { max: 1 })
+    try {
+      const before = Object.fromEntries(Object.entries(migrations(older.config)).filter(([name]) => name < '0005'))
+      const m = new Migrator({ db: odb, provider: { getMigrations: async () => before }, migrationTableSchema: 'hph' })
+      expect((await m.migrateToLatest()).error).toBeUndefined()
+      // what 0004 gave a database then: the view stands for the old one, its comments the old ones
+      await sql`comment on column hph.v_hrv_trend.ln_mean_7d is 'old'`.execute(odb)
+      expect(await migrateToLatest(odb, older.config)).toEqual(['0005_hrv_trend_per_metric'])
+      const r = await sql<{ comment: string }>`select col_description('hph.v_hrv_trend'::regclass, a.attnum) as comment
+        from pg_attribute a where a.attrelid = 'hph.v_hrv_trend'::regclass and a.attname = 'ln_mean_7d'`.execute(odb)
+      expect(r.rows[0]?.comment).toBe(ANALYST_VIEWS.find((v) => v.name === 'v_hrv_trend')?.columns.ln_mean_7d)
+      const def = await sql<{ def: string }>`select pg_get_viewdef('hph.v_hrv_trend'::regclass) as def`.execute(odb)
+      expect(def.rows[0]?.def).toMatch(/PARTITION BY d\.user_id, d\.metric/)
+    } finally {
+      await odb.destroy()
+      await older.drop()
+    }
   })
 
   it('has every table and column of docs/tables.md with its type and key', async () => {
