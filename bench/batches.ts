@@ -7,13 +7,16 @@ import { join } from 'node:path'
 import { Readable } from 'node:stream'
 import { pipeline } from 'node:stream/promises'
 import { performance } from 'node:perf_hooks'
+import { StringDecoder } from 'node:string_decoder'
 import { sql, type Kysely } from 'kysely'
 import type pg from 'pg'
 import { from as copyFrom } from 'pg-copy-streams'
+import { SaxesParser } from 'saxes'
 import { demoBatches } from '../cli/demo-data.ts'
 import { prepare, startPipeline, waitForIdle, type Pipeline } from '../pipeline/start.ts'
 import type { ImportResult } from '../ingest/healthkit-export/import.ts'
 import { readExport } from '../ingest/healthkit-export/reader.ts'
+import { PARSE_SLICE_BYTES } from '../ingest/healthkit-export/limits.ts'
 import { normalizeBatch, parseBatchEnvelope, type NormalizedSample } from '../processors/normalize/healthkit.ts'
 import { sampleEventsOf } from '../processors/normalize/stage.ts'
 import { rebuildProjection } from '../projections/rebuild.ts'
@@ -188,6 +191,22 @@ function post(agent: http.Agent, url: string, body: Buffer): Promise<number> {
   })
 }
 
+/**
+ * The time of saxes alone over the file (ms): decoded and fed as readExport feeds it, with no handler. The floor of
+ * the export's parse, whatever the reader does with its records (measured: htmlparser2 reads this file no faster,
+ * sax-wasm and libxmljs's SAX push parser more slowly; docs/benchmarks.md §2).
+ */
+async function saxesAlone(path: string): Promise<number> {
+  const t = performance.now()
+  const parser = new SaxesParser({ position: true, xmlns: false })
+  const decoder = new StringDecoder('utf8')
+  for await (const chunk of createReadStream(path, { highWaterMark: 120 * 1024 }) as AsyncIterable<Buffer>) {
+    for (let at = 0; at < chunk.length; at += PARSE_SLICE_BYTES) parser.write(decoder.write(chunk.subarray(at, at + PARSE_SLICE_BYTES)))
+  }
+  parser.close()
+  return performance.now() - t
+}
+
 /** A generated export of EXPORT_MB and its bare parse (the export reader, no messaging), printed as a ceiling. */
 async function bareParse(path: string): Promise<{ path: string; bytes: number; parsed: number; parseMs: number }> {
   const gen = await writeExport(path, { targetBytes: EXPORT_MB * MB })
@@ -195,7 +214,11 @@ async function bareParse(path: string): Promise<{ path: string; bytes: number; p
   let parsed = 0
   for await (const batch of readExport(createReadStream(path, { highWaterMark: 120 * 1024 }), { format: 'xml', batchSize: 1000 }).batches) parsed += batch.size
   const parseMs = performance.now() - t
-  process.stdout.write(`ceiling — bare parse of a generated ${(gen.bytes / MB).toFixed(0)} MB export.xml (the export reader, no messaging): ${rate(parsed, parseMs)} samples\n`)
+  const saxesMs = await saxesAlone(path)
+  process.stdout.write(
+    `ceiling — bare parse of a generated ${(gen.bytes / MB).toFixed(0)} MB export.xml (the export reader, no messaging): ${rate(parsed, parseMs)} samples, ` +
+      `${((parseMs / parsed) * 1000).toFixed(1)} µs a sample; of which the XML parser alone (saxes with no handler, the same slices): ${((saxesMs / parsed) * 1000).toFixed(1)} µs a sample\n`,
+  )
   return { path, bytes: gen.bytes, parsed, parseMs }
 }
 
@@ -218,7 +241,7 @@ async function cliImport(path: string, env: Record<string, string>, nodeFlags: r
   return { result: JSON.parse(out) as ImportResult, cpuSeconds }
 }
 
-/** node flags of the `hph up` of (2) and the `hph import` of (4), after bin/hph.js's own: BENCH_UP_NODE_FLAGS, space-separated (none by default) */
+/** node flags of the `hph up` of (2), the `hph worker` and `hph import` of (4), after bin/hph.js's own: BENCH_UP_NODE_FLAGS, space-separated (none by default) */
 const UP_NODE_FLAGS = (process.env.BENCH_UP_NODE_FLAGS ?? '').split(' ').filter(Boolean)
 
 /** The node flags bin/hph.js's first line runs it with (`#!/usr/bin/env -S node --flag …`): (2) runs `hph up` as a user's shell would. */
@@ -227,10 +250,14 @@ async function shebangFlags(): Promise<string[]> {
   return first.split(' ').filter((f) => f.startsWith('--'))
 }
 
-/** `hph up` (the built program) as its own process on a free port, once it answers /readyz. */
-async function startUp(config: TestEnv['config'], nodeFlags: readonly string[]): Promise<{ url: string; pid: number; stop: () => Promise<void> }> {
+/** `hph up` (the built program), or another of its services (`worker …`), as its own process on a free port, once it answers /readyz. */
+async function startUp(
+  config: TestEnv['config'],
+  nodeFlags: readonly string[],
+  command: readonly string[] = ['up'],
+): Promise<{ url: string; pid: number; stop: () => Promise<void> }> {
   const port = await freePort()
-  const child = spawn(process.execPath, [...nodeFlags, 'bin/hph.js', 'up'], {
+  const child = spawn(process.execPath, [...nodeFlags, 'bin/hph.js', ...command], {
     env: {
       ...process.env,
       DATABASE_URL: config.DATABASE_URL,
@@ -247,7 +274,7 @@ async function startUp(config: TestEnv['config'], nodeFlags: readonly string[]):
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()))
   const url = `http://127.0.0.1:${port}`
   await until(async () => {
-    if (child.exitCode !== null) throw new Error(`hph up exited ${child.exitCode}`)
+    if (child.exitCode !== null) throw new Error(`hph ${command.join(' ')} exited ${child.exitCode}`)
     return (await fetch(`${url}/readyz`).catch(() => undefined))?.status === 200
   }, 60_000)
   let stopped = false
@@ -467,13 +494,17 @@ export async function batchesBench(): Promise<void> {
     if (exported) {
       const { parsed, parseMs } = exported
       // ── (4) export import → samples rows: `hph import healthkit` in its own process (as an operator runs it)
-      // beside a running pipeline of normalize and the samples-writer (this process) ──
+      // beside a running pipeline of normalize and the samples-writer, `hph worker normalize samples-writer` in a
+      // process of its own too (in this one, whose heap holds the bench's data, the stages spent 1.3–1.7× the CPU) ──
       const env3 = await benchEnv()
       envs.push(env3)
-      const p3 = await startPipeline(env3.config, env3.log, { stages: ['normalize', 'samples-writer'], api: false, prepare: true })
+      // the database and the streams made here (a worker prepares nothing), and this process's connection for the counts
+      const p3 = await startPipeline(env3.config, env3.log, { stages: [], api: false, prepare: true })
       pipelines.push(p3)
+      const workers = await startUp(env3.config, [...(await shebangFlags()), ...UP_NODE_FLAGS], ['worker', 'normalize', 'samples-writer'])
+      stops.push(workers.stop)
       const before4 = await ceilingNow()
-      const i0 = await cpuNow()
+      const i0 = await upCpu(workers.pid)
       t = performance.now()
       const cli = await cliImport(exported.path, { DATABASE_URL: env3.config.DATABASE_URL, HPH_PREFIX: env3.config.HPH_PREFIX, LOG_LEVEL: 'warn' }, [
         ...(await shebangFlags()),
@@ -482,14 +513,15 @@ export async function batchesBench(): Promise<void> {
       const importedMs = performance.now() - t
       await until(() => rowsAtLeast(env3.nats, env3.config.HPH_PREFIX, p3.db, cli.result.accepted))
       const landedMs = performance.now() - t
-      const i1 = await cpuNow()
+      const i1 = await upCpu(workers.pid)
       const ceiling4 = around(before4, await ceilingNow())
       const n4 = cli.result.accepted
       process.stdout.write(
         `(4) hph import healthkit, a generated ${(exported.bytes / MB).toFixed(0)} MB export (${n4.toLocaleString('en-US')} samples; into HPH_INGEST in ${(importedMs / 1000).toFixed(1)} s, start-up included) → table samples: ` +
           `${rate(n4, landedMs)} = ${(((n4 / landedMs) * 1000) / ceiling4.rate).toFixed(2)} of the bare insert measured around it (${ceiling4.text}; goal ≥ 0.5), ${(n4 / landedMs / (parsed / parseMs)).toFixed(2)} of the bare parse; ` +
-          `${perSample(i0, i1, n4)} (node: the pipeline), the import's process ${((cli.cpuSeconds / n4) * 1e6).toFixed(1)}\n`,
+          `${perSample(i0, i1, n4)} (node: the pipeline's process), the import's process ${((cli.cpuSeconds / n4) * 1e6).toFixed(1)}\n`,
       )
+      await workers.stop()
       await p3.stop()
     }
     await db.destroy()

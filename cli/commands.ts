@@ -63,13 +63,15 @@ export const commands: Record<string, Command> = {
 
   async worker({ config, log, args }) {
     const { STAGES, startPipeline } = await import('../pipeline/start.ts')
-    const stage = args[0]
-    if (stage === 'api') return runUntilSignal(await startPipeline(config, log, { stages: [], api: true, prepare: false }), log)
-    if (!STAGES.includes(stage as PipelineStage)) {
-      process.stderr.write(`hph worker: unknown stage '${stage ?? ''}'; one of: api, ${STAGES.join(', ')}\n`)
+    // one stage, or several in one process (`hph worker normalize samples-writer`): each is the stage `hph up` runs
+    const unknown = args.filter((a) => a !== 'api' && !STAGES.includes(a as PipelineStage))
+    if (args.length === 0 || unknown.length > 0) {
+      const what = args.length === 0 ? 'name a stage' : `unknown stage${unknown.length > 1 ? 's' : ''} ${unknown.map((u) => `'${u}'`).join(', ')}`
+      process.stderr.write(`hph worker: ${what}; one or more of: api, ${STAGES.join(', ')}\n`)
       return 2
     }
-    return runUntilSignal(await startPipeline(config, log, { stages: [stage as PipelineStage], api: false, prepare: false }), log)
+    const stages = STAGES.filter((s) => args.includes(s))
+    return runUntilSignal(await startPipeline(config, log, { stages, api: args.includes('api'), prepare: false }), log)
   },
 
   async migrate({ config, log }) {

@@ -8,9 +8,9 @@ const USAGE = `hph — Holistic Performance Hub
 usage: hph <command> [options]
 
   up                      create the database if missing, migrate, apply streams, run api + every stage
-  worker <stage>          run one stage (api | normalize | samples-writer | insights-engine | insights-writer);
-                          several instances of a stage share one durable consumer; /healthz, /readyz
-                          and /metrics on PORT
+  worker <stage>…         run one stage, or several in one process (api | normalize | samples-writer |
+                          insights-engine | insights-writer); several instances of a stage share one
+                          durable consumer; /healthz, /readyz and /metrics on PORT
   migrate                 apply the database migrations
   streams apply           create or update the streams and durable consumers
   status [--json]         streams, consumers (pending, ack pending, lag), DLQ depth, database and migration

@@ -140,6 +140,29 @@ describe('hph', () => {
     expect(up.output()).toContain('stopped cleanly')
   })
 
+  it('worker runs the stages it is given in one process, and refuses a stage it does not know: exit 2, naming it', async () => {
+    for (const [args, named] of [
+      [['worker'], 'name a stage'],
+      [['worker', 'normalize', 'samples-writr'], "'samples-writr'"],
+    ] as const) {
+      const r = hph([...args])
+      expect(await r.exit, r.output()).toBe(2)
+      expect(r.output()).toContain(named)
+      expect(r.output()).toContain('one or more of: api, normalize, samples-writer')
+    }
+    // a worker prepares nothing: the database and the streams are there before it, as an operator's deploy has them
+    for (const prep of [['migrate'], ['streams', 'apply']]) expect(await hph(prep).exit).toBe(0)
+    const port = String(20_000 + Math.floor(Math.random() * 20_000))
+    const w = hph(['worker', 'samples-writer', 'normalize'], { PORT: port })
+    const url = `http://127.0.0.1:${port}`
+    await eventually(async () => (await fetch(`${url}/readyz`).catch(() => undefined))?.status === 200, 60_000, 'readyz')
+    expect(await (await fetch(`${url}/readyz`)).json()).toEqual({ ready: true, checks: { nats: 'ok', postgres: 'ok', normalize: 'ok', 'samples-writer': 'ok' } })
+    // no api in it: the routes of the api are not served
+    expect((await fetch(`${url}/v1/users/zed/samples`, { method: 'POST', body: '{}' })).status).toBe(404)
+    w.child.kill('SIGTERM')
+    expect(await w.exit, w.output()).toBe(0)
+  })
+
   it('demo --exit runs the pipeline with demo data, finds every sample in the table and shows the insights', async () => {
     const port = String(20_000 + Math.floor(Math.random() * 20_000))
     const demo = hph(['demo', '--exit'], { PORT: port, LOG_LEVEL: 'warn' })
