@@ -44,7 +44,8 @@ describe('analystViewsSql', () => {
       expect(create).toBeDefined()
       const sources = create!.match(/\b(from|join) \S+/g) ?? []
       expect(sources.length).toBeGreaterThan(0)
-      for (const source of sources) expect(source).toMatch(/^(from|join) "hph"\./) // every table qualified by the schema
+      // every table qualified by the schema (a subquery's own tables are matched as sources too)
+      for (const source of sources) expect(source).toMatch(/^(from|join) ("hph"\.|\(select$)/)
     }
     expect(ANALYST_VIEWS.map((v) => v.name)).toEqual(['v_readiness', 'v_hrv_trend', 'v_sleep'])
   })
@@ -58,5 +59,7 @@ describe('analystViewsSql', () => {
     expect(hrv).toContain('exp(b.hrv_ln_mean - 0.5 * b.hrv_ln_sd) as good_threshold_ms')
     expect(hrv).toContain('exp(b.hrv_ln_mean - 1.5 * b.hrv_ln_sd) as medium_threshold_ms')
     expect(hrv).toContain(`range between interval '6 days' preceding and current row`)
+    // the rolling mean of each metric apart (ln SDNN and ln RMSSD are never averaged together)
+    expect(hrv).toContain('partition by d.user_id, d.metric order by d.day')
   })
 })
