@@ -154,12 +154,16 @@ describe('hph', () => {
     for (const prep of [['migrate'], ['streams', 'apply']]) expect(await hph(prep).exit).toBe(0)
     const port = String(20_000 + Math.floor(Math.random() * 20_000))
     const w = hph(['worker', 'samples-writer', 'normalize'], { PORT: port })
-    const url = `http://127.0.0.1:${port}`
-    await eventually(async () => (await fetch(`${url}/readyz`).catch(() => undefined))?.status === 200, 60_000, 'readyz')
-    expect(await (await fetch(`${url}/readyz`)).json()).toEqual({ ready: true, checks: { nats: 'ok', postgres: 'ok', normalize: 'ok', 'samples-writer': 'ok' } })
-    // no api in it: the routes of the api are not served
-    expect((await fetch(`${url}/v1/users/zed/samples`, { method: 'POST', body: '{}' })).status).toBe(404)
-    w.child.kill('SIGTERM')
+    try {
+      const url = `http://127.0.0.1:${port}`
+      await eventually(async () => (await fetch(`${url}/readyz`).catch(() => undefined))?.status === 200, 60_000, 'readyz')
+      expect(await (await fetch(`${url}/readyz`)).json()).toEqual({ ready: true, checks: { nats: 'ok', postgres: 'ok', normalize: 'ok', 'samples-writer': 'ok' } })
+      // no api in it: the routes of the api are not served
+      expect((await fetch(`${url}/v1/users/zed/samples`, { method: 'POST', body: '{}' })).status).toBe(404)
+    } finally {
+      // a failed expectation leaves no worker running after the file
+      w.child.kill('SIGTERM')
+    }
     expect(await w.exit, w.output()).toBe(0)
   })
 
