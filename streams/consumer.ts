@@ -304,9 +304,11 @@ export async function startConsumer<T>(handler: BatchHandler<T>, opts: ConsumerO
       const r = await process(batch)
       opts.onBatch?.({ stage: handler.stage, size: batch.length, bytes: batch.reduce((n, m) => n + m.data.length, 0), ...r, ms: performance.now() - t0 })
     } catch (err) {
-      // publishing to the DLQ failed (NATS away): nothing was acked, so retry later
-      log.error({ err, size: batch.length }, 'batch could not be settled; will retry')
-      if (!abandoned) nakAll(batch, backoffMs(2))
+      // publishing to the DLQ failed (NATS away, the DLQ gone): what was not acked is given back, later each time it
+      // comes back (as a failed handler's batch), never in a tight loop while the DLQ stays away
+      const delay = backoffMs(Math.max(...batch.map((m) => m.info.deliveryCount)) + 1)
+      log.error({ err, size: batch.length, delayMs: delay }, 'batch could not be settled; will retry')
+      if (!abandoned) nakAll(batch, delay)
     } finally {
       inHand.delete(batch)
     }

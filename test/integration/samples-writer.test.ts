@@ -17,6 +17,7 @@ import type pg from 'pg'
 import { HPH_ENTRY } from '../helpers/processes.ts'
 import { startNatsStatusFilter } from '../helpers/nats-status-filter.ts'
 import { connectNats } from '../../streams/connect.ts'
+import { applyTopology } from '../../streams/topology.ts'
 
 let env: TestEnv
 let db: Kysely<Database>
@@ -243,6 +244,27 @@ describe('samples-writer', () => {
     expect(letter.details.at(-1)?.problem).toMatch(/more problems left out/)
     // the original stays where it is, for `hph dlq redrive`
     expect((await env.nats.jsm.streams.getMessage(streamName(prefix, 'SAMPLES'), { seq: ack!.seq }))!.data).toEqual(original!.data)
+  })
+
+  it('backs off by delivery a batch it cannot settle because the DLQ refuses the letter, and keeps it', async () => {
+    const prefix = env.config.HPH_PREFIX
+    await eventually(settled, 30_000, 'nothing left from before')
+    // the DLQ gone: the poison's letter cannot be published, so the batch is given back, with a delay that grows
+    await env.nats.jsm.streams.delete(streamName(prefix, 'DLQ'))
+    try {
+      await env.nats.js.publish(subjects.sample(prefix, 'hrv_sdnn', 'u0'), new TextEncoder().encode('{not json either'))
+      await startWriter()
+      await new Promise((resolve) => setTimeout(resolve, 4_500))
+      await running.pop()?.stop()
+      // its next delivery counts the ones before: 500 ms, 1 s, 2 s, 4 s… give 4 in 4.5 s, a fixed 500 ms gives 9
+      const next = await (await env.nats.js.consumers.get(streamName(prefix, 'SAMPLES'), 'samples-writer')).next({ expires: 10_000 })
+      expect(next).not.toBeNull()
+      expect(next!.info.deliveryCount).toBeGreaterThanOrEqual(3)
+      expect(next!.info.deliveryCount).toBeLessThanOrEqual(6)
+      next!.term()
+    } finally {
+      await applyTopology(env.nats.jsm, env.config)
+    }
   })
 
   it('commits two pulls holding the same samples in opposite orders side by side, never in a deadlock', async () => {
