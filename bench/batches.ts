@@ -15,8 +15,7 @@ import { SaxesParser } from 'saxes'
 import { demoBatches } from '../cli/demo-data.ts'
 import { prepare, startPipeline, waitForIdle, type Pipeline } from '../pipeline/start.ts'
 import type { ImportResult } from '../ingest/healthkit-export/import.ts'
-import { readExport } from '../ingest/healthkit-export/reader.ts'
-import { PARSE_SLICE_BYTES } from '../ingest/healthkit-export/limits.ts'
+import { parseSlices, readExport } from '../ingest/healthkit-export/reader.ts'
 import { normalizeBatch, parseBatchEnvelope, type NormalizedSample } from '../processors/normalize/healthkit.ts'
 import { sampleEventsOf } from '../processors/normalize/stage.ts'
 import { rebuildProjection } from '../projections/rebuild.ts'
@@ -201,7 +200,7 @@ async function saxesAlone(path: string): Promise<number> {
   const parser = new SaxesParser({ position: true, xmlns: false })
   const decoder = new StringDecoder('utf8')
   for await (const chunk of createReadStream(path, { highWaterMark: 120 * 1024 }) as AsyncIterable<Buffer>) {
-    for (let at = 0; at < chunk.length; at += PARSE_SLICE_BYTES) parser.write(decoder.write(chunk.subarray(at, at + PARSE_SLICE_BYTES)))
+    for (const text of parseSlices(decoder, chunk)) parser.write(text)
   }
   parser.close()
   return performance.now() - t

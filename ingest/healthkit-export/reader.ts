@@ -134,6 +134,17 @@ function tally(into: Record<string, number>) {
   }
 }
 
+/**
+ * A chunk of export.xml as the parser is fed it (limits.ts): decoded a piece of PARSE_SLICE_BYTES at a time, each
+ * piece a slice for the parser (a slice cut from the decoded chunk instead is a sliced string, which the parser
+ * reads more slowly).
+ */
+export function parseSlices(decoder: StringDecoder, chunk: Uint8Array): string[] {
+  const texts: string[] = []
+  for (let at = 0; at < chunk.length; at += PARSE_SLICE_BYTES) texts.push(decoder.write(chunk.subarray(at, at + PARSE_SLICE_BYTES)))
+  return texts
+}
+
 /** saxes prefixes its messages with `line:column: `; the error we raise says where in words. */
 const SAXES_POSITION = /^(?:[^:]*:)?\d+:\d+: /
 
@@ -297,10 +308,7 @@ export function readExport(input: AsyncIterable<Uint8Array>, opts: ReadOptions):
       for await (const chunk of xml) {
         counts.xmlBytes += chunk.length
         if (counts.xmlBytes > limits.xmlBytes) throw overLimit('xmlBytes', limits, `export.xml (${counts.xmlBytes}+ bytes)`)
-        // limits.ts: the chunk decoded a piece of PARSE_SLICE_BYTES at a time, each piece a slice for the parser (a
-        // slice cut from the decoded chunk instead is a sliced string, which the parser reads more slowly)
-        const texts: string[] = []
-        for (let at = 0; at < chunk.length; at += PARSE_SLICE_BYTES) texts.push(decoder.write(chunk.subarray(at, at + PARSE_SLICE_BYTES)))
+        const texts = parseSlices(decoder, chunk)
         if (texts.some((t) => t.includes(REPLACEMENT)) && !Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength).includes(REPLACEMENT_UTF8)) {
           throw new ExportFormatError(`export.xml is not UTF-8 within bytes ${bytesBefore}..${counts.xmlBytes}`, {
             byte: bytesBefore,
