@@ -10,6 +10,7 @@ import type { ImportResult } from '../../ingest/healthkit-export/import.ts'
 import type { Sample } from '../../streams/schemas.ts'
 import { streamName } from '../../streams/subjects.ts'
 import { eventually, testEnv, type TestEnv } from '../helpers/env.ts'
+import { startNatsServer } from '../helpers/nats-server.ts'
 import { exportRecords, exportSamples } from '../helpers/export-fixture.ts'
 import { runHph } from '../helpers/processes.ts'
 
@@ -136,6 +137,72 @@ describe('hph import healthkit', () => {
     expect((await hph(['import', 'healthkit', FIXTURE])).code).toBe(2)
     expect((await hph(['import', 'healthkit', FIXTURE, '--user', 'not a user'])).code).toBe(2)
     expect((await hph(['import', 'fitbit', FIXTURE, '--user', 'ana'])).code).toBe(2)
+  })
+
+  it('counts every bad record by type, with its line and problem (the parse thread checks them as normalize does)', async () => {
+    // records made bad in three ways normalize names, each remembered with its line
+    const spoiled: Array<{ line: number; problem: RegExp }> = []
+    let n = 0
+    const lines = XML.toString('utf8')
+      .split('\n')
+      .map((line, i) => {
+        if (!line.includes('<Record type="HKQuantityTypeIdentifierHeartRateVariabilitySDNN"') && !line.includes('<Record type="HKCategoryTypeIdentifierSleepAnalysis"')) return line
+        n++
+        const bad =
+          n % 29 === 0
+            ? { line: line.replace('unit="ms"', 'unit="furlongs"'), problem: /^unknown unit 'furlongs'/ }
+            : n % 31 === 0
+              ? { line: line.replace(/value="[\d.]+"/, 'value="900"'), problem: /^value out of range 1\.\.500 ms$/ }
+              : n % 37 === 0
+                ? { line: line.replace(/endDate="\d{4}/, 'endDate="2099'), problem: /^date later than now/ }
+                : undefined
+        if (!bad || bad.line === line) return line
+        spoiled.push({ line: i + 1, problem: bad.problem })
+        return bad.line
+      })
+    expect(spoiled.length).toBeGreaterThan(10)
+    const path = join(dir, 'spoiled.xml')
+    await writeFile(path, lines.join('\n'))
+    const r = await hph(['import', 'healthkit', path, '--user', 'cli-spoiled', '--json'])
+    expect(r.code, r.stderr).toBe(0)
+    const result = JSON.parse(r.stdout) as ImportResult
+    expect(result).toMatchObject({ records: 528, accepted: 528 - spoiled.length, rejected: spoiled.length })
+    const types = Object.values(result.types)
+    expect(types.reduce((m, t) => m + t.rejected, 0)).toBe(spoiled.length)
+    expect(types.reduce((m, t) => m + t.accepted, 0)).toBe(528 - spoiled.length)
+    expect(result.rejections.map((x) => x.line)).toEqual(spoiled.map((x) => x.line))
+    result.rejections.forEach((x, i) => expect(x.problem).toMatch(spoiled[i]!.problem))
+  })
+
+  it("stores a batch larger than the server's max_payload as parts, with the same counts and rows", async () => {
+    const server = await startNatsServer(undefined, { maxPayload: 64 * 1024 })
+    const small = await testEnv({ NATS_URL: server.url })
+    const sp = await startPipeline(small.config, small.log, { stages: ['normalize', 'samples-writer'], api: false, prepare: true })
+    try {
+      const run = () =>
+        runHph(['import', 'healthkit', FIXTURE, '--user', 'parts', '--json'], {
+          DATABASE_URL: small.config.DATABASE_URL,
+          HPH_PREFIX: small.config.HPH_PREFIX,
+          NATS_URL: server.url,
+          HPH_IMPORT_BATCH_SIZE: '1000',
+        })
+      const r = await run()
+      expect(r.code, r.stderr).toBe(0)
+      const result = JSON.parse(r.stdout) as ImportResult
+      expect(result).toMatchObject({ records: 528, accepted: 528, rejected: 0, batches: 1, published: 1 })
+      const stored = (await small.nats.jsm.streams.info(streamName(small.config.HPH_PREFIX, 'INGEST'))).state
+      expect(stored.messages).toBeGreaterThan(3)
+      const rows = async () => (await sql<{ n: number }>`select count(*)::int as n from samples where user_id = 'parts'`.execute(sp.db)).rows[0]?.n ?? 0
+      await eventually(async () => (await rows()) >= DISTINCT, 60_000, 'the rows of every part')
+      expect(await rows()).toBe(DISTINCT)
+      // again: every part is a duplicate
+      expect(JSON.parse((await run()).stdout)).toMatchObject({ batches: 1, published: 0, duplicates: 1 })
+      expect((await small.nats.jsm.streams.info(streamName(small.config.HPH_PREFIX, 'INGEST'))).state.messages).toBe(stored.messages)
+    } finally {
+      await sp.stop()
+      await small.cleanup()
+      await server.close()
+    }
   })
 })
 
