@@ -27,11 +27,6 @@ export interface RawIngest {
   payload: unknown
   /** `payload` as JSON text, when the caller has it (a request's body; an export batch's, in pieces): the event is written around it */
   payloadJson?: string | JsonPieces | undefined
-  /**
-   * the batch checked already where it was read (the export's parse thread): its counts are these, `payload` is its
-   * fields but the samples, `payloadJson` the whole text, and the samples are parsed only if it must be cut into parts
-   */
-  checked?: CheckedBatch | undefined
   /** when there is no batchId: the hash of the body, the idempotency key then (asked for only then) */
   bodyHash: () => string
   /** "now" of the date checks, stored in the event so that a replay gives the same samples */
@@ -39,16 +34,6 @@ export interface RawIngest {
   /** which component published it: `api`, `cli` */
   source: string
   traceparent?: string | undefined
-}
-
-/** A batch's id and normalizeBatch's counts of its samples, and how to get its samples if need be. */
-export interface CheckedBatch {
-  batchId?: string
-  accepted: number
-  ignored: number
-  rejected: Rejection[]
-  derived: number
-  samples: () => readonly unknown[]
 }
 
 export interface IngestResult {
@@ -81,16 +66,16 @@ export function traceparentOf(incoming: unknown): string {
  */
 export async function ingestRawBatch(deps: IngestDeps, input: RawIngest): Promise<IngestResult> {
   const { userId } = input
-  // the answer's counts: every check, without building the samples (normalize does that)
-  const checked = input.checked ?? checkBatch(input.payload, deps.maxSamples, input.receivedAt)
-  const { batchId } = checked
+  const batch = parseBatchEnvelope(input.payload, { maxSamples: deps.maxSamples })
   // a batchId is scoped to its user, so two users' batch ids can never collide
-  const eventId = hashUuid('ingest', userId, batchId ?? `body:${input.bodyHash()}`)
-  const data: RawBatch = { userId, receivedAt: input.receivedAt.toISOString(), payload: input.payload, ...(batchId ? { batchId } : {}) }
+  const eventId = hashUuid('ingest', userId, batch.batchId ?? `body:${input.bodyHash()}`)
+  // the answer's counts: every check, without building the samples (normalize does that)
+  const counts = normalizeBatch(batch, { userId, ingestId: eventId, now: input.receivedAt }, { build: false })
+  const data: RawBatch = { userId, receivedAt: input.receivedAt.toISOString(), payload: input.payload, ...(batch.batchId ? { batchId: batch.batchId } : {}) }
   const event = envelope({ id: eventId, type: INGEST_TYPE, source: input.source, subject: userId, data, time: data.receivedAt })
   const whole = input.payloadJson === undefined ? encodeEnvelope(event) : encodeEnvelopeWithPayload(event, input.payloadJson)
   const limit = serverMaxPayload(deps.nc) - HEADROOM_BYTES
-  const events = whole.length <= limit ? [{ event, encoded: whole }] : rawParts(event, checked.samples(), limit)
+  const events = whole.length <= limit ? [{ event, encoded: whole }] : rawParts(event, batch.samples, limit)
   const subject = subjects.ingest(deps.prefix, 'healthkit', userId)
   const traceparent = input.traceparent ?? traceparentOf(undefined)
   // every part at once; the answer only once all of them are stored (a failed part fails the request, and the
@@ -103,19 +88,11 @@ export async function ingestRawBatch(deps: IngestDeps, input: RawIngest): Promis
     seq: first.seq,
     duplicate: acks.every((a) => a.duplicate),
     parts: events.length,
-    accepted: checked.accepted,
-    ignored: checked.ignored,
-    rejected: checked.rejected,
-    derived: checked.derived,
+    accepted: counts.accepted,
+    ignored: counts.ignored,
+    rejected: counts.rejected,
+    derived: counts.derived,
   }
-}
-
-/** Validates the envelope (ValidationError when the body is not a batch) and counts what normalize will accept. */
-function checkBatch(payload: unknown, maxSamples: number, now: Date): CheckedBatch {
-  const batch = parseBatchEnvelope(payload, { maxSamples })
-  // the user and the ingest id only name the samples built, and nothing is built here
-  const { accepted, ignored, rejected, derived } = normalizeBatch(batch, { userId: '', ingestId: '', now }, { build: false })
-  return { ...(batch.batchId !== undefined ? { batchId: batch.batchId } : {}), accepted, ignored, rejected, derived, samples: () => batch.samples }
 }
 
 /**

@@ -37,24 +37,14 @@ const QUOTED_MARK = JSON.stringify(FIELD_MARK)
  * above 128 KiB lives in V8's large-object space, whose every allocation costs fresh pages (≈1 ms for 200 KB
  * on the machine of docs/benchmarks.md §2), and an event of 1000 samples is such a string.
  */
-function encodePieces(pieces: ReadonlyArray<string | Uint8Array>): Uint8Array {
+function encodePieces(pieces: readonly string[]): Uint8Array {
   let bytes = 0
-  for (const p of pieces) bytes += typeof p === 'string' ? Buffer.byteLength(p) : p.length
-  // its own ArrayBuffer (not a slice of Node's pool), so that it can be transferred to another thread
+  for (const p of pieces) bytes += Buffer.byteLength(p)
   const out = Buffer.allocUnsafeSlow(bytes)
   let at = 0
-  for (const p of pieces) {
-    if (typeof p === 'string') at += out.write(p, at)
-    else {
-      out.set(p, at)
-      at += p.length
-    }
-  }
+  for (const p of pieces) at += out.write(p, at)
   return new Uint8Array(out.buffer, out.byteOffset, at)
 }
-
-/** `arrayJson(texts)` in UTF-8, written without joining the texts (encodePieces). */
-export const encodeJsonArray = (a: JsonArrayText): Uint8Array => encodePieces(arrayPieces(a))
 
 /** A JSON array given as the JSON of each item (a JsonPart). */
 export interface JsonArrayText {
@@ -90,22 +80,17 @@ export function encodeEnvelopeWithField(e: Envelope<Record<string, unknown>>, fi
   const at = text.indexOf(QUOTED_MARK)
   const middle = typeof fieldJson === 'string' ? [fieldJson] : 'pieces' in fieldJson ? fieldJson.pieces : arrayPieces(fieldJson)
   // the mark anywhere else (a field holding it) and the splice could land there: stringify it all instead
-  if (at < 0 || text.includes(QUOTED_MARK, at + 1)) return encodeEnvelope({ ...e, data: { ...e.data, [field]: JSON.parse(piecesText(middle)) as unknown } })
+  if (at < 0 || text.includes(QUOTED_MARK, at + 1)) return encodeEnvelope({ ...e, data: { ...e.data, [field]: JSON.parse(middle.join('')) as unknown } })
   return encodePieces([text.slice(0, at), ...middle, text.slice(at + QUOTED_MARK.length)])
 }
 
 /**
- * JSON text in pieces, each below the large-object size or already UTF-8, never joined: their concatenation is the
- * text (a raw batch of an export, whose text is a few hundred KB: encodePieces says what joining it would cost; its
- * samples come from the export's parse thread as UTF-8).
+ * JSON text in pieces, each below the large-object size, never joined: their concatenation is the text (a raw
+ * batch of an export, whose text is a few hundred KB: encodePieces says what joining it would cost).
  */
 export interface JsonPieces {
-  pieces: ReadonlyArray<string | Uint8Array>
+  pieces: readonly string[]
 }
-
-/** The pieces' text joined (only where the text is needed whole, off the hot path). */
-export const piecesText = (pieces: ReadonlyArray<string | Uint8Array>): string =>
-  pieces.map((p) => (typeof p === 'string' ? p : Buffer.from(p.buffer, p.byteOffset, p.byteLength).toString('utf8'))).join('')
 
 /** encodeEnvelopeWithField for a raw batch's `payload`. */
 export function encodeEnvelopeWithPayload(e: Envelope<Record<string, unknown>>, payloadJson: string | JsonPieces): Uint8Array {

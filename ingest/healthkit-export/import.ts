@@ -1,8 +1,8 @@
 import { HphError } from '../../errors.ts'
 import { ingestRawBatch, type IngestDeps } from '../../ingest/raw-batch.ts'
-import { piecesText } from '../../streams/envelope.ts'
+import { arrayPieces, hashHexOfPieces } from '../../streams/envelope.ts'
 import type { ExportLimits } from './limits.ts'
-import type { ExportCounts, ExportFormat, PreparedBatch } from './reader.ts'
+import type { ExportBatch, ExportCounts, ExportFormat, ExportSample } from './reader.ts'
 import { readExportInThread, type ExportInput } from './reader-thread.ts'
 
 // docs/api.md §4: the reader's batches through the raw-event path of
@@ -101,8 +101,6 @@ export async function importExport(
     batchSize,
     ...(deps.limits ? { limits: deps.limits } : {}),
     ...(deps.parserHeapMb ? { parserHeapMb: deps.parserHeapMb } : {}),
-    // the raw events' checks, made by the parse thread as it reads each record: this thread never parses the samples
-    checkNow: receivedAt,
   })
   const result: ImportResult = {
     stream: '',
@@ -125,18 +123,16 @@ export async function importExport(
   let failure: unknown
   const inFlight = new Set<Promise<void>>()
 
-  const publish = async (batch: PreparedBatch): Promise<void> => {
-    // the samples' text as the parse thread wrote it (UTF-8, reader.ts: PreparedBatch): its id hashes it, its event holds it
-    const batchId = `${EXPORT_BATCH_PREFIX}${batch.hashHex}`
-    const checks = batch.checks
-    if (!checks) throw new Error('the parse thread did not check the batch')
-    const pieces = [`{"batchId":${JSON.stringify(batchId)},"samples":`, batch.json, '}']
+  const publish = async (batch: ExportBatch): Promise<void> => {
+    // the batch's text in pieces, never joined (streams/envelope.ts: JsonPieces): its id hashes it, its event holds it
+    const text = { pieces: arrayPieces(batch) }
+    const batchId = `${EXPORT_BATCH_PREFIX}${hashHexOfPieces(text)}`
+    const samples = batch.texts.map((t) => JSON.parse(t) as ExportSample)
     await deps.beforeBatch?.()
     const r = await ingestRawBatch(deps.ingest, {
       userId: opts.userId,
-      payload: { batchId },
-      payloadJson: { pieces },
-      checked: { batchId, ...checks, samples: () => (JSON.parse(piecesText(pieces)) as { samples: unknown[] }).samples },
+      payload: { batchId, samples },
+      payloadJson: { pieces: [`{"batchId":${JSON.stringify(batchId)},"samples":`, ...text.pieces, '}'] },
       bodyHash: () => batchId,
       receivedAt,
       source: deps.source,
@@ -148,18 +144,19 @@ export async function importExport(
     else result.published++
     result.firstSeq = Math.min(result.firstSeq ?? r.seq, r.seq)
     result.lastSeq = Math.max(result.lastSeq ?? r.seq, r.seq)
-    result.records += batch.size
-    for (const [type, n] of checks.byType) {
-      const t = (result.types[type] ??= { read: 0, accepted: 0, rejected: 0 })
-      t.accepted += n.accepted
-      t.rejected += n.rejected
-    }
-    result.accepted += checks.accepted
-    result.rejected += checks.rejected.length
-    result.derived += checks.derived
-    for (const x of checks.rejected) {
+    result.records += samples.length
+    const rejectedAt = new Set(r.rejected.map((x) => x.index))
+    samples.forEach((s, i) => {
+      const t = (result.types[s.type] ??= { read: 0, accepted: 0, rejected: 0 })
+      if (rejectedAt.has(i)) t.rejected++
+      else t.accepted++
+    })
+    result.accepted += samples.length - rejectedAt.size
+    result.rejected += rejectedAt.size
+    result.derived += r.derived
+    for (const x of r.rejected) {
       if (result.rejections.length >= MAX_REJECTIONS_LISTED) break
-      result.rejections.push({ line: batch.lines[x.index] ?? 0, type: x.type, problem: x.problem })
+      result.rejections.push({ line: batch.lines[x.index] ?? 0, type: samples[x.index]?.type ?? '', problem: x.problem })
     }
   }
 

@@ -2,12 +2,11 @@ import { createReadStream } from 'node:fs'
 import { parentPort } from 'node:worker_threads'
 import { ExportFormatError } from './errors.ts'
 import { ExportLimitError } from './limits.ts'
-import { preparedBatch, readExport } from './reader.ts'
+import { readExport } from './reader.ts'
 import type { ExportFile, FromParser, ToParser } from './reader-thread.ts'
 
 // The worker side of reader-thread.ts: the bytes the main thread sends (or the file it names, read here) go
-// through readExport, and each batch goes back prepared (reader.ts: PreparedBatch): its samples' JSON as one buffer,
-// moved to the main thread, not copied, with its hash.
+// through readExport, and each batch goes back as it is: the JSON text of its samples crosses threads as one copy.
 
 /** The input's own failure, as the main thread reports it. */
 class InputFailed extends Error {}
@@ -17,7 +16,7 @@ const BATCHES_AHEAD = 4
 
 const port = parentPort
 if (!port) throw new Error('parse-thread.ts runs as a worker thread (reader-thread.ts starts it)')
-const post = (m: FromParser, transfer: ArrayBuffer[] = []) => port.postMessage(m, transfer)
+const post = (m: FromParser) => port.postMessage(m)
 
 const queue: Array<Exclude<ToParser, { kind: 'took' }>> = []
 let wake: (() => void) | undefined
@@ -67,8 +66,7 @@ async function run(): Promise<void> {
   const reader = readExport(start.file ? fileInput(start.file) : input(), start.opts)
   try {
     for await (const b of reader.batches) {
-      const batch = preparedBatch(b)
-      post({ kind: 'batch', counts: reader.counts, batch }, [batch.json.buffer as ArrayBuffer])
+      post({ kind: 'batch', counts: reader.counts, index: b.index, texts: b.texts, lines: b.lines })
       // no more parsing while BATCHES_AHEAD wait on the other side: what waits is bounded however fast JetStream is
       // (one input chunk's worth of export.xml is held whole, as readExport holds it)
       unclaimed++

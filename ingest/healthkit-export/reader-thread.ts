@@ -1,7 +1,7 @@
 import { Worker } from 'node:worker_threads'
 import { ExportFormatError, type ErrorPosition } from './errors.ts'
 import { ExportLimitError } from './limits.ts'
-import type { ExportCounts, PreparedBatch, ReadOptions } from './reader.ts'
+import { exportBatch, type ExportBatch, type ExportCounts, type ReadOptions } from './reader.ts'
 
 // readExport (reader.ts) on a worker thread. The XML parse is the import's slowest step and it runs alone on
 // one core: on its own thread it overlaps the main thread's work on the batches before (their checks, their
@@ -39,8 +39,8 @@ export type ToParser =
 export type FromParser =
   /** a chunk was taken by the parser */
   | { kind: 'took' }
-  /** a batch (reader.ts: preparedBatch) with the counts as they stand, so that an import stopped early still says what it read */
-  | { kind: 'batch'; counts: ExportCounts; batch: PreparedBatch }
+  /** a batch (reader.ts: exportBatch) with the counts as they stand, so that an import stopped early still says what it read */
+  | { kind: 'batch'; counts: ExportCounts; index: number; texts: string[]; lines: number[] }
   | { kind: 'done'; counts: ExportCounts }
   /** `inputFailed`: the error is the input's own (the `fail` message, a file that cannot be read), not one of the parse */
   | {
@@ -53,7 +53,7 @@ export type FromParser =
 export interface ThreadReader {
   /** bytesRead is updated as the input is read; the rest with every batch, final once `batches` is done */
   counts: ExportCounts
-  batches: AsyncGenerator<PreparedBatch, void, undefined>
+  batches: AsyncGenerator<ExportBatch, void, undefined>
 }
 
 // from the sources (tsx) the thread must register tsx itself first; from the build (dist/) it is plain JavaScript
@@ -109,8 +109,7 @@ function rebuild(error: Extract<FromParser, { kind: 'failed' }>['error']): Error
 }
 
 /**
- * Reads an Apple Health export like readExport, the parse on a worker thread, its batches prepared there (reader.ts:
- * preparedBatch). The batches and the failure (a
+ * Reads an Apple Health export like readExport, the parse on a worker thread. The batches and the failure (a
  * malformed or truncated file: ExportFormatError; an input that fails: its own error) are readExport's: the
  * whole batches before a failure are given out first.
  */
@@ -118,7 +117,7 @@ export function readExportInThread(input: ExportInput, opts: ReadOptions & { par
   const { parserHeapMb = DEFAULT_PARSER_HEAP_MB, ...readOpts } = opts
   const counts: ExportCounts = { bytesRead: 0, xmlBytes: 0, records: {}, skippedRecords: {}, otherElements: {} }
 
-  async function* batches(): AsyncGenerator<PreparedBatch, void, undefined> {
+  async function* batches(): AsyncGenerator<ExportBatch, void, undefined> {
     const worker = takeThread(parserHeapMb)
     const file = isStream(input) ? undefined : input
     worker.postMessage({ kind: 'start', opts: readOpts, file } satisfies ToParser)
@@ -194,7 +193,7 @@ export function readExportInThread(input: ExportInput, opts: ReadOptions & { par
         Object.assign(counts, m.counts, { bytesRead: Math.max(counts.bytesRead, m.counts.bytesRead) })
         if (m.kind === 'batch') {
           worker.postMessage({ kind: 'took' } satisfies ToParser)
-          yield m.batch
+          yield exportBatch(m.index, m.texts, m.lines)
           continue
         }
         if (m.kind === 'done') return

@@ -2,8 +2,7 @@ import { StringDecoder } from 'node:string_decoder'
 import { SaxesParser } from 'saxes'
 import { ExportFormatError } from './errors.ts'
 import { checkParser, DEFAULT_EXPORT_LIMITS, watchText, ExportLimitError, overLimit, PARSE_SLICE_BYTES, type ExportLimits } from './limits.ts'
-import { encodeJsonArray, hashHexOfPieces, type JsonArrayText } from '../../streams/envelope.ts'
-import { checkSample } from '../../processors/normalize/healthkit.ts'
+import type { JsonArrayText } from '../../streams/envelope.ts'
 import { exportXmlOfZip } from './unzip.ts'
 
 // docs/api.md §4: the <Record> elements of the understood types, read
@@ -55,53 +54,11 @@ export interface ExportBatch extends JsonArrayText {
   size: number
   /** the line of each sample's <Record> in export.xml (for rejections) */
   lines: number[]
-  /** what normalize's checks say of its samples, when the reader was asked to check them (ReadOptions.checkNow) */
-  checks?: BatchChecks
 }
-
-/**
- * normalizeBatch's counts of a batch (processors/normalize/healthkit.ts, without building the samples), taken as each
- * sample was read: the raw event's answer, without parsing the samples' JSON again.
- */
-export interface BatchChecks {
-  accepted: number
-  ignored: number
-  /** hrv_rmssd samples the beat lists give */
-  derived: number
-  /** by the sample's index in the batch */
-  rejected: Array<{ index: number; type: string; problem: string }>
-  /** accepted and rejected samples by type */
-  byType: Map<string, { accepted: number; rejected: number }>
-}
-
-const noChecks = (): BatchChecks => ({ accepted: 0, ignored: 0, derived: 0, rejected: [], byType: new Map() })
 
 /** A batch of the samples' JSON texts (and the line of each). */
-export function exportBatch(index: number, texts: string[], lines: number[], checks?: BatchChecks): ExportBatch {
-  return checks ? { index, texts, size: texts.length, lines, checks } : { index, texts, size: texts.length, lines }
-}
-
-/**
- * A batch as the parse thread hands it over: its samples' JSON array as UTF-8 (one buffer, moved to the other thread
- * rather than copied) and the hash its batch id is made of (hashHexOfPieces of that text), so that the main thread
- * neither copies, hashes nor parses the samples: it writes the bytes into the raw event.
- */
-export interface PreparedBatch {
-  index: number
-  size: number
-  lines: number[]
-  /** `arrayJson(texts)` in UTF-8 */
-  json: Uint8Array
-  /** hashHexOfPieces of that text */
-  hashHex: string
-  checks?: BatchChecks
-}
-
-export function preparedBatch(b: ExportBatch): PreparedBatch {
-  const json = encodeJsonArray(b)
-  const p: PreparedBatch = { index: b.index, size: b.size, lines: b.lines, json, hashHex: hashHexOfPieces({ pieces: [json] }) }
-  if (b.checks) p.checks = b.checks
-  return p
+export function exportBatch(index: number, texts: string[], lines: number[]): ExportBatch {
+  return { index, texts, size: texts.length, lines }
 }
 
 export interface ExportCounts {
@@ -127,11 +84,6 @@ export interface ReadOptions {
   maxBatchChars?: number
   /** how far the export may inflate and nest (limits.ts); the defaults when left out */
   limits?: ExportLimits
-  /**
-   * the `now` of normalize's date checks (the raw events' receivedAt): when given, each sample is checked as it is
-   * read, and each batch says what the checks found (`checks`)
-   */
-  checkNow?: Date
 }
 
 export interface ExportReader {
@@ -220,31 +172,13 @@ export function readExport(input: AsyncIterable<Uint8Array>, opts: ReadOptions):
   let lines: number[] = []
   let chars = 0
   let index = 0
-  const checkNow = opts.checkNow
-  let checks = checkNow ? noChecks() : undefined
   const cut = () => {
     // each sample's text apart (what JSON.stringify writes of the array is `[`, these joined by commas, `]`):
     // the batch crosses to the main thread and into its event without ever being one large string
-    ready.push(exportBatch(index++, texts, lines, checks))
+    ready.push(exportBatch(index++, texts, lines))
     texts = []
     lines = []
     chars = 0
-    if (checks) checks = noChecks()
-  }
-  /** the checks' verdict on the sample about to be the batch's `at`th */
-  const check = (c: BatchChecks, now: Date, sample: ExportSample, at: number) => {
-    const v = checkSample(sample, now)
-    if ('ignoredType' in v) return void c.ignored++
-    let t = c.byType.get(sample.type)
-    if (!t) c.byType.set(sample.type, (t = { accepted: 0, rejected: 0 }))
-    if ('problem' in v) {
-      t.rejected++
-      c.rejected.push({ index: at, type: sample.type, problem: v.problem })
-    } else {
-      t.accepted++
-      c.accepted++
-      c.derived += v.derived
-    }
   }
 
   const parser = new SaxesParser<{ position: true; xmlns: false }>({ position: true, xmlns: false })
@@ -287,7 +221,6 @@ export function readExport(input: AsyncIterable<Uint8Array>, opts: ReadOptions):
   let beatTimes: string[] = []
   const add = (sample: ExportSample, size: number, line: number) => {
     if (texts.length > 0 && chars + size > maxChars) cut()
-    if (checks && checkNow) check(checks, checkNow, sample, texts.length)
     texts.push(JSON.stringify(sample))
     lines.push(line)
     chars += size

@@ -444,29 +444,6 @@ function normalizeSample(raw: unknown, batch: BatchEnvelope, ctx: NormalizeConte
   return { checked: true, derived: extra === undefined ? 0 : 1 }
 }
 
-/** What the checks say of one sample: valid (with the hrv_rmssd samples it derives), of a type not understood, or rejected. */
-export type SampleVerdict = { derived: number } | { ignoredType: string } | { problem: string }
-
-const NO_ENVELOPE: BatchEnvelope = { samples: [] }
-
-function verdictOf(raw: unknown, batch: BatchEnvelope, ctx: NormalizeContext, build: boolean, out: NormalizedSample[]): SampleVerdict {
-  try {
-    const r = normalizeSample(raw, batch, ctx, build, out)
-    return 'checked' in r ? { derived: r.derived } : r
-  } catch (err) {
-    if (!(err instanceof SampleProblem)) throw err
-    return { problem: err.message }
-  }
-}
-
-/**
- * normalizeBatch's checks of one sample of a batch without a `source`, without building it: what the export's parse
- * thread computes as it reads each record, so that the raw event's counts never need the samples parsed again.
- */
-export function checkSample(raw: unknown, now: Date): SampleVerdict {
-  return verdictOf(raw, NO_ENVELOPE, { userId: '', ingestId: '', now }, false, [])
-}
-
 /**
  * Every sample checked on its own: valid ones normalised, bad ones rejected with a reason, other types
  * counted and skipped. With `build: false` only the checks run (`samples` stays empty, `accepted` counts).
@@ -481,15 +458,19 @@ export function normalizeBatch(batch: BatchEnvelope, ctx: NormalizeContext, opts
   let derived = 0
   // an index loop, not forEach: a hole in the array is a sample too, and gets its rejection
   for (let index = 0; index < batch.samples.length; index++) {
-    const r = verdictOf(batch.samples[index], batch, ctx, build, samples)
-    if ('derived' in r) {
-      accepted++
-      derived += r.derived
-    } else if ('problem' in r) rejected.push({ index, problem: r.problem })
-    else {
-      ignored++
-      const key = r.ignoredType.length > MAX_TYPE_KEY ? `${r.ignoredType.slice(0, MAX_TYPE_KEY)}…` : r.ignoredType
-      ignoredByType.set(key, (ignoredByType.get(key) ?? 0) + 1)
+    try {
+      const r = normalizeSample(batch.samples[index], batch, ctx, build, samples)
+      if ('checked' in r) {
+        accepted++
+        derived += r.derived
+      } else {
+        ignored++
+        const key = r.ignoredType.length > MAX_TYPE_KEY ? `${r.ignoredType.slice(0, MAX_TYPE_KEY)}…` : r.ignoredType
+        ignoredByType.set(key, (ignoredByType.get(key) ?? 0) + 1)
+      }
+    } catch (err) {
+      if (!(err instanceof SampleProblem)) throw err
+      rejected.push({ index, problem: err.message })
     }
   }
   // fromEntries defines own properties: a type named "__proto__" is counted like any other

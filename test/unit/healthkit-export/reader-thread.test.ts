@@ -4,11 +4,11 @@ import { fileURLToPath } from 'node:url'
 import { zipSync } from 'fflate'
 import { describe, expect, it } from 'vitest'
 import { ExportFormatError } from '../../../ingest/healthkit-export/errors.ts'
-import { preparedBatch, readExport, type ExportCounts, type ExportFormat, type ReadOptions } from '../../../ingest/healthkit-export/reader.ts'
+import { readExport, type ExportBatch, type ExportCounts, type ExportFormat } from '../../../ingest/healthkit-export/reader.ts'
 import { readExportInThread, warmParseThread } from '../../../ingest/healthkit-export/reader-thread.ts'
 
-// readExportInThread is readExport on a worker thread: the same batches (prepared: reader.ts preparedBatch), counts
-// and failures, with the input read a few chunks ahead of the parse and never further, whatever the consumer does.
+// readExportInThread is readExport on a worker thread: the same batches, counts and failures, with the input
+// read a few chunks ahead of the parse and never further, whatever the consumer does.
 
 const NIGHTS = readFileSync(new URL('../../fixtures/healthkit-export-30-nights.xml', import.meta.url))
 
@@ -29,8 +29,8 @@ function source(bytes: Uint8Array, size: number, failAt?: { piece: number; error
   return { state, input: pieces() }
 }
 
-async function drain<B>(reader: { counts: ExportCounts; batches: AsyncGenerator<B> }) {
-  const batches: B[] = []
+async function drain(reader: { counts: ExportCounts; batches: AsyncGenerator<ExportBatch> }) {
+  const batches: ExportBatch[] = []
   try {
     for await (const b of reader.batches) batches.push(b)
   } catch (error) {
@@ -39,15 +39,9 @@ async function drain<B>(reader: { counts: ExportCounts; batches: AsyncGenerator<
   return { batches, counts: reader.counts, error: undefined }
 }
 
-/** readExport in this thread, its batches prepared as the parse thread prepares them */
-async function inline(input: AsyncIterable<Uint8Array>, opts: ReadOptions) {
-  const r = await drain(readExport(input, opts))
-  return { ...r, batches: r.batches.map(preparedBatch) }
-}
-
-const both = async (bytes: Uint8Array, format: ExportFormat, size: number, batchSize = 50, checkNow?: Date) => ({
-  inThread: await drain(readExportInThread(source(bytes, size).input, { format, batchSize, ...(checkNow ? { checkNow } : {}) })),
-  inline: await inline(source(bytes, size).input, { format, batchSize, ...(checkNow ? { checkNow } : {}) }),
+const both = async (bytes: Uint8Array, format: ExportFormat, size: number, batchSize = 50) => ({
+  inThread: await drain(readExportInThread(source(bytes, size).input, { format, batchSize })),
+  inline: await drain(readExport(source(bytes, size).input, { format, batchSize })),
 })
 
 describe('readExportInThread', () => {
@@ -62,13 +56,6 @@ describe('readExportInThread', () => {
       expect(inThread.batches).toEqual(inline.batches)
       expect(inThread.counts).toEqual(inline.counts)
     }
-  })
-
-  it('checks the samples as readExport does when asked (checkNow), and the checks cross with the batch', async () => {
-    const { inThread, inline } = await both(NIGHTS, 'xml', 7_000, 50, new Date('2026-12-01T00:00:00Z'))
-    expect(inThread.error).toBeUndefined()
-    expect(inThread.batches.every((b) => b.checks !== undefined && b.checks.accepted + b.checks.rejected.length + b.checks.ignored === b.size)).toBe(true)
-    expect(inThread.batches).toEqual(inline.batches)
   })
 
   it('fails as readExport fails on a malformed file: the same ExportFormatError, after the same whole batches', async () => {
@@ -87,7 +74,7 @@ describe('readExportInThread', () => {
     const s = source(NIGHTS, 4_000, { piece: 20, error: gone })
     const r = await drain(readExportInThread(s.input, { format: 'xml', batchSize: 50 }))
     expect(r.error).toBe(gone)
-    const before = await inline(source(NIGHTS.subarray(0, 20 * 4_000), 4_000).input, { format: 'xml', batchSize: 50 })
+    const before = await drain(readExport(source(NIGHTS.subarray(0, 20 * 4_000), 4_000).input, { format: 'xml', batchSize: 50 }))
     expect(r.batches).toEqual(before.batches)
   })
 
@@ -137,10 +124,10 @@ describe('readExportInThread', () => {
   it('reads a file itself, giving the batches and counts readExport gives; a file it cannot read is the input failing', async () => {
     const path = fileURLToPath(new URL('../../fixtures/healthkit-export-30-nights.xml', import.meta.url))
     const inThread = await drain(readExportInThread({ path, chunkBytes: 7_000 }, { format: 'xml', batchSize: 50 }))
-    const here = await inline(source(NIGHTS, 7_000).input, { format: 'xml', batchSize: 50 })
+    const inline = await drain(readExport(source(NIGHTS, 7_000).input, { format: 'xml', batchSize: 50 }))
     expect(inThread.error).toBeUndefined()
-    expect(inThread.batches).toEqual(here.batches)
-    expect(inThread.counts).toEqual(here.counts)
+    expect(inThread.batches).toEqual(inline.batches)
+    expect(inThread.counts).toEqual(inline.counts)
     const missing = await drain(readExportInThread({ path: `${path}.missing`, chunkBytes: 7_000 }, { format: 'xml', batchSize: 50 }))
     expect(missing.batches).toEqual([])
     expect((missing.error as Error).message).toMatch(/ENOENT/)

@@ -35,12 +35,11 @@ interface Read {
   error?: unknown
 }
 
-async function read(bytes: Uint8Array, opts: { format?: ExportFormat; batchSize?: number; sizes?: number[]; maxBatchChars?: number; checkNow?: Date } = {}): Promise<Read> {
+async function read(bytes: Uint8Array, opts: { format?: ExportFormat; batchSize?: number; sizes?: number[]; maxBatchChars?: number } = {}): Promise<Read> {
   const r = readExport(pieces(bytes, opts.sizes), {
     format: opts.format ?? 'xml',
     batchSize: opts.batchSize ?? 1000,
     ...(opts.maxBatchChars ? { maxBatchChars: opts.maxBatchChars } : {}),
-    ...(opts.checkNow ? { checkNow: opts.checkNow } : {}),
   })
   const batches: ReadBatch[] = []
   try {
@@ -192,60 +191,6 @@ describe("a batch's JSON text", () => {
     // the text itself: what JSON.stringify writes of these objects, keys in this order
     expect(arrayJson(b!.texts)).toBe(JSON.stringify(want))
     expect(Object.keys(b!.samples[2]!)).toEqual(['type', 'sourceName', 'startDate', 'endDate', 'value'])
-  })
-})
-
-describe("the checks made as the records are read (checkNow: the raw events' counts, made by the parse thread)", () => {
-  const BEATS = readFileSync(new URL('../../fixtures/beats/healthkit-export-beats.xml', import.meta.url))
-  /** the 30 nights with records made bad in every way a check names (unit, range, stage, calendar, future) */
-  function spoiled(): Buffer {
-    let n = 0
-    const text = NIGHTS.toString('utf8').replace(/<Record [^>]*>/g, (tag) => {
-      n++
-      if (n % 37 === 0) return tag.replace('unit="ms"', 'unit="furlongs"')
-      if (n % 41 === 0) return tag.replace(/value="[\d.]+"/, 'value="900"')
-      if (n % 43 === 0) return tag.replace(/value="HKCategoryValue\w+"/, 'value="HKCategoryValueSleepAnalysisNope"')
-      if (n % 47 === 0) return tag.replace(/startDate="\d{4}-\d{2}-\d{2}/, 'startDate="2026-02-30')
-      if (n % 53 === 0) return tag.replace(/endDate="\d{4}/, 'endDate="2099')
-      return tag
-    })
-    return Buffer.from(text)
-  }
-
-  it("are exactly normalizeBatch's counts of each batch's JSON: accepted, rejected (index, type, problem), derived, by type", async () => {
-    const now = new Date('2026-12-01T00:00:00Z')
-    let rejected = 0
-    let derived = 0
-    for (const bytes of [NIGHTS, spoiled(), BEATS]) {
-      for (const batchSize of [50, 1000]) {
-        const r = await read(bytes, { batchSize, sizes: [3_001, 17_000], checkNow: now })
-        expect(r.error).toBeUndefined()
-        for (const b of r.batches) {
-          const want = normalizeBatch({ samples: b.samples }, { userId: 'u', ingestId: 'i', now }, { build: false })
-          const byType = new Map<string, { accepted: number; rejected: number }>()
-          b.samples.forEach((s, i) => {
-            const t = byType.get(s.type) ?? { accepted: 0, rejected: 0 }
-            byType.set(s.type, t)
-            if (want.rejected.some((x) => x.index === i)) t.rejected++
-            else t.accepted++
-          })
-          expect(b.checks).toEqual({
-            accepted: want.accepted,
-            ignored: want.ignored,
-            derived: want.derived,
-            rejected: want.rejected.map((x) => ({ ...x, type: b.samples[x.index]!.type })),
-            byType,
-          })
-          rejected += want.rejected.length
-          derived += want.derived
-        }
-      }
-    }
-    // the spoiled records and the beat lists are there to be found
-    expect(rejected).toBeGreaterThanOrEqual(2 * 10)
-    expect(derived).toBeGreaterThan(0)
-    // and without checkNow there are none
-    expect((await read(NIGHTS)).batches.every((b) => b.checks === undefined)).toBe(true)
   })
 })
 
