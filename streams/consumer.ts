@@ -43,6 +43,11 @@ export interface BatchHandler<T> {
   concurrency?: number
   /** How many facts (samples, rows) one message carries, for the metrics; 1 when not given. */
   itemsOf?(data: T): number
+  /**
+   * The handler's own bound on a batch's bytes, below HPH_PULL_MAX_BYTES, for a stage whose messages are each a whole
+   * unit of work (normalize's raw batches): a larger batch gains nothing and holds all of its messages decoded at once
+   */
+  maxBatchBytes?: number
   /** Makes the batch's effect durable (one transaction, acknowledged publishes). Never acks. */
   handle(batch: Delivered<T>[]): Promise<void | { poison: Poison[] }>
 }
@@ -314,13 +319,14 @@ export async function startConsumer<T>(handler: BatchHandler<T>, opts: ConsumerO
     }
   }
 
-  /** The queue's head: at most batchSize messages and pullMaxBytes bytes, at least one message. */
+  const maxBatchBytes = Math.min(opts.pullMaxBytes, handler.maxBatchBytes ?? Infinity)
+  /** The queue's head: at most batchSize messages and maxBatchBytes bytes, at least one message. */
   function nextBatch(): JsMsg[] {
     let n = 0
     let bytes = 0
     while (n < queue.length && n < opts.batchSize) {
       const size = (queue[n] as JsMsg).data.length
-      if (n > 0 && bytes + size > opts.pullMaxBytes) break
+      if (n > 0 && bytes + size > maxBatchBytes) break
       bytes += size
       n++
     }

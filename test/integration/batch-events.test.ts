@@ -2,7 +2,8 @@ import fc from 'fast-check'
 import { sql, type Kysely } from 'kysely'
 import { afterAll, describe, expect, it } from 'vitest'
 import { startPipeline, waitForIdle, type Pipeline, type PipelineStage } from '../../pipeline/start.ts'
-import { sampleEventsOf } from '../../processors/normalize/stage.ts'
+import type { BatchStats } from '../../streams/consumer.ts'
+import { NORMALIZE_BATCH_BYTES, sampleEventsOf } from '../../processors/normalize/stage.ts'
 import type { NormalizedSample } from '../../processors/normalize/healthkit.ts'
 import { userMessages } from '../../privacy/messages.ts'
 import { rebuildProjection } from '../../projections/rebuild.ts'
@@ -228,6 +229,30 @@ async function post(p: Pipeline, userId: string, body: unknown): Promise<{ statu
 
 const countOf = async (db: Kysely<Database>, userId: string) =>
   (await sql<{ n: number }>`select count(*)::int as n from samples where user_id = ${userId}`.execute(db)).rows[0]?.n ?? 0
+
+describe("normalize's batches", () => {
+  it('hold at most NORMALIZE_BATCH_BYTES of raw events, however many wait (a pull of HPH_PULL_MAX_BYTES would take them all)', async () => {
+    // the raw batches stored first, with no stage running: then normalize finds them all waiting
+    const { env, p } = await stack([], {}, true)
+    const bodies = Array.from({ length: 12 }, (_, i) => bigBatch(`waiting-${i}`, 1000, 100, Date.UTC(2026, 5, 1) + i * 86_400_000))
+    for (const body of bodies) expect((await post(p, 'wai', body)).status).toBe(202)
+    const raw = await messagesOf(env, 'INGEST')
+    const total = raw.reduce((n, m) => n + m.bytes, 0)
+    expect(total).toBeGreaterThan(3 * NORMALIZE_BATCH_BYTES)
+    expect(total).toBeLessThan(env.config.HPH_PULL_MAX_BYTES)
+    const batches: BatchStats[] = []
+    const stages = await startPipeline(env.config, env.log, { stages: ['normalize', 'samples-writer'], api: false, prepare: false, onBatch: (s) => void batches.push(s) })
+    try {
+      await eventually(async () => (await countOf(stages.db, 'wai')) === 12_000, 60_000, 'every sample')
+    } finally {
+      await stages.stop()
+    }
+    const normalized = batches.filter((b) => b.stage === 'normalize')
+    expect(normalized.reduce((n, b) => n + b.size, 0)).toBeGreaterThanOrEqual(12)
+    expect(normalized.length).toBeGreaterThan(2)
+    expect(normalized.every((b) => b.bytes <= NORMALIZE_BATCH_BYTES || b.size === 1)).toBe(true)
+  })
+})
 
 describe('events at the size limits', () => {
   it('a 4 MB body lands whole: stored as parts of one batch, answered 202 once all are stored, a resend is a duplicate', async () => {
