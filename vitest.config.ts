@@ -24,6 +24,8 @@ export default defineConfig({
         test: {
           name: 'integration',
           include: ['test/integration/**/*.test.ts'],
+          // the streams an earlier run crashed before deleting, reserving the store's space (test/helpers/sweep.ts)
+          globalSetup: ['test/helpers/sweep.ts'],
           // real NATS and PostgreSQL on a 2-core machine: one file at a time, generous timeouts
           fileParallelism: false,
           testTimeout: 120_000,
