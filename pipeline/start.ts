@@ -121,7 +121,9 @@ export const wasCut = (r: ShutdownReport) => r.requests.length > 0 || r.stages.l
 /** Starts the chosen stages (and the api) in this process: `hph up` runs them all, `hph worker <stage>` one. */
 export async function startPipeline(config: Config, log: Logger, opts: PipelineOptions): Promise<Pipeline> {
   if (opts.prepare) await ensureDatabase(config.DATABASE_URL)
-  const nats = await connectNats(config, `hph:${opts.stages.join('+') || 'api'}`)
+  const nats = await connectNats(config, `hph:${opts.stages.join('+') || 'api'}`, {}, (err, tries, retryInMs) =>
+    log.warn({ err, tries, retryInMs }, 'JetStream does not answer yet: waiting for it before the stages start'),
+  )
   const { db, pool } = createDb(config, { max: 8, timeouts: pgTimeouts(config) })
   // the api's reads and the readiness check on a pool of their own: a stage stuck behind a hung database never
   // holds the connection a read needs, and a read gives up after HPH_PG_READ_TIMEOUT_MS (docs/architecture.md §8.3)
@@ -178,25 +180,36 @@ export async function startPipeline(config: Config, log: Logger, opts: PipelineO
   }
   const api = opts.api ? server : undefined
 
-  for (const stage of opts.stages) {
-    consumers.push(
-      await startConsumer(handlerFor(stage, { config, nats, db, pool }, log), {
-        nats,
-        prefix: config.HPH_PREFIX,
-        log,
-        batchSize: config.HPH_BATCH_SIZE,
-        pullMaxBytes: config.HPH_PULL_MAX_BYTES,
-        maxDeliver: config.HPH_MAX_DELIVER,
-        shutdownTimeoutMs: config.HPH_SHUTDOWN_TIMEOUT_MS,
-        ackWaitS: config.HPH_ACK_WAIT_S,
-        eventMaxBytes: config.HPH_EVENT_MAX_BYTES,
-        onBatch: (s) => {
-          metrics.onBatch(s)
-          opts.onBatch?.(s)
-        },
-      }),
-    )
-    log.info({ stage }, 'stage started')
+  try {
+    for (const stage of opts.stages) {
+      consumers.push(
+        await startConsumer(handlerFor(stage, { config, nats, db, pool }, log), {
+          nats,
+          prefix: config.HPH_PREFIX,
+          log,
+          batchSize: config.HPH_BATCH_SIZE,
+          pullMaxBytes: config.HPH_PULL_MAX_BYTES,
+          maxDeliver: config.HPH_MAX_DELIVER,
+          shutdownTimeoutMs: config.HPH_SHUTDOWN_TIMEOUT_MS,
+          ackWaitS: config.HPH_ACK_WAIT_S,
+          eventMaxBytes: config.HPH_EVENT_MAX_BYTES,
+          onBatch: (s) => {
+            metrics.onBatch(s)
+            opts.onBatch?.(s)
+          },
+        }),
+      )
+      log.info({ stage }, 'stage started')
+    }
+  } catch (err) {
+    // a stage that cannot start (its durable missing, JetStream away past the wait) ends the process's start: what
+    // started is stopped and every connection closed, so the process exits instead of serving "not ready" for ever
+    await Promise.all(consumers.map((c) => c.stop()))
+    await server.close()
+    await nats.nc.close()
+    await closeDb(db, pool)
+    await closeDb(reads.db, reads.pool)
+    throw err
   }
 
   const adminKey = [...parseApiKeys(config.HPH_API_KEYS)].find(([, principal]) => principal.kind === 'admin')?.[0]

@@ -1,6 +1,7 @@
 import { connect as natsConnect, type NatsConnection, type NodeConnectionOptions } from '@nats-io/transport-node'
 import { jetstream, jetstreamManager, type JetStreamClient, type JetStreamManager } from '@nats-io/jetstream'
 import type { Config } from '../config.ts'
+import { START_WAIT_MS, whileTransient } from './transient.ts'
 
 export interface Nats {
   nc: NatsConnection
@@ -8,8 +9,16 @@ export interface Nats {
   jsm: JetStreamManager
 }
 
-/** One connection per process; reconnects forever (a NATS outage stalls the pipeline, never ends it). */
-export async function connectNats(config: Pick<Config, 'NATS_URL'>, name = 'hph', overrides: Partial<NodeConnectionOptions> = {}): Promise<Nats> {
+/**
+ * One connection per process; reconnects forever (a NATS outage stalls the pipeline, never ends it). JetStream not
+ * answering yet (a cluster electing its meta leader) is waited for, up to START_WAIT_MS, each wait told to `onWait`.
+ */
+export async function connectNats(
+  config: Pick<Config, 'NATS_URL'>,
+  name = 'hph',
+  overrides: Partial<NodeConnectionOptions> = {},
+  onWait?: (err: unknown, tries: number, retryInMs: number) => void,
+): Promise<Nats> {
   const nc = await natsConnect({
     servers: config.NATS_URL.split(','),
     name,
@@ -19,6 +28,9 @@ export async function connectNats(config: Pick<Config, 'NATS_URL'>, name = 'hph'
     reconnectTimeWait: 500,
     ...overrides,
   })
-  const jsm = await jetstreamManager(nc)
+  const jsm = await whileTransient(() => jetstreamManager(nc), { waitMs: START_WAIT_MS, ...(onWait ? { onWait } : {}) }).catch(async (err: unknown) => {
+    await nc.close()
+    throw err
+  })
   return { nc, js: jetstream(nc), jsm }
 }

@@ -12,7 +12,7 @@ import { eventByteLimit } from './sizing.ts'
 import { DLQ_TYPE } from './schemas.ts'
 import { streamName, subjects, safeToken, userOfSubject } from './subjects.ts'
 import { CONSUMERS, consumerConfig, type StageName } from './topology.ts'
-import { isTransient } from './transient.ts'
+import { isTransient, START_WAIT_MS, whileTransient } from './transient.ts'
 
 // The one batched durable consumer loop (docs/architecture.md §8): pull ≤ batchSize, decode + validate,
 // handle, (the handler commits), ack; nak with backoff on transient errors; poison to the DLQ.
@@ -162,8 +162,12 @@ export async function startConsumer<T>(handler: BatchHandler<T>, opts: ConsumerO
   const giveBackDelayMs = expiresMs
   const heartbeatMs = Math.min(PULL_HEARTBEAT_MS, Math.floor(expiresMs / 2))
   const quietMs = pullQuietMs(heartbeatMs)
-  // a missing durable at start is a start-up error (hph streams apply / hph up declare it); later it is re-declared
-  let consumer: Consumer | undefined = await opts.nats.js.consumers.get(stream, spec.durable)
+  // a missing durable at start is a start-up error (hph streams apply / hph up declare it); later it is re-declared.
+  // JetStream not answering at start (a cluster electing its meta leader, a node restarting) is waited for.
+  let consumer: Consumer | undefined = await whileTransient(() => opts.nats.js.consumers.get(stream, spec.durable), {
+    waitMs: START_WAIT_MS,
+    onWait: (err, tries, retryInMs) => log.warn({ err, tries, retryInMs }, 'JetStream does not answer yet: the stage waits for it before it starts'),
+  })
 
   const queue: JsMsg[] = []
   /** the batches being handled */

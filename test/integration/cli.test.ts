@@ -167,6 +167,16 @@ describe('hph', () => {
     expect(await w.exit, w.output()).toBe(0)
   })
 
+  it('worker exits 1 naming what is missing when its durable is not there, instead of serving "not ready" for ever', async () => {
+    const port = String(20_000 + Math.floor(Math.random() * 20_000))
+    // a prefix whose streams nobody applied
+    const w = hph(['worker', 'normalize'], { PORT: port, HPH_PREFIX: `${env.config.HPH_PREFIX}x` })
+    const code = await Promise.race([w.exit, new Promise<'still running'>((resolve) => setTimeout(resolve, 30_000, 'still running'))])
+    if (code === 'still running') w.child.kill('SIGKILL')
+    expect(code, w.output()).toBe(1)
+    expect(w.output()).toMatch(/hph: .*not found/)
+  })
+
   it('demo --exit runs the pipeline with demo data, finds every sample in the table and shows the insights', async () => {
     const port = String(20_000 + Math.floor(Math.random() * 20_000))
     const demo = hph(['demo', '--exit'], { PORT: port, LOG_LEVEL: 'warn' })

@@ -178,4 +178,49 @@ describe('a three-node JetStream cluster, two instances of every stage', () => {
     const readiness = (await sql<{ n: number }>`select count(*)::int as n from readiness_daily`.execute(db)).rows[0]!.n
     expect(readiness).toBeGreaterThan(USERS * (NIGHTS - 10))
   }, 600_000)
+
+  it('a stage started while the cluster has no JetStream leader waits for one, and starts once there is one', async () => {
+    // two nodes of three away: the one left has no quorum, and answers JetStream's API with nothing or a 503
+    await Promise.all([cluster.nodes[1]!.stop('SIGKILL'), cluster.nodes[2]!.stop('SIGKILL')])
+    const port = await freePort()
+    const child = spawnHph(
+      ['worker', 'normalize'],
+      { NATS_URL: cluster.url, DATABASE_URL: env.config.DATABASE_URL, HPH_PREFIX: env.config.HPH_PREFIX, HOST: '127.0.0.1', PORT: String(port) },
+      children,
+    )
+    showOnFailure(child, `hph worker normalize on :${port} (started without a leader)`)
+    let restarted = false
+    try {
+      await eventually(async () => child.output().includes('JetStream does not answer yet'), 60_000, 'the worker to say it waits for JetStream')
+      expect(alive(child)).toBe(true)
+      await Promise.all([cluster.nodes[1]!.start(), cluster.nodes[2]!.start()])
+      restarted = true
+      await eventually(
+        async () => {
+          if (!alive(child)) throw new Error(`hph worker normalize exited:\n${child.output()}`)
+          return (await fetch(`http://127.0.0.1:${port}/readyz`).catch(() => undefined))?.status === 200
+        },
+        90_000,
+        'the worker to be ready once the cluster has a leader',
+      )
+    } finally {
+      child.child.kill('SIGTERM')
+      await child.exit
+      if (!restarted) await Promise.all([cluster.nodes[1]!.start(), cluster.nodes[2]!.start()])
+      // the cluster answers again before the file's cleanup deletes its streams
+      await eventually(
+        async () => {
+          try {
+            // every stream with a leader and its replicas current: what deleting it needs
+            const infos = await Promise.all(STREAM_KEYS.map((key) => env.nats.jsm.streams.info(streamName(env.config.HPH_PREFIX, key))))
+            return infos.every((i) => i.cluster?.leader !== undefined && (i.cluster.replicas ?? []).length === 2 && (i.cluster.replicas ?? []).every((r) => r.current))
+          } catch {
+            return false
+          }
+        },
+        60_000,
+        'the cluster to answer again',
+      )
+    }
+  }, 300_000)
 })

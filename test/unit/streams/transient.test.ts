@@ -1,3 +1,4 @@
+import { JetStreamApiError } from '@nats-io/jetstream'
 import { describe, expect, it } from 'vitest'
 import { TransientError, ValidationError } from '../../../errors.ts'
 import { backoffMs } from '../../../streams/consumer.ts'
@@ -14,6 +15,8 @@ describe('isTransient', () => {
     // nats.js 3 names a publish no stream answered (a cluster electing a leader, a node restarting) so
     expect(isTransient(Object.assign(new Error("jetstream is not enabled: no responders: 'hph.ingest.v1.healthkit.ana'"), { name: 'JetStreamNotEnabled' }))).toBe(true)
     expect(isTransient(new Error('wrapped', { cause: Object.assign(new Error('x'), { code: 'ECONNRESET' }) }))).toBe(true)
+    // what a cluster answers while it has no meta leader (a node killed, an election under way)
+    expect(isTransient(new JetStreamApiError({ code: 503, err_code: 10039, description: 'JetStream system temporarily unavailable' }))).toBe(true)
   })
 
   it('dead-letters what will fail again', () => {
@@ -21,6 +24,8 @@ describe('isTransient', () => {
     expect(isTransient(Object.assign(new Error('invalid input syntax for type uuid'), { code: '22P02' }))).toBe(false)
     expect(isTransient(new TypeError('x is undefined'))).toBe(false)
     expect(isTransient(null)).toBe(false)
+    // a durable that is not there is an answer, not an absence
+    expect(isTransient(new JetStreamApiError({ code: 404, err_code: 10014, description: 'consumer not found' }))).toBe(false)
   })
 })
 
