@@ -138,6 +138,13 @@ export async function startPipeline(config: Config, log: Logger, opts: PipelineO
     }
   }
 
+  /** a start that fails closes what it opened */
+  const closeConnections = async () => {
+    await nats.nc.close()
+    await closeDb(db, pool)
+    await closeDb(reads.db, reads.pool)
+  }
+
   const metrics = createMetrics({ readJetStream: jetStreamReader(nats.jsm, config.HPH_PREFIX, log), stages: opts.stages })
   const consumers: RunningConsumer[] = []
   const probes: Probe[] = [
@@ -173,9 +180,7 @@ export async function startPipeline(config: Config, log: Logger, opts: PipelineO
     url = await server.listen({ port: config.PORT, host: config.HOST })
   } catch (err) {
     // e.g. the port is taken: fail before any stage pulls, leaving no connection open
-    await nats.nc.close()
-    await closeDb(db, pool)
-    await closeDb(reads.db, reads.pool)
+    await closeConnections()
     throw err
   }
   const api = opts.api ? server : undefined
@@ -206,9 +211,7 @@ export async function startPipeline(config: Config, log: Logger, opts: PipelineO
     // started is stopped and every connection closed, so the process exits instead of serving "not ready" for ever
     await Promise.all(consumers.map((c) => c.stop()))
     await server.close()
-    await nats.nc.close()
-    await closeDb(db, pool)
-    await closeDb(reads.db, reads.pool)
+    await closeConnections()
     throw err
   }
 

@@ -12,7 +12,7 @@ import { eventByteLimit } from './sizing.ts'
 import { DLQ_TYPE } from './schemas.ts'
 import { streamName, subjects, safeToken, userOfSubject } from './subjects.ts'
 import { CONSUMERS, consumerConfig, type StageName } from './topology.ts'
-import { isTransient, START_WAIT_MS, whileTransient } from './transient.ts'
+import { backoffMs, isTransient, START_WAIT_MS, whileTransient } from './transient.ts'
 
 // The one batched durable consumer loop (docs/architecture.md §8): pull ≤ batchSize, decode + validate,
 // handle, (the handler commits), ack; nak with backoff on transient errors; poison to the DLQ.
@@ -113,9 +113,6 @@ export interface RunningConsumer {
 
 /** HPH_EVENT_MAX_BYTES's default, for callers that do not pass it */
 const DEFAULT_EVENT_MAX_BYTES = 256 * 1024
-const BACKOFF_BASE_MS = 250
-const BACKOFF_MAX_MS = 30_000
-export const backoffMs = (deliveries: number) => Math.min(BACKOFF_MAX_MS, BACKOFF_BASE_MS * 2 ** Math.max(0, deliveries - 1))
 /** a pull that fails this many times in a row makes the stage not ready */
 const PULL_FAILURES_NOT_READY = 3
 const PULL_BACKOFF_MAX_MS = 10_000

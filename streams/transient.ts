@@ -7,6 +7,11 @@ const NODE_TRANSIENT = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIP
 // `JetStream system temporarily unavailable` (503): a cluster without a meta leader, electing one
 const NATS_TRANSIENT = /timeout|no responders|connection|disconnect|closed|503|draining|jetstream (is )?not enabled|not available|unavailable|leader/i
 
+const BACKOFF_BASE_MS = 250
+const BACKOFF_MAX_MS = 30_000
+/** The wait before the nth try of what failed transiently: 250 ms, doubling, at most 30 s. */
+export const backoffMs = (tries: number) => Math.min(BACKOFF_MAX_MS, BACKOFF_BASE_MS * 2 ** Math.max(0, tries - 1))
+
 export function isTransient(err: unknown): boolean {
   if (err instanceof TransientError) return true
   if (typeof err !== 'object' || err === null) return false
@@ -37,7 +42,7 @@ export async function whileTransient<T>(attempt: () => Promise<T>, opts: { waitM
       return await attempt()
     } catch (err) {
       if (!isTransient(err) || Date.now() >= deadline) throw err
-      const ms = Math.min(RETRY_MAX_MS, 250 * 2 ** tries)
+      const ms = Math.min(RETRY_MAX_MS, backoffMs(tries + 1))
       opts.onWait?.(err, tries, ms)
       await new Promise((resolve) => setTimeout(resolve, ms))
     }

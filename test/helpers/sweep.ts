@@ -1,5 +1,4 @@
-import { connect } from '@nats-io/transport-node'
-import { jetstreamManager } from '@nats-io/jetstream'
+import { connectNats } from '../../streams/connect.ts'
 
 // vitest's globalSetup of the integration tests. Every test environment's streams (testEnv: prefix `t` and 10 hex
 // digits) reserve their max_bytes on the shared nats-server's store until they are deleted; a run that crashed
@@ -17,11 +16,11 @@ export function isStaleTestStream(name: string, created: string, now: number): b
 }
 
 export default async function sweepStaleTestStreams(): Promise<void> {
-  const nc = await connect({ servers: process.env.NATS_URL ?? 'nats://127.0.0.1:4222' }).catch(() => undefined)
+  const nats = await connectNats({ NATS_URL: process.env.NATS_URL ?? 'nats://127.0.0.1:4222' }, 'test:sweep').catch(() => undefined)
   // no server: the tests say so themselves
-  if (!nc) return
+  if (!nats) return
+  const { nc, jsm } = nats
   try {
-    const jsm = await jetstreamManager(nc)
     const stale: string[] = []
     for await (const s of jsm.streams.list()) if (isStaleTestStream(s.config.name, s.created, Date.now())) stale.push(s.config.name)
     for (const name of stale) await jsm.streams.delete(name).catch(() => false)

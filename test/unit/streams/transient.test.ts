@@ -1,8 +1,7 @@
 import { JetStreamApiError } from '@nats-io/jetstream'
 import { describe, expect, it } from 'vitest'
 import { TransientError, ValidationError } from '../../../errors.ts'
-import { backoffMs } from '../../../streams/consumer.ts'
-import { isTransient } from '../../../streams/transient.ts'
+import { backoffMs, isTransient } from '../../../streams/transient.ts'
 
 describe('isTransient', () => {
   it('retries what means "a dependency is away"', () => {
