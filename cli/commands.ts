@@ -1,5 +1,5 @@
 import type { Logger } from '../log.ts'
-import type { Command } from './context.ts'
+import { jetStreamWait, type Command } from './context.ts'
 import type { Pipeline, PipelineStage } from '../pipeline/start.ts'
 import { untilSignal } from './signal.ts'
 
@@ -93,7 +93,7 @@ export const commands: Record<string, Command> = {
       return 2
     }
     const [{ connectNats }, { applyTopology }] = await Promise.all([import('../streams/connect.ts'), import('../streams/topology.ts')])
-    const nats = await connectNats(config, 'hph:streams')
+    const nats = await connectNats(config, 'hph:streams', {}, jetStreamWait('streams'))
     try {
       const r = await applyTopology(nats.jsm, config)
       process.stdout.write(`streams: ${r.streams.join(', ')}\nconsumers: ${r.consumers.join(', ')}\n`)

@@ -5,7 +5,7 @@ import { decodeJson } from '../streams/envelope.ts'
 import { DeadLetter } from '../streams/schemas.ts'
 import { streamName } from '../streams/subjects.ts'
 import { CONSUMERS } from '../streams/topology.ts'
-import type { CommandContext } from './context.ts'
+import { jetStreamWait, type CommandContext } from './context.ts'
 import { table } from './table.ts'
 
 // `hph dlq list|redrive` (docs/operating.md §5): what the stages could not process, and sending it back once fixed.
@@ -96,7 +96,7 @@ export async function runDlq({ config, args, flags }: Pick<CommandContext, 'conf
     process.stderr.write(`${USAGE}\n  stages: ${stages.join(', ')}\n`)
     return 2
   }
-  const nats = await connectNats(config, 'hph:dlq', { maxReconnectAttempts: 0 })
+  const nats = await connectNats(config, 'hph:dlq', { maxReconnectAttempts: 0 }, jetStreamWait('dlq'))
   try {
     const entries = (await listDlq(nats, config.HPH_PREFIX, stage)).filter((e) => id === undefined || e.id === id)
     if (verb === 'list') {

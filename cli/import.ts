@@ -6,7 +6,7 @@ import { warmParseThread } from '../ingest/healthkit-export/reader-thread.ts'
 import { connectNats } from '../streams/connect.ts'
 import { UserId } from '../streams/schemas.ts'
 import { streamName } from '../streams/subjects.ts'
-import type { CommandContext } from './context.ts'
+import { jetStreamWait, type CommandContext } from './context.ts'
 import { table } from './table.ts'
 
 // `hph import healthkit <file> --user <id>` (docs/operating.md §6): an Apple Health export.xml or export.zip straight
@@ -80,7 +80,7 @@ export async function runImport({ config, args, flags }: Pick<CommandContext, 'c
   const json = Boolean(flags.json)
   // the parse thread loads while NATS is connected to
   warmParseThread(config.HPH_EXPORT_PARSER_HEAP_MB)
-  const nats = await connectNats(config, 'hph:import')
+  const nats = await connectNats(config, 'hph:import', {}, jetStreamWait('import'))
   const stream = streamName(config.HPH_PREFIX, 'INGEST')
   try {
     try {

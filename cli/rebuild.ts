@@ -5,7 +5,7 @@ import { closeDb, createDb } from '../schema/db.ts'
 import { connectNats } from '../streams/connect.ts'
 import { streamName } from '../streams/subjects.ts'
 import { CONSUMERS } from '../streams/topology.ts'
-import type { CommandContext } from './context.ts'
+import { jetStreamWait, type CommandContext } from './context.ts'
 
 // `hph replay <stream> --into <projection> [--from-seq N | --since T]` and `hph rebuild <projection>`
 // (docs/operating.md §4): the projection is rebuilt into shadow tables and swapped in; readers never wait
@@ -56,7 +56,7 @@ function report(r: RebuildResult, json: boolean): string {
 
 async function run(ctx: Pick<CommandContext, 'config' | 'log' | 'flags'>, projection: ProjectionName, from: { fromSeq?: number; since?: Date }): Promise<number> {
   const { config, log, flags } = ctx
-  const nats = await connectNats(config, `hph:rebuild:${projection}`)
+  const nats = await connectNats(config, `hph:rebuild:${projection}`, {}, jetStreamWait('rebuild'))
   // the shadow tables need no durability before the swap (a crash abandons them), and the swap's own
   // commit is synchronous: its WAL flush covers every write before it
   const { db, pool } = createDb(config, { max: 6, settings: { synchronous_commit: 'off' } })
@@ -88,7 +88,7 @@ const WRITER_PATIENCE_MS = 15_000
 
 /** `hph rebuild insights --recompute`: publish every user's full recomputation, then follow the insights-writer applying it. */
 async function recompute({ config, log, flags }: CommandContext): Promise<number> {
-  const nats = await connectNats(config, 'hph:recompute')
+  const nats = await connectNats(config, 'hph:recompute', {}, jetStreamWait('rebuild'))
   const { pool, db } = createDb(config, { max: 4 })
   const show = !flags.json && !flags.quiet
   try {

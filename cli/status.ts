@@ -50,7 +50,7 @@ export function renderStatus(s: Status): string {
 
 /** `hph status [--json]`: exit 0 when NATS and PostgreSQL are reachable, 1 otherwise. */
 export async function runStatus({ config, flags }: Pick<CommandContext, 'config' | 'flags'>): Promise<number> {
-  const nats = await connectNats(config, 'hph:status', { maxReconnectAttempts: 0 }).catch((err: unknown) => new Error(message(err)))
+  const nats = await connectNats(config, 'hph:status', { maxReconnectAttempts: 0 }, { waitMs: 0 }).catch((err: unknown) => new Error(message(err)))
   const { db } = createDb(config, { max: 1 })
   try {
     const s = await readStatus(config.HPH_PREFIX, nats, db)

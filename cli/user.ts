@@ -9,7 +9,7 @@ import { closeDb, createDb } from '../schema/db.ts'
 import { publishAudit } from '../streams/audit.ts'
 import { connectNats } from '../streams/connect.ts'
 import { UserId, type AuditRecord } from '../streams/schemas.ts'
-import type { CommandContext } from './context.ts'
+import { jetStreamWait, type CommandContext } from './context.ts'
 
 // `hph user export <id> [--out <file>]` and `hph user erase <id>` (docs/operating.md §7); both audited.
 
@@ -32,7 +32,7 @@ export async function runUser({ config, log, args, flags }: CommandContext): Pro
     process.stderr.write(`${USAGE}\n`)
     return 2
   }
-  const nats = await connectNats(config, `hph:user-${verb}`)
+  const nats = await connectNats(config, `hph:user-${verb}`, {}, jetStreamWait(`user ${verb}`))
   const { db, pool } = createDb(config, { max: 2 })
   const deps = { nats, db, prefix: config.HPH_PREFIX, schema: config.HPH_DB_SCHEMA }
   const audit = (outcome: AuditRecord['outcome']) =>

@@ -121,8 +121,11 @@ export const wasCut = (r: ShutdownReport) => r.requests.length > 0 || r.stages.l
 /** Starts the chosen stages (and the api) in this process: `hph up` runs them all, `hph worker <stage>` one. */
 export async function startPipeline(config: Config, log: Logger, opts: PipelineOptions): Promise<Pipeline> {
   if (opts.prepare) await ensureDatabase(config.DATABASE_URL)
-  const nats = await connectNats(config, `hph:${opts.stages.join('+') || 'api'}`, {}, (err, tries, retryInMs) =>
-    log.warn({ err, tries, retryInMs }, 'JetStream does not answer yet: waiting for it before the stages start'),
+  const nats = await connectNats(
+    config,
+    `hph:${opts.stages.join('+') || 'api'}`,
+    {},
+    { onWait: (err, tries, retryInMs) => log.warn({ err, tries, retryInMs }, 'JetStream does not answer yet: waiting for it before the stages start') },
   )
   const { db, pool } = createDb(config, { max: 8, timeouts: pgTimeouts(config) })
   // the api's reads and the readiness check on a pool of their own: a stage stuck behind a hung database never

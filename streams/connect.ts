@@ -9,16 +9,17 @@ export interface Nats {
   jsm: JetStreamManager
 }
 
+/** How long connectNats waits for JetStream to answer (START_WAIT_MS unless said; 0: not at all), each wait told to `onWait`. */
+export interface JetStreamWait {
+  waitMs?: number
+  onWait?: (err: unknown, tries: number, retryInMs: number) => void
+}
+
 /**
  * One connection per process; reconnects forever (a NATS outage stalls the pipeline, never ends it). JetStream not
- * answering yet (a cluster electing its meta leader) is waited for, up to START_WAIT_MS, each wait told to `onWait`.
+ * answering yet (a cluster electing its meta leader) is waited for as `wait` says.
  */
-export async function connectNats(
-  config: Pick<Config, 'NATS_URL'>,
-  name = 'hph',
-  overrides: Partial<NodeConnectionOptions> = {},
-  onWait?: (err: unknown, tries: number, retryInMs: number) => void,
-): Promise<Nats> {
+export async function connectNats(config: Pick<Config, 'NATS_URL'>, name = 'hph', overrides: Partial<NodeConnectionOptions> = {}, wait: JetStreamWait = {}): Promise<Nats> {
   const nc = await natsConnect({
     servers: config.NATS_URL.split(','),
     name,
@@ -28,9 +29,11 @@ export async function connectNats(
     reconnectTimeWait: 500,
     ...overrides,
   })
-  const jsm = await whileTransient(() => jetstreamManager(nc), { waitMs: START_WAIT_MS, ...(onWait ? { onWait } : {}) }).catch(async (err: unknown) => {
-    await nc.close()
-    throw err
-  })
+  const jsm = await whileTransient(() => jetstreamManager(nc), { waitMs: wait.waitMs ?? START_WAIT_MS, ...(wait.onWait ? { onWait: wait.onWait } : {}) }).catch(
+    async (err: unknown) => {
+      await nc.close()
+      throw err
+    },
+  )
   return { nc, js: jetstream(nc), jsm }
 }

@@ -71,11 +71,14 @@ function managedServer(url: string, args: string[], env: Record<string, string>,
   }
 }
 
-/** `maxPayload`: the server's max_payload (a config file setting: nats-server has no flag for it). */
-export async function startNatsServer(bin = 'nats-server', opts: { maxPayload?: number } = {}): Promise<NatsServer> {
+/**
+ * `maxPayload`: the server's max_payload (a config file setting: nats-server has no flag for it); `jetstream: false`, a
+ * server without JetStream (as one started without `-js`).
+ */
+export async function startNatsServer(bin = 'nats-server', opts: { maxPayload?: number; jetstream?: boolean } = {}): Promise<NatsServer> {
   const port = await freePort()
   const storeDir = await mkdtemp(join(tmpdir(), 'hph-nats-'))
-  const args = ['-js', '-a', '127.0.0.1', '-p', String(port), '-sd', storeDir]
+  const args = [...(opts.jetstream === false ? [] : ['-js']), '-a', '127.0.0.1', '-p', String(port), '-sd', storeDir]
   if (opts.maxPayload !== undefined) {
     const conf = join(storeDir, 'server.conf')
     await writeFile(conf, `max_payload: ${opts.maxPayload}\n`)

@@ -5,6 +5,7 @@ import { migrations } from '../../schema/migrate.ts'
 import { streamName, STREAM_KEYS } from '../../streams/subjects.ts'
 import { eventually, testEnv, type TestEnv } from '../helpers/env.ts'
 import { createTestDatabase } from '../helpers/db.ts'
+import { startNatsServer } from '../helpers/nats-server.ts'
 import { HPH_ENTRY } from '../helpers/processes.ts'
 
 let env: TestEnv
@@ -71,6 +72,31 @@ describe('hph', () => {
     const away = hph(['status', '--json'], { NATS_URL: 'nats://127.0.0.1:1' })
     expect(await away.exit).toBe(1)
     expect(JSON.parse(away.output())).toMatchObject({ nats: { reachable: false }, database: { reachable: true } })
+  })
+
+  it('status answers at once, and the other commands say that they wait, when the server has no JetStream', async () => {
+    const server = await startNatsServer('nats-server', { jetstream: false })
+    try {
+      // status reports the server as it is, without the minute connectNats may wait for JetStream
+      const status = hph(['status', '--json'], { NATS_URL: server.url })
+      const code = await Promise.race([status.exit, new Promise<'still running'>((resolve) => setTimeout(resolve, 30_000, 'still running'))])
+      if (code === 'still running') status.child.kill('SIGKILL')
+      expect(code, status.output()).toBe(1)
+      expect(JSON.parse(status.output())).toMatchObject({ nats: { reachable: false, error: expect.stringMatching(/jetstream/i) }, database: { reachable: true } })
+      // a command that needs JetStream waits for it, and says so on stderr (stdout is its output) before the wait ends
+      const streams = hph(['streams', 'apply'], { NATS_URL: server.url })
+      let stderr = ''
+      streams.child.stderr.on('data', (d: Buffer) => (stderr += d.toString()))
+      try {
+        await eventually(async () => stderr.includes('hph streams: JetStream does not answer yet'), 20_000, 'the wait said on stderr')
+        expect(stderr).toMatch(/waiting up to 60 s for it/)
+        expect(streams.child.exitCode).toBe(null)
+      } finally {
+        streams.child.kill('SIGKILL')
+      }
+    } finally {
+      await server.close()
+    }
   })
 
   it('stops with a message naming the variable when the configuration is bad', async () => {
