@@ -8,7 +8,21 @@ import type { Nats } from '../streams/connect.ts'
 export async function machine(nats: Nats, db: Kysely<never>): Promise<string> {
   const cpu = cpus()
   const pg = (await sql<{ v: string }>`select current_setting('server_version') as v`.execute(db)).rows[0]?.v
-  return `${cpu.length} × ${cpu[0]?.model.trim()}, ${(totalmem() / 2 ** 30).toFixed(0)} GiB, node ${process.version}, nats-server ${nats.nc.info?.version}, PostgreSQL ${pg}`
+  return `${cpu.length} × ${cpu[0]?.model.trim()}, ${(totalmem() / 2 ** 30).toFixed(0)} GiB, node ${process.version}, nats-server ${nats.nc.info?.version}, PostgreSQL ${pg}; a fresh page of memory costs ${freshPageMicros().toFixed(1)} µs`
+}
+
+/**
+ * What the first touch of a page of memory costs here (µs): the page fault that maps it. Every process of the pipeline
+ * takes fresh pages all the time (a message's buffers, an event's text above V8's 128 KiB large-object bound, a heap
+ * that grows after a collection gave pages back), and a virtual machine may make that fault many times dearer (11 µs
+ * on one of ours, docs/benchmarks.md §1): the figures of two machines compare only with this beside them.
+ */
+export function freshPageMicros(pages = 4096): number {
+  const page = 4096
+  const t = performance.now()
+  const b = Buffer.allocUnsafeSlow(pages * page)
+  for (let i = 0; i < b.length; i += page) b[i] = 1
+  return ((performance.now() - t) * 1000) / pages
 }
 
 export function rate(n: number, ms: number): string {
