@@ -5,7 +5,7 @@ import type { Nats } from '../streams/connect.ts'
 import { STREAM_KEYS, streamName, subjects, type StreamKey } from '../streams/subjects.ts'
 import { CONSUMERS } from '../streams/topology.ts'
 import { LOCKED_PROJECTIONS, rebuildLockKey } from '../schema/locks.ts'
-import { isTransient } from '../streams/transient.ts'
+import { isTransient, whileTransient } from '../streams/transient.ts'
 import { clearErasing, markErasing } from './erasing.ts'
 import { userMessages } from './messages.ts'
 import { userTables } from './tables.ts'
@@ -62,6 +62,8 @@ export interface EraseReport {
 const CONSUMED: ReadonlyMap<StreamKey, string> = new Map(Object.values(CONSUMERS).map((c) => [c.stream as StreamKey, c.durable]))
 
 const DELETE_CONCURRENCY = 64
+/** how long a table's delete is tried again while it fails as transient (a deadlock with a stage, PostgreSQL away) */
+const DELETE_RETRY_MS = 30_000
 
 /** Sequences (and bytes, when asked) of the messages matching `filter`. */
 async function matching(nats: Nats, stream: string, filter: string, withData: boolean): Promise<Array<{ seq: number; data: Uint8Array }>> {
@@ -124,14 +126,15 @@ async function eraseOnce(deps: EraseDeps, userId: string, report: EraseReport, f
     report.purged[stream] = (report.purged[stream] ?? 0) + n
     round.removed += n
   }
-  await deps.db.transaction().execute(async (tx) => {
-    for (const t of await userTables(tx, deps.schema)) {
-      const r = await sql`delete from ${sql.id(deps.schema, t.table)} where user_id = ${userId}`.execute(tx)
-      const n = Number(r.numAffectedRows ?? 0)
-      report.deleted[t.table] = (report.deleted[t.table] ?? 0) + n
-      round.removed += n
-    }
-  })
+  // table by table, each delete a transaction of its own: holding one table's rows while waiting for another's, the
+  // erase deadlocked with a stage writing the user's rows of both meanwhile, and PostgreSQL cancelled it. A delete
+  // that still meets a deadlock (or PostgreSQL away for a moment) is tried again.
+  for (const t of await userTables(deps.db, deps.schema)) {
+    const r = await whileTransient(() => sql`delete from ${sql.id(deps.schema, t.table)} where user_id = ${userId}`.execute(deps.db), { waitMs: DELETE_RETRY_MS })
+    const n = Number(r.numAffectedRows ?? 0)
+    report.deleted[t.table] = (report.deleted[t.table] ?? 0) + n
+    round.removed += n
+  }
   return round
 }
 

@@ -3,8 +3,10 @@ import { sql } from 'kysely'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { demoBatches } from '../../cli/demo-data.ts'
 import { STAGES, startPipeline, waitForIdle, type Pipeline } from '../../pipeline/start.ts'
+import { eraseUser } from '../../privacy/erase.ts'
 import { clearErasing, markErasing } from '../../privacy/erasing.ts'
 import { userMessages } from '../../privacy/messages.ts'
+import { userTables } from '../../privacy/tables.ts'
 import { rebuildProjection } from '../../projections/rebuild.ts'
 import { rebuildLockKey } from '../../schema/locks.ts'
 import { userRef } from '../../streams/audit.ts'
@@ -196,5 +198,54 @@ describe('an upload running when an erase begins', () => {
     } finally {
       await clearErasing(erasing, user)
     }
+  })
+})
+
+describe('an erase beside a stage writing the same rows', () => {
+  it("completes when a writer's transaction holds the user's rows of two tables and touches the first while the erase waits for the last", async () => {
+    const victim = `contended-${randomBytes(4).toString('hex')}`
+    await load(victim, 4)
+    await waitForIdle(p.nats, env.config.HPH_PREFIX, { timeoutMs: 60_000 })
+    const schema = env.config.HPH_DB_SCHEMA
+    const rowsOf = async (table: string) =>
+      (await sql<{ n: number }>`select count(*)::int as n from ${sql.id(schema, table)} where user_id = ${victim}`.execute(p.db)).rows[0]?.n ?? 0
+    const holding: string[] = []
+    for (const t of await userTables(p.db, schema)) if ((await rowsOf(t.table)) > 0) holding.push(t.table)
+    expect(holding.length).toBeGreaterThanOrEqual(2)
+    // the erase deletes table by table in name order: the writer takes the last table's rows first, as a stage's
+    // transaction over several tables may
+    const first = holding[0]!
+    const last = holding.at(-1)!
+    const writer = await p.pool.connect()
+    let erasing: ReturnType<typeof eraseUser> | undefined
+    try {
+      await writer.query('begin')
+      await writer.query(`update "${schema}"."${last}" set user_id = user_id where user_id = $1`, [victim])
+      erasing = eraseUser({ nats: p.nats, db: p.db, prefix: env.config.HPH_PREFIX, schema, log: env.log, userRefSecret: env.config.HPH_USER_REF_SECRET! }, victim)
+      // once the erase waits for those rows, the writer touches the first table's: had the erase kept that table's
+      // rows locked in a transaction still open, PostgreSQL would find a deadlock and cancel the erase (first to wait)
+      await eventually(
+        async () =>
+          ((
+            await sql<{
+              n: number
+            }>`select count(*)::int as n from pg_stat_activity where datname = current_database() and wait_event_type = 'Lock' and query like ${`delete from "${schema}"."${last}"%`}`.execute(
+              p.db,
+            )
+          ).rows[0]?.n ?? 0) > 0,
+        30_000,
+        'the erase waiting for the writer',
+      )
+      await writer.query(`update "${schema}"."${first}" set user_id = user_id where user_id = $1`, [victim])
+      await writer.query('commit')
+    } catch (err) {
+      await writer.query('rollback').catch(() => undefined)
+      throw err
+    } finally {
+      writer.release()
+    }
+    const report = await erasing!
+    expect(report.complete, JSON.stringify(report)).toBe(true)
+    for (const t of holding) expect(await rowsOf(t), t).toBe(0)
   })
 })

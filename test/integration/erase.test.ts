@@ -239,7 +239,7 @@ describe('user export and erase', () => {
       { nats: p.nats, db: p.db, prefix: env.config.HPH_PREFIX, schema: env.config.HPH_DB_SCHEMA, log: env.log, userRefSecret: env.config.HPH_USER_REF_SECRET! },
       racer,
     )
-    expect(report.complete).toBe(true)
+    expect(report.complete, JSON.stringify(report)).toBe(true)
     await waitForIdle(p.nats, env.config.HPH_PREFIX, { timeoutMs: 60_000 })
     await new Promise((r) => setTimeout(r, 500))
     expect((await allMessages()).filter((m) => m.subject.includes(racer) || m.text.includes(racer)).map((m) => `${m.stream} ${m.subject}`)).toEqual([])
