@@ -4,6 +4,7 @@ import { demoBatches, type DemoBatch } from '../../cli/demo-data.ts'
 import { prepare, STAGES, waitForIdle } from '../../pipeline/start.ts'
 import { createDb, type Database } from '../../schema/db.ts'
 import { STREAM_KEYS, streamName } from '../../streams/subjects.ts'
+import { CONSUMERS } from '../../streams/topology.ts'
 import { eventually, testEnv, type TestEnv } from '../helpers/env.ts'
 import { referenceInsights, snapshotDifferences, snapshotInsights } from '../helpers/insights.ts'
 import { startNatsCluster, type NatsCluster } from '../helpers/nats-server.ts'
@@ -182,6 +183,23 @@ describe('a three-node JetStream cluster, two instances of every stage', () => {
   it('a stage started while the cluster has no JetStream leader waits for one, and starts once there is one', async () => {
     // two nodes of three away: the one left has no quorum, and answers JetStream's API with nothing or a 503
     await Promise.all([cluster.nodes[1]!.stop('SIGKILL'), cluster.nodes[2]!.stop('SIGKILL')])
+    // the node left still answers for a few seconds, until it finds its peers gone: a stage started then starts as
+    // usual (seen: ready, with nothing to say). So the stage is started once what it asks first goes unanswered,
+    // twice in a row (not a request lost while this test's own connection moved to that node)
+    const { stream, durable } = CONSUMERS.normalize
+    let unanswered = 0
+    await eventually(
+      async () => {
+        const answered = await env.nats.jsm.consumers.info(streamName(env.config.HPH_PREFIX, stream), durable).then(
+          () => true,
+          () => false,
+        )
+        unanswered = answered ? 0 : unanswered + 1
+        return unanswered >= 2
+      },
+      60_000,
+      'the node left to stop answering for JetStream',
+    )
     const port = await freePort()
     const child = spawnHph(
       ['worker', 'normalize'],
