@@ -209,6 +209,12 @@ describe('an erase beside a stage writing the same rows', () => {
     const schema = env.config.HPH_DB_SCHEMA
     const rowsOf = async (table: string) =>
       (await sql<{ n: number }>`select count(*)::int as n from ${sql.id(schema, table)} where user_id = ${victim}`.execute(p.db)).rows[0]?.n ?? 0
+    /** this database's deletes from `table` waiting for a lock */
+    const deletesWaiting = async (table: string) =>
+      (
+        await sql<{ n: number }>`select count(*)::int as n from pg_stat_activity
+          where datname = current_database() and wait_event_type = 'Lock' and query like ${`delete from "${schema}"."${table}"%`}`.execute(p.db)
+      ).rows[0]?.n ?? 0
     const holding: string[] = []
     for (const t of await userTables(p.db, schema)) if ((await rowsOf(t.table)) > 0) holding.push(t.table)
     expect(holding.length).toBeGreaterThanOrEqual(2)
@@ -224,18 +230,7 @@ describe('an erase beside a stage writing the same rows', () => {
       erasing = eraseUser({ nats: p.nats, db: p.db, prefix: env.config.HPH_PREFIX, schema, log: env.log, userRefSecret: env.config.HPH_USER_REF_SECRET! }, victim)
       // once the erase waits for those rows, the writer touches the first table's: had the erase kept that table's
       // rows locked in a transaction still open, PostgreSQL would find a deadlock and cancel the erase (first to wait)
-      await eventually(
-        async () =>
-          ((
-            await sql<{
-              n: number
-            }>`select count(*)::int as n from pg_stat_activity where datname = current_database() and wait_event_type = 'Lock' and query like ${`delete from "${schema}"."${last}"%`}`.execute(
-              p.db,
-            )
-          ).rows[0]?.n ?? 0) > 0,
-        30_000,
-        'the erase waiting for the writer',
-      )
+      await eventually(async () => (await deletesWaiting(last)) > 0, 30_000, 'the erase waiting for the writer')
       await writer.query(`update "${schema}"."${first}" set user_id = user_id where user_id = $1`, [victim])
       await writer.query('commit')
     } catch (err) {
