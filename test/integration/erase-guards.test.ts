@@ -9,6 +9,7 @@ import { userMessages } from '../../privacy/messages.ts'
 import { userTables } from '../../privacy/tables.ts'
 import { rebuildProjection } from '../../projections/rebuild.ts'
 import { rebuildLockKey } from '../../schema/locks.ts'
+import { inTransaction } from '../../schema/transaction.ts'
 import { userRef } from '../../streams/audit.ts'
 import { decodeJson } from '../../streams/envelope.ts'
 import { streamName } from '../../streams/subjects.ts'
@@ -222,23 +223,15 @@ describe('an erase beside a stage writing the same rows', () => {
     // transaction over several tables may
     const first = holding[0]!
     const last = holding.at(-1)!
-    const writer = await p.pool.connect()
     let erasing: ReturnType<typeof eraseUser> | undefined
-    try {
-      await writer.query('begin')
+    await inTransaction(p.pool, async (writer) => {
       await writer.query(`update "${schema}"."${last}" set user_id = user_id where user_id = $1`, [victim])
       erasing = eraseUser({ nats: p.nats, db: p.db, prefix: env.config.HPH_PREFIX, schema, log: env.log, userRefSecret: env.config.HPH_USER_REF_SECRET! }, victim)
       // once the erase waits for those rows, the writer touches the first table's: had the erase kept that table's
       // rows locked in a transaction still open, PostgreSQL would find a deadlock and cancel the erase (first to wait)
       await eventually(async () => (await deletesWaiting(last)) > 0, 30_000, 'the erase waiting for the writer')
       await writer.query(`update "${schema}"."${first}" set user_id = user_id where user_id = $1`, [victim])
-      await writer.query('commit')
-    } catch (err) {
-      await writer.query('rollback').catch(() => undefined)
-      throw err
-    } finally {
-      writer.release()
-    }
+    })
     const report = await erasing!
     expect(report.complete, JSON.stringify(report)).toBe(true)
     for (const t of holding) expect(await rowsOf(t), t).toBe(0)
