@@ -71,61 +71,11 @@ export async function ingestRawBatch(deps: IngestDeps, input: RawIngest): Promis
   const eventId = hashUuid('ingest', userId, batch.batchId ?? `body:${input.bodyHash()}`)
   // the answer's counts: every check, without building the samples (normalize does that)
   const counts = normalizeBatch(batch, { userId, ingestId: eventId, now: input.receivedAt }, { build: false })
-  return storeRawBatch(deps, { ...input, eventId, batchId: batch.batchId, samples: () => batch.samples, counts })
-}
-
-/**
- * An export batch whose samples were checked and encoded where they were read (ingest/healthkit-export/reader-thread.ts:
- * ThreadBatch): the same event ingestRawBatch stores for `{batchId, samples}`, written around the samples' bytes.
- */
-export interface CheckedIngest {
-  userId: string
-  batchId: string
-  /** the UTF-8 of the samples' JSON array (1..maxSamples of them), written into the event as it is */
-  samplesJson: Uint8Array
-  /** what normalize will make of them (processors/normalize/healthkit.ts: sampleVerdict, sample by sample) */
-  counts: Counts
-  receivedAt: Date
-  source: string
-  traceparent?: string | undefined
-}
-
-/** Publishes a checked batch as ingestRawBatch publishes `{batchId, samples}`; resolves once JetStream has stored it. */
-export async function ingestCheckedBatch(deps: IngestDeps, input: CheckedIngest): Promise<IngestResult> {
-  const { userId, batchId, samplesJson } = input
-  const head = `{"batchId":${JSON.stringify(batchId)},"samples":`
-  // the samples as values only when the batch must be cut into parts (rawParts), which no export batch under the
-  // server's max_payload needs: its text is decoded then, once
-  const samples = () => JSON.parse(Buffer.from(samplesJson.buffer, samplesJson.byteOffset, samplesJson.byteLength).toString('utf8')) as unknown[]
-  return storeRawBatch(deps, {
-    ...input,
-    eventId: hashUuid('ingest', userId, batchId),
-    payload: { batchId },
-    payloadJson: { pieces: [head, samplesJson, '}'] },
-    samples,
-  })
-}
-
-type Counts = Pick<IngestResult, 'accepted' | 'ignored' | 'rejected' | 'derived'>
-
-/** The raw event(s) of a batch whose id and counts are made: one event, or parts when it is larger than one message. */
-async function storeRawBatch(
-  deps: IngestDeps,
-  input: Pick<RawIngest, 'userId' | 'payloadJson' | 'receivedAt' | 'source' | 'traceparent'> & {
-    eventId: string
-    /** the batch's fields but its samples (whose text payloadJson holds, when it is given) */
-    payload: unknown
-    batchId: string | undefined
-    samples: () => readonly unknown[]
-    counts: Counts
-  },
-): Promise<IngestResult> {
-  const { userId, eventId, counts } = input
-  const data: RawBatch = { userId, receivedAt: input.receivedAt.toISOString(), payload: input.payload, ...(input.batchId ? { batchId: input.batchId } : {}) }
+  const data: RawBatch = { userId, receivedAt: input.receivedAt.toISOString(), payload: input.payload, ...(batch.batchId ? { batchId: batch.batchId } : {}) }
   const event = envelope({ id: eventId, type: INGEST_TYPE, source: input.source, subject: userId, data, time: data.receivedAt })
   const whole = input.payloadJson === undefined ? encodeEnvelope(event) : encodeEnvelopeWithPayload(event, input.payloadJson)
   const limit = serverMaxPayload(deps.nc) - HEADROOM_BYTES
-  const events = whole.length <= limit ? [{ event, encoded: whole }] : rawParts(event, input.samples(), limit)
+  const events = whole.length <= limit ? [{ event, encoded: whole }] : rawParts(event, batch.samples, limit)
   const subject = subjects.ingest(deps.prefix, 'healthkit', userId)
   const traceparent = input.traceparent ?? traceparentOf(undefined)
   // every part at once; the answer only once all of them are stored (a failed part fails the request, and the

@@ -37,24 +37,14 @@ const QUOTED_MARK = JSON.stringify(FIELD_MARK)
  * above 128 KiB lives in V8's large-object space, whose every allocation costs fresh pages (≈1 ms for 200 KB
  * on the machine of docs/benchmarks.md §2), and an event of 1000 samples is such a string.
  */
-function encodePieces(pieces: JsonPieces['pieces']): Uint8Array {
+function encodePieces(pieces: readonly string[]): Uint8Array {
   let bytes = 0
-  for (const p of pieces) bytes += typeof p === 'string' ? Buffer.byteLength(p) : p.byteLength
+  for (const p of pieces) bytes += Buffer.byteLength(p)
   const out = Buffer.allocUnsafeSlow(bytes)
   let at = 0
-  for (const p of pieces) {
-    if (typeof p === 'string') at += out.write(p, at)
-    else {
-      out.set(p, at)
-      at += p.byteLength
-    }
-  }
+  for (const p of pieces) at += out.write(p, at)
   return new Uint8Array(out.buffer, out.byteOffset, at)
 }
-
-/** The pieces joined into one string (a large object when they are large: only where no other way is left). */
-const piecesText = (pieces: JsonPieces['pieces']): string =>
-  pieces.map((p) => (typeof p === 'string' ? p : Buffer.from(p.buffer, p.byteOffset, p.byteLength).toString('utf8'))).join('')
 
 /** A JSON array given as the JSON of each item (a JsonPart). */
 export interface JsonArrayText {
@@ -90,36 +80,16 @@ export function encodeEnvelopeWithField(e: Envelope<Record<string, unknown>>, fi
   const at = text.indexOf(QUOTED_MARK)
   const middle = typeof fieldJson === 'string' ? [fieldJson] : 'pieces' in fieldJson ? fieldJson.pieces : arrayPieces(fieldJson)
   // the mark anywhere else (a field holding it) and the splice could land there: stringify it all instead
-  if (at < 0 || text.includes(QUOTED_MARK, at + 1)) return encodeEnvelope({ ...e, data: { ...e.data, [field]: JSON.parse(piecesText(middle)) as unknown } })
+  if (at < 0 || text.includes(QUOTED_MARK, at + 1)) return encodeEnvelope({ ...e, data: { ...e.data, [field]: JSON.parse(middle.join('')) as unknown } })
   return encodePieces([text.slice(0, at), ...middle, text.slice(at + QUOTED_MARK.length)])
 }
 
 /**
  * JSON text in pieces, each below the large-object size, never joined: their concatenation is the text (a raw
- * batch of an export, whose text is a few hundred KB: encodePieces says what joining it would cost). A piece may be
- * UTF-8 already (an export batch's samples, encoded on the parse thread: encodeArray).
+ * batch of an export, whose text is a few hundred KB: encodePieces says what joining it would cost).
  */
 export interface JsonPieces {
-  pieces: ReadonlyArray<string | Uint8Array>
-}
-
-/**
- * `arrayJson(texts)` as UTF-8, written text by text into one buffer of its own (transferable to another thread), and
- * the hashHexOfPieces of that text: what the main thread would make of the texts, made where they are.
- */
-export function encodeArray(a: JsonArrayText): { bytes: Uint8Array; hash: string } {
-  let size = a.texts.length + 1
-  for (const t of a.texts) size += Buffer.byteLength(t)
-  const out = Buffer.allocUnsafeSlow(Math.max(2, size))
-  let at = 0
-  out[at++] = 0x5b // [
-  a.texts.forEach((t, i) => {
-    if (i > 0) out[at++] = 0x2c // ,
-    at += out.write(t, at)
-  })
-  out[at++] = 0x5d // ]
-  const bytes = new Uint8Array(out.buffer, out.byteOffset, at)
-  return { bytes, hash: createHash('sha256').update(bytes).update('\0').digest('hex') }
+  pieces: readonly string[]
 }
 
 /** encodeEnvelopeWithField for a raw batch's `payload`. */

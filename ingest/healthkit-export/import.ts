@@ -1,8 +1,9 @@
 import { HphError } from '../../errors.ts'
-import { ingestCheckedBatch, type IngestDeps } from '../../ingest/raw-batch.ts'
+import { ingestRawBatch, type IngestDeps } from '../../ingest/raw-batch.ts'
+import { arrayPieces, hashHexOfPieces } from '../../streams/envelope.ts'
 import type { ExportLimits } from './limits.ts'
-import type { ExportCounts, ExportFormat } from './reader.ts'
-import { readExportInThread, type ExportInput, type ThreadBatch } from './reader-thread.ts'
+import type { ExportBatch, ExportCounts, ExportFormat, ExportSample } from './reader.ts'
+import { readExportInThread, type ExportInput } from './reader-thread.ts'
 
 // docs/api.md §4: the reader's batches through the raw-event path of
 // POST /samples (ingest/raw-batch.ts), a bounded number of publishes in flight. Used by the HTTP endpoint and
@@ -98,8 +99,6 @@ export async function importExport(
   const reader = readExportInThread(opts.input, {
     format: opts.format,
     batchSize,
-    // normalize's checks for the answer's counts, on the parse thread while each sample is an object
-    check: { userId: opts.userId, receivedAtMs: receivedAt.getTime() },
     ...(deps.limits ? { limits: deps.limits } : {}),
     ...(deps.parserHeapMb ? { parserHeapMb: deps.parserHeapMb } : {}),
   })
@@ -124,17 +123,17 @@ export async function importExport(
   let failure: unknown
   const inFlight = new Set<Promise<void>>()
 
-  const publish = async (batch: ThreadBatch): Promise<void> => {
-    const checked = batch.checked
-    if (!checked) throw new Error(`the parse thread gave batch ${batch.index} unchecked`)
-    // its id hashes its samples' text (hashed on the parse thread), its event holds their bytes as they came
-    const batchId = `${EXPORT_BATCH_PREFIX}${batch.hash}`
+  const publish = async (batch: ExportBatch): Promise<void> => {
+    // the batch's text in pieces, never joined (streams/envelope.ts: JsonPieces): its id hashes it, its event holds it
+    const text = { pieces: arrayPieces(batch) }
+    const batchId = `${EXPORT_BATCH_PREFIX}${hashHexOfPieces(text)}`
+    const samples = batch.texts.map((t) => JSON.parse(t) as ExportSample)
     await deps.beforeBatch?.()
-    const r = await ingestCheckedBatch(deps.ingest, {
+    const r = await ingestRawBatch(deps.ingest, {
       userId: opts.userId,
-      batchId,
-      samplesJson: batch.json,
-      counts: checked,
+      payload: { batchId, samples },
+      payloadJson: { pieces: [`{"batchId":${JSON.stringify(batchId)},"samples":`, ...text.pieces, '}'] },
+      bodyHash: () => batchId,
       receivedAt,
       source: deps.source,
       traceparent: deps.traceparent,
@@ -145,18 +144,19 @@ export async function importExport(
     else result.published++
     result.firstSeq = Math.min(result.firstSeq ?? r.seq, r.seq)
     result.lastSeq = Math.max(result.lastSeq ?? r.seq, r.seq)
-    result.records += batch.size
-    for (const [type, c] of Object.entries(checked.types)) {
-      const t = (result.types[type] ??= { read: 0, accepted: 0, rejected: 0 })
-      t.accepted += c.accepted
-      t.rejected += c.rejected
-    }
-    result.accepted += batch.size - checked.rejected.length
-    result.rejected += checked.rejected.length
+    result.records += samples.length
+    const rejectedAt = new Set(r.rejected.map((x) => x.index))
+    samples.forEach((s, i) => {
+      const t = (result.types[s.type] ??= { read: 0, accepted: 0, rejected: 0 })
+      if (rejectedAt.has(i)) t.rejected++
+      else t.accepted++
+    })
+    result.accepted += samples.length - rejectedAt.size
+    result.rejected += rejectedAt.size
     result.derived += r.derived
-    for (const x of checked.rejected) {
+    for (const x of r.rejected) {
       if (result.rejections.length >= MAX_REJECTIONS_LISTED) break
-      result.rejections.push({ line: batch.lines[x.index] ?? 0, type: x.type, problem: x.problem })
+      result.rejections.push({ line: batch.lines[x.index] ?? 0, type: samples[x.index]?.type ?? '', problem: x.problem })
     }
   }
 

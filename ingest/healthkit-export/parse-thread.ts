@@ -3,12 +3,10 @@ import { parentPort } from 'node:worker_threads'
 import { ExportFormatError } from './errors.ts'
 import { ExportLimitError } from './limits.ts'
 import { readExport } from './reader.ts'
-import { encodeArray } from '../../streams/envelope.ts'
 import type { ExportFile, FromParser, ToParser } from './reader-thread.ts'
 
 // The worker side of reader-thread.ts: the bytes the main thread sends (or the file it names, read here) go
-// through readExport, and each batch goes back with the JSON text of its samples encoded and hashed here, its memory
-// moved to the main thread (reader-thread.ts: ThreadBatch).
+// through readExport, and each batch goes back as it is: the JSON text of its samples crosses threads as one copy.
 
 /** The input's own failure, as the main thread reports it. */
 class InputFailed extends Error {}
@@ -18,7 +16,7 @@ const BATCHES_AHEAD = 4
 
 const port = parentPort
 if (!port) throw new Error('parse-thread.ts runs as a worker thread (reader-thread.ts starts it)')
-const post = (m: FromParser, transfer?: ArrayBuffer[]) => port.postMessage(m, transfer)
+const post = (m: FromParser) => port.postMessage(m)
 
 const queue: Array<Exclude<ToParser, { kind: 'took' }>> = []
 let wake: (() => void) | undefined
@@ -68,8 +66,7 @@ async function run(): Promise<void> {
   const reader = readExport(start.file ? fileInput(start.file) : input(), start.opts)
   try {
     for await (const b of reader.batches) {
-      const { bytes, hash } = encodeArray(b)
-      post({ kind: 'batch', counts: reader.counts, index: b.index, size: b.size, lines: b.lines, json: bytes, hash, checked: b.checked }, [bytes.buffer as ArrayBuffer])
+      post({ kind: 'batch', counts: reader.counts, index: b.index, texts: b.texts, lines: b.lines })
       // no more parsing while BATCHES_AHEAD wait on the other side: what waits is bounded however fast JetStream is
       // (one input chunk's worth of export.xml is held whole, as readExport holds it)
       unclaimed++

@@ -1,7 +1,7 @@
 import { Worker } from 'node:worker_threads'
 import { ExportFormatError, type ErrorPosition } from './errors.ts'
 import { ExportLimitError } from './limits.ts'
-import type { BatchCheck, ExportCounts, ReadOptions } from './reader.ts'
+import { exportBatch, type ExportBatch, type ExportCounts, type ReadOptions } from './reader.ts'
 
 // readExport (reader.ts) on a worker thread. The XML parse is the import's slowest step and it runs alone on
 // one core: on its own thread it overlaps the main thread's work on the batches before (their checks, their
@@ -39,8 +39,8 @@ export type ToParser =
 export type FromParser =
   /** a chunk was taken by the parser */
   | { kind: 'took' }
-  /** a batch (ThreadBatch) with the counts as they stand, so that an import stopped early still says what it read */
-  | ({ kind: 'batch'; counts: ExportCounts } & ThreadBatch)
+  /** a batch (reader.ts: exportBatch) with the counts as they stand, so that an import stopped early still says what it read */
+  | { kind: 'batch'; counts: ExportCounts; index: number; texts: string[]; lines: number[] }
   | { kind: 'done'; counts: ExportCounts }
   /** `inputFailed`: the error is the input's own (the `fail` message, a file that cannot be read), not one of the parse */
   | {
@@ -50,27 +50,10 @@ export type FromParser =
       error: { name: string; message: string; stack?: string | undefined; at?: ErrorPosition | undefined; limit?: string | undefined }
     }
 
-/**
- * A batch of readExport (reader.ts: ExportBatch) as the parse thread hands it over: its samples' JSON array already
- * UTF-8 and hashed there (streams/envelope.ts: encodeArray), its memory moved, not copied, to the main thread, which
- * writes it into the raw event as it is. Made there, the texts would cross as a thousand strings to be copied, made
- * again, encoded and hashed on the thread that publishes (docs/benchmarks.md §2).
- */
-export interface ThreadBatch {
-  index: number
-  size: number
-  lines: number[]
-  /** the UTF-8 of `arrayJson(texts)` */
-  json: Uint8Array
-  /** hashHexOfPieces of that text */
-  hash: string
-  checked?: BatchCheck | undefined
-}
-
 export interface ThreadReader {
   /** bytesRead is updated as the input is read; the rest with every batch, final once `batches` is done */
   counts: ExportCounts
-  batches: AsyncGenerator<ThreadBatch, void, undefined>
+  batches: AsyncGenerator<ExportBatch, void, undefined>
 }
 
 // from the sources (tsx) the thread must register tsx itself first; from the build (dist/) it is plain JavaScript
@@ -134,7 +117,7 @@ export function readExportInThread(input: ExportInput, opts: ReadOptions & { par
   const { parserHeapMb = DEFAULT_PARSER_HEAP_MB, ...readOpts } = opts
   const counts: ExportCounts = { bytesRead: 0, xmlBytes: 0, records: {}, skippedRecords: {}, otherElements: {} }
 
-  async function* batches(): AsyncGenerator<ThreadBatch, void, undefined> {
+  async function* batches(): AsyncGenerator<ExportBatch, void, undefined> {
     const worker = takeThread(parserHeapMb)
     const file = isStream(input) ? undefined : input
     worker.postMessage({ kind: 'start', opts: readOpts, file } satisfies ToParser)
@@ -210,8 +193,7 @@ export function readExportInThread(input: ExportInput, opts: ReadOptions & { par
         Object.assign(counts, m.counts, { bytesRead: Math.max(counts.bytesRead, m.counts.bytesRead) })
         if (m.kind === 'batch') {
           worker.postMessage({ kind: 'took' } satisfies ToParser)
-          const { kind: _kind, counts: _counts, ...batch } = m
-          yield batch
+          yield exportBatch(m.index, m.texts, m.lines)
           continue
         }
         if (m.kind === 'done') return

@@ -3,7 +3,6 @@ import { SaxesParser } from 'saxes'
 import { ExportFormatError } from './errors.ts'
 import { checkParser, DEFAULT_EXPORT_LIMITS, watchText, ExportLimitError, overLimit, PARSE_SLICE_BYTES, type ExportLimits } from './limits.ts'
 import type { JsonArrayText } from '../../streams/envelope.ts'
-import { sampleVerdict, VerdictTally, type BatchEnvelope, type NormalizeContext, type Rejection } from '../../processors/normalize/healthkit.ts'
 import { exportXmlOfZip } from './unzip.ts'
 
 // docs/api.md §4: the <Record> elements of the understood types, read
@@ -55,58 +54,11 @@ export interface ExportBatch extends JsonArrayText {
   size: number
   /** the line of each sample's <Record> in export.xml (for rejections) */
   lines: number[]
-  /** what normalize will make of its samples, when the reader was asked to check them (ReadOptions.check) */
-  checked?: BatchCheck | undefined
 }
 
 /** A batch of the samples' JSON texts (and the line of each). */
-export function exportBatch(index: number, texts: string[], lines: number[], checked?: BatchCheck): ExportBatch {
-  return { index, texts, size: texts.length, lines, ...(checked ? { checked } : {}) }
-}
-
-/**
- * normalize's counts for a batch (the import's answer: docs/api.md §4), made while each sample is still the object the
- * parser's attributes filled: the same checks normalize runs (processors/normalize/healthkit.ts: sampleVerdict), on
- * the same values its JSON gives back (strings, and an absent attribute undefined, which normalize reads as absent).
- */
-export interface BatchCheck {
-  accepted: number
-  ignored: number
-  /** hrv_rmssd samples its beat lists give */
-  derived: number
-  /** by the sample's index in the batch, with its type */
-  rejected: Array<Rejection & { type: string }>
-  /** by the samples' type (one of UNDERSTOOD_TYPES): rejected, and the others */
-  types: Record<string, { accepted: number; rejected: number }>
-}
-
-/** An export batch as an envelope: no batch-wide source (each record names its own), so nothing for a sample to fall back on. */
-const EXPORT_ENVELOPE: BatchEnvelope = { samples: [] }
-
-/** The checks of the batch being made (ReadOptions.check), taken when it is cut. */
-function batchChecker(ctx: NormalizeContext) {
-  let tally = new VerdictTally()
-  let types: BatchCheck['types'] = {}
-  let rejected: BatchCheck['rejected'] = []
-  return {
-    add(index: number, sample: ExportSample): void {
-      const v = sampleVerdict(sample, EXPORT_ENVELOPE, ctx)
-      tally.add(index, v)
-      const t = (types[sample.type] ??= { accepted: 0, rejected: 0 })
-      if ('problem' in v) {
-        t.rejected++
-        rejected.push({ index, problem: v.problem, type: sample.type })
-      } else t.accepted++
-    },
-    take(): BatchCheck {
-      const { accepted, ignored, derived } = tally.counts()
-      const check = { accepted, ignored, derived, rejected, types }
-      tally = new VerdictTally()
-      types = {}
-      rejected = []
-      return check
-    },
-  }
+export function exportBatch(index: number, texts: string[], lines: number[]): ExportBatch {
+  return { index, texts, size: texts.length, lines }
 }
 
 export interface ExportCounts {
@@ -132,8 +84,6 @@ export interface ReadOptions {
   maxBatchChars?: number
   /** how far the export may inflate and nest (limits.ts); the defaults when left out */
   limits?: ExportLimits
-  /** check each sample as normalize will, for the batch's `checked`: the user, and the batch's receivedAt in epoch ms */
-  check?: { userId: string; receivedAtMs: number } | undefined
 }
 
 export interface ExportReader {
@@ -222,11 +172,10 @@ export function readExport(input: AsyncIterable<Uint8Array>, opts: ReadOptions):
   let lines: number[] = []
   let chars = 0
   let index = 0
-  const checker = opts.check ? batchChecker({ userId: opts.check.userId, ingestId: '', now: new Date(opts.check.receivedAtMs) }) : undefined
   const cut = () => {
     // each sample's text apart (what JSON.stringify writes of the array is `[`, these joined by commas, `]`):
     // the batch crosses to the main thread and into its event without ever being one large string
-    ready.push(exportBatch(index++, texts, lines, checker?.take()))
+    ready.push(exportBatch(index++, texts, lines))
     texts = []
     lines = []
     chars = 0
@@ -272,7 +221,6 @@ export function readExport(input: AsyncIterable<Uint8Array>, opts: ReadOptions):
   let beatTimes: string[] = []
   const add = (sample: ExportSample, size: number, line: number) => {
     if (texts.length > 0 && chars + size > maxChars) cut()
-    checker?.add(texts.length, sample)
     texts.push(JSON.stringify(sample))
     lines.push(line)
     chars += size

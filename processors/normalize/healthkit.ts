@@ -444,56 +444,6 @@ function normalizeSample(raw: unknown, batch: BatchEnvelope, ctx: NormalizeConte
   return { checked: true, derived: extra === undefined ? 0 : 1 }
 }
 
-/** What normalize makes of one sample: valid (with the hrv_rmssd samples it derives besides), of a type it ignores, or rejected. */
-export type SampleVerdict = { derived: number } | { ignoredType: string } | { problem: string }
-
-function verdictOf(raw: unknown, batch: BatchEnvelope, ctx: NormalizeContext, build: boolean, out: NormalizedSample[]): SampleVerdict {
-  try {
-    const r = normalizeSample(raw, batch, ctx, build, out)
-    return 'checked' in r ? { derived: r.derived } : r
-  } catch (err) {
-    if (!(err instanceof SampleProblem)) throw err
-    return { problem: err.message }
-  }
-}
-
-/** never written to: normalizeSample builds nothing when it only checks */
-const UNBUILT: NormalizedSample[] = []
-
-/**
- * One sample's verdict, checked and not built: what normalizeBatch(…, { build: false }) counts for it. The export's
- * parse thread checks each sample while it is still an object (ingest/healthkit-export/reader.ts).
- */
-export function sampleVerdict(raw: unknown, batch: BatchEnvelope, ctx: NormalizeContext): SampleVerdict {
-  return verdictOf(raw, batch, ctx, false, UNBUILT)
-}
-
-/** The counts of a batch's verdicts, sample by sample in order: normalizeBatch's, and the export parse thread's. */
-export class VerdictTally {
-  accepted = 0
-  readonly rejected: Rejection[] = []
-  ignored = 0
-  derived = 0
-  private readonly ignoredByType = new Map<string, number>()
-
-  add(index: number, v: SampleVerdict): void {
-    if ('derived' in v) {
-      this.accepted++
-      this.derived += v.derived
-    } else if ('problem' in v) this.rejected.push({ index, problem: v.problem })
-    else {
-      this.ignored++
-      const key = v.ignoredType.length > MAX_TYPE_KEY ? `${v.ignoredType.slice(0, MAX_TYPE_KEY)}…` : v.ignoredType
-      this.ignoredByType.set(key, (this.ignoredByType.get(key) ?? 0) + 1)
-    }
-  }
-
-  counts(): Omit<NormalizeResult, 'samples'> {
-    // fromEntries defines own properties: a type named "__proto__" is counted like any other
-    return { accepted: this.accepted, rejected: this.rejected, ignored: this.ignored, ignoredByType: Object.fromEntries(this.ignoredByType), derived: this.derived }
-  }
-}
-
 /**
  * Every sample checked on its own: valid ones normalised, bad ones rejected with a reason, other types
  * counted and skipped. With `build: false` only the checks run (`samples` stays empty, `accepted` counts).
@@ -501,8 +451,28 @@ export class VerdictTally {
 export function normalizeBatch(batch: BatchEnvelope, ctx: NormalizeContext, opts: { build?: boolean } = {}): NormalizeResult {
   const build = opts.build ?? true
   const samples: NormalizedSample[] = []
-  const tally = new VerdictTally()
+  let accepted = 0
+  const rejected: Rejection[] = []
+  const ignoredByType = new Map<string, number>()
+  let ignored = 0
+  let derived = 0
   // an index loop, not forEach: a hole in the array is a sample too, and gets its rejection
-  for (let index = 0; index < batch.samples.length; index++) tally.add(index, verdictOf(batch.samples[index], batch, ctx, build, samples))
-  return { samples, ...tally.counts() }
+  for (let index = 0; index < batch.samples.length; index++) {
+    try {
+      const r = normalizeSample(batch.samples[index], batch, ctx, build, samples)
+      if ('checked' in r) {
+        accepted++
+        derived += r.derived
+      } else {
+        ignored++
+        const key = r.ignoredType.length > MAX_TYPE_KEY ? `${r.ignoredType.slice(0, MAX_TYPE_KEY)}…` : r.ignoredType
+        ignoredByType.set(key, (ignoredByType.get(key) ?? 0) + 1)
+      }
+    } catch (err) {
+      if (!(err instanceof SampleProblem)) throw err
+      rejected.push({ index, problem: err.message })
+    }
+  }
+  // fromEntries defines own properties: a type named "__proto__" is counted like any other
+  return { samples, accepted, rejected, ignored, ignoredByType: Object.fromEntries(ignoredByType), derived }
 }

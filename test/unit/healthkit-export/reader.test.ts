@@ -194,68 +194,6 @@ describe("a batch's JSON text", () => {
   })
 })
 
-describe("the checks made while reading (ReadOptions.check: the import's answer)", () => {
-  // each sample is checked as an object on the parse thread, never parsed back from its text: its counts must be
-  // what normalize gives the batch it stores, whatever the records hold
-  const at = (minute: number) => `2026-03-01 ${String(Math.floor(minute / 60)).padStart(2, '0')}:${String(minute % 60).padStart(2, '0')}:00 -0800`
-  const attr = (name: string, value: string | undefined) => (value === undefined ? '' : ` ${name}="${value}"`)
-  const record = fc
-    .record({
-      type: fc.constantFrom(SLEEP, SDNN, HR, 'HKQuantityTypeIdentifierRestingHeartRate', 'HPHQuantityTypeIdentifierHeartRateVariabilityRMSSD'),
-      unit: fc.option(fc.constantFrom('ms', 's', 'count/min', 'kg', ''), { nil: undefined }),
-      value: fc.option(fc.constantFrom('48.2', '0.05', '61', '900', '-3', 'abc', '1e2', 'HKCategoryValueSleepAnalysisAsleepDeep', '2', '9', ''), { nil: undefined }),
-      start: fc.integer({ min: 0, max: 1000 }),
-      length: fc.integer({ min: -5, max: 1600 }),
-      badDate: fc.boolean(),
-      sourceName: fc.option(fc.constantFrom('Ana&apos;s Watch', 'x', ''), { nil: undefined }),
-      device: fc.option(fc.constantFrom('&lt;&lt;HKDevice: 0x1&gt;, name:Apple Watch&gt;', ''), { nil: undefined }),
-      beats: fc.option(fc.array(fc.integer({ min: 0, max: 3000 }), { minLength: 0, maxLength: 12 }), { nil: undefined }),
-    })
-    .map((r) => {
-      const end = r.badDate ? '2026-02-30 00:00:00 -0800' : at(Math.max(0, r.start + r.length))
-      const open = `<Record type="${r.type}"${attr('sourceName', r.sourceName)}${attr('device', r.device)}${attr('unit', r.unit)}${attr('value', r.value)} startDate="${at(r.start)}" endDate="${end}"`
-      if (!r.beats) return `${open}/>`
-      const beats = r.beats.map(
-        (cs, i) =>
-          `<InstantaneousBeatsPerMinute bpm="60" time="12:${String(Math.floor(cs / 100) % 60).padStart(2, '0')}:${String(i).padStart(2, '0')}.${String(cs % 100).padStart(2, '0')} AM"/>`,
-      )
-      return `${open}><HeartRateVariabilityMetadataList>${beats.join('')}</HeartRateVariabilityMetadataList></Record>`
-    })
-
-  it('gives the counts normalize gives each batch parsed from its text, with the type of each rejected sample', async () => {
-    const receivedAt = new Date('2026-03-01T10:00:00Z')
-    await fc.assert(
-      fc.asyncProperty(fc.array(record, { minLength: 1, maxLength: 40 }), fc.integer({ min: 1, max: 9 }), async (records, batchSize) => {
-        const xml = Buffer.from(`<?xml version="1.0" encoding="UTF-8"?>\n<HealthData locale="en_US">\n ${records.join('\n ')}\n</HealthData>\n`)
-        const r = readExport(pieces(xml), { format: 'xml', batchSize, check: { userId: 'ana', receivedAtMs: receivedAt.getTime() } })
-        for await (const b of r.batches) {
-          const samples = JSON.parse(arrayJson(b.texts)) as ExportSample[]
-          const want = normalizeBatch({ samples }, { userId: 'ana', ingestId: 'i', now: receivedAt }, { build: false })
-          const types: Record<string, { accepted: number; rejected: number }> = {}
-          samples.forEach((s, i) => {
-            const t = (types[s.type] ??= { accepted: 0, rejected: 0 })
-            if (want.rejected.some((x) => x.index === i)) t.rejected++
-            else t.accepted++
-          })
-          expect(b.checked).toEqual({
-            accepted: want.accepted,
-            ignored: want.ignored,
-            derived: want.derived,
-            rejected: want.rejected.map((x) => ({ ...x, type: samples[x.index]!.type })),
-            types,
-          })
-        }
-      }),
-      { numRuns: 150 },
-    )
-  })
-
-  it('is left out unless asked for', async () => {
-    const r = await read(NIGHTS, { batchSize: 100 })
-    expect(r.batches.every((b) => b.checked === undefined)).toBe(true)
-  })
-})
-
 describe('the counts of what is skipped', () => {
   it('are own properties whatever a type is named, cut at 128 characters, and at most 1000 names (then "(other)")', async () => {
     const rec = (type: string) => `<Record type="${type}" sourceName="x" startDate="2026-03-01 00:00:00 -0800" endDate="2026-03-01 00:00:00 -0800"/>`
