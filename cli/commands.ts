@@ -111,3 +111,14 @@ export const commands: Record<string, Command> = {
   rebuild: async (ctx) => (await import('./rebuild.ts')).runRebuild(ctx),
   user: async (ctx) => (await import('./user.ts')).runUser(ctx),
 }
+
+/**
+ * What a command starts before the configuration and the logger load (≈ 0.2 s of modules, zod's most of it), on another
+ * core meanwhile: `hph import`'s parse thread, which takes as long again to boot and then waits for the export
+ * (docs/benchmarks.md §2). Only ahead of time, before the environment is read (config.ts alone reads it): the thread
+ * has the default heap, and is started anew if HPH_EXPORT_PARSER_HEAP_MB says otherwise; a command that stops earlier
+ * (a bad variable) leaves nothing running, as the thread keeps no process alive.
+ */
+export const EARLY: Partial<Record<string, () => Promise<void>>> = {
+  import: async () => (await import('../ingest/healthkit-export/parse-worker.ts')).warmParseThread(),
+}

@@ -1,7 +1,5 @@
 import { parseArgs } from 'node:util'
-import { loadConfig, ConfigError } from '../config.ts'
-import { createLogger, logFormat } from '../log.ts'
-import { COMMAND_OPTIONS, commands } from './commands.ts'
+import { COMMAND_OPTIONS, commands, EARLY } from './commands.ts'
 
 const USAGE = `hph — Holistic Performance Hub
 
@@ -65,6 +63,9 @@ async function main(argv: string[]): Promise<number> {
     process.stdout.write(`${USAGE}\n`)
     return command || values.help ? 0 : 2
   }
+  // the configuration (zod) and the logger (pino) load after what the command starts ahead (commands.ts: EARLY)
+  await EARLY[name!]?.()
+  const [{ loadConfig, ConfigError }, { createLogger, logFormat }] = await Promise.all([import('../config.ts'), import('../log.ts')])
   let config
   try {
     config = loadConfig()

@@ -117,9 +117,10 @@ export interface JsonPart<I> extends JsonArrayText {
 
 /**
  * Cuts items, in order, into parts of at most `maxItems` whose JSON array takes at most `maxBytes`; each
- * item is stringified once. An item larger than `maxBytes` alone is a part of its own (the caller decides).
+ * item is stringified once (by `stringify`, which must write what JSON.stringify writes). An item larger than
+ * `maxBytes` alone is a part of its own (the caller decides).
  */
-export function jsonParts<I>(items: readonly I[], maxItems: number, maxBytes: number): JsonPart<I>[] {
+export function jsonParts<I>(items: readonly I[], maxItems: number, maxBytes: number, stringify: (item: I) => string = JSON.stringify): JsonPart<I>[] {
   const parts: JsonPart<I>[] = []
   let run: I[] = []
   let texts: string[] = []
@@ -131,7 +132,7 @@ export function jsonParts<I>(items: readonly I[], maxItems: number, maxBytes: nu
     bytes = 2
   }
   for (const item of items) {
-    const text = JSON.stringify(item)
+    const text = stringify(item)
     const size = Buffer.byteLength(text) + 1
     if (run.length > 0 && (run.length >= maxItems || bytes + size > maxBytes)) flush()
     run.push(item)

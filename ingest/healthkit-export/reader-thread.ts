@@ -1,6 +1,7 @@
-import { Worker } from 'node:worker_threads'
+import { DEFAULT_PARSER_HEAP_MB, takeThread } from './parse-worker.ts'
 import { ExportFormatError, type ErrorPosition } from './errors.ts'
 import { ExportLimitError } from './limits.ts'
+export { DEFAULT_PARSER_HEAP_MB, warmParseThread } from './parse-worker.ts'
 import { exportBatch, type ExportBatch, type ExportCounts, type ReadOptions } from './reader.ts'
 
 // readExport (reader.ts) on a worker thread. The XML parse is the import's slowest step and it runs alone on
@@ -56,48 +57,11 @@ export interface ThreadReader {
   batches: AsyncGenerator<ExportBatch, void, undefined>
 }
 
-// from the sources (tsx) the thread must register tsx itself first; from the build (dist/) it is plain JavaScript
-const ENTRY = new URL(import.meta.url.endsWith('.ts') ? './parse-thread-tsx.js' : './parse-thread.js', import.meta.url)
-/** the parse thread's own heap, by default (docs/architecture.md §6: HPH_EXPORT_PARSER_HEAP_MB) */
-export const DEFAULT_PARSER_HEAP_MB = 256
-
-/** A worker for the parse: its heap bounded, so no export can make it take the process's memory. */
-function parseWorker(heapMb: number): Worker {
-  return new Worker(ENTRY, { resourceLimits: { maxOldGenerationSizeMb: heapMb, stackSizeMb: 4 } })
-}
 /**
  * chunks sent ahead of the parser: enough that it seldom waits while the main thread works on a batch (with 4, the
  * CLI's parse waited before nearly every chunk); 16 HTTP chunks are at most 1 MiB
  */
 const CHUNKS_AHEAD = 16
-
-/** A parse thread started ahead (warmParseThread), and what went wrong with it before it was taken. */
-let spare: { worker: Worker; heapMb: number; failed?: Error } | undefined
-
-/**
- * Starts the parse thread of the next readExportInThread now: loading it (~0.3 s from the sources through tsx) then
- * overlaps what the caller does meanwhile (the CLI connects to NATS). It keeps no process alive on its own.
- */
-export function warmParseThread(heapMb = DEFAULT_PARSER_HEAP_MB): void {
-  if (spare) return
-  const s: { worker: Worker; heapMb: number; failed?: Error } = { worker: parseWorker(heapMb), heapMb }
-  s.worker.unref()
-  s.worker.once('error', (err) => (s.failed = err))
-  s.worker.once('exit', () => (s.failed ??= new Error('the parse thread exited before it was used')))
-  spare = s
-}
-
-function takeThread(heapMb: number): Worker {
-  const s = spare
-  spare = undefined
-  if (s && !s.failed && s.heapMb === heapMb) {
-    s.worker.removeAllListeners()
-    s.worker.ref()
-    return s.worker
-  }
-  if (s) void s.worker.terminate()
-  return parseWorker(heapMb)
-}
 
 /** The parser's error, rebuilt on this side: an ExportFormatError stays one, with its position. */
 function rebuild(error: Extract<FromParser, { kind: 'failed' }>['error']): Error {

@@ -56,6 +56,39 @@ export interface ExportBatch extends JsonArrayText {
   lines: number[]
 }
 
+/** One attribute's `,"key":value` text (`lead` for the comma), made again only when the value differs from the last one written. */
+function memoField(key: string, lead = ',') {
+  let last: string | undefined
+  let text = ''
+  return (value: string | undefined): string => {
+    if (value === undefined) return ''
+    if (value !== last) {
+      last = value
+      text = `${lead}"${key}":${JSON.stringify(value)}`
+    }
+    return text
+  }
+}
+
+/**
+ * JSON.stringify(sample) of the samples onRecord makes (every key of RECORD_ATTRIBUTES and beatTimes, in that order, an
+ * absent one undefined), written field by field: the attributes one record repeats from the one before (its source,
+ * its device, a text of a hundred characters or more, its unit) are escaped once for the run. The batches' text, and so
+ * their ids, are unchanged: test/unit/healthkit-export/reader.test.ts holds it to JSON.stringify.
+ */
+export function exportSampleWriter(): (sample: ExportSample) => string {
+  const type = memoField('type', '{')
+  const sourceName = memoField('sourceName')
+  const sourceVersion = memoField('sourceVersion')
+  const device = memoField('device')
+  const unit = memoField('unit')
+  const dated = (key: string, value: string | undefined) => (value === undefined ? '' : `,"${key}":${JSON.stringify(value)}`)
+  return (s) =>
+    `${type(s.type)}${sourceName(s.sourceName)}${sourceVersion(s.sourceVersion)}${device(s.device)}${unit(s.unit)}` +
+    `${dated('creationDate', s.creationDate)}${dated('startDate', s.startDate)}${dated('endDate', s.endDate)}${dated('value', s.value)}` +
+    `${s.beatTimes === undefined ? '' : `,"beatTimes":${JSON.stringify(s.beatTimes)}`}}`
+}
+
 /** A batch of the samples' JSON texts (and the line of each). */
 export function exportBatch(index: number, texts: string[], lines: number[]): ExportBatch {
   return { index, texts, size: texts.length, lines }
@@ -219,9 +252,10 @@ export function readExport(input: AsyncIterable<Uint8Array>, opts: ReadOptions):
   /** an HRV record waiting for its closing tag: its beat list comes in its children */
   let pending: { sample: ExportSample; size: number; line: number } | undefined
   let beatTimes: string[] = []
+  const sampleJson = exportSampleWriter()
   const add = (sample: ExportSample, size: number, line: number) => {
     if (texts.length > 0 && chars + size > maxChars) cut()
-    texts.push(JSON.stringify(sample))
+    texts.push(sampleJson(sample))
     lines.push(line)
     chars += size
     if (texts.length >= batchSize) cut()

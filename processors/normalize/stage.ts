@@ -4,7 +4,19 @@ import { boundedLetter } from '../../streams/dead-letter.ts'
 import { encodeEnvelopeWithField, envelope, jsonParts, typedEnvelope } from '../../streams/envelope.ts'
 import { hashHex } from '../../streams/ids.ts'
 import { publishAll, type Outgoing } from '../../streams/publish.ts'
-import { DLQ_TYPE, INGEST_TYPE, MAX_SAMPLES_PER_EVENT, METRICS, RawBatch, SAMPLE_TYPE, type Metric, type Sample, type SampleBatch, type SampleItem } from '../../streams/schemas.ts'
+import {
+  DLQ_TYPE,
+  INGEST_TYPE,
+  MAX_SAMPLES_PER_EVENT,
+  METRICS,
+  RawBatch,
+  SAMPLE_TYPE,
+  type Metric,
+  type Sample,
+  type SampleBatch,
+  type SampleItem,
+  type SampleSource,
+} from '../../streams/schemas.ts'
 import { EVENT_FIELDS_BYTES, eventByteLimit } from '../../streams/sizing.ts'
 import { streamName, subjects } from '../../streams/subjects.ts'
 import type { Logger } from '../../log.ts'
@@ -39,6 +51,30 @@ export function sampleItemOf(id: string, s: Sample): SampleItem {
 }
 
 /**
+ * JSON.stringify(item) of the items sampleItemOf makes (keys in its order, a source's as normalize builds it: name,
+ * bundleId, device), written field by field: a source's JSON is made once for a run of samples with an equal
+ * source — nearly every sample of a raw batch, with a device text of a hundred characters or more. Half the cost of
+ * JSON.stringify here (docs/benchmarks.md §2); test/unit/streams/batches.test.ts holds it to JSON.stringify.
+ */
+export function sampleItemWriter(): (item: SampleItem) => string {
+  let source: SampleSource | undefined
+  let sourceJson = ''
+  return (item) => {
+    const s = item.source
+    if (source === undefined || s.name !== source.name || s.bundleId !== source.bundleId || s.device !== source.device) {
+      source = s
+      sourceJson = JSON.stringify(s)
+    }
+    let json = `{"id":${JSON.stringify(item.id)},"start":${JSON.stringify(item.start)},"end":${JSON.stringify(item.end)},"utcOffsetMinutes":${JSON.stringify(item.utcOffsetMinutes)}`
+    if (item.value !== undefined) json += `,"value":${JSON.stringify(item.value)}`
+    if (item.stage !== undefined) json += `,"stage":${JSON.stringify(item.stage)}`
+    json += `,"source":${sourceJson}`
+    if (item.externalId !== undefined) json += `,"externalId":${JSON.stringify(item.externalId)}`
+    return `${json}}`
+  }
+}
+
+/**
  * The `hph.sample.v2` events of one raw batch (docs/architecture.md §5): its samples grouped by metric,
  * each group cut into parts of at most 1000 samples and `maxBytes`. Deterministic: the same raw batch always
  * gives the same events with the same ids, so a redelivered raw batch is dropped by JetStream.
@@ -56,10 +92,11 @@ export function sampleEventsOf(
     list.push(sampleItemOf(id, sample))
   }
   const out: Outgoing[] = []
+  const itemJson = sampleItemWriter()
   for (const metric of METRICS) {
     const items = byMetric.get(metric)
     if (!items) continue
-    jsonParts(items, MAX_SAMPLES_PER_EVENT, maxBytes - EVENT_FIELDS_BYTES).forEach((part, n) => {
+    jsonParts(items, MAX_SAMPLES_PER_EVENT, maxBytes - EVENT_FIELDS_BYTES, itemJson).forEach((part, n) => {
       const data: SampleBatch = { userId: raw.userId, metric, ingestId: raw.ingestId, samples: part.items }
       const event = envelope({ id: hashHex('samples', raw.ingestId, metric, n), type: SAMPLE_TYPE, source: 'normalize', subject: raw.userId, data, time: raw.receivedAt })
       out.push({ subject: subjects.sample(prefix, metric, raw.userId), event, traceparent: raw.traceparent, encoded: encodeEnvelopeWithField(event, 'samples', part) })

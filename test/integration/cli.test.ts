@@ -1,4 +1,5 @@
 import { spawn } from 'node:child_process'
+import { fileURLToPath } from 'node:url'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import type { Status } from '../../streams/status.ts'
 import { migrations } from '../../schema/migrate.ts'
@@ -103,6 +104,20 @@ describe('hph', () => {
     const r = hph(['migrate'], { HPH_STREAM_REPLICAS: 'many' })
     expect(await r.exit).toBe(2)
     expect(r.output()).toContain('HPH_STREAM_REPLICAS')
+  })
+
+  it('stops the same way once `hph import` has started its parse thread ahead of the configuration (cli/commands.ts: EARLY)', async () => {
+    const fixture = fileURLToPath(new URL('../fixtures/healthkit-export-small.xml', import.meta.url))
+    // a thread started, then a bad variable: of another setting, or of the parser's own heap
+    for (const [name, value] of [
+      ['HPH_STREAM_REPLICAS', 'many'],
+      ['HPH_EXPORT_PARSER_HEAP_MB', '16'],
+    ] as const) {
+      const r = hph(['import', 'healthkit', fixture, '--user', 'ana'], { [name]: value })
+      // the thread started ahead keeps no process alive: the command ends, naming the variable
+      expect(await r.exit, r.output()).toBe(2)
+      expect(r.output()).toContain(name)
+    }
   })
 
   it('refuses an option its command does not take (a misspelt one is never ignored): exit 2, naming it, before doing anything', async () => {

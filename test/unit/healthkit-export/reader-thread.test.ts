@@ -137,6 +137,12 @@ describe('readExportInThread', () => {
     warmParseThread()
     const { inThread, inline } = await both(NIGHTS, 'xml', 64 * 1024)
     expect(inThread.batches).toEqual(inline.batches)
+    // warmed with another heap than the read asks for (the CLI warms it before reading HPH_EXPORT_PARSER_HEAP_MB): a new
+    // thread of the heap asked for reads it
+    warmParseThread(64)
+    const otherHeap = await drain(readExportInThread(source(NIGHTS, 64 * 1024).input, { format: 'xml', batchSize: 50, parserHeapMb: 128 }))
+    expect(otherHeap.error).toBeUndefined()
+    expect(otherHeap.batches).toEqual(inline.batches)
     const child = spawnSync(
       process.execPath,
       ['--import', 'tsx', '--input-type=module', '-e', "import { warmParseThread } from './ingest/healthkit-export/reader-thread.ts'; warmParseThread(); console.log('warmed')"],

@@ -5,7 +5,15 @@ import fc from 'fast-check'
 import { Zip, ZipDeflate, ZipPassThrough, zipSync } from 'fflate'
 import { describe, expect, it } from 'vitest'
 import { ExportFormatError } from '../../../ingest/healthkit-export/errors.ts'
-import { readExport, type ExportBatch, type ExportCounts, type ExportFormat, type ExportSample } from '../../../ingest/healthkit-export/reader.ts'
+import {
+  exportSampleWriter,
+  readExport,
+  RECORD_ATTRIBUTES,
+  type ExportBatch,
+  type ExportCounts,
+  type ExportFormat,
+  type ExportSample,
+} from '../../../ingest/healthkit-export/reader.ts'
 import { normalizeBatch, type NormalizedSample } from '../../../processors/normalize/healthkit.ts'
 import { exportRecords, exportSamples } from '../../helpers/export-fixture.ts'
 
@@ -191,6 +199,34 @@ describe("a batch's JSON text", () => {
     // the text itself: what JSON.stringify writes of these objects, keys in this order
     expect(arrayJson(b!.texts)).toBe(JSON.stringify(want))
     expect(Object.keys(b!.samples[2]!)).toEqual(['type', 'sourceName', 'startDate', 'endDate', 'value'])
+  })
+
+  it('is written by exportSampleWriter as JSON.stringify writes it, record after record, repeated attributes or not', () => {
+    // a few values per attribute, so that runs repeat and differ; any text, absent ones undefined as onRecord leaves them
+    const value = fc.option(fc.oneof(fc.constantFrom('', 'Apple Watch', '<<HKDevice: 0x1>, name:Apple Watch>'), fc.string({ unit: 'binary' })), { nil: undefined })
+    const sample = fc
+      .tuple(
+        fc.oneof(fc.constantFrom(SDNN, HR), fc.string()),
+        ...RECORD_ATTRIBUTES.slice(1).map(() => value),
+        fc.option(fc.array(fc.string({ unit: 'binary' })), { nil: undefined }),
+      )
+      .map(([type, ...rest]) => {
+        const beatTimes = rest.pop() as string[] | undefined
+        const s: Record<string, unknown> = { type }
+        RECORD_ATTRIBUTES.slice(1).forEach((k, i) => (s[k] = rest[i]))
+        s.beatTimes = beatTimes
+        return s as ExportSample
+      })
+    fc.assert(
+      fc.property(fc.array(sample, { maxLength: 12 }), fc.array(fc.nat(11), { maxLength: 30 }), (pool, picks) => {
+        const write = exportSampleWriter()
+        for (const k of picks) {
+          const s = pool[k % Math.max(1, pool.length)]
+          if (s) expect(write(s)).toBe(JSON.stringify(s))
+        }
+      }),
+      { numRuns: 1000 },
+    )
   })
 })
 

@@ -2,7 +2,7 @@ import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
 import { rawParts } from '../../../ingest/raw-batch.ts'
 import { normalizeBatch, parseBatchEnvelope, type NormalizedSample } from '../../../processors/normalize/healthkit.ts'
-import { sampleEventsOf, sampleItemOf } from '../../../processors/normalize/stage.ts'
+import { sampleEventsOf, sampleItemOf, sampleItemWriter } from '../../../processors/normalize/stage.ts'
 import { arrayJson, decodeJson, encodeEnvelope, envelope, jsonParts } from '../../../streams/envelope.ts'
 import { hashHex } from '../../../streams/ids.ts'
 import { INGEST_TYPE, INSIGHT_V1_TYPE, METRICS, SAMPLE_TYPE, SAMPLE_V1_TYPE, SampleBatch, SleepStage, type RawBatch, type Sample } from '../../../streams/schemas.ts'
@@ -89,6 +89,37 @@ describe('hph.sample.v2 events of a raw batch', () => {
     // and the samples normalize really builds, of every kind it builds (quantities, sleep, a derived RMSSD)
     const built = [...normalized(30), ...normalized(3, { pad: 10 })]
     for (const { id, sample: s } of built) expect(JSON.stringify(sampleItemOf(id, s))).toBe(JSON.stringify(spread(id, s)))
+
+    // sampleItemWriter writes what JSON.stringify writes, item after item, sources equal or not (its cache of the last
+    // source's JSON): runs of one source, sources that differ in one field, or in a field left out
+    const canonical = (name: string, bundleId: string | undefined, device: string | undefined) => ({
+      name,
+      ...(bundleId === undefined ? {} : { bundleId }),
+      ...(device === undefined ? {} : { device }),
+    })
+    const sources = fc
+      .tuple(source, fc.string(), fc.string())
+      .map(([s, other, another]) => [
+        s,
+        canonical(s.name, s.bundleId, other),
+        canonical(s.name, another, s.device),
+        canonical(s.name, s.bundleId, undefined),
+        canonical(s.name, undefined, s.device),
+      ])
+    fc.assert(
+      fc.property(
+        sources.chain((pool) =>
+          fc.array(fc.tuple(fc.uuid(), sample, fc.nat(pool.length - 1)), { maxLength: 30 }).map((xs) => xs.map(([id, s, k]) => sampleItemOf(id, { ...s, source: pool[k]! }))),
+        ),
+        (items) => {
+          const write = sampleItemWriter()
+          for (const item of items) expect(write(item)).toBe(JSON.stringify(item))
+        },
+      ),
+      { numRuns: 1000 },
+    )
+    const write = sampleItemWriter()
+    for (const { id, sample: s } of built) expect(write(sampleItemOf(id, s))).toBe(JSON.stringify(sampleItemOf(id, s)))
   })
 
   it('holds one metric each, at most 1000 samples, with ids from (ingest id, metric, part)', () => {
