@@ -63,8 +63,9 @@ async function main(argv: string[]): Promise<number> {
     process.stdout.write(`${USAGE}\n`)
     return command || values.help ? 0 : 2
   }
-  // the configuration (zod) and the logger (pino) load after what the command starts ahead (commands.ts: EARLY)
-  await EARLY[name!]?.()
+  // the configuration (zod) and the logger (pino) load after what the command starts ahead (commands.ts: EARLY); that is
+  // only a head start: what fails in it is met again, and reported, where the command does it for itself
+  await EARLY[name!]?.().catch(() => undefined)
   const [{ loadConfig, ConfigError }, { createLogger, logFormat }] = await Promise.all([import('../config.ts'), import('../log.ts')])
   let config
   try {

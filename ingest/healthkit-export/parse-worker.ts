@@ -18,10 +18,12 @@ let spare: { worker: Worker; heapMb: number; failed?: Error } | undefined
 
 /**
  * Starts the parse thread of the next readExportInThread now: loading it (~0.3 s from the sources through tsx) then
- * overlaps what the caller does meanwhile (the CLI connects to NATS). It keeps no process alive on its own.
+ * overlaps what the caller does meanwhile (the CLI connects to NATS). It keeps no process alive on its own. A thread
+ * warmed before with another heap (the CLI warms one before it reads its configuration) is replaced.
  */
 export function warmParseThread(heapMb = DEFAULT_PARSER_HEAP_MB): void {
-  if (spare) return
+  if (spare && !spare.failed && spare.heapMb === heapMb) return
+  if (spare) void spare.worker.terminate()
   const s: { worker: Worker; heapMb: number; failed?: Error } = { worker: parseWorker(heapMb), heapMb }
   s.worker.unref()
   s.worker.once('error', (err) => (s.failed = err))
