@@ -14,7 +14,15 @@ function parseWorker(heapMb: number): Worker {
   return new Worker(ENTRY, { resourceLimits: { maxOldGenerationSizeMb: heapMb, stackSizeMb: 4 } })
 }
 /** A parse thread started ahead (warmParseThread), and what went wrong with it before it was taken. */
-let spare: { worker: Worker; heapMb: number; failed?: Error } | undefined
+interface Spare {
+  worker: Worker
+  heapMb: number
+  failed?: Error
+}
+let spare: Spare | undefined
+
+/** The spare is fit to read with this heap: alive, and of that heap. */
+const fits = (s: Spare | undefined, heapMb: number): boolean => s !== undefined && !s.failed && s.heapMb === heapMb
 
 /**
  * Starts the parse thread of the next readExportInThread now: loading it (~0.3 s from the sources through tsx) then
@@ -22,9 +30,9 @@ let spare: { worker: Worker; heapMb: number; failed?: Error } | undefined
  * warmed before with another heap (the CLI warms one before it reads its configuration) is replaced.
  */
 export function warmParseThread(heapMb = DEFAULT_PARSER_HEAP_MB): void {
-  if (spare && !spare.failed && spare.heapMb === heapMb) return
+  if (fits(spare, heapMb)) return
   if (spare) void spare.worker.terminate()
-  const s: { worker: Worker; heapMb: number; failed?: Error } = { worker: parseWorker(heapMb), heapMb }
+  const s: Spare = { worker: parseWorker(heapMb), heapMb }
   s.worker.unref()
   s.worker.once('error', (err) => (s.failed = err))
   s.worker.once('exit', () => (s.failed ??= new Error('the parse thread exited before it was used')))
@@ -35,7 +43,7 @@ export function warmParseThread(heapMb = DEFAULT_PARSER_HEAP_MB): void {
 export function takeThread(heapMb: number): Worker {
   const s = spare
   spare = undefined
-  if (s && !s.failed && s.heapMb === heapMb) {
+  if (s && fits(s, heapMb)) {
     s.worker.removeAllListeners()
     s.worker.ref()
     return s.worker
