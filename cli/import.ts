@@ -1,9 +1,9 @@
 import { open, stat } from 'node:fs/promises'
 import { stderrBar } from './progress.ts'
 import { exportLimitsOf } from '../ingest/healthkit-export/limits.ts'
-import { formatOf, ImportError, importExport, type ImportResult } from '../ingest/healthkit-export/import.ts'
-import { warmParseThread } from '../ingest/healthkit-export/reader-thread.ts'
-import { connectNats } from '../streams/connect.ts'
+import type { ImportResult } from '../ingest/healthkit-export/import.ts'
+import { formatOf } from '../ingest/healthkit-export/reader.ts'
+import { readExportInThread } from '../ingest/healthkit-export/reader-thread.ts'
 import { UserId } from '../streams/schemas.ts'
 import { streamName } from '../streams/subjects.ts'
 import { jetStreamWait, type CommandContext } from './context.ts'
@@ -78,44 +78,57 @@ export async function runImport({ config, args, flags }: Pick<CommandContext, 'c
     return 1
   }
   const json = Boolean(flags.json)
-  // the parse thread loads while NATS is connected to
-  warmParseThread(config.HPH_EXPORT_PARSER_HEAP_MB)
-  const nats = await connectNats(config, 'hph:import', {}, jetStreamWait('import'))
-  const stream = streamName(config.HPH_PREFIX, 'INGEST')
+  // the parse begins now, on the thread cli/hph.ts started first; the NATS client loads and connects meanwhile (the
+  // modules of the publishing side are loaded only after it has begun)
+  const reader = readExportInThread(
+    // the parse thread reads the file itself (reader-thread.ts: ExportFile)
+    { path: file, chunkBytes: READ_CHUNK },
+    {
+      format: formatOf(head),
+      batchSize: Math.min(config.HPH_IMPORT_BATCH_SIZE, config.HPH_MAX_SAMPLES),
+      limits: exportLimitsOf(config),
+      parserHeapMb: config.HPH_EXPORT_PARSER_HEAP_MB,
+    },
+  )
   try {
+    const [{ connectNats }, { ImportError, importExport }] = await Promise.all([import('../streams/connect.ts'), import('../ingest/healthkit-export/import.ts')])
+    const nats = await connectNats(config, 'hph:import', {}, jetStreamWait('import'))
+    const stream = streamName(config.HPH_PREFIX, 'INGEST')
     try {
-      await nats.jsm.streams.info(stream)
-    } catch (err) {
-      process.stderr.write(`hph import: stream ${stream} is not there (${(err as Error).message}): run \`hph streams apply\` (or \`hph up\`) first\n`)
-      return 1
-    }
-    const bar = progressBar(!json && !flags.quiet, size)
-    try {
-      const r = await importExport(
-        {
-          ingest: { js: nats.js, nc: nats.nc, prefix: config.HPH_PREFIX, maxSamples: config.HPH_MAX_SAMPLES },
-          batchSize: config.HPH_IMPORT_BATCH_SIZE,
-          inFlight: config.HPH_IMPORT_IN_FLIGHT,
-          source: 'cli',
-          limits: exportLimitsOf(config),
-          parserHeapMb: config.HPH_EXPORT_PARSER_HEAP_MB,
-        },
-        // the parse thread reads the file itself (reader-thread.ts: ExportFile)
-        { userId: user.data, format: formatOf(head), input: { path: file, chunkBytes: READ_CHUNK }, onProgress: (p) => bar.update(p.bytesRead, p.records) },
-      )
-      bar.update(r.bytesRead, r.records)
-      bar.stop()
-      const peakRssBytes = process.resourceUsage().maxRSS * 1024
-      process.stdout.write(json ? `${JSON.stringify({ ...r, peakRssBytes }, null, 2)}\n` : renderImport(r))
-      return 0
-    } catch (err) {
-      bar.stop()
-      if (!(err instanceof ImportError)) throw err
-      process.stderr.write(`hph import: ${err.message}\n`)
-      if (json) process.stdout.write(`${JSON.stringify({ error: err.code, message: err.message, details: err.details, ...err.partial }, null, 2)}\n`)
-      return 1
+      try {
+        await nats.jsm.streams.info(stream)
+      } catch (err) {
+        process.stderr.write(`hph import: stream ${stream} is not there (${(err as Error).message}): run \`hph streams apply\` (or \`hph up\`) first\n`)
+        return 1
+      }
+      const bar = progressBar(!json && !flags.quiet, size)
+      try {
+        const r = await importExport(
+          {
+            ingest: { js: nats.js, nc: nats.nc, prefix: config.HPH_PREFIX, maxSamples: config.HPH_MAX_SAMPLES },
+            batchSize: config.HPH_IMPORT_BATCH_SIZE,
+            inFlight: config.HPH_IMPORT_IN_FLIGHT,
+            source: 'cli',
+          },
+          { userId: user.data, reader, onProgress: (p) => bar.update(p.bytesRead, p.records) },
+        )
+        bar.update(r.bytesRead, r.records)
+        bar.stop()
+        const peakRssBytes = process.resourceUsage().maxRSS * 1024
+        process.stdout.write(json ? `${JSON.stringify({ ...r, peakRssBytes }, null, 2)}\n` : renderImport(r))
+        return 0
+      } catch (err) {
+        bar.stop()
+        if (!(err instanceof ImportError)) throw err
+        process.stderr.write(`hph import: ${err.message}\n`)
+        if (json) process.stdout.write(`${JSON.stringify({ error: err.code, message: err.message, details: err.details, ...err.partial }, null, 2)}\n`)
+        return 1
+      }
+    } finally {
+      await nats.nc.close()
     }
   } finally {
-    await nats.nc.close()
+    // a reader never read (NATS could not be reached, the stream is missing) keeps the process alive until let go
+    await reader.close()
   }
 }

@@ -3,7 +3,7 @@ import { ingestRawBatch, type IngestDeps } from '../../ingest/raw-batch.ts'
 import { arrayPieces, hashHexOfPieces } from '../../streams/envelope.ts'
 import type { ExportLimits } from './limits.ts'
 import type { ExportBatch, ExportCounts, ExportFormat, ExportSample } from './reader.ts'
-import { readExportInThread, type ExportInput } from './reader-thread.ts'
+import { readExportInThread, type ExportInput, type ThreadReader } from './reader-thread.ts'
 
 // docs/api.md §4: the reader's batches through the raw-event path of
 // POST /samples (ingest/raw-batch.ts), a bounded number of publishes in flight. Used by the HTTP endpoint and
@@ -88,20 +88,25 @@ export class ImportError extends HphError {
   }
 }
 
+/**
+ * What is imported: an export's bytes, read here, or a reader started before (the CLI starts its parse before it
+ * connects to NATS; its batches at most `batchSize` and HPH_MAX_SAMPLES samples, as importExport would cut them).
+ */
+export type ImportSource = { format: ExportFormat; input: ExportInput } | { reader: ThreadReader }
+
 /** Reads the export and publishes every batch; resolves once all of them are in HPH_INGEST. */
-export async function importExport(
-  deps: ImportDeps,
-  opts: { userId: string; format: ExportFormat; input: ExportInput; onProgress?: (p: ImportProgress) => void },
-): Promise<ImportResult> {
-  const t0 = performance.now()
+export async function importExport(deps: ImportDeps, opts: ImportSource & { userId: string; onProgress?: (p: ImportProgress) => void }): Promise<ImportResult> {
   const receivedAt = new Date()
-  const batchSize = Math.min(deps.batchSize, deps.ingest.maxSamples)
-  const reader = readExportInThread(opts.input, {
-    format: opts.format,
-    batchSize,
-    ...(deps.limits ? { limits: deps.limits } : {}),
-    ...(deps.parserHeapMb ? { parserHeapMb: deps.parserHeapMb } : {}),
-  })
+  const reader =
+    'reader' in opts
+      ? opts.reader
+      : readExportInThread(opts.input, {
+          format: opts.format,
+          batchSize: Math.min(deps.batchSize, deps.ingest.maxSamples),
+          ...(deps.limits ? { limits: deps.limits } : {}),
+          ...(deps.parserHeapMb ? { parserHeapMb: deps.parserHeapMb } : {}),
+        })
+  const t0 = reader.startedMs
   const result: ImportResult = {
     stream: '',
     batches: 0,
@@ -187,6 +192,9 @@ export async function importExport(
     }
   } catch (err) {
     failure ??= err
+  } finally {
+    // the loop's end lets the parse go; a reader given to us and never read is let go here too
+    await reader.close()
   }
   // whatever happened, the batches in flight finish: what the answer says is stored is stored
   await Promise.all(inFlight)
@@ -195,9 +203,4 @@ export async function importExport(
     throw new ImportError(failure, finish(reader.counts))
   }
   return finish(reader.counts)
-}
-
-/** export.zip starts with a local file header (`PK\x03\x04`); anything else is read as export.xml. */
-export function formatOf(head: Uint8Array): ExportFormat {
-  return head[0] === 0x50 && head[1] === 0x4b && head[2] === 0x03 && head[3] === 0x04 ? 'zip' : 'xml'
 }

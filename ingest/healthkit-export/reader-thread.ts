@@ -55,6 +55,13 @@ export interface ThreadReader {
   /** bytesRead is updated as the input is read; the rest with every batch, final once `batches` is done */
   counts: ExportCounts
   batches: AsyncGenerator<ExportBatch, void, undefined>
+  /** when the parse began (performance.now()) */
+  startedMs: number
+  /**
+   * Stops the parse and lets its thread go. The end of `batches` does it; a caller that may never take them (it failed
+   * to connect meanwhile) must call it, or the thread keeps the process alive.
+   */
+  close(): Promise<void>
 }
 
 /**
@@ -75,78 +82,92 @@ function rebuild(error: Extract<FromParser, { kind: 'failed' }>['error']): Error
 /**
  * Reads an Apple Health export like readExport, the parse on a worker thread. The batches and the failure (a
  * malformed or truncated file: ExportFormatError; an input that fails: its own error) are readExport's: the
- * whole batches before a failure are given out first.
+ * whole batches before a failure are given out first. The parse begins at once, not when the first batch is asked
+ * for, so that what the caller does before it takes them (the CLI loads its NATS client and connects) overlaps it;
+ * it holds at most BATCHES_AHEAD batches (parse-thread.ts) until they are taken.
  */
 export function readExportInThread(input: ExportInput, opts: ReadOptions & { parserHeapMb?: number }): ThreadReader {
   const { parserHeapMb = DEFAULT_PARSER_HEAP_MB, ...readOpts } = opts
   const counts: ExportCounts = { bytesRead: 0, xmlBytes: 0, records: {}, skippedRecords: {}, otherElements: {} }
+  const startedMs = performance.now()
+  const worker = takeThread(parserHeapMb)
+  worker.postMessage({ kind: 'start', opts: readOpts, file: isStream(input) ? undefined : input } satisfies ToParser)
+  const inbox: Array<Exclude<FromParser, { kind: 'took' }>> = []
+  let crashed: Error | undefined
+  let wake: (() => void) | undefined
+  const signal = () => {
+    const w = wake
+    wake = undefined
+    w?.()
+  }
+  const waitForSignal = () => new Promise<void>((resolve) => (wake = resolve))
+  let ahead = 0
+  let stopped = false
+  let inputFailure: { error: unknown } | undefined
+  let pumpWake: (() => void) | undefined
+  const letPumpOn = () => {
+    const w = pumpWake
+    pumpWake = undefined
+    w?.()
+  }
+
+  worker.on('message', (m: FromParser) => {
+    if (m.kind === 'took') {
+      ahead--
+      letPumpOn()
+    } else {
+      inbox.push(m)
+      signal()
+    }
+  })
+  worker.on('error', (err) => {
+    crashed ??=
+      (err as { code?: string }).code === 'ERR_WORKER_OUT_OF_MEMORY'
+        ? new ExportLimitError('HPH_EXPORT_PARSER_HEAP_MB', `parsing the export needs more than the parser's ${parserHeapMb} MB (HPH_EXPORT_PARSER_HEAP_MB)`)
+        : err
+    signal()
+  })
+  worker.on('exit', (code) => {
+    crashed ??= new Error(`the export's parser thread exited (code ${code}) before it was done`)
+    signal()
+  })
+
+  // a stream's bytes, at most CHUNKS_AHEAD chunks ahead of the parser (runs beside the batches' loop)
+  const pump = async (input: AsyncIterable<Uint8Array>) => {
+    try {
+      for await (const chunk of input) {
+        while (!stopped && ahead >= CHUNKS_AHEAD) await new Promise<void>((resolve) => (pumpWake = resolve))
+        if (stopped) return
+        counts.bytesRead += chunk.length
+        // a copy: the chunk may be a view of a buffer that other chunks share, and the copy's memory moves
+        const bytes = new Uint8Array(chunk)
+        ahead++
+        worker.postMessage({ kind: 'chunk', bytes } satisfies ToParser, [bytes.buffer])
+      }
+      if (!stopped) worker.postMessage({ kind: 'end' } satisfies ToParser)
+    } catch (error) {
+      inputFailure = { error }
+      if (!stopped) worker.postMessage({ kind: 'fail', message: error instanceof Error ? error.message : String(error) } satisfies ToParser)
+    }
+  }
+  if (isStream(input)) void pump(input)
+
+  let closing: Promise<void> | undefined
+  const close = () =>
+    (closing ??= (async () => {
+      stopped = true
+      letPumpOn()
+      signal()
+      // the input is let go by the pump at its next chunk (not awaited here: a stalled HTTP body would hold us)
+      worker.removeAllListeners('exit')
+      await worker.terminate()
+    })())
 
   async function* batches(): AsyncGenerator<ExportBatch, void, undefined> {
-    const worker = takeThread(parserHeapMb)
-    const file = isStream(input) ? undefined : input
-    worker.postMessage({ kind: 'start', opts: readOpts, file } satisfies ToParser)
-    const inbox: Array<Exclude<FromParser, { kind: 'took' }>> = []
-    let crashed: Error | undefined
-    let wake: (() => void) | undefined
-    const signal = () => {
-      const w = wake
-      wake = undefined
-      w?.()
-    }
-    const waitForSignal = () => new Promise<void>((resolve) => (wake = resolve))
-    let ahead = 0
-    let stopped = false
-    let inputFailure: { error: unknown } | undefined
-    let pumpWake: (() => void) | undefined
-    const letPumpOn = () => {
-      const w = pumpWake
-      pumpWake = undefined
-      w?.()
-    }
-
-    worker.on('message', (m: FromParser) => {
-      if (m.kind === 'took') {
-        ahead--
-        letPumpOn()
-      } else {
-        inbox.push(m)
-        signal()
-      }
-    })
-    worker.on('error', (err) => {
-      crashed ??=
-        (err as { code?: string }).code === 'ERR_WORKER_OUT_OF_MEMORY'
-          ? new ExportLimitError('HPH_EXPORT_PARSER_HEAP_MB', `parsing the export needs more than the parser's ${parserHeapMb} MB (HPH_EXPORT_PARSER_HEAP_MB)`)
-          : err
-      signal()
-    })
-    worker.on('exit', (code) => {
-      crashed ??= new Error(`the export's parser thread exited (code ${code}) before it was done`)
-      signal()
-    })
-
-    // a stream's bytes, at most CHUNKS_AHEAD chunks ahead of the parser (runs beside the loop below)
-    const pump = async (input: AsyncIterable<Uint8Array>) => {
-      try {
-        for await (const chunk of input) {
-          while (!stopped && ahead >= CHUNKS_AHEAD) await new Promise<void>((resolve) => (pumpWake = resolve))
-          if (stopped) return
-          counts.bytesRead += chunk.length
-          // a copy: the chunk may be a view of a buffer that other chunks share, and the copy's memory moves
-          const bytes = new Uint8Array(chunk)
-          ahead++
-          worker.postMessage({ kind: 'chunk', bytes } satisfies ToParser, [bytes.buffer])
-        }
-        if (!stopped) worker.postMessage({ kind: 'end' } satisfies ToParser)
-      } catch (error) {
-        inputFailure = { error }
-        if (!stopped) worker.postMessage({ kind: 'fail', message: error instanceof Error ? error.message : String(error) } satisfies ToParser)
-      }
-    }
-    if (isStream(input)) void pump(input)
-
     try {
       for (;;) {
+        // closed: what the parse had handed over is dropped with it
+        if (stopped) return
         const m = inbox.shift()
         if (!m) {
           if (crashed) throw crashed
@@ -167,13 +188,9 @@ export function readExportInThread(input: ExportInput, opts: ReadOptions & { par
         throw rebuild(m.error)
       }
     } finally {
-      stopped = true
-      letPumpOn()
-      // the input is let go by the pump at its next chunk (not awaited here: a stalled HTTP body would hold us)
-      worker.removeAllListeners('exit')
-      await worker.terminate()
+      await close()
     }
   }
 
-  return { counts, batches: batches() }
+  return { counts, batches: batches(), startedMs, close }
 }

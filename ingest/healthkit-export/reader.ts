@@ -109,6 +109,11 @@ export interface ExportCounts {
 
 export type ExportFormat = 'xml' | 'zip'
 
+/** export.zip starts with a local file header (`PK\x03\x04`); anything else is read as export.xml. */
+export function formatOf(head: Uint8Array): ExportFormat {
+  return head[0] === 0x50 && head[1] === 0x4b && head[2] === 0x03 && head[3] === 0x04 ? 'zip' : 'xml'
+}
+
 export interface ReadOptions {
   format: ExportFormat
   /** samples a batch (≤ HPH_MAX_SAMPLES) */

@@ -120,6 +120,16 @@ describe('hph', () => {
     }
   })
 
+  it('`hph import` into streams that are not there exits 1 naming the stream: the parse it began before connecting is let go', async () => {
+    const fixture = fileURLToPath(new URL('../fixtures/healthkit-export-30-nights.xml', import.meta.url))
+    const prefix = `${env.config.HPH_PREFIX}_none`
+    const r = hph(['import', 'healthkit', fixture, '--user', 'ana'], { HPH_PREFIX: prefix })
+    const code = await Promise.race([r.exit, new Promise<'still running'>((resolve) => setTimeout(resolve, 20_000, 'still running'))])
+    if (code === 'still running') r.child.kill('SIGKILL')
+    expect(code, r.output()).toBe(1)
+    expect(r.output()).toContain(`stream ${streamName(prefix, 'INGEST')} is not there`)
+  })
+
   it('refuses an option its command does not take (a misspelt one is never ignored): exit 2, naming it, before doing anything', async () => {
     for (const [args, named, takes] of [
       [['replay', 'samples', '--into', 'samples', '--form-seq', '3'], '--form-seq', '--from-seq'],

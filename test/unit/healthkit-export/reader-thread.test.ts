@@ -121,6 +121,24 @@ describe('readExportInThread', () => {
     expect(s.state.closed).toBe(true)
   })
 
+  it('begins the parse before the first batch is asked for, and close() lets a reader never read go', async () => {
+    const s = source(NIGHTS, 2_000)
+    const reader = readExportInThread(s.input, { format: 'xml', batchSize: 10 })
+    // nothing has asked for a batch: the parse runs ahead (the CLI connects to NATS meanwhile) up to its few batches
+    const t0 = Date.now()
+    while (s.state.pulled === 0 && Date.now() - t0 < 4_000) await new Promise((r) => setTimeout(r, 20))
+    expect(s.state.pulled).toBeGreaterThan(0)
+    await new Promise((r) => setTimeout(r, 500))
+    expect(s.state.pulled * 2_000).toBeLessThan(NIGHTS.length / 4)
+    await reader.close()
+    await new Promise((r) => setTimeout(r, 100))
+    expect(s.state.closed).toBe(true)
+    // the batches of a closed reader end at once, without one
+    const after = await drain(reader)
+    expect(after.batches).toEqual([])
+    expect(after.error).toBeUndefined()
+  })
+
   it('reads a file itself, giving the batches and counts readExport gives; a file it cannot read is the input failing', async () => {
     const path = fileURLToPath(new URL('../../fixtures/healthkit-export-30-nights.xml', import.meta.url))
     const inThread = await drain(readExportInThread({ path, chunkBytes: 7_000 }, { format: 'xml', batchSize: 50 }))
