@@ -82,7 +82,11 @@ export function liveRowsJson(rows: readonly PulledRow[]): string {
 
 /**
  * The upsert of one kind: rows arrive as one JSON parameter; a row replaces an existing one only
- * with an equal or newer data version, and never resurrects a row a newer tombstone removed.
+ * with an equal or newer data version, and never resurrects a row a newer tombstone removed. The same statement
+ * drops the tombstones its rows make obsolete (a row at a version at least as new as its tombstone): the rows' JSON,
+ * the largest parameter the pipeline sends, crosses to PostgreSQL and is parsed there once, not once for each.
+ * Both parts see the same snapshot, and they read complementary sets of tombstones (strictly newer, not newer), so
+ * the order of two statements in one transaction, which this was, makes no difference.
  */
 export function upsertSql(schema: string, kind: InsightKind, suffix = ''): string {
   const { keys, columns } = INSIGHT_TABLES[kind]
@@ -95,9 +99,12 @@ export function upsertSql(schema: string, kind: InsightKind, suffix = ''): strin
   const extraSet = baselineStamps
     ? `, last_incremental_update = coalesce(excluded.last_incremental_update, t.last_incremental_update), last_full_update = coalesce(excluded.last_full_update, t.last_full_update)`
     : ''
-  return `insert into "${schema}".${table} as t (user_id, ${cols.join(', ')}, data_version, data_count, updated_at${extraCols})
+  return `with r as materialized (select * from jsonb_to_recordset($1::jsonb) as r(${recordset})),
+    cleared as (delete from "${schema}".insight_tombstones${suffix} x using r
+                where x.user_id = r.user_id and x.kind = '${kind}' and x.key = r.key and (x.data_version, x.data_count) <= (r.data_version, r.data_count))
+    insert into "${schema}".${table} as t (user_id, ${cols.join(', ')}, data_version, data_count, updated_at${extraCols})
     select r.user_id, ${cols.map((c) => `r.${c}`).join(', ')}, r.data_version, r.data_count, now()${extraVals}
-    from jsonb_to_recordset($1::jsonb) as r(${recordset})
+    from r
     where not exists (select 1 from "${schema}".insight_tombstones${suffix} x
                       where x.user_id = r.user_id and x.kind = '${kind}' and x.key = r.key and (x.data_version, x.data_count) > (r.data_version, r.data_count))
     on conflict (user_id${keys.map((k) => `, ${k}`).join('')}) do update
@@ -129,12 +136,6 @@ export function tombstoneSql(schema: string, kind: InsightKind, suffix = ''): st
   ]
 }
 
-/** A row written at a version at least as new as its tombstone makes the tombstone obsolete. */
-function clearTombstonesSql(schema: string, kind: InsightKind, suffix: string): string {
-  return `delete from "${schema}".insight_tombstones${suffix} x using jsonb_to_recordset($1::jsonb) as r(user_id text, key text, data_version bigint, data_count bigint)
-    where x.user_id = r.user_id and x.kind = '${kind}' and x.key = r.key and (x.data_version, x.data_count) <= (r.data_version, r.data_count)`
-}
-
 function checkpointSql(schema: string): string {
   return `insert into "${schema}".projection_checkpoints (projection, stream, last_seq, updated_at) values ('insights', $1, $2, now())
     on conflict (projection) do update set last_seq = greatest(projection_checkpoints.last_seq, excluded.last_seq), stream = excluded.stream, updated_at = now()`
@@ -153,7 +154,7 @@ export async function writeInsights(deps: InsightsWriterDeps, batch: readonly De
   try {
     await inTransaction(deps.pool, async (client) => {
       for (const [kind, rows] of byKind) {
-        // named statements: PostgreSQL plans each once a connection, not once a pull; one JSON text serves both of a pair
+        // named statements: PostgreSQL plans each once a connection, not once a pull; one JSON text serves both of the tombstones' pair
         const dead = rows
           .filter((r) => r.entry.row === null)
           .map(({ userId, entry: e }) => ({ ...keyColumns(kind, e.key), user_id: userId, key: e.key, data_version: e.dataVersion, data_count: e.dataCount }))
@@ -164,10 +165,7 @@ export async function writeInsights(deps: InsightsWriterDeps, batch: readonly De
           await client.query({ name: `hph_tomb_insert_${kind}${suffix}_${schema}`, text: remember, values: [json] })
         }
         const live = liveRowsJson(rows)
-        if (live !== '') {
-          await client.query({ name: `hph_upsert_${kind}${suffix}_${schema}`, text: upsertSql(schema, kind, suffix), values: [live] })
-          await client.query({ name: `hph_tomb_clear_${kind}${suffix}_${schema}`, text: clearTombstonesSql(schema, kind, suffix), values: [live] })
-        }
+        if (live !== '') await client.query({ name: `hph_upsert_${kind}${suffix}_${schema}`, text: upsertSql(schema, kind, suffix), values: [live] })
       }
       if (suffix === '') {
         await client.query({
