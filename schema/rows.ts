@@ -126,7 +126,7 @@ export type TableName = keyof typeof TableRows
 export type ViewName = keyof typeof ViewRows
 export type Row<T extends TableName | ViewName> = z.output<(typeof TableRows & typeof ViewRows)[T]>
 
-/** A column's type, as the writers spell it in SQL (`jsonb_to_recordset`'s column definitions). */
+/** A column's type, as the writers spell it in SQL (the column definitions of `json_to_recordset` and `jsonb_to_recordset`). */
 export type SqlType = 'int' | 'float8' | 'date' | 'timestamptz' | 'uuid' | 'text' | 'boolean' | 'jsonb'
 
 /** The SQL type a zod column stands for; a zod type with no column type here is a programming error. */
