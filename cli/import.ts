@@ -2,7 +2,7 @@ import { open, stat } from 'node:fs/promises'
 import { stderrBar } from './progress.ts'
 import { exportLimitsOf } from '../ingest/healthkit-export/limits.ts'
 import type { ImportResult } from '../ingest/healthkit-export/import.ts'
-import { formatOf } from '../ingest/healthkit-export/reader.ts'
+import { exportBatchSize, formatOf } from '../ingest/healthkit-export/reader.ts'
 import { readExportInThread } from '../ingest/healthkit-export/reader-thread.ts'
 import { UserId } from '../streams/schemas.ts'
 import { streamName } from '../streams/subjects.ts'
@@ -85,7 +85,7 @@ export async function runImport({ config, args, flags }: Pick<CommandContext, 'c
     { path: file, chunkBytes: READ_CHUNK },
     {
       format: formatOf(head),
-      batchSize: Math.min(config.HPH_IMPORT_BATCH_SIZE, config.HPH_MAX_SAMPLES),
+      batchSize: exportBatchSize(config.HPH_IMPORT_BATCH_SIZE, config.HPH_MAX_SAMPLES),
       limits: exportLimitsOf(config),
       parserHeapMb: config.HPH_EXPORT_PARSER_HEAP_MB,
     },

@@ -2,7 +2,7 @@ import { HphError } from '../../errors.ts'
 import { ingestRawBatch, type IngestDeps } from '../../ingest/raw-batch.ts'
 import { arrayPieces, hashHexOfPieces } from '../../streams/envelope.ts'
 import type { ExportLimits } from './limits.ts'
-import type { ExportBatch, ExportCounts, ExportFormat, ExportSample } from './reader.ts'
+import { exportBatchSize, type ExportBatch, type ExportCounts, type ExportFormat, type ExportSample } from './reader.ts'
 import { readExportInThread, type ExportInput, type ThreadReader } from './reader-thread.ts'
 
 // docs/api.md §4: the reader's batches through the raw-event path of
@@ -90,7 +90,7 @@ export class ImportError extends HphError {
 
 /**
  * What is imported: an export's bytes, read here, or a reader started before (the CLI starts its parse before it
- * connects to NATS; its batches at most `batchSize` and HPH_MAX_SAMPLES samples, as importExport would cut them).
+ * connects to NATS; its batches cut at exportBatchSize, as importExport would cut them).
  */
 export type ImportSource = { format: ExportFormat; input: ExportInput } | { reader: ThreadReader }
 
@@ -102,7 +102,7 @@ export async function importExport(deps: ImportDeps, opts: ImportSource & { user
       ? opts.reader
       : readExportInThread(opts.input, {
           format: opts.format,
-          batchSize: Math.min(deps.batchSize, deps.ingest.maxSamples),
+          batchSize: exportBatchSize(deps.batchSize, deps.ingest.maxSamples),
           ...(deps.limits ? { limits: deps.limits } : {}),
           ...(deps.parserHeapMb ? { parserHeapMb: deps.parserHeapMb } : {}),
         })
@@ -192,11 +192,8 @@ export async function importExport(deps: ImportDeps, opts: ImportSource & { user
     }
   } catch (err) {
     failure ??= err
-  } finally {
-    // the loop's end lets the parse go; a reader given to us and never read is let go here too
-    await reader.close()
   }
-  // whatever happened, the batches in flight finish: what the answer says is stored is stored
+  // the loop's end, however it came, let the parse go (the reader's batches close it); whatever happened, the batches in flight finish: what the answer says is stored is stored
   await Promise.all(inFlight)
   if (failure !== undefined) {
     if (!result.stream) result.stream = `${deps.ingest.prefix.toUpperCase()}_INGEST`

@@ -114,6 +114,9 @@ export function formatOf(head: Uint8Array): ExportFormat {
   return head[0] === 0x50 && head[1] === 0x4b && head[2] === 0x03 && head[3] === 0x04 ? 'zip' : 'xml'
 }
 
+/** The samples of an import's batch: as configured, and never more than normalize takes in one (HPH_MAX_SAMPLES). */
+export const exportBatchSize = (configured: number, maxSamples: number): number => Math.min(configured, maxSamples)
+
 export interface ReadOptions {
   format: ExportFormat
   /** samples a batch (≤ HPH_MAX_SAMPLES) */
