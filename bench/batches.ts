@@ -2,7 +2,7 @@ import { spawn } from 'node:child_process'
 import { createReadStream } from 'node:fs'
 import http from 'node:http'
 import { mkdtemp, readFile, rm } from 'node:fs/promises'
-import { tmpdir } from 'node:os'
+import { availableParallelism, tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { Readable } from 'node:stream'
 import { pipeline } from 'node:stream/promises'
@@ -68,6 +68,20 @@ async function cpuNow(): Promise<Cpu> {
 function perSample(a: Cpu, b: Cpu, n: number): string {
   const us = (s: number) => ((s / n) * 1e6).toFixed(1)
   return `µs CPU per sample: node ${us(b.node - a.node)}, nats-server ${us(b.nats - a.nats)}, postgres ${us(b.postgres - a.postgres)}`
+}
+
+/** The CPU seconds of a figure's processes between two readings, all of them together (`extra`: a process read apart). */
+const cpuSum = (a: Cpu, b: Cpu, extra = 0): number => b.node - a.node + (b.nats - a.nats) + (b.postgres - a.postgres) + extra
+
+/**
+ * What a goal leaves each sample of the machine's CPU: at `goal` × the ceiling's rate, with every core busy from the
+ * first sample to the last, n samples may cost at most cores / rate seconds. A figure whose processes spend more
+ * than that a sample cannot meet its goal on this machine, however they are scheduled.
+ */
+function cpuBudget(seconds: number, n: number, goal: number, ceilingRate: number): string {
+  const cores = availableParallelism()
+  const most = (cores * 1e6) / (goal * ceilingRate)
+  return `all its processes ${((seconds / n) * 1e6).toFixed(1)} µs CPU a sample, where ${goal} of the bare insert allows at most ${most.toFixed(1)} with all ${cores} cores busy throughout`
 }
 
 /** Each sample as an event of its own, so that statements of exactly `size` rows can be cut from them. */
@@ -347,6 +361,8 @@ export async function batchesBench(): Promise<void> {
     // the export: its bare parse, beside the bare insert
     const exported = wanted('4') ? await bareParse(join(dir, 'export.xml')) : undefined
     let t = 0
+    /** (1)'s CPU a sample in all its processes: the samples-writer's own share of any figure that writes samples */
+    let writerAloneUs: number | undefined
 
     // ── (1) samples-writer alone on a pre-filled HPH_SAMPLES of v2 events ──
     /** the bare insert again, on the ceilings' database (its rows are truncated before and after) */
@@ -411,6 +427,7 @@ export async function batchesBench(): Promise<void> {
       await c.stop()
       if ((await countRows(db)) !== N) throw new Error(`samples-writer wrote ${await countRows(db)} rows of ${N}`)
       const ceiling1 = around(before1, await ceilingNow())
+      writerAloneUs = (cpuSum(cpu0, cpu1) / N) * 1e6
       process.stdout.write(
         `(1) samples-writer alone, ${events.length} v2 events pre-filled: ${rate(N, writerMs)} samples in ${pulls} pulls (${Math.round(N / pulls)} samples a pull) = ${(((N / writerMs) * 1000) / ceiling1.rate).toFixed(2)} of the bare insert measured around it (${ceiling1.text}; goal ≥ 0.8); ${perSample(cpu0, cpu1, N)}\n`,
       )
@@ -458,10 +475,12 @@ export async function batchesBench(): Promise<void> {
         `(2) HTTP, ${bodies.length} POSTs of ≤ ${HTTP_BATCH} samples, ${CONCURRENCY} at once, to \`hph up\` (every stage, its own process${upFlags.length ? `, node ${upFlags.join(' ')}` : ''}): all answered in ${(postedMs / 1000).toFixed(1)} s; until the last row the machine was ${busyShare(m0, m1)} busy (of all its cores) and the HTTP client (this process) spent ${((client.user + client.system) / N).toFixed(1)} µs CPU per sample\n`,
       )
       process.stdout.write(
-        `    → table samples: ${rate(N, toRowsMs)} = ${(((N / toRowsMs) * 1000) / ceiling2.rate).toFixed(2)} of the bare insert measured around it (${ceiling2.text}; goal ≥ 0.5); ${perSample(c0, c1, N)}\n`,
+        `    → table samples: ${rate(N, toRowsMs)} = ${(((N / toRowsMs) * 1000) / ceiling2.rate).toFixed(2)} of the bare insert measured around it (${ceiling2.text}; goal ≥ 0.5); ${perSample(c0, c1, N)}; ` +
+          `${cpuBudget(cpuSum(c0, c1, (client.user + client.system) / 1e6), N, 0.5, ceiling2.rate)} (the HTTP client's included)\n`,
       )
       process.stdout.write(
-        `    → every insight table settled: ${rate(N, settledMs)} = ${(((N / settledMs) * 1000) / ceiling2.rate).toFixed(2)} of it (goal ≥ 0.35); ${perSample(c0, c2, N)}; from the last row on, the machine was ${busyShare(m1, m2)} busy\n`,
+        `    → every insight table settled: ${rate(N, settledMs)} = ${(((N / settledMs) * 1000) / ceiling2.rate).toFixed(2)} of it (goal ≥ 0.35); ${perSample(c0, c2, N)}; ` +
+          `${cpuBudget(cpuSum(c0, c2, (client.user + client.system) / 1e6), N, 0.35, ceiling2.rate)}; from the last row on, the machine was ${busyShare(m1, m2)} busy\n`,
       )
       const streams = await Promise.all(
         (['INGEST', 'SAMPLES', 'CHANGES', 'INSIGHTS'] as const).map(
@@ -518,7 +537,9 @@ export async function batchesBench(): Promise<void> {
       process.stdout.write(
         `(4) hph import healthkit, a generated ${(exported.bytes / MB).toFixed(0)} MB export (${n4.toLocaleString('en-US')} samples; into HPH_INGEST in ${(importedMs / 1000).toFixed(1)} s, start-up included) → table samples: ` +
           `${rate(n4, landedMs)} = ${(((n4 / landedMs) * 1000) / ceiling4.rate).toFixed(2)} of the bare insert measured around it (${ceiling4.text}; goal ≥ 0.5), ${(n4 / landedMs / (parsed / parseMs)).toFixed(2)} of the bare parse; ` +
-          `${perSample(i0, i1, n4)} (node: the pipeline's process), the import's process ${((cli.cpuSeconds / n4) * 1e6).toFixed(1)}\n`,
+          `${perSample(i0, i1, n4)} (node: the pipeline's process), the import's process ${((cli.cpuSeconds / n4) * 1e6).toFixed(1)}; ${cpuBudget(cpuSum(i0, i1, cli.cpuSeconds), n4, 0.5, ceiling4.rate)}` +
+          // the bare parse is one thread busy throughout: its time is its CPU
+          `${writerAloneUs === undefined ? '' : `, of which the bare parse and the samples-writer alone ((1)) already take ${((parseMs / parsed) * 1000 + writerAloneUs).toFixed(1)}`}\n`,
       )
       await workers.stop()
       await p3.stop()

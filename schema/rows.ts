@@ -1,5 +1,5 @@
 import { z } from 'zod'
-import { InsightRows, LocalDate, Metric, SleepStage, UserId } from '../streams/schemas.ts'
+import { InsightRows, LocalDate, Metric, SleepStage, sleepNight, UserId } from '../streams/schemas.ts'
 
 // Each table's and view's columns, defined once: the zod row of what a select returns. Everything else is
 // derived from it or checked against it: the insight writers' column types (schema/insight-tables.ts), the
@@ -101,17 +101,7 @@ export const ViewRows = {
     rem_share: num.nullable(),
     core_share: num.nullable(),
     asleep_unspecified_share: num.nullable(),
-    deep_min: num,
-    rem_min: num,
-    core_min: num,
-    asleep_unspecified_min: num,
-    awake_min: num,
-    nap_min: num,
-    efficiency: num,
-    episode_start: instant,
-    episode_end: instant,
-    sleep_onset: instant,
-    wake_time: instant,
+    ...sleepNight,
     sleep_baseline_hours: num.nullable(),
     sleep_sd_hours: num.nullable(),
     good_threshold_hours: num.nullable(),

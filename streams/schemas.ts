@@ -130,6 +130,20 @@ const baselineFigures = {
   data_quality_score: num,
 }
 const State = z.enum(['good', 'medium', 'poor'])
+/** A sleep_daily row's stage minutes, efficiency and episode times, in its column order (the view v_sleep passes them on). */
+export const sleepNight = {
+  deep_min: num,
+  rem_min: num,
+  core_min: num,
+  asleep_unspecified_min: num,
+  awake_min: num,
+  nap_min: num,
+  efficiency: num,
+  episode_start: instant,
+  episode_end: instant,
+  sleep_onset: instant,
+  wake_time: instant,
+}
 
 export const InsightRows = {
   hrv_daily: z.object({
@@ -142,23 +156,7 @@ export const InsightRows = {
     max_ms: num,
     basis: z.enum(['sleep', 'day']),
   }),
-  sleep_daily: z.object({
-    day: LocalDate,
-    total_sleep_min: num,
-    in_bed_min: num,
-    deep_min: num,
-    rem_min: num,
-    core_min: num,
-    asleep_unspecified_min: num,
-    awake_min: num,
-    nap_min: num,
-    efficiency: num,
-    episode_start: instant,
-    episode_end: instant,
-    sleep_onset: instant,
-    wake_time: instant,
-    valid: z.boolean(),
-  }),
+  sleep_daily: z.object({ day: LocalDate, total_sleep_min: num, in_bed_min: num, ...sleepNight, valid: z.boolean() }),
   baseline_history: z.object({ day: LocalDate, ...baselineFigures }),
   readiness_daily: z.object({
     day: LocalDate,
