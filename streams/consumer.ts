@@ -395,7 +395,8 @@ export async function startConsumer<T>(handler: BatchHandler<T>, opts: ConsumerO
         // nats.js ends a fetch after two missed heartbeats by dropping its subscription while the server may still
         // deliver to it (a busy event loop misses them easily, and what is delivered then waits for the ack wait):
         // its monitor is switched off, and the watchdog below ends a request the server has gone silent on, only
-        // when it finds it silent twice in a row (after a blocked event loop, timers run before the socket is read)
+        // when it finds it silent twice in a row (after a blocked event loop, timers run before the socket is read).
+        // The field is not nats.js's documented API: test/integration/pull-heartbeats.test.ts fails if it goes.
         const internals = messages as unknown as { monitor?: { cancel(): void } | null }
         internals.monitor?.cancel()
         internals.monitor = null
