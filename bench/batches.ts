@@ -464,6 +464,7 @@ export async function batchesBench(): Promise<void> {
       const c1 = await upCpu(up.pid)
       const m1 = await machineTicks()
       const client = process.cpuUsage(client0)
+      const clientSeconds = (client.user + client.system) / 1e6
       await waitForIdle(env2.nats, env2.config.HPH_PREFIX, { timeoutMs: 1_800_000, settleMs: 50 })
       const settledMs = performance.now() - t
       const c2 = await upCpu(up.pid)
@@ -476,11 +477,11 @@ export async function batchesBench(): Promise<void> {
       )
       process.stdout.write(
         `    → table samples: ${rate(N, toRowsMs)} = ${(((N / toRowsMs) * 1000) / ceiling2.rate).toFixed(2)} of the bare insert measured around it (${ceiling2.text}; goal ≥ 0.5); ${perSample(c0, c1, N)}; ` +
-          `${cpuBudget(cpuSum(c0, c1, (client.user + client.system) / 1e6), N, 0.5, ceiling2.rate)} (the HTTP client's included)\n`,
+          `${cpuBudget(cpuSum(c0, c1, clientSeconds), N, 0.5, ceiling2.rate)} (the HTTP client's included)\n`,
       )
       process.stdout.write(
         `    → every insight table settled: ${rate(N, settledMs)} = ${(((N / settledMs) * 1000) / ceiling2.rate).toFixed(2)} of it (goal ≥ 0.35); ${perSample(c0, c2, N)}; ` +
-          `${cpuBudget(cpuSum(c0, c2, (client.user + client.system) / 1e6), N, 0.35, ceiling2.rate)}; from the last row on, the machine was ${busyShare(m1, m2)} busy\n`,
+          `${cpuBudget(cpuSum(c0, c2, clientSeconds), N, 0.35, ceiling2.rate)}; from the last row on, the machine was ${busyShare(m1, m2)} busy\n`,
       )
       const streams = await Promise.all(
         (['INGEST', 'SAMPLES', 'CHANGES', 'INSIGHTS'] as const).map(

@@ -3,7 +3,8 @@ import { stderrBar } from './progress.ts'
 import { exportLimitsOf } from '../ingest/healthkit-export/limits.ts'
 import type { ImportResult } from '../ingest/healthkit-export/import.ts'
 import { exportBatchSize, formatOf } from '../ingest/healthkit-export/reader.ts'
-import { readExportInThread } from '../ingest/healthkit-export/reader-thread.ts'
+import { readExportInThread, type ThreadReader } from '../ingest/healthkit-export/reader-thread.ts'
+import type { Nats } from '../streams/connect.ts'
 import { UserId } from '../streams/schemas.ts'
 import { streamName } from '../streams/subjects.ts'
 import { jetStreamWait, type CommandContext } from './context.ts'
@@ -56,6 +57,48 @@ export function renderImport(r: ImportResult): string {
   return `${out.filter((l) => l !== undefined).join('\n')}\n`
 }
 
+/**
+ * The export's batches, from a reader already begun, into HPH_INGEST once its stream is there; the summary (or the
+ * failure) on stdout and stderr. The exit code.
+ */
+async function publishExport(
+  { ImportError, importExport }: typeof import('../ingest/healthkit-export/import.ts'),
+  nats: Nats,
+  reader: ThreadReader,
+  { config, userId, json, progress, size }: { config: CommandContext['config']; userId: string; json: boolean; progress: boolean; size: number },
+): Promise<number> {
+  const stream = streamName(config.HPH_PREFIX, 'INGEST')
+  try {
+    await nats.jsm.streams.info(stream)
+  } catch (err) {
+    process.stderr.write(`hph import: stream ${stream} is not there (${(err as Error).message}): run \`hph streams apply\` (or \`hph up\`) first\n`)
+    return 1
+  }
+  const bar = progressBar(progress, size)
+  try {
+    const r = await importExport(
+      {
+        ingest: { js: nats.js, nc: nats.nc, prefix: config.HPH_PREFIX, maxSamples: config.HPH_MAX_SAMPLES },
+        batchSize: config.HPH_IMPORT_BATCH_SIZE,
+        inFlight: config.HPH_IMPORT_IN_FLIGHT,
+        source: 'cli',
+      },
+      { userId, reader, onProgress: (p) => bar.update(p.bytesRead, p.records) },
+    )
+    bar.update(r.bytesRead, r.records)
+    bar.stop()
+    const peakRssBytes = process.resourceUsage().maxRSS * 1024
+    process.stdout.write(json ? `${JSON.stringify({ ...r, peakRssBytes }, null, 2)}\n` : renderImport(r))
+    return 0
+  } catch (err) {
+    bar.stop()
+    if (!(err instanceof ImportError)) throw err
+    process.stderr.write(`hph import: ${err.message}\n`)
+    if (json) process.stdout.write(`${JSON.stringify({ error: err.code, message: err.message, details: err.details, ...err.partial }, null, 2)}\n`)
+    return 1
+  }
+}
+
 export async function runImport({ config, args, flags }: Pick<CommandContext, 'config' | 'args' | 'flags'>): Promise<number> {
   const [kind, file, ...extra] = args
   const user = UserId.safeParse(flags.user)
@@ -91,39 +134,10 @@ export async function runImport({ config, args, flags }: Pick<CommandContext, 'c
     },
   )
   try {
-    const [{ connectNats }, { ImportError, importExport }] = await Promise.all([import('../streams/connect.ts'), import('../ingest/healthkit-export/import.ts')])
+    const [{ connectNats }, imports] = await Promise.all([import('../streams/connect.ts'), import('../ingest/healthkit-export/import.ts')])
     const nats = await connectNats(config, 'hph:import', {}, jetStreamWait('import'))
-    const stream = streamName(config.HPH_PREFIX, 'INGEST')
     try {
-      try {
-        await nats.jsm.streams.info(stream)
-      } catch (err) {
-        process.stderr.write(`hph import: stream ${stream} is not there (${(err as Error).message}): run \`hph streams apply\` (or \`hph up\`) first\n`)
-        return 1
-      }
-      const bar = progressBar(!json && !flags.quiet, size)
-      try {
-        const r = await importExport(
-          {
-            ingest: { js: nats.js, nc: nats.nc, prefix: config.HPH_PREFIX, maxSamples: config.HPH_MAX_SAMPLES },
-            batchSize: config.HPH_IMPORT_BATCH_SIZE,
-            inFlight: config.HPH_IMPORT_IN_FLIGHT,
-            source: 'cli',
-          },
-          { userId: user.data, reader, onProgress: (p) => bar.update(p.bytesRead, p.records) },
-        )
-        bar.update(r.bytesRead, r.records)
-        bar.stop()
-        const peakRssBytes = process.resourceUsage().maxRSS * 1024
-        process.stdout.write(json ? `${JSON.stringify({ ...r, peakRssBytes }, null, 2)}\n` : renderImport(r))
-        return 0
-      } catch (err) {
-        bar.stop()
-        if (!(err instanceof ImportError)) throw err
-        process.stderr.write(`hph import: ${err.message}\n`)
-        if (json) process.stdout.write(`${JSON.stringify({ error: err.code, message: err.message, details: err.details, ...err.partial }, null, 2)}\n`)
-        return 1
-      }
+      return await publishExport(imports, nats, reader, { config, userId: user.data, json, progress: !json && !flags.quiet, size })
     } finally {
       await nats.nc.close()
     }

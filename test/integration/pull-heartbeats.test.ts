@@ -28,9 +28,10 @@ describe('a pull request the server goes quiet on for two heartbeats', () => {
   it('keeps what the server delivered meanwhile: nothing waits for the ack wait', async () => {
     const { db, pool } = createDb(env.config)
     await prepare(env.config, env.log, env.nats, db)
-    const url = new URL(env.config.NATS_URL.split(',')[0]!)
+    const server = env.config.NATS_URL.split(',')[0]!
+    const url = new URL(server)
     const proxy = await startTcpProxy({ host: url.hostname, port: Number(url.port || 4222) })
-    const nats = await connectNats({ NATS_URL: throughProxy(env.config.NATS_URL.split(',')[0]!, proxy) }, 'test:quiet')
+    const nats = await connectNats({ NATS_URL: throughProxy(server, proxy) }, 'test:quiet')
     const writer = samplesWriter({ db, pool, nats, prefix: env.config.HPH_PREFIX, schema: env.config.HPH_DB_SCHEMA })
     // a request open for 10 s, heartbeated every 0.5 s: the silence falls well inside it
     const c = await startConsumer(writer, {
